@@ -1,0 +1,1 @@
+"""The deciding core: data in, data out, no I/O (ARCHITECTURE.md)."""

@@ -1,0 +1,223 @@
+"""The model as data: load spec/ into frozen, typed objects (MODEL.md §2-§6).
+
+This module is the only reader of spec/ files. Everything else (the replay checker, the .kvt
+grammar's vocabulary, the writers, the generated docs) asks it, so an event name, a field, a
+lifecycle transition, a rule id or a mode bundle is written once, in spec/.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from types import MappingProxyType
+from typing import Mapping
+
+FIELD_TYPES = frozenset(
+    {"int", "float", "str", "bool", "list[str]", "list[int]", "list[object]", "object", "any"}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class FieldSpec:
+    name: str
+    type: str
+    nullable: bool
+    kvt: str
+    doc: str
+
+
+@dataclass(frozen=True, slots=True)
+class EventSpec:
+    name: str
+    scope: str
+    subject: str
+    verb: str
+    required: tuple[str, ...]
+    optional: tuple[str, ...]
+    doc: str
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    event: str
+    sources: frozenset[str]
+    target: str  # "same" keeps the state
+
+
+@dataclass(frozen=True, slots=True)
+class Machine:
+    initial: str
+    states: tuple[str, ...]
+    transitions: Mapping[str, Transition]
+
+
+@dataclass(frozen=True, slots=True)
+class RuleSpec:
+    id: str
+    title: str
+    section: str
+    sentence: str
+
+
+@dataclass(frozen=True, slots=True)
+class ModeSpec:
+    name: str
+    rules: tuple[str, ...]
+    gate: str | None
+    undecidable: bool
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Spec:
+    root: Path
+    base_fields: tuple[str, ...]
+    fields: Mapping[str, FieldSpec]
+    events: Mapping[str, EventSpec]
+    subjects: Mapping[str, str]  # subject -> field carried in the ID position ("" for none)
+    claim: Machine
+    responsible: frozenset[str]
+    released: frozenset[str]
+    offload: Machine
+    offload_outcome_events: Mapping[str, str]
+    offload_constants: Mapping[str, str]
+    rules: Mapping[str, RuleSpec]
+    mode_aliases: Mapping[str, str]
+    modes: Mapping[str, ModeSpec]
+    gates: Mapping[str, tuple[str, ...]]
+    values: Mapping[str, str]
+
+    # derived lookups -------------------------------------------------------------------------
+    def event_for(self, subject: str, verb: str) -> EventSpec | None:
+        return _by_spelling(self).get((subject, verb))
+
+    def field_for_kvt(self, key: str) -> FieldSpec | None:
+        return _by_kvt(self).get(key)
+
+    def kvt_key(self, field: str) -> str:
+        spec = self.fields.get(field)
+        return spec.kvt if spec is not None else field
+
+    def canonical_mode(self, spelling: str | None) -> str | None:
+        if spelling is None:
+            return None
+        return self.mode_aliases.get(spelling)
+
+    def events_of_scope(self, scope: str) -> frozenset[str]:
+        return frozenset(e.name for e in self.events.values() if e.scope == scope)
+
+
+@lru_cache(maxsize=None)
+def _by_spelling(spec: Spec) -> dict[tuple[str, str], EventSpec]:
+    return {(e.subject, e.verb): e for e in spec.events.values()}
+
+
+@lru_cache(maxsize=None)
+def _by_kvt(spec: Spec) -> dict[str, FieldSpec]:
+    return {f.kvt: f for f in spec.fields.values()}
+
+
+class SpecError(Exception):
+    """spec/ is inconsistent; raised at load time so a bad table never reaches a verdict."""
+
+
+def spec_root() -> Path:
+    """spec/ inside the installed wheel, else the repository's spec/ (editable installs)."""
+    packaged = resources.files("kvclaims") / "spec"
+    if packaged.is_dir():
+        return Path(str(packaged))
+    repo = Path(__file__).resolve().parents[2] / "spec"
+    if repo.is_dir():
+        return repo
+    raise SpecError("cannot find spec/: neither kvclaims/spec in the package nor the repository's")
+
+
+def _read(root: Path, name: str) -> dict:
+    with open(root / name, "rb") as fh:
+        return tomllib.load(fh)
+
+
+def _machine(table: dict) -> Machine:
+    transitions = {}
+    for t in table["transitions"]:
+        if t["event"] in transitions:
+            raise SpecError(f"two transitions for {t['event']}")
+        transitions[t["event"]] = Transition(t["event"], frozenset(t["from"]), t["to"])
+    return Machine(table["initial"], tuple(table["states"]), MappingProxyType(transitions))
+
+
+@lru_cache(maxsize=None)
+def load(root: Path | None = None) -> Spec:
+    root = root or spec_root()
+    fields_t = _read(root, "fields.toml")["fields"]
+    events_t = _read(root, "events.toml")
+    life_t = _read(root, "lifecycle.toml")
+    rules_t = _read(root, "rules.toml")["rules"]
+    modes_t = _read(root, "modes.toml")
+
+    fields = {}
+    for name, f in fields_t.items():
+        if f["type"] not in FIELD_TYPES:
+            raise SpecError(f"field {name}: unknown type {f['type']!r}")
+        fields[name] = FieldSpec(name, f["type"], bool(f.get("nullable", False)),
+                                 f.get("kvt", name), f.get("doc", ""))
+    kvt_keys = [f.kvt for f in fields.values()]
+    if len(set(kvt_keys)) != len(kvt_keys):
+        raise SpecError("two fields share a .kvt key")
+    subjects = {s: t["id_field"] for s, t in events_t["subjects"].items()}
+    events = {}
+    spellings = set()
+    for name, e in events_t["events"].items():
+        if e["subject"] not in subjects:
+            raise SpecError(f"event {name}: unknown subject {e['subject']}")
+        for fld in (*e["required"], *e["optional"]):
+            if fld not in fields:
+                raise SpecError(f"event {name}: unknown field {fld}")
+        if (e["subject"], e["verb"]) in spellings:
+            raise SpecError(f"event {name}: .kvt spelling used twice")
+        spellings.add((e["subject"], e["verb"]))
+        events[name] = EventSpec(name, e["scope"], e["subject"], e["verb"],
+                                 tuple(e["required"]), tuple(e["optional"]), e.get("doc", ""))
+    claim = _machine(life_t["claim"])
+    offload = _machine(life_t["offload"])
+    for m in (claim, offload):
+        for ev in m.transitions:
+            if ev not in events:
+                raise SpecError(f"lifecycle names unknown event {ev}")
+    rules = {rid: RuleSpec(rid, r["title"], r["section"], r["sentence"]) for rid, r in rules_t.items()}
+    modes = {}
+    for name, m in modes_t["modes"].items():
+        for rid in m["rules"]:
+            if rid not in rules:
+                raise SpecError(f"mode {name}: unknown rule {rid}")
+        modes[name] = ModeSpec(name, tuple(m["rules"]), m.get("gate"), bool(m.get("undecidable", False)))
+    aliases = dict(modes_t["aliases"])
+    for spelling, mode in aliases.items():
+        if mode not in modes:
+            raise SpecError(f"alias {spelling}: unknown mode {mode}")
+    gates = {g: tuple(t["requirements"]) for g, t in modes_t["gates"].items()}
+    outcome_events = dict(life_t["offload"]["outcome_events"])
+    for ev in outcome_events.values():
+        if ev not in events:
+            raise SpecError(f"offload outcome names unknown event {ev}")
+    consts = {k: life_t["offload"][k] for k in ("restore_source", "host_tier", "gpu_tier")}
+    return Spec(
+        root=root,
+        base_fields=tuple(events_t["base"]),
+        fields=MappingProxyType(fields),
+        events=MappingProxyType(events),
+        subjects=MappingProxyType(subjects),
+        claim=claim,
+        responsible=frozenset(life_t["claim"]["responsible"]),
+        released=frozenset(life_t["claim"]["released"]),
+        offload=offload,
+        offload_outcome_events=MappingProxyType(outcome_events),
+        offload_constants=MappingProxyType(consts),
+        rules=MappingProxyType(rules),
+        mode_aliases=MappingProxyType(aliases),
+        modes=MappingProxyType(modes),
+        gates=MappingProxyType(gates),
+        values=MappingProxyType(dict(events_t["values"])),
+    )
