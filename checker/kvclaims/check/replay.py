@@ -970,7 +970,7 @@ class Replay:
         status = dict(c.status)
         bundle = c.bundle or frozenset(self.spec.modes["best_effort"].rules)
         if c.accepted:
-            for rule in (R.identity, R.acceptance, R.order):
+            for rule in (R.identity, R.acceptance, R.order, R.no_admit):
                 if status.get(rule, NOT_EXERCISED) == NOT_EXERCISED:
                     status[rule] = PASS
             if c.tracked:

@@ -1,0 +1,301 @@
+"""Evidence gates (`kvclaims check --require NAME`): which requirements a trace positively witnesses.
+
+Decides, per MODEL.md §6, the reference offloadable bundle (eight requirement ids of the reference
+gate), the two connector witness gates of the patched-vLLM boundary (observation and failure
+outcome), and, for every other protection mode, which rules of the mode's bundle the replay did not
+positively witness (status other than pass for the trace's claims). A missing or violated
+requirement fails the gate. Requirement ids come from spec/modes.toml; the order of evidence each
+needs is written here once.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from kvclaims.check.predicate import parse_predicate
+from kvclaims.check.verdict import PASS, Gate, Report
+from kvclaims.spec import Spec
+from kvclaims.trace.model import Event
+
+Rec = tuple[int, str, dict[str, Any]]
+
+_IDENTITY = ("predicate_id", "prefix_id", "reusable_object_id", "cache_identity",
+             "request_token_map_id")
+
+
+class GateRecorder:
+    """Observer fed by the replay: keeps the lifecycle, request and connector events gates read.
+
+    Block-level events (victims, block materializations) are not kept, so memory follows the
+    number of lifecycle events, not the trace length.
+    """
+
+    def __init__(self, spec: Spec):
+        keep = set()
+        for name, e in spec.events.items():
+            if e.scope in ("claim", "request", "connector", "scheduler", "generic"):
+                keep.add(name)
+        self._keep = frozenset(keep)
+        self.records: list[Rec] = []
+        self._i = -1
+
+    def __call__(self, ev: Event) -> None:
+        self._i += 1
+        if ev.kind in self._keep:
+            self.records.append((self._i, ev.kind, ev.fields))
+
+
+def _is(flag: Any) -> bool:
+    return flag is True
+
+
+class _Claims:
+    """Per-claim view of the recorded events."""
+
+    def __init__(self, spec: Spec, records: list[Rec]):
+        self.spec = spec
+        self.records = records
+        E = spec.events
+        self.scope = {name: e.scope for name, e in E.items()}
+
+    def of(self, cid: str) -> list[Rec]:
+        out = []
+        for rec in self.records:
+            f = rec[2]
+            if f.get("claim_id") == cid or cid in (f.get("blocking_claim_ids") or ()):
+                out.append(rec)
+        return out
+
+    def single_valued(self, recs: list[Rec], name: str) -> bool:
+        values = {f.get(name) for _, _, f in recs if f.get(name) is not None}
+        return len(values) == 1
+
+
+def _first(recs: list[Rec], after: int, pred: Callable[[str, dict[str, Any]], bool]) -> int | None:
+    for i, kind, f in recs:
+        if i > after and pred(kind, f):
+            return i
+    return None
+
+
+# ---- offloadable (reference offload gate) -------------------------------------------------------
+def offloadable_missing(spec: Spec, records: list[Rec]) -> list[str]:
+    req = spec.gates["offloadable"]
+    consts = spec.offload_constants
+    outcomes = spec.offload_outcome_events
+    post_hoc = spec.values["post_hoc_registration"]
+    view = _Claims(spec, records)
+    accepted = [(i, f) for i, k, f in records
+                if k == "resident_claim_accepted" and f.get("claim_id") is not None]
+    if not accepted:
+        return sorted(req)
+    missing: set[str] = set()
+    for acc_i, acc in accepted:
+        cid = acc["claim_id"]
+        recs = view.of(cid)
+        met: dict[str, bool] = {}
+        first_i = recs[0][0] if recs else acc_i
+        met["pre_registered_accepted_claim"] = (
+            acc.get("claim_registration") != post_hoc and first_i == acc_i)
+        met["stable_claim_id_and_fixed_materialization_predicate"] = (
+            view.single_valued(recs, "materialization_predicate")
+            and parse_predicate(acc.get("materialization_predicate") or "") is not None)
+        met["reusable_object_id"] = view.single_valued(recs, "reusable_object_id")
+        met["fixed_cache_identity_and_deterministic_request_token_map"] = (
+            view.single_valued(recs, "cache_identity")
+            and view.single_valued(recs, "request_token_map_id"))
+        mat_i = _first(recs, acc_i, lambda k, f: k == "resident_claim_materialized"
+                       and f.get("predicate_materialized") is not False)
+        met["materialization_predicate"] = (
+            mat_i is not None and met["stable_claim_id_and_fixed_materialization_predicate"])
+
+        def gen_of(f: dict[str, Any]) -> Any:
+            return f.get("offload_generation")
+
+        success_end = None
+        failure_end = None
+        success_start = failure_start = None
+        for off_i, k, f in recs:
+            if k != "resident_claim_offloaded":
+                continue
+            if f.get("cache_tier_from") not in (None, consts["gpu_tier"]) or \
+                    f.get("cache_tier_to") not in (None, consts["host_tier"]):
+                continue
+            g = gen_of(f)
+            same = [(i, kk, ff) for i, kk, ff in recs if i > off_i and gen_of(ff) == g]
+            rr = _first(same, off_i, lambda kk, ff: kk == "resident_claim_restore_required")
+            if rr is None:
+                continue
+            restored = _first(same, rr, lambda kk, ff: kk == "resident_claim_restored")
+            failed = _first(same, rr, lambda kk, ff: kk == "resident_claim_restoration_failed")
+            if restored is not None and failed is None:
+                ok_src = [ff for i, kk, ff in same if i == restored][0]
+                reuse_before = _first(same, rr, lambda kk, ff:
+                                      kk == "resident_claim_reuse_after_restore")
+                if (ok_src.get("restoration_source") == consts["restore_source"]
+                        and ok_src.get("restored_from_offload_tier") is not False
+                        and ok_src.get("cache_tier_from") in (None, consts["host_tier"])
+                        and reuse_before is not None and reuse_before > restored):
+                    reuse = [ff for i, kk, ff in same if i == reuse_before][0]
+                    if reuse.get("predicate_satisfied") is not False and success_end is None:
+                        success_start, success_end = off_i, reuse_before
+            if failed is not None:
+                fev = [ff for i, kk, ff in same if i == failed][0]
+                otype = fev.get("claim_scoped_outcome_type")
+                if (otype in outcomes and fev.get("outcome_claim_id") == cid
+                        and (_is(fev.get("controlled_restoration_unavailable"))
+                             or _is(fev.get("injected_restoration_failure")))):
+                    want = outcomes[otype]
+
+                    def answers(kk: str, ff: dict[str, Any]) -> bool:
+                        if kk != want:
+                            return False
+                        if want == "active_request_refused":
+                            return (cid in (ff.get("blocking_claim_ids") or ())
+                                    and ff.get("outcome_claim_id", cid) == cid)
+                        return ff.get("claim_id") == cid
+
+                    out_i = _first(recs, failed, answers)
+                    restored_after = _first(same, failed,
+                                            lambda kk, ff: kk == "resident_claim_restored")
+                    if out_i is not None and restored_after is None and failure_end is None:
+                        failure_start, failure_end = off_i, out_i
+        met["offload_restorability"] = success_end is not None
+        met["restoration_failure_outcome"] = failure_end is not None
+        met["ordered_lifecycle_events"] = (
+            mat_i is not None and success_end is not None and failure_end is not None
+            and acc_i < mat_i < (success_start or 0) and success_end < (failure_start or 0))
+        missing.update(r for r in req if not met.get(r, False))
+    # The reference analyzers list missing requirements sorted by id.
+    return sorted(r for r in req if r in missing)
+
+
+# ---- connector witness gates (patched vLLM scheduler boundary) ----------------------------------
+def _direction(f: dict[str, Any]) -> tuple[str, ...]:
+    t = f.get("transfer_type")
+    return tuple(str(x).upper() for x in t) if isinstance(t, (list, tuple)) else ()
+
+
+_TO_CPU = ("GPU", "CPU")
+_TO_GPU = ("CPU", "GPU")
+
+
+def connector_missing(spec: Spec, records: list[Rec], gate: str) -> list[str]:
+    req = spec.gates[gate]
+    V = spec.values
+    init = [(i, f) for i, k, f in records
+            if k == "request_initialized" and f.get(V["connector_claim_flag"]) is True]
+    met: dict[str, bool] = {r: False for r in req}
+    if not init:
+        return sorted(req)
+    cid = init[0][1].get(V["connector_claim_id"]) or init[0][1].get("claim_id")
+    recs = [r for r in records if r[2].get("claim_id") == cid
+            or r[2].get(V["connector_claim_id"]) == cid]
+    init_i = init[0][0]
+    met["claim_metadata_before_lifecycle"] = True
+    met["ambiguous_claim_cache_identity"] = all(
+        len({f.get(n) for _, _, f in recs if f.get(n) is not None}) <= 1 for n in _IDENTITY)
+    store = _first(recs, -1, lambda k, f: k == "offload_store_job_created")
+    store_xfer = store is not None and _first(
+        recs, store, lambda k, f: k == "offload_worker_transfer_finished"
+        and _direction(f) == _TO_CPU and _is(f.get("success")))
+    store_done = store_xfer and _first(recs, store_xfer, lambda k, f: k == "offload_job_completed"
+                                       and _is(f.get("is_store")))
+    met["store_offload_to_cpu_path"] = bool(store_done)
+    met["claim_metadata_ordering"] = store is not None and init_i < store
+    hit = _first(recs, -1, lambda k, f: k == "offload_lookup_result"
+                 and (f.get("num_hit_tokens") or 0) > 0 and _is(f.get("will_load_async")))
+    load = hit is not None and _first(recs, hit, lambda k, f: k == "offload_load_job_created")
+    met["reuse_lookup_hit_requiring_load"] = bool(load)
+    ok_load = load and _first(recs, load, lambda k, f: k == "offload_worker_transfer_finished"
+                              and _direction(f) == _TO_GPU and _is(f.get("success")))
+    ok_done = ok_load and _first(recs, ok_load, lambda k, f: k == "offload_job_completed"
+                                 and f.get("is_store") is False)
+    restored = ok_done and _first(recs, ok_done, lambda k, f: k == "resident_claim_restored")
+    met["cpu_to_gpu_restore_success"] = bool(restored)
+    rr = hit is not None and _first(recs, hit, lambda k, f: k == "resident_claim_restore_required")
+    met["restore_required_before_failure"] = bool(rr and load)
+    bad_xfer = load and _first(recs, load, lambda k, f: k == "offload_worker_transfer_finished"
+                               and _direction(f) == _TO_GPU and f.get("success") is False)
+    load_failed = bad_xfer and _first(recs, bad_xfer,
+                                      lambda k, f: k == "offload_load_job_failed")
+    met["controlled_cpu_to_gpu_load_failure"] = bool(load_failed)
+    rfail = _first(recs, -1, lambda k, f: k == "resident_claim_restoration_failed"
+                   and f.get("outcome_claim_id") == cid
+                   and _is(f.get("controlled_restoration_unavailable"))
+                   and _is(f.get("failure_injection_flag")))
+    met["claim_scoped_restoration_failed"] = rfail is not None
+    refusal = rfail is not None and _first(
+        recs, rfail, lambda k, f: k == "active_request_refused"
+        and f.get("outcome_claim_id") == cid and cid in (f.get("blocking_claim_ids") or ()))
+    met["fail_closed_active_request_refused"] = bool(refusal)
+    s_fail = bad_xfer and _first(recs, bad_xfer, lambda k, f:
+                                 k == "scheduler_resident_claim_restoration_failed"
+                                 and f.get("outcome_claim_id") == cid
+                                 and _is(f.get("scheduler_side_failure_outcome")))
+    met["scheduler_side_restoration_failed"] = bool(s_fail)
+    s_ref = _first(recs, -1, lambda k, f: k == "scheduler_active_request_refused"
+                   and cid in (f.get("blocking_claim_ids") or ())
+                   and _is(f.get("scheduler_side_refusal"))
+                   and f.get("native_scheduler_admission_refusal") is not True)
+    met["scheduler_side_active_request_refused"] = s_ref is not None
+    sched = [f for _, k, f in records if spec.events.get(k) is not None
+             and spec.events[k].scope == "scheduler"]
+    met["scheduler_side_claim_match"] = bool(sched) and all(f.get("claim_id") == cid for f in sched)
+    term = None
+    if s_ref is not None:
+        rid = [f for i, _, f in recs if i == s_ref][0].get("request_id")
+        term = _first(recs, -1, lambda k, f: k in ("offload_request_finished_pending_jobs",
+                                                   "offload_request_finished_no_pending_jobs")
+                      and f.get("request_id") == rid)
+    met["scheduler_event_before_or_at_termination"] = (
+        s_ref is not None and (term is None or s_ref <= term))
+    met["native_scheduler_admission_refusal_misclassified"] = bool(sched) and not any(
+        _is(f.get("native_scheduler_admission_refusal")) for f in sched)
+    fallback = rfail is not None and _first(recs, rfail,
+                                            lambda k, f: k == "resident_claim_restored")
+    met["no_fallback_recompute_counted_as_satisfaction"] = (
+        rfail is not None and not fallback and not any(
+            _is(f.get("fallback_recompute_counted_as_satisfying_claim")) for _, _, f in recs))
+    chain = [init_i, store, store_xfer, hit, rr, load, bad_xfer, s_fail, s_ref, term,
+             load_failed, rfail, refusal]
+    met["ordered_failure_semantics"] = all(isinstance(x, int) and not isinstance(x, bool)
+                                           for x in chain) and all(
+        a < b for a, b in zip(chain, chain[1:]))  # type: ignore[operator]
+    return sorted(r for r in req if not met.get(r, False))
+
+
+# ---- mode bundles ---------------------------------------------------------------------------
+def bundle_gate(spec: Spec, report: Report, mode: str) -> Gate:
+    rules = spec.modes[mode].rules
+    claims = [c for c in report.claims if c.mode == mode] or list(report.claims)
+    missing, violated = [], []
+    for rid in rules:
+        statuses = [c.rules.get(rid) for c in claims]
+        if any(s == "violation" for s in statuses):
+            violated.append(rid)
+        if not claims or any(s != PASS for s in statuses):
+            missing.append(rid)
+    return Gate(bundle=mode, requirements=rules, missing=tuple(missing), violated=tuple(violated))
+
+
+def evaluate(spec: Spec, name: str, report: Report, records: list[Rec]) -> Gate:
+    """The gate for `--require NAME` (a mode, a mode alias or a connector gate name)."""
+    mode = spec.canonical_mode(name)
+    if name in spec.gates and mode is None:
+        missing = connector_missing(spec, records, name)
+        return Gate(bundle=name, requirements=spec.gates[name], missing=tuple(missing))
+    if mode is None:
+        raise KeyError(name)
+    gate_name = spec.modes[mode].gate
+    if gate_name is not None:
+        missing = offloadable_missing(spec, records)
+        violated = tuple(sorted({f.rule for f in report.findings if f.status == "violation"}))
+        return Gate(bundle=mode, requirements=spec.gates[gate_name], missing=tuple(missing),
+                    violated=violated)
+    return bundle_gate(spec, report, mode)
+
+
+def gate_names(spec: Spec) -> list[str]:
+    named = {g for g in spec.gates if spec.canonical_mode(g) is None}
+    return sorted(set(spec.modes) | named)

@@ -1,0 +1,157 @@
+"""The `kvclaims` command line: check traces, convert them, render the spec.
+
+Exit codes (ARCHITECTURE.md): 0 conformant, 1 violation or failed gate, 2 usage or input error,
+3 inconclusive. Never a Python traceback: an unexpected failure prints one line and exits 2
+(set KVCLAIMS_DEBUG=1 to see the traceback).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+import click
+
+from kvclaims import spec as spec_mod
+
+EXIT_OK, EXIT_VIOLATION, EXIT_INPUT, EXIT_INCONCLUSIVE = 0, 1, 2, 3
+
+
+def _exit_code(reports: list[Any]) -> int:
+    from kvclaims.check.verdict import INCONCLUSIVE, INPUT_ERROR, VIOLATION
+
+    if any(r.verdict == INPUT_ERROR for r in reports):
+        return EXIT_INPUT
+    if any(r.verdict == VIOLATION or any(not g.passed for g in r.gates) for r in reports):
+        return EXIT_VIOLATION
+    if any(r.verdict == INCONCLUSIVE for r in reports):
+        return EXIT_INCONCLUSIVE
+    return EXIT_OK
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="kvclaims")
+def cli() -> None:
+    """kvclaims: check that serving runtimes honour resident KV claims (see docs/)."""
+
+
+@cli.command()
+@click.argument("files", nargs=-1, required=True)
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "junit"]), default="text",
+              show_default=True, help="Report format.")
+@click.option("--input-format", type=click.Choice(["kvt", "jsonl"]), default=None,
+              help="Override format detection.")
+@click.option("--require", "require", multiple=True, metavar="MODE",
+              help="Also list the rules of MODE's bundle (or the reference gate's requirements) "
+                   "the trace does not positively witness; a missing one fails the check.")
+@click.option("--max-line-bytes", type=click.IntRange(min=1), default=1 << 20,
+              show_default=True, help="Longest accepted input line.")
+@click.option("--max-claims", type=click.IntRange(min=1), default=1_000_000,
+              show_default=True, help="Most claims one trace may name.")
+@click.option("--progress/--no-progress", default=None,
+              help="Show progress on stderr (default: on a terminal, for large inputs).")
+def check(files: tuple[str, ...], fmt: str, input_format: str | None, require: tuple[str, ...],
+          max_line_bytes: int, max_claims: int, progress: bool | None) -> None:
+    """Check trace FILES (or - for standard input) against the resident KV claim model."""
+    from rich.console import Console
+
+    from kvclaims.check import gate as gates
+    from kvclaims.report import json as json_report
+    from kvclaims.report import junit, text
+    from kvclaims.run import Options, check_path
+
+    spec = spec_mod.load()
+    known = gates.gate_names(spec)
+    for name in require:
+        if spec.canonical_mode(name) is None and name not in spec.gates:
+            raise click.UsageError(f"--require {name}: not a mode or gate; one of "
+                                   f"{', '.join(known)}")
+    options = Options(input_format=input_format, require=require,
+                      max_line_bytes=max_line_bytes, max_claims=max_claims)
+    out = Console(highlight=False, soft_wrap=False)
+    if not out.is_terminal:
+        out = Console(highlight=False, soft_wrap=False, width=120)
+    err = Console(stderr=True)
+    reports = []
+    for path in files:
+        show = progress
+        if show is None:
+            show = err.is_terminal and path != "-" and os.path.exists(path) and \
+                os.path.getsize(path) > (8 << 20)
+        if show:
+            with err.status(f"checking {path}") as status:
+                rep = check_path(path, spec, options,
+                                 progress=lambda n: status.update(f"checking {path}: {n:,} events"))
+        else:
+            rep = check_path(path, spec, options)
+        reports.append(rep)
+        if fmt == "json":
+            sys.stdout.write(json_report.render(rep) + "\n")
+            sys.stdout.flush()
+        elif fmt == "text":
+            text.render(rep, spec, out)
+    if fmt == "junit":
+        sys.stdout.write(junit.render(reports))
+    sys.exit(_exit_code(reports))
+
+
+@cli.command()
+@click.argument("file")
+@click.option("--to", "to", type=click.Choice(["kvt", "jsonl"]), required=True,
+              help="Output format.")
+@click.option("--input-format", type=click.Choice(["kvt", "jsonl"]), default=None)
+def convert(file: str, to: str, input_format: str | None) -> None:
+    """Write the events of FILE as .kvt or JSON Lines on standard output."""
+    from kvclaims.run import Options, open_events
+    from kvclaims.trace import write
+    from kvclaims.trace.model import InputError
+
+    spec = spec_mod.load()
+    fh = sys.stdin.buffer if file == "-" else open(file, "rb")
+    try:
+        events = open_events(fh, file, spec, Options(input_format=input_format))
+        writer = write.write_kvt if to == "kvt" else write.write_jsonl
+        writer(events, sys.stdout, spec=spec)
+    except InputError as e:
+        click.echo(f"{e.file}:{e.line}:{e.column}: error: {e.message}", err=True)
+        sys.exit(EXIT_INPUT)
+    finally:
+        if fh is not sys.stdin.buffer:
+            fh.close()
+
+
+@cli.command("spec")
+@click.option("--format", "fmt", type=click.Choice(["md"]), default="md")
+def spec_cmd(fmt: str) -> None:
+    """Render the spec/ tables (the model as data) as Markdown; docs/spec.md is this output."""
+    from kvclaims.docs import render_spec
+
+    sys.stdout.write(render_spec(spec_mod.load()))
+
+
+def main() -> None:
+    try:
+        cli.main(standalone_mode=False)
+    except click.exceptions.Exit as e:
+        sys.exit(e.exit_code)
+    except click.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(EXIT_INPUT)
+    except click.ClickException as e:
+        e.show()
+        sys.exit(EXIT_INPUT)
+    except BrokenPipeError:
+        sys.exit(EXIT_OK)
+    except SystemExit:
+        raise
+    except Exception as e:  # noqa: BLE001 - the user gets one line, never a traceback
+        if os.environ.get("KVCLAIMS_DEBUG"):
+            raise
+        click.echo(f"kvclaims: internal error: {type(e).__name__}: {e} "
+                   "(set KVCLAIMS_DEBUG=1 for the traceback)", err=True)
+        sys.exit(EXIT_INPUT)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,103 @@
+"""JSON report, version 1 (documented in docs/report-format.md): one object per input file.
+
+Adapts a :class:`Report` to the stable machine format other tools parse. Field names are part of
+the contract: change them only with a new `report_version`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from kvclaims.check.verdict import Report
+
+REPORT_VERSION = 1
+
+
+def to_dict(report: Report) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "report_version": REPORT_VERSION,
+        "file": report.file,
+        "verdict": report.verdict,
+        "events": report.events,
+        "findings": [
+            {
+                "status": f.status,
+                "rule": f.rule,
+                "claim_id": f.claim_id,
+                "request_id": f.request_id,
+                "line": f.line,
+                "column": f.column,
+                "event_index": f.event_index,
+                "event": f.event,
+                "state_before": f.state_before,
+                "message": f.message,
+            }
+            for f in report.findings
+        ],
+        "finding_counts": report.finding_counts,
+        "claims": [
+            {
+                "claim_id": c.claim_id,
+                "mode": c.mode,
+                "mode_spelling": c.mode_spelling,
+                "final_state": c.final_state,
+                "verdict": c.verdict,
+                "rules": c.rules,
+                "victims": c.victims,
+                "harmed_positions": list(c.harmed_positions),
+                "leading_blocks_survived": c.leading_blocks_survived,
+                "surviving_blocks": c.surviving_blocks,
+                "required_blocks": c.required_blocks,
+                "materialized": c.materialized,
+                "lost_after_release": c.lost_after_release,
+                "protected_blocks": c.protected_blocks,
+            }
+            for c in report.claims
+        ],
+        "requests": [
+            {
+                "request_id": r.request_id,
+                "outcome": r.outcome,
+                "blocking_claim_ids": list(r.blocking_claim_ids),
+                "capacity_shortfall_blocks": r.capacity_shortfall_blocks,
+                "free_blocks_before_allocate": r.free_blocks_before_allocate,
+                "feasibility": r.feasibility,
+                "future_reuse_admitted": r.future_reuse_admitted,
+                "allocated_blocks": r.allocated_blocks,
+            }
+            for r in report.requests
+        ],
+        "prefixes": [
+            {
+                "prefix_id": p.prefix_id,
+                "blocks": p.blocks,
+                "victims": p.victims,
+                "cached_victims": p.cached_victims,
+                "lost_positions": list(p.lost_positions),
+                "leading_blocks_survived": p.leading_blocks_survived,
+                "remaining_blocks": p.remaining_blocks,
+            }
+            for p in report.prefixes
+        ],
+        "cached_resident_victims": report.cached_resident_victims,
+        "resident_preserved": report.resident_preserved,
+        "protected_resident_blocks": report.protected_resident_blocks,
+    }
+    if report.gates:
+        g = report.gates[0]
+        out["gate"] = {"bundle": g.bundle, "missing": list(g.missing),
+                       "violated": list(g.violated), "passed": g.passed}
+        if len(report.gates) > 1:
+            out["gates"] = [{"bundle": x.bundle, "missing": list(x.missing),
+                             "violated": list(x.violated), "passed": x.passed}
+                            for x in report.gates]
+    if report.error is not None:
+        out["error"] = {"line": report.error.line, "column": report.error.column,
+                        "message": report.error.message}
+    return out
+
+
+def render(report: Report) -> str:
+    return msgspec.json.encode(to_dict(report)).decode()

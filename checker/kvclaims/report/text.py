@@ -1,0 +1,161 @@
+"""The human report: verdict, per-claim table, located findings, reconstructed outcome.
+
+Renders a :class:`Report` with rich. Each finding shows file:line:column, the quoted line, the
+claim's state before the event, the rule's sentence from spec/rules.toml and what happened.
+"""
+
+from __future__ import annotations
+
+from rich.console import Console, Group
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from kvclaims.check.verdict import (
+    CONFORMANT,
+    INCONCLUSIVE,
+    INPUT_ERROR,
+    NOT_EXERCISED,
+    PASS,
+    UNKNOWN,
+    VIOLATION,
+    Report,
+)
+from kvclaims.spec import Spec
+
+_STYLE = {CONFORMANT: "bold green", VIOLATION: "bold red", INCONCLUSIVE: "bold yellow",
+          INPUT_ERROR: "bold magenta", PASS: "green", UNKNOWN: "yellow",
+          NOT_EXERCISED: "dim"}
+_SHORT = {PASS: "pass", VIOLATION: "FAIL", UNKNOWN: "?", NOT_EXERCISED: "·"}
+
+
+def _verdict_line(report: Report) -> Text:
+    t = Text()
+    t.append(f"{report.file}: ", style="bold")
+    t.append(report.verdict.upper(), style=_STYLE.get(report.verdict, "bold"))
+    t.append(f"  ({report.events} events, {len(report.claims)} claims, "
+             f"{len(report.requests)} requests)")
+    return t
+
+
+def render(report: Report, spec: Spec, console: Console) -> None:
+    console.print(_verdict_line(report))
+    if report.error is not None:
+        e = report.error
+        console.print(Text(f"  input error at {report.file}:{e.line}:{e.column}: {e.message}",
+                           style=_STYLE[INPUT_ERROR]))
+        if report.events:
+            console.print(f"  the {report.events} events read before it are reported below")
+    if report.claims:
+        table = Table(title="claims", title_justify="left", show_edge=False, pad_edge=False)
+        for col in ("claim", "mode", "state", "verdict", "victims", "lost after release",
+                    "leading/required"):
+            table.add_column(col)
+        for c in report.claims:
+            lead = "" if c.leading_blocks_survived is None else (
+                f"{c.leading_blocks_survived}/{c.required_blocks}")
+            table.add_row(c.claim_id, c.mode_spelling or "-", c.final_state,
+                          Text(c.verdict, style=_STYLE.get(c.verdict, "")), str(c.victims),
+                          str(c.lost_after_release), lead)
+        console.print(table)
+        for c in report.claims:
+            t = Text(f"  {c.claim_id} rules: ", style="bold")
+            for rid, st in c.rules.items():
+                if st == NOT_EXERCISED:
+                    continue
+                t.append(f"{rid.removeprefix('R-')} ", style=_STYLE[st])
+                t.append(_SHORT[st] + "  ", style=_STYLE[st])
+            quiet = [rid.removeprefix("R-") for rid, st in c.rules.items() if st == NOT_EXERCISED]
+            if quiet:
+                t.append("(not exercised: " + ", ".join(quiet) + ")", style="dim")
+            console.print(t)
+    for f in report.findings:
+        rule = spec.rules.get(f.rule)
+        head = Text()
+        head.append(f"{f.status.upper()} ", style=_STYLE[f.status])
+        head.append(f"{f.rule}", style="bold")
+        head.append(f"  {report.file}:{f.line}:{f.column}  (event #{f.event_index}, {f.event})")
+        parts: list[Text] = [head]
+        if f.quote:
+            parts.append(Text(f"  {f.line} | {f.quote}", style="cyan", overflow="ellipsis",
+                              no_wrap=True))
+        who = []
+        if f.claim_id:
+            who.append(f"claim {f.claim_id}")
+        if f.state_before:
+            who.append(f"state before: {f.state_before}")
+        if f.request_id:
+            who.append(f"request {f.request_id}")
+        if who:
+            parts.append(Text("  " + ", ".join(who), style="dim"))
+        parts.append(Text("  " + f.message))
+        if rule is not None:
+            parts.append(Text(f"  rule: {rule.sentence} (MODEL {rule.section})", style="dim"))
+        console.print(Group(*parts))
+    more = {r: n for r, n in report.finding_counts.items()}
+    shown: dict[str, int] = {}
+    for f in report.findings:
+        shown[f.rule] = shown.get(f.rule, 0) + 1
+    extra = {r: n - shown.get(r, 0) for r, n in more.items() if n > shown.get(r, 0)}
+    if extra:
+        console.print(Text("  further occurrences not shown (first per claim and rule): "
+                           + ", ".join(f"{r} ×{n}" for r, n in sorted(extra.items())),
+                           style="dim"))
+    _outcome(report, console)
+    for g in report.gates:
+        t = Text()
+        t.append(f"gate {g.bundle}: ", style="bold")
+        if g.passed:
+            t.append("PASS", style="bold green")
+        else:
+            t.append("FAIL", style="bold red")
+            if g.missing:
+                t.append(f"  missing: {', '.join(g.missing)}")
+            if g.violated:
+                t.append(f"  violated: {', '.join(g.violated)}")
+        console.print(t)
+
+
+def _outcome(report: Report, console: Console) -> None:
+    lines = []
+    for r in report.requests:
+        bits = [f"request {r.request_id}: {r.outcome}"]
+        if r.blocking_claim_ids:
+            bits.append(f"blocking {list(r.blocking_claim_ids)}")
+        if r.feasibility:
+            bits.append(r.feasibility)
+        if r.capacity_shortfall_blocks is not None:
+            bits.append(f"shortfall {r.capacity_shortfall_blocks}")
+        if r.free_blocks_before_allocate is not None:
+            bits.append(f"free before {r.free_blocks_before_allocate}")
+        if r.future_reuse_admitted is not None:
+            bits.append("future reuse " + ("admitted" if r.future_reuse_admitted else "denied"))
+        lines.append(", ".join(bits))
+    for p in report.prefixes:
+        lines.append(f"prefix {p.prefix_id}: {p.blocks} blocks, {p.victims} victims "
+                     f"({p.cached_victims} cached-prefix reuse), leading {p.leading_blocks_survived}"
+                     f" survived, {p.remaining_blocks} remaining"
+                     + (f", lost positions {_ranges(p.lost_positions)}" if p.lost_positions else ""))
+    for c in report.claims:
+        if c.materialized is not None:
+            lines.append(f"claim {c.claim_id}: {c.final_state}, predicate "
+                         f"{'holds' if c.materialized else 'does not hold'}"
+                         + (f", surviving {c.surviving_blocks}, leading "
+                            f"{c.leading_blocks_survived}, required {c.required_blocks}"
+                            if c.surviving_blocks is not None else ""))
+    lines.append(f"cached resident victims: {report.cached_resident_victims}; resident "
+                 f"{'preserved' if report.resident_preserved else 'not preserved'}")
+    console.print(Panel("\n".join(lines), title="reconstructed outcome", title_align="left",
+                        expand=False))
+
+
+def _ranges(xs: tuple[int, ...]) -> str:
+    out = []
+    i = 0
+    while i < len(xs):
+        j = i
+        while j + 1 < len(xs) and xs[j + 1] == xs[j] + 1:
+            j += 1
+        out.append(f"{xs[i]}..{xs[j]}" if j > i else str(xs[i]))
+        i = j + 1
+    return ", ".join(out)
