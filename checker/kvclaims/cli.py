@@ -47,7 +47,7 @@ def cli() -> None:
                    "the trace does not positively witness; a missing one fails the check.")
 @click.option("--max-line-bytes", type=click.IntRange(min=1), default=1 << 20,
               show_default=True, help="Longest accepted input line.")
-@click.option("--max-claims", type=click.IntRange(min=1), default=1_000_000,
+@click.option("--max-claims", type=click.IntRange(min=1), default=100_000,
               show_default=True, help="Most claims one trace may name.")
 @click.option("--progress/--no-progress", default=None,
               help="Show progress on stderr (default: on a terminal, for large inputs).")
@@ -69,9 +69,10 @@ def check(files: tuple[str, ...], fmt: str, input_format: str | None, require: t
                                    f"{', '.join(known)}")
     options = Options(input_format=input_format, require=require,
                       max_line_bytes=max_line_bytes, max_claims=max_claims)
-    out = Console(highlight=False, soft_wrap=False)
+    # soft_wrap: long lines are not broken, so locations and messages stay greppable.
+    out = Console(highlight=False, soft_wrap=True)
     if not out.is_terminal:
-        out = Console(highlight=False, soft_wrap=False, width=120)
+        out = Console(highlight=False, soft_wrap=True, width=120)
     err = Console(stderr=True)
     reports = []
     for path in files:

@@ -41,7 +41,7 @@ from kvclaims.check.verdict import (
 from kvclaims.spec import Spec
 from kvclaims.trace.model import Event
 
-DEFAULT_MAX_CLAIMS = 1_000_000
+DEFAULT_MAX_CLAIMS = 100_000
 _QUOTE_CHARS = 400
 
 # Identity fields that must take one value per claim (MODEL §6 R-identity).
@@ -286,6 +286,13 @@ class Replay:
 
     # ---- main loop -------------------------------------------------------------------------
     def feed(self, ev: Event) -> None:
+        try:
+            self._feed(ev)
+        except ClaimLimit:
+            self.index -= 1  # the rejected event was not checked
+            raise
+
+    def _feed(self, ev: Event) -> None:
         self.index += 1
         kind = ev.kind
         f = ev.fields

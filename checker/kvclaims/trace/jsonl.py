@@ -57,8 +57,10 @@ def read_jsonl(
             obj = _decode(raw)
         except msgspec.DecodeError as err:
             col, msg = _column_of(err)
-            if not raw.endswith(b"\n") and "truncated" in msg.lower():
-                msg = "truncated last line: " + msg
+            if "truncated" in msg.lower():
+                col = len(raw.rstrip(b"\r\n")) + 1
+                if not raw.endswith(b"\n"):
+                    msg = "truncated last line: " + msg
             raise InputError(file, lineno, col, f"invalid JSON: {msg}") from None
         if type(obj) is not dict:
             raise InputError(file, lineno, 1, f"expected a JSON object, got {type(obj).__name__}")
