@@ -112,8 +112,10 @@ def convert(file: str, to: str, input_format: str | None) -> None:
     fh = sys.stdin.buffer if file == "-" else open(file, "rb")
     try:
         events = open_events(fh, file, spec, Options(input_format=input_format))
-        writer = write.write_kvt if to == "kvt" else write.write_jsonl
-        writer(events, sys.stdout, spec=spec)
+        if to == "kvt":
+            write.write_kvt(events, sys.stdout, spec=spec)
+        else:
+            write.write_jsonl(events, sys.stdout)
     except InputError as e:
         click.echo(f"{e.file}:{e.line}:{e.column}: error: {e.message}", err=True)
         sys.exit(EXIT_INPUT)

@@ -54,7 +54,7 @@ def open_events(fh: BinaryIO, file: str, spec: Spec, options: Options) -> Iterat
 def check_stream(fh: BinaryIO, file: str, spec: Spec, options: Options = Options(),
                  progress: Callable[[int], None] | None = None) -> Report:
     recorder = gates.GateRecorder(spec)
-    replay = Replay(spec, file, max_claims=options.max_claims, observers=(recorder,))
+    replay = Replay(spec, file, max_claims=options.max_claims, observers=((recorder.kinds, recorder),))
     problem: InputProblem | None = None
     try:
         events = open_events(fh, file, spec, options)
@@ -70,6 +70,8 @@ def check_stream(fh: BinaryIO, file: str, spec: Spec, options: Options = Options
         problem = InputProblem(err.event.line, err.event.column, str(err))
     except UnicodeDecodeError as err:
         problem = InputProblem(replay.index + 2, 1, f"not UTF-8 text: {err.reason}")
+    if problem is None and replay.index < 0:
+        problem = InputProblem(1, 1, "empty trace: no events")
     if problem is not None:
         replay.fail_input(problem)
     report = replay.finish()

@@ -35,14 +35,14 @@ class GateRecorder:
         for name, e in spec.events.items():
             if e.scope in ("claim", "request", "connector", "scheduler", "generic"):
                 keep.add(name)
-        self._keep = frozenset(keep)
+        self.kinds = frozenset(keep)
         self.records: list[Rec] = []
-        self._i = -1
+        self._n = 0
 
     def __call__(self, ev: Event) -> None:
-        self._i += 1
-        if ev.kind in self._keep:
-            self.records.append((self._i, ev.kind, ev.fields))
+        # Ordering position: records keep their relative order, which is all gates compare.
+        self._n += 1
+        self.records.append((self._n, ev.kind, ev.fields))
 
 
 def _is(flag: Any) -> bool:

@@ -199,14 +199,16 @@ class Replay:
     """Feed events in order with :meth:`feed`, then :meth:`finish` for the report."""
 
     def __init__(self, spec: Spec, file: str = "-", *, max_claims: int = DEFAULT_MAX_CLAIMS,
-                 observers: Iterable[Callable[[Event], None]] = ()):
+                 observers: Iterable[tuple[frozenset[str], Callable[[Event], None]]] = ()):
         self.spec = spec
         self.file = file
         self.R = RuleIds(spec)
         self.E = EventNames(spec)
         self.values = spec.values
         self.max_claims = max_claims
+        # Observers see only the event kinds they ask for, so block events cost no extra call.
         self.observers = tuple(observers)
+        self._observed = frozenset().union(*(k for k, _ in self.observers))
         self.claim_tr = spec.claim.transitions
         self.off_tr = spec.offload.transitions
         self.responsible = spec.responsible
@@ -225,12 +227,13 @@ class Replay:
         self._seen: set[tuple[str, str | None, str]] = set()
         self.index = -1
         self.last_seq: int | None = None
-        self.last_ts: int | None = None
+        self.last_ts: float = float("-inf")
         self.order_evidence = False
         self.stream_broken: Finding | None = None
         self.unknown_event = False
         self.unjoined_stream: Event | None = None
         self.pending: set[Claim] = set()
+        self._block_group = self.E.block_group
         self.usable: int | None = None
         self.cached_resident_victims = 0
         self.explicit_owed: Event | None = None
@@ -286,24 +289,31 @@ class Replay:
 
     # ---- main loop -------------------------------------------------------------------------
     def feed(self, ev: Event) -> None:
-        try:
-            self._feed(ev)
-        except ClaimLimit:
-            self.index -= 1  # the rejected event was not checked
-            raise
-
-    def _feed(self, ev: Event) -> None:
         self.index += 1
         kind = ev.kind
         f = ev.fields
-        if self.pending and kind not in self.E.block_group:
+        if self.pending and kind not in self._block_group:
             self._close_group(ev)
-        self._stream(ev, f)
+        seq = f.get("event_sequence")
+        if seq is not None:
+            self._sequence(ev, seq)
+        else:
+            ts = f.get("timestamp_ns")
+            if ts is None:
+                ts = f.get("monotonic_ns")
+            if ts is not None:
+                self.order_evidence = True
+                if ts < self.last_ts:
+                    self._broken(ev, f"timestamp decreases from {self.last_ts} to {ts}: "
+                                 "order unknown")
+                self.last_ts = ts
         u = f.get("usable_blocks")
         if u is not None:
             self.usable = u
-        for obs in self.observers:
-            obs(ev)
+        if kind in self._observed:
+            for kinds, obs in self.observers:
+                if kind in kinds:
+                    obs(ev)
         handler = self._handlers.get(kind)
         if handler is not None:
             handler(ev)
@@ -324,26 +334,15 @@ class Replay:
             self.feed(ev)
 
     # ---- stream integrity (R-stream) -------------------------------------------------------
-    def _stream(self, ev: Event, f: dict[str, Any]) -> None:
-        seq = f.get("event_sequence")
-        if seq is not None:
-            self.order_evidence = True
-            last = self.last_seq
-            if last is not None and seq != last + 1:
-                what = (f"sequence jumps from {last} to {seq}: {seq - last - 1} events missing"
-                        if seq > last else f"sequence goes back from {last} to {seq}")
-                self._broken(ev, what)
-            if last is None or seq > last:
-                self.last_seq = seq
-            return
-        ts = f.get("timestamp_ns")
-        if ts is None:
-            ts = f.get("monotonic_ns")
-        if ts is not None:
-            self.order_evidence = True
-            if self.last_ts is not None and ts < self.last_ts:
-                self._broken(ev, f"timestamp decreases from {self.last_ts} to {ts}: order unknown")
-            self.last_ts = ts
+    def _sequence(self, ev: Event, seq: int) -> None:
+        self.order_evidence = True
+        last = self.last_seq
+        if last is not None and seq != last + 1:
+            what = (f"sequence jumps from {last} to {seq}: {seq - last - 1} events missing"
+                    if seq > last else f"sequence goes back from {last} to {seq}")
+            self._broken(ev, what)
+        if last is None or seq > last:
+            self.last_seq = seq
 
     def _broken(self, ev: Event, what: str) -> None:
         self._find(UNKNOWN, self.R.stream, ev, what + "; verdicts after this point are unknown")
@@ -370,6 +369,7 @@ class Replay:
         c = self.claims.get(cid)
         if c is None:
             if len(self.claims) >= self.max_claims:
+                self.index -= 1  # the rejected event is not checked
                 raise ClaimLimit(ev, self.max_claims)
             c = Claim(cid, self.spec.claim.initial, ev.line)
             self.claims[cid] = c
@@ -448,7 +448,8 @@ class Replay:
         self._identity(c, ev)
         t = self.claim_tr[kind]
         before = c.state
-        if before not in t.sources:
+        if before not in t.sources or (c.silent and kind in self.E.releasing
+                                          and kind != self.E.harmed):
             self._bad_transition(c, ev, before)
             return
         if kind == E.accepted:
@@ -507,7 +508,7 @@ class Replay:
             rule = R.acceptance
             self._find(VIOLATION, rule, ev,
                        f"'{verb}' before the claim was accepted (state {before})", c)
-        elif c.silent and ev.kind in (E.expired, E.demoted, E.relaxed, E.released):
+        elif c.silent and ev.kind in E.releasing:
             rule = R.expiry if ev.kind == E.expired else R.order
             self._find(VIOLATION, rule, ev,
                        f"'{verb}' after the claim's predicate-breaking loss: a release cannot "
@@ -662,7 +663,9 @@ class Replay:
         self.allocated.add(b)
         rid = f.get("request_id")
         if rid is not None:
-            req = self._request(rid)
+            req = self.requests.get(rid)
+            if req is None:
+                req = self._request(rid)
             req.allocated += 1
         entry = self.block_map.pop(b, None)
         if entry is None:

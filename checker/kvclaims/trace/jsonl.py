@@ -41,21 +41,23 @@ def read_jsonl(
     """Yield events line by line; raise InputError at the first malformed line."""
     validate = Validator(spec).check
     lineno = 0
-    seen_any = False
+    limit = max_line_bytes + 1
     readline = fh.readline
+    decode = _decode
+    supported = SUPPORTED_SCHEMA_VERSIONS
     while True:
-        raw = readline(max_line_bytes + 1)
+        raw = readline(limit)
         if not raw:
             break
         lineno += 1
-        if len(raw) > max_line_bytes and not raw.endswith(b"\n"):
+        if len(raw) > max_line_bytes and raw[-1:] != b"\n":
             raise InputError(file, lineno, max_line_bytes + 1,
                              f"line exceeds {max_line_bytes} bytes (raise --max-line-bytes to read it)")
-        if raw.isspace():
-            continue
         try:
-            obj = _decode(raw)
+            obj = decode(raw)
         except msgspec.DecodeError as err:
+            if not raw.strip():
+                continue  # blank lines are allowed between events
             col, msg = _column_of(err)
             if "truncated" in msg.lower():
                 col = len(raw.rstrip(b"\r\n")) + 1
@@ -67,17 +69,15 @@ def read_jsonl(
         kind = obj.pop("event", None)
         if type(kind) is not str or not kind:
             raise InputError(file, lineno, 1, "missing string field 'event'")
-        version = obj.get("schema_version")
-        if version is not None and version not in SUPPORTED_SCHEMA_VERSIONS:
-            raise InputError(file, lineno, 1,
-                             f"unknown schema_version {version!r} (kvclaims reads version 1)",
-                             unknown=type(version) is int)
         bad = validate(kind, obj)
         if bad is not None:
             field, message = bad
             idx = raw.find(b'"' + field.encode() + b'"')
             raise InputError(file, lineno, idx + 1 if idx >= 0 else 1, message)
-        seen_any = True
+        version = obj.get("schema_version")
+        if version is not None and version not in supported:
+            raise InputError(file, lineno, raw.find(b'"schema_version"') + 1,
+                             f"unknown schema_version {version!r} (kvclaims reads version 1)",
+                             unknown=True)
         yield Event(kind, obj, lineno, 1, raw)
-    if not seen_any:
-        raise InputError(file, max(lineno, 1), 1, "empty trace: no events")
+

@@ -17,7 +17,8 @@ class Event(msgspec.Struct, frozen=True, gc=False):
     fields: dict[str, Any]
     line: int = 0
     column: int = 1
-    text: str | None = None  # the source line, kept only when a report may quote it
+    # The source line as read (bytes for JSON Lines, str for .kvt), for quoting in findings.
+    text: bytes | str | None = None
 
     def get(self, name: str, default: Any = None) -> Any:
         return self.fields.get(name, default)

@@ -48,16 +48,42 @@ _CHECKS: dict[str, Callable[[Any], bool]] = {
 }
 
 
+_SHALLOW = frozenset({"int", "float", "str", "bool", "any"})
+# Distinct (event, keys, value types) shapes remembered as valid. Traces repeat a handful of
+# shapes; past this many the validator simply checks every field (a speed limit, not a cap).
+_SHAPE_CACHE = 4096
+
+
 class Validator:
-    """Compiled per-spec checks; `check` returns None or (field, message)."""
+    """Compiled per-spec checks; `check` returns None or (field, message).
+
+    A shape already seen valid (same event, same keys, same value types) is accepted after
+    re-checking only its container fields (lists and objects), whose elements the shape does not
+    capture. This is exact: for scalar fields the type decides validity.
+    """
 
     def __init__(self, spec: Spec):
         self._types: dict[str, tuple[Callable[[Any], bool], bool, str]] = {
             name: (_CHECKS[f.type], f.nullable, f.type) for name, f in spec.fields.items()
         }
+        self._deep = {name for name, f in spec.fields.items() if f.type not in _SHALLOW}
         self._required = {name: e.required for name, e in spec.events.items()}
+        self._shapes: dict[tuple[Any, ...], tuple[str, ...]] = {}
 
     def check(self, kind: str, fields: dict[str, Any]) -> tuple[str, str] | None:
+        shape = (kind, *fields, *map(type, fields.values()))
+        deep = self._shapes.get(shape)
+        if deep is not None:
+            if not deep:
+                return None
+            return self._check(kind, {k: fields[k] for k in deep}, required=False)
+        bad = self._check(kind, fields)
+        if bad is None and len(self._shapes) < _SHAPE_CACHE:
+            self._shapes[shape] = tuple(k for k in fields if k in self._deep)
+        return bad
+
+    def _check(self, kind: str, fields: dict[str, Any], *, required: bool = True
+               ) -> tuple[str, str] | None:
         types = self._types
         for name, value in fields.items():
             t = types.get(name)
@@ -69,7 +95,7 @@ class Validator:
                 return name, f"field {name!r} must be {t[2]}, got null"
             if not t[0](value):
                 return name, f"field {name!r} must be {t[2]}, got {type(value).__name__} {value!r:.60}"
-        for name in self._required.get(kind, ()):
+        for name in self._required.get(kind, ()) if required else ():
             if fields.get(name) is None:
                 return name, f"event {kind!r} requires field {name!r}"
         return None

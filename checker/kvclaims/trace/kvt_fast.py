@@ -1,0 +1,261 @@
+"""Accelerator for the .kvt line syntax: a hand-written recursive-descent parser (MODEL.md §5).
+
+Adapts spec/trace.lark for speed and must accept exactly its language with the same values and
+columns (tests/trace/test_fastpath.py checks this against the Lark parser). It lexes with the
+grammar's own terminal regexes and, at each position, tries only the terminals the LALR
+contextual lexer would accept there (a `60` is a word in the ID position, an integer in a value
+position, `true` is a word inside a call). It never explains a rejection: it returns None and the
+caller asks the Lark reference parser, so error messages have a single source.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+from kvclaims.trace.kvt_syntax import (
+    Pair,
+    RawEvent,
+    RawHeader,
+    RawLine,
+    ValueErrors,
+    call_spelling,
+    terminal_literal,
+    terminal_regex,
+    to_float,
+    to_int,
+    to_object,
+    to_range,
+    to_string,
+)
+
+_KEYWORDS = {"true": True, "false": False, "null": None}
+
+
+class _Reject(Exception):
+    """The line is outside the grammar (the Lark parser will say where and why)."""
+
+
+class _Lexer:
+    """The grammar's terminals, compiled once."""
+
+    def __init__(self) -> None:
+        self.ws = terminal_regex("WS")
+        self.bare = terminal_regex("BARE").match
+        self.name = terminal_regex("NAME").match
+        self.int = terminal_regex("INT").match
+        self.float = terminal_regex("FLOAT").match
+        self.range = terminal_regex("RANGE").match
+        self.string = terminal_regex("STRING").match
+        self.header = terminal_literal("KVTRACE")
+        self.numeric_start = frozenset("-0123456789")
+
+
+@lru_cache(maxsize=None)
+def _lexer() -> _Lexer:
+    return _Lexer()
+
+
+def parse_raw_fast(line: str) -> RawLine | bool:
+    """RawLine for a line in the grammar, False when outside it."""
+    try:
+        return _Parser(line, _lexer()).line()
+    except _Reject:
+        return False
+
+
+class _Parser:
+    __slots__ = ("s", "n", "pos", "lx", "errors")
+
+    def __init__(self, s: str, lx: _Lexer) -> None:
+        self.s = s
+        self.n = len(s)
+        self.pos = 0
+        self.lx = lx
+        self.errors: ValueErrors = []
+
+    def skip(self) -> int:
+        s, pos = self.s, self.pos
+        n = self.n
+        while pos < n and (s[pos] == " " or s[pos] == "\t"):
+            pos += 1
+        self.pos = pos
+        return pos
+
+    def at_end(self) -> bool:
+        pos = self.skip()
+        return pos >= self.n or self.s[pos] == "#"
+
+    def line(self) -> RawLine:
+        if self.at_end():
+            return None
+        first = self.pos + 1
+        s = self.s
+        seq: int | None = None
+        if s[self.pos] == "@":
+            self.pos += 1
+            self.skip()
+            m = self.lx.int(s, self.pos)
+            if m is None:
+                raise _Reject
+            seq = to_int(m.group(), self.pos + 1, self.errors)
+            self.pos = m.end()
+            self.skip()
+        subject_col = self.pos + 1
+        subject = self.word(self.lx.name)
+        if seq is None and subject == self.lx.header:
+            self.skip()
+            m = self.lx.int(s, self.pos)
+            if m is None:
+                raise _Reject
+            version = to_int(m.group(), self.pos + 1, self.errors)
+            self.pos = m.end()
+            if not self.at_end():
+                raise _Reject
+            return RawHeader(version, first, self.errors)
+        self.skip()
+        id_col = self.pos + 1
+        if self.pos < self.n and s[self.pos] == '"':
+            id_text, id_quoted = self.string(), True
+        else:
+            id_text, id_quoted = self.word(self.lx.bare), False
+        self.skip()
+        verb_col = self.pos + 1
+        verb = self.word(self.lx.name)
+        pairs: list[Pair] = []
+        while not self.at_end():
+            pairs.append(self.pair())
+        return RawEvent(seq, first, subject, subject_col, id_text, id_quoted, id_col, verb,
+                        verb_col, pairs, self.errors)
+
+    def word(self, match: Any) -> str:
+        m = match(self.s, self.pos)
+        if m is None:
+            raise _Reject
+        self.pos = m.end()
+        return m.group()  # type: ignore[no-any-return]
+
+    def string(self) -> str:
+        m = self.lx.string(self.s, self.pos)
+        if m is None:
+            raise _Reject
+        self.pos = m.end()
+        return to_string(m.group())
+
+    def pair(self) -> Pair:
+        s = self.s
+        col = self.pos + 1
+        if self.pos < self.n and s[self.pos] == '"':
+            key, quoted = self.string(), True
+        else:
+            key, quoted = self.word(self.lx.name), False
+        self.skip()
+        if self.pos >= self.n or s[self.pos] != "=":
+            raise _Reject
+        self.pos += 1
+        self.skip()
+        return Pair(key, quoted, col, self.value())
+
+    def value(self) -> Any:
+        s, pos = self.s, self.pos
+        if pos >= self.n:
+            raise _Reject
+        c = s[pos]
+        if c == '"':
+            return self.string()
+        if c == "[":
+            return self.list()
+        if c == "{":
+            return self.object()
+        lx = self.lx
+        if c in lx.numeric_start:
+            m = lx.int(s, pos)
+            if m is not None:
+                self.pos = m.end()
+                return to_int(m.group(), pos + 1, self.errors)
+            m = lx.float(s, pos)
+            if m is not None:
+                self.pos = m.end()
+                return to_float(m.group(), pos + 1, self.errors)
+            m = lx.range(s, pos)
+            if m is not None:
+                self.pos = m.end()
+                return to_range(m.group(), pos + 1, self.errors)
+        word = self.word(lx.bare)
+        if word in _KEYWORDS:
+            return _KEYWORDS[word]
+        if self.skip() < self.n and s[self.pos] == "(":
+            return self.call(word)
+        return word
+
+    def list(self) -> list[Any]:
+        self.pos += 1
+        out: list[Any] = []
+        if self.close("]"):
+            return out
+        while True:
+            out.append(self.value())
+            if self.close("]"):
+                return out
+            self.comma()
+
+    def object(self) -> dict[str, Any]:
+        self.pos += 1
+        pairs: list[Pair] = []
+        if self.close("}"):
+            return {}
+        while True:
+            pairs.append(self.pair())
+            if self.close("}"):
+                return to_object(pairs, self.errors)
+            self.comma()
+
+    def call(self, name: str) -> str:
+        self.pos += 1
+        args: list[str] = []
+        if self.close(")"):
+            return call_spelling(name, args)
+        while True:
+            args.append(self.arg())
+            if self.close(")"):
+                return call_spelling(name, args)
+            self.comma()
+
+    def arg(self) -> str:
+        # Inside a call only INT, FLOAT and BARE are accepted: `0..3` and `true` are words here.
+        s, pos, lx = self.s, self.pos, self.lx
+        m = lx.int(s, pos)
+        if m is not None:
+            self.pos = m.end()
+            return str(to_int(m.group(), pos + 1, self.errors))
+        m = lx.float(s, pos)
+        if m is not None:
+            self.pos = m.end()
+            return repr(to_float(m.group(), pos + 1, self.errors))
+        return self.word(lx.bare)
+
+    def close(self, bracket: str) -> bool:
+        pos = self.skip()
+        if pos < self.n and self.s[pos] == bracket:
+            self.pos = pos + 1
+            return True
+        return False
+
+    def comma(self) -> None:
+        pos = self.skip()
+        if pos >= self.n or self.s[pos] != ",":
+            raise _Reject
+        self.pos = pos + 1
+        self.skip()
+
+
+def parse_value_text(text: str) -> tuple[bool, Any]:
+    """(True, value) when `text` is exactly one valid .kvt value, else (False, None)."""
+    p = _Parser(text, _lexer())
+    try:
+        value = p.value()
+    except _Reject:
+        return False, None
+    if p.skip() != p.n or p.errors:
+        return False, None
+    return True, value

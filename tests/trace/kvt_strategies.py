@@ -1,0 +1,90 @@
+"""Hypothesis strategies for events of the spec (MODEL.md §5), shared by the .kvt tests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hypothesis import strategies as st
+
+from kvclaims import spec as spec_mod
+from kvclaims.trace.dsl import EVENT_KEY
+from kvclaims.trace.model import Event
+
+SPEC = spec_mod.load()
+
+# Strings that look like other .kvt values, so the writer's quoting is exercised.
+TRICKY = st.sampled_from(["-", "true", "false", "null", "12", "-3", "1.5", "1e5", "0..3", "a b",
+                          'q"uote', "back\\slash", "", "#x", "f(1)", "x=y", "claim:resident",
+                          "0-8c32530b", "kvtrace", "é", "tab\there", "line\nbreak", "[1]", "@1"])
+BARE_TEXT = st.from_regex(r"[A-Za-z0-9_.:/+\-]{1,12}", fullmatch=True)
+STRINGS = st.one_of(TRICKY, BARE_TEXT, st.text(max_size=12))
+INTS = st.integers(-(2**63), 2**63)
+FLOATS = st.floats(allow_nan=False, allow_infinity=False)
+INT_LISTS = st.one_of(st.lists(INTS, max_size=6),
+                      st.builds(lambda a, n: list(range(a, a + n)), st.integers(-50, 50),
+                                st.integers(0, 70)))
+JSON = st.recursive(
+    st.none() | st.booleans() | INTS | FLOATS | STRINGS,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(STRINGS, inner, max_size=4),
+    max_leaves=10,
+)
+OBJECTS = st.dictionaries(STRINGS, JSON, max_size=4)
+PREDICATES = st.one_of(
+    st.builds(lambda n: f"leading_prefix_at_least({n})", st.integers(-5, 500)),
+    st.builds(lambda a, b: f"contiguous_range({a}, {b})", st.integers(0, 99), st.integers(0, 99)),
+    st.sampled_from(["f()", "f(1,2)", "f( 1)", "g(1.50)", "g(true)", "h(0..3)", "leading(x, 1e3)"]),
+    STRINGS,
+)
+
+_BY_TYPE: dict[str, st.SearchStrategy[Any]] = {
+    "int": INTS,
+    "float": FLOATS | INTS,
+    "str": STRINGS,
+    "bool": st.booleans(),
+    "list[str]": st.lists(STRINGS, max_size=5),
+    "list[int]": INT_LISTS,
+    "list[object]": st.lists(OBJECTS, max_size=3),
+    "object": OBJECTS,
+    "any": JSON,
+}
+
+
+def value_for(name: str) -> st.SearchStrategy[Any]:
+    f = SPEC.fields[name]
+    if name == "schema_version":  # importers refuse other versions (unknown, not a value)
+        return st.just(1)
+    base = PREDICATES if name == "materialization_predicate" else _BY_TYPE[f.type]
+    # `any` includes null in JSON, but the validator refuses null for a non-nullable field
+    return base | st.none() if f.nullable else base.filter(lambda v: v is not None)
+
+
+UNKNOWN_NAMES = st.one_of(
+    st.from_regex(r"[a-z_][a-z0-9_]{0,8}", fullmatch=True),
+    st.sampled_from(sorted({f.kvt for f in SPEC.fields.values()})),  # a kvt alias as a field name
+    st.text(min_size=1, max_size=6),
+).filter(lambda n: n not in SPEC.fields and n != EVENT_KEY)
+
+
+@st.composite
+def events(draw: st.DrawFn) -> Event:
+    es = SPEC.events[draw(st.sampled_from(sorted(SPEC.events)))]
+    fields: dict[str, Any] = {}
+    for name in es.required:
+        fields[name] = draw(value_for(name).filter(lambda v: v is not None))
+    for name in (*es.optional, *SPEC.base_fields):
+        if name not in fields and draw(st.booleans()):
+            fields[name] = draw(value_for(name))
+    for name in draw(st.lists(UNKNOWN_NAMES, max_size=3, unique=True)):
+        fields[name] = draw(JSON)
+    return Event(es.name, fields)
+
+
+def typed(v: Any) -> Any:
+    """A comparison key that tells 1, 1.0, True and -0.0 apart."""
+    if isinstance(v, dict):
+        return ("dict", [(k, typed(x)) for k, x in sorted(v.items())])
+    if isinstance(v, list):
+        return ("list", [typed(x) for x in v])
+    if isinstance(v, float):
+        return ("float", repr(v))
+    return (type(v).__name__, v)
