@@ -984,7 +984,8 @@ class Replay:
                 if status.get(rule, NOT_EXERCISED) == NOT_EXERCISED:
                     status[rule] = PASS
             if c.tracked:
-                for rule in (R.harm, R.silent, R.hard):
+                # A silently lost claim leaves R-harm undecided: R-no-silent-loss carries it.
+                for rule in ((R.silent, R.hard) if c.silent else (R.harm, R.silent, R.hard)):
                     if rule in bundle and status.get(rule, NOT_EXERCISED) == NOT_EXERCISED:
                         status[rule] = PASS
         stream = (UNKNOWN if self.stream_broken is not None else

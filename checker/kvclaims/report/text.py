@@ -132,7 +132,7 @@ def _outcome(report: Report, console: Console) -> None:
             bits.append("future reuse " + ("admitted" if r.future_reuse_admitted else "denied"))
         lines.append(", ".join(bits))
     for p in report.prefixes:
-        lines.append(f"prefix {p.prefix_id}: {p.blocks} blocks, {p.victims} victims "
+        lines.append(f"prefix {p.prefix_id}: {p.blocks} blocks, {p.victims} victim(s) "
                      f"({p.cached_victims} cached-prefix reuse), leading {p.leading_blocks_survived}"
                      f" survived, {p.remaining_blocks} remaining"
                      + (f", lost positions {_ranges(p.lost_positions)}" if p.lost_positions else ""))
