@@ -929,6 +929,37 @@ class Replay:
                 bad(f"protected_resident_claims names {ids}, the replayed pool protects "
                     f"{sorted(eligible)}")
 
+    # ---- state for pictures (kvclaims explain) ----------------------------------------------
+    def snapshot(self) -> dict[str, Any]:
+        """The replayed state after the last event fed, as plain data (no findings decided here).
+
+        Pool bands are what a trace determines: `resident` blocks are bound to a prefix,
+        `protected` are the bound blocks of claims under responsibility in a hard mode,
+        `active` are blocks ever allocated that are not resident, `free` is the rest of `usable`.
+        """
+        protected = sum(self._blocks_of(c) for c in self._protected_claims())
+        resident = len(self.block_map)
+        usable = self.usable or 0
+        active = max(0, len(self.allocated) - resident)
+        return {
+            "index": self.index,
+            "usable": usable,
+            "resident": resident,
+            "protected": protected,
+            "active": active,
+            "free": max(0, usable - resident - active),
+            "cached_resident_victims": self.cached_resident_victims,
+            "claims": {c.id: {"state": c.state, "silent": c.silent,
+                              "leading": c.positions.leading if c.tracked else None,
+                              "surviving": c.positions.surviving if c.tracked else None,
+                              "required": c.positions.pred.n if c.positions.pred else
+                              c.declared_required,
+                              "holds": c.positions.holds() if c.tracked else None}
+                       for c in self.claims.values()},
+            "requests": {r.id: {"outcome": r.outcome, "allocated": r.allocated}
+                         for r in self.requests.values()},
+        }
+
     # ---- the end ---------------------------------------------------------------------------
     def fail_input(self, problem: InputProblem) -> None:
         self.error = problem
