@@ -13,7 +13,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 
 from kvclaims.check.verdict import INCONCLUSIVE, INPUT_ERROR
 from kvclaims.run import Options, check_stream

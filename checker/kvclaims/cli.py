@@ -111,7 +111,8 @@ def convert(file: str, to: str, input_format: str | None) -> None:
     spec = spec_mod.load()
     fh = sys.stdin.buffer if file == "-" else open(file, "rb")
     try:
-        events = open_events(fh, file, spec, Options(input_format=input_format))
+        label = "<stdin>" if file == "-" else file
+        events = open_events(fh, label, spec, Options(input_format=input_format))
         if to == "kvt":
             write.write_kvt(events, sys.stdout, spec=spec)
         else:
@@ -122,6 +123,34 @@ def convert(file: str, to: str, input_format: str | None) -> None:
     finally:
         if fh is not sys.stdin.buffer:
             fh.close()
+
+
+@cli.command()
+@click.option("--out", "out_dir", default=None, metavar="DIR",
+              help="Also write every litmus trace (.kvt) and expected.json into DIR.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
+              show_default=True)
+def litmus(out_dir: str | None, fmt: str) -> None:
+    """Run L1-L7, C1 and the capacity sweep (MODEL §8) through the MicroRuntime and check them.
+
+    Prints a matrix (case, policy, expected, observed, verdict); exit 1 on any disagreement.
+    """
+    from kvclaims.litmus import litmus_command
+
+    sys.exit(litmus_command(out_dir, fmt))
+
+
+@cli.command()
+@click.argument("trace")
+@click.option("--claim", default=None, help="Draw only this claim's lane.")
+@click.option("--out", required=True, metavar="FILE.png|FILE.svg|FILE.html",
+              help="Output picture; the suffix picks the format.")
+@click.option("--input-format", type=click.Choice(["kvt", "jsonl"]), default=None)
+def explain(trace: str, claim: str | None, out: str, input_format: str | None) -> None:
+    """Draw what happened to the pool and to each claim in TRACE, findings pinned at their events."""
+    from kvclaims.explain import explain_command
+
+    sys.exit(explain_command(trace, claim, out, input_format))
 
 
 @cli.command("spec")

@@ -83,6 +83,7 @@ class Spec:
     offload: Machine
     offload_outcome_events: Mapping[str, str]
     offload_constants: Mapping[str, str]
+    offload_host_states: frozenset[str]
     rules: Mapping[str, RuleSpec]
     mode_aliases: Mapping[str, str]
     modes: Mapping[str, ModeSpec]
@@ -215,6 +216,7 @@ def load(root: Path | None = None) -> Spec:
         offload=offload,
         offload_outcome_events=MappingProxyType(outcome_events),
         offload_constants=MappingProxyType(consts),
+        offload_host_states=frozenset(life_t["offload"]["host_states"]),
         rules=MappingProxyType(rules),
         mode_aliases=MappingProxyType(aliases),
         modes=MappingProxyType(modes),

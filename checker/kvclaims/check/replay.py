@@ -21,7 +21,17 @@ from __future__ import annotations
 
 from typing import Any, Callable, Iterable
 
-from kvclaims.check.predicate import Positions, Predicate, parse_predicate, LEADING
+from kvclaims.check.attribution import AttributionRules
+from kvclaims.check.offload import OffloadRules
+from kvclaims.check.predicate import LEADING, Predicate, parse_predicate
+from kvclaims.check.state import (
+    IDENTITY_FIELDS,
+    Claim,
+    EventNames,
+    Prefix,
+    Request,
+    RuleIds,
+)
 from kvclaims.check.verdict import (
     CONFORMANT,
     INCONCLUSIVE,
@@ -44,158 +54,7 @@ from kvclaims.trace.model import Event
 DEFAULT_MAX_CLAIMS = 100_000
 _QUOTE_CHARS = 400
 
-# Identity fields that must take one value per claim (MODEL §6 R-identity).
-IDENTITY_FIELDS = (
-    "predicate_id",
-    "prefix_id",
-    "reusable_object_id",
-    "cache_identity",
-    "request_token_map_id",
-    "materialization_predicate",
-)
-
-
-class RuleIds:
-    """Rule ids looked up in spec/rules.toml once; a missing id fails at start-up, not mid-trace."""
-
-    def __init__(self, spec: Spec):
-        r = spec.rules
-        get = lambda k: r[k].id  # noqa: E731 - KeyError here means the spec lost a rule
-        self.identity = get("R-identity")
-        self.acceptance = get("R-acceptance")
-        self.order = get("R-order")
-        self.harm = get("R-harm")
-        self.silent = get("R-no-silent-loss")
-        self.hard = get("R-hard")
-        self.explicit = get("R-explicit")
-        self.attribution = get("R-attribution")
-        self.no_admit = get("R-no-admit")
-        self.expiry = get("R-expiry")
-        self.offload = get("R-offload")
-        self.stream = get("R-stream")
-        self.vocabulary = get("R-vocabulary")
-
-
-class EventNames:
-    """Event names the checker dispatches on, each checked to exist in spec/events.toml."""
-
-    def __init__(self, spec: Spec):
-        names = spec.events
-        lifecycle = spec.claim.transitions
-
-        def ev(name: str) -> str:
-            if name not in names:
-                raise KeyError(f"spec/events.toml lacks {name}")
-            return name
-
-        self.submitted = ev("resident_claim_submitted")
-        self.created = ev("resident_claim_created")
-        self.accepted = ev("resident_claim_accepted")
-        self.rejected = ev("resident_claim_rejected")
-        self.claim_refused = ev("resident_claim_refused")
-        self.materialized = ev("resident_claim_materialized")
-        self.preserved = ev("resident_claim_preserved")
-        self.relaxed = ev("resident_claim_relaxed")
-        self.demoted = ev("resident_claim_demoted")
-        self.expired = ev("resident_claim_expired")
-        self.released = ev("resident_claim_released")
-        self.harmed = ev("resident_claim_harmed")
-        self.lost_after_release = ev("resident_claim_block_lost_after_release")
-        self.offloaded = ev("resident_claim_offloaded")
-        self.restore_required = ev("resident_claim_restore_required")
-        self.restored = ev("resident_claim_restored")
-        self.reuse_after_restore = ev("resident_claim_reuse_after_restore")
-        self.restoration_failed = ev("resident_claim_restoration_failed")
-        self.admitted = ev("active_request_admitted")
-        self.deferred = ev("active_request_deferred")
-        self.refused = ev("active_request_refused")
-        self.live_bounded = ev("active_live_bounded")
-        self.reuse_admitted = ev("future_reuse_admitted")
-        self.reuse_denied = ev("future_reuse_denied")
-        self.block_materialized = ev("resident_block_materialized")
-        self.victim = ev("allocation_victim_selected")
-        self.request_initialized = ev("request_initialized")
-        self.opening = frozenset(
-            e for e, t in lifecycle.items() if spec.claim.initial in t.sources
-        )
-        self.releasing = frozenset(
-            e for e, t in lifecycle.items() if t.target in spec.released
-        )
-        self.harmed_state = lifecycle[self.harmed].target
-        self.submitted_state = lifecycle[self.submitted].target
-        self.block_group = frozenset(
-            {self.victim, self.harmed, self.lost_after_release, self.block_materialized,
-             self.materialized}
-        )
-
-
-class Claim:
-    __slots__ = (
-        "id", "state", "mode_spelling", "mode", "bundle", "identity", "positions", "tracked",
-        "declared_required", "pending_harm", "pending_materialized", "pending_lost", "status",
-        "victims", "lost_positions", "lost_after_release", "silent", "asserted", "off_state",
-        "off_gen", "failed_gens", "outcome_owed", "first_line", "accepted", "protected",
-        "had_loss_while_responsible",
-    )
-
-    def __init__(self, cid: str, initial: str, line: int):
-        self.id = cid
-        self.state = initial
-        self.mode_spelling: str | None = None
-        self.mode: str | None = None
-        self.bundle: frozenset[str] = frozenset()
-        self.identity: dict[str, Any] = {}
-        self.positions = Positions(None)
-        self.tracked = False
-        self.declared_required: int | None = None
-        self.pending_harm: Event | None = None
-        self.pending_materialized: Event | None = None
-        self.pending_lost: list[Event] = []
-        self.status: dict[str, str] = {}
-        self.victims = 0
-        self.lost_positions: list[int] = []
-        self.lost_after_release = 0
-        self.silent = False
-        self.asserted = False
-        self.off_state: str = ""
-        self.off_gen: int | None = None
-        self.failed_gens: set[Any] = set()
-        self.outcome_owed: tuple[str, Event] | None = None
-        self.first_line = line
-        self.accepted = False
-        self.protected = False
-        self.had_loss_while_responsible = False
-
-
-class Prefix:
-    __slots__ = ("id", "positions", "victims", "cached_victims", "lost")
-
-    def __init__(self, pid: str):
-        self.id = pid
-        self.positions = Positions(Predicate(LEADING, 0, 0))
-        self.victims = 0
-        self.cached_victims = 0
-        self.lost: list[int] = []
-
-
-class Request:
-    __slots__ = ("id", "outcome", "blocking", "shortfall", "free", "feasibility", "reuse",
-                 "allocated", "first_decision", "denied")
-
-    def __init__(self, rid: str):
-        self.id = rid
-        self.outcome = "unknown"
-        self.blocking: tuple[str, ...] = ()
-        self.shortfall: int | None = None
-        self.free: int | None = None
-        self.feasibility: str | None = None
-        self.reuse: bool | None = None
-        self.allocated = 0
-        self.first_decision = False
-        self.denied = False
-
-
-class Replay:
+class Replay(AttributionRules, OffloadRules):
     """Feed events in order with :meth:`feed`, then :meth:`finish` for the report."""
 
     def __init__(self, spec: Spec, file: str = "-", *, max_claims: int = DEFAULT_MAX_CLAIMS,
@@ -212,6 +71,7 @@ class Replay:
         self.claim_tr = spec.claim.transitions
         self.off_tr = spec.offload.transitions
         self.responsible = spec.responsible
+        self.host_states = spec.offload_host_states
         self.released = spec.released
         self.known = spec.events
         self.stream_kinds = spec.events_of_scope("stream")
@@ -254,7 +114,8 @@ class Replay:
 
     # ---- findings --------------------------------------------------------------------------
     def _find(self, status: str, rule: str, ev: Event, message: str, claim: Claim | None = None,
-              *, claim_id: str | None = None, request_id: str | None = None) -> None:
+              *, claim_id: str | None = None, request_id: str | None = None,
+              index: int | None = None) -> None:
         if claim is not None:
             if claim.bundle and rule not in claim.bundle:
                 return
@@ -278,7 +139,7 @@ class Replay:
             quote = quote.rstrip("\r\n")[:_QUOTE_CHARS]
         self.findings.append(Finding(
             status=status, rule=rule, message=message, line=ev.line, column=ev.column,
-            event_index=self.index, event=ev.kind, claim_id=claim_id,
+            event_index=self.index if index is None else index, event=ev.kind, claim_id=claim_id,
             request_id=request_id if request_id is not None else ev.fields.get("request_id"),
             state_before=claim.state if claim is not None else None, quote=quote))
 
@@ -448,7 +309,9 @@ class Replay:
         self._identity(c, ev)
         t = self.claim_tr[kind]
         before = c.state
-        if before not in t.sources or (c.silent and kind in self.E.releasing
+        if c.late_release and kind in self.E.releasing:
+            c.late_release = False  # already reported as a late release
+        elif before not in t.sources or (c.silent and kind in self.E.releasing
                                           and kind != self.E.harmed):
             self._bad_transition(c, ev, before)
             return
@@ -562,65 +425,6 @@ class Replay:
                 self._pass(c, R.offload)
 
     # ---- offload sub-lifecycle (R-offload) -------------------------------------------------
-    def _on_offload(self, c: Claim, ev: Event) -> None:
-        E, R = self.E, self.R
-        f = ev.fields
-        consts = self.spec.offload_constants
-        if not c.off_state:
-            c.off_state = self.spec.offload.initial
-        t = self.off_tr[ev.kind]
-        verb = self.spec.events[ev.kind].verb
-        gen = f.get("offload_generation")
-        if ev.kind == E.offloaded:
-            if gen is not None and c.off_gen is not None and gen <= c.off_gen:
-                self._find(VIOLATION, R.offload, ev,
-                           f"offload generation {gen} does not follow generation {c.off_gen}", c)
-            if f.get("cache_tier_from") not in (None, consts["gpu_tier"]) or \
-                    f.get("cache_tier_to") not in (None, consts["host_tier"]):
-                self._find(VIOLATION, R.offload, ev,
-                           f"offload must move {consts['gpu_tier']} -> {consts['host_tier']}", c)
-            c.off_gen = gen
-            self._discharge_explicit(ev)
-            self._pass(c, R.explicit)
-        elif gen is not None and c.off_gen is not None and gen != c.off_gen:
-            self._find(VIOLATION, R.offload, ev,
-                       f"'{verb}' names generation {gen} but generation {c.off_gen} is open", c)
-        if ev.kind == E.restored and (gen if gen is not None else c.off_gen) in c.failed_gens:
-            self._find(VIOLATION, R.offload, ev,
-                       "restored after the restoration of this generation failed: recompute "
-                       "after a failure is not restoration", c)
-            return
-        if c.off_state not in t.sources:
-            self._find(VIOLATION, R.offload, ev,
-                       f"'{verb}' in offload state {c.off_state}: the order is offloaded, "
-                       "restore_required, restored, reuse_after_restore", c)
-            return
-        if ev.kind == E.restored:
-            src = f.get("restoration_source")
-            if (src is not None and src != consts["restore_source"]) or \
-                    f.get("restored_from_offload_tier") is False or \
-                    f.get("cache_tier_from") not in (None, consts["host_tier"]):
-                self._find(VIOLATION, R.offload, ev,
-                           f"restored from {src or f.get('cache_tier_from')!r}, not from the "
-                           "offload tier: fallback recompute is not restoration", c)
-                return
-        if ev.kind == E.restoration_failed:
-            outcome = f.get("claim_scoped_outcome_type")
-            target = f.get("outcome_claim_id")
-            if outcome not in self.spec.offload_outcome_events:
-                self._find(VIOLATION, R.offload, ev,
-                           f"restoration failure outcome {outcome!r} is not one of "
-                           f"{sorted(self.spec.offload_outcome_events)}", c)
-            if target is not None and target != c.id:
-                self._find(VIOLATION, R.offload, ev,
-                           f"restoration failure outcome names claim {target!r}, not {c.id!r}",
-                           c)
-            c.failed_gens.add(gen if gen is not None else c.off_gen)
-            if outcome in self.spec.offload_outcome_events:
-                c.outcome_owed = (outcome, ev)
-        c.off_state = t.target if t.target != "same" else c.off_state
-        self._pass(c, R.offload)
-
     # ---- blocks ----------------------------------------------------------------------------
     def _prefix(self, pid: str) -> Prefix:
         p = self.prefixes.get(pid)
@@ -690,12 +494,27 @@ class Replay:
         before = c.positions.holds()
         c.positions.remove(pos)
         after = c.positions.holds()
+        if c.state in self.responsible and c.off_state in self.host_states:
+            # The claimed KV is in the host tier (MODEL §4 offloadable): evicting the GPU copy
+            # is not a loss of the claim.
+            return
         if c.state in self.responsible and not c.silent:
             c.had_loss_while_responsible = True
+            at = self.index
+            if c.pending_harm is not None and before is not None and not (before and not after):
+                # The harm announced the next loss of this claim, and that loss kept the
+                # predicate true: harm without a predicate break.
+                h = c.pending_harm
+                c.pending_harm = None
+                c.state = self.E.harmed_state
+                self._find(VIOLATION, R.harm, h,
+                           f"harm reported, but the loss it announced (block {b}, position {pos})"
+                           " kept the predicate true", c)
+                return
             if c.protected:
-                self._find(VIOLATION, R.hard, ev,
-                           f"protected block {b} (position {pos}) of hard claim {c.id} was an "
-                           "allocation victim while the claim was under responsibility", c)
+                self._stage(c, R.hard, ev, at,
+                            f"protected block {b} (position {pos}) of hard claim {c.id} was an "
+                            "allocation victim while the claim was under responsibility")
             if before is None:
                 self._find(UNKNOWN, R.silent, ev,
                            f"block {b} of claim {c.id} was lost but the claim has no "
@@ -708,26 +527,62 @@ class Replay:
                     self._pass(c, R.silent)
                 else:
                     if self.explicit_owed is not None and self.denied_since_owed:
-                        self._find(VIOLATION, R.no_admit, ev,
-                                   "write no-admit was the only action before this loss: "
-                                   "future_reuse_denied protects nobody", c)
+                        self._stage(c, R.no_admit, ev, at,
+                                    "write no-admit was the only action before this loss: "
+                                    "future_reuse_denied protects nobody")
                     elif self.explicit_owed is not None and c.protected:
-                        self._find(VIOLATION, R.explicit, ev,
-                                   "protected + active live exceeded usable, and no explicit "
-                                   "action was reported before this loss", c)
-                    self._find(VIOLATION, R.silent, ev,
-                               f"unreported resident loss: block {b} (position {pos}) broke "
-                               f"{c.positions.pred.spelling() if c.positions.pred else 'the predicate'}"
-                               f" of claim {c.id} with no harm event and no prior release", c)
+                        self._stage(c, R.explicit, ev, at,
+                                    "protected + active live exceeded usable, and no explicit "
+                                    "action was reported before this loss")
+                    pred = c.positions.pred.spelling() if c.positions.pred else "the predicate"
+                    self._stage(c, R.silent, ev, at,
+                                f"unreported resident loss: block {b} (position {pos}) broke "
+                                f"{pred} of claim {c.id} with no harm event and no prior release")
                     c.silent = True
         elif c.state in self.released or c.silent:
             c.lost_after_release += 1
             if c.pending_lost:
                 c.pending_lost.pop(0)
 
+    def _stage(self, c: Claim, rule: str, ev: Event, index: int, message: str) -> None:
+        """Hold a loss finding until the allocation ends: a release written right after the loss
+        is diagnosed as a late release (R-expiry / R-order) rather than as the loss itself."""
+        c.staged.append((rule, ev, index, message))
+        self.pending.add(c)
+
+    def _late_release(self, c: Claim, ev: Event) -> bool:
+        E = self.E
+        return (ev.kind in E.releasing and ev.kind != E.harmed
+                and ev.fields.get("claim_id") == c.id)
+
     def _close_group(self, ev: Event | None) -> None:
-        R = self.R
+        """Settle what the run of block events left pending (see the timing rule above).
+
+        Staged loss findings wait through a run of release events that directly follows the
+        allocation: a release there naming the claim is a late release; any other event flushes
+        them as the loss findings they are.
+        """
+        R, E = self.R, self.E
+        releasing = ev is not None and ev.kind in E.releasing and ev.kind != E.harmed
+        keep: set[Claim] = set()
         for c in list(self.pending):
+            if c.staged:
+                if ev is not None and self._late_release(c, ev):
+                    staged = c.staged
+                    c.staged = []
+                    verb = self.spec.events[ev.kind].verb
+                    rule = R.expiry if ev.kind == E.expired else R.order
+                    self._find(VIOLATION, rule, ev,
+                               f"'{verb}' written after the loss it would excuse (line "
+                               f"{staged[0][1].line}): a release must precede the loss", c)
+                    c.late_release = True
+                elif releasing:
+                    keep.add(c)
+                else:
+                    staged = c.staged
+                    c.staged = []
+                    for rule, sev, idx, msg in staged:
+                        self._find(VIOLATION, rule, sev, msg, c, index=idx)
             if c.pending_harm is not None:
                 h = c.pending_harm
                 c.pending_harm = None
@@ -747,7 +602,7 @@ class Replay:
                            "post-release loss reported but no block of the claim was lost in "
                            "the same allocation", c)
             c.pending_lost.clear()
-        self.pending.clear()
+        self.pending = keep
 
     # ---- requests ----------------------------------------------------------------------------
     def _request(self, rid: str) -> Request:
@@ -801,133 +656,6 @@ class Replay:
                     self._pass(c, self.R.no_admit)
         else:
             r.reuse = True
-
-    def _on_decision(self, ev: Event) -> None:
-        E = self.E
-        f = ev.fields
-        r = self._request(f["request_id"])
-        r.outcome = "refused" if ev.kind == E.refused else (
-            "deferred" if r.outcome != "refused" else r.outcome)
-        if not r.first_decision:
-            r.first_decision = True
-            r.blocking = tuple(f.get("blocking_claim_ids") or ())
-            r.shortfall = f.get("capacity_shortfall_blocks")
-            r.free = f.get("free_blocks_before_allocate")
-            r.feasibility = f.get("feasibility")
-        if r.reuse is None or f.get("future_reuse_admitted") is False:
-            r.reuse = False
-        self._attribution(ev, r)
-        self._discharge_explicit(ev)
-
-    def _attribution(self, ev: Event, r: Request) -> None:
-        R, V = self.R, self.values
-        f = ev.fields
-        blocking = f.get("blocking_claim_ids")
-        feas = f.get("feasibility")
-        restore_path = feas == V["restore_infeasible"]
-        if restore_path:
-            eligible = {c.id: c for c in self.claims.values()
-                        if c.outcome_owed is not None and c.outcome_owed[0] in
-                        self._refusal_outcomes()}
-        else:
-            eligible = {c.id: c for c in self._protected_claims()}
-        shortfall = f.get("capacity_shortfall_blocks")
-        claim_caused = bool(blocking) or feas == V["infeasible"] or (shortfall or 0) > 0
-        if not claim_caused:
-            return
-        if not blocking:
-            for c in eligible.values():
-                self._find(VIOLATION, R.attribution, ev,
-                           f"refusal under claim pressure does not name blocking claim {c.id}",
-                           c, request_id=r.id)
-            return
-        first = next(iter(eligible.values()), None)
-        if list(blocking) != sorted(set(blocking)):
-            self._find(VIOLATION, R.attribution, ev,
-                       f"blocking_claim_ids {blocking} must be sorted and without duplicates",
-                       first, request_id=r.id)
-        for bid in blocking:
-            if bid not in eligible:
-                known = self.claims.get(bid)
-                why = ("is not a known claim" if known is None else
-                       f"is in state {known.state}" if known.state not in self.responsible else
-                       "holds no protected blocks")
-                target = known if known is not None and known.bundle else first
-                self._find(VIOLATION, R.attribution, ev,
-                           f"blocking-claim smear: {bid} {why}, so it cannot block this request",
-                           target, claim_id=bid, request_id=r.id)
-        if not restore_path:
-            for cid, c in eligible.items():
-                if cid not in blocking:
-                    self._find(VIOLATION, R.attribution, ev,
-                               f"refusal does not name blocking claim {cid}", c, request_id=r.id)
-            self._numbers(ev, r, eligible)
-        else:
-            for bid in blocking:
-                c = eligible.get(bid)
-                if c is not None:
-                    c.outcome_owed = None
-                    c.off_state = self.spec.offload.initial
-                    self._pass(c, R.offload)
-        for bid in blocking:
-            c = eligible.get(bid)
-            if c is not None:
-                self._pass(c, R.attribution)
-                self._pass(c, R.explicit)
-
-    def _refusal_outcomes(self) -> frozenset[str]:
-        refused = self.E.refused
-        return frozenset(k for k, v in self.spec.offload_outcome_events.items() if v == refused)
-
-    def _numbers(self, ev: Event, r: Request, eligible: dict[str, Claim]) -> None:
-        R, V = self.R, self.values
-        f = ev.fields
-        first = next(iter(eligible.values()), None)
-        protected = sum(self._blocks_of(c) for c in eligible.values())
-
-        def bad(msg: str) -> None:
-            self._find(VIOLATION, R.attribution, ev, msg, first, request_id=r.id)
-
-        p = f.get("protected_resident_blocks")
-        if p is not None and p != protected:
-            bad(f"protected_resident_blocks is {p} but the replayed pool holds {protected} "
-                "protected blocks")
-        req = f.get("active_live_blocks_required")
-        total = f.get("resident_plus_active_blocks")
-        if total is not None and req is not None and total != protected + req:
-            bad(f"resident_plus_active_blocks is {total}, not protected {protected} + "
-                f"required {req}")
-        usable = f.get("usable_blocks", self.usable)
-        free = f.get("free_blocks_before_allocate")
-        if free is not None and usable is not None:
-            upper = usable - protected
-            lower = usable - len(self.allocated)
-            if free > upper:
-                bad(f"free_blocks_before_allocate is {free}, but at most {upper} "
-                    f"(usable {usable} - protected {protected}) can be free")
-            elif free < lower:
-                bad(f"free_blocks_before_allocate is {free}, but at least {lower} are free "
-                    f"(usable {usable} - {len(self.allocated)} blocks ever allocated)")
-        shortfall = f.get("capacity_shortfall_blocks")
-        if shortfall is not None and req is not None:
-            if free is not None and shortfall != max(0, req - free):
-                bad(f"capacity_shortfall_blocks is {shortfall}, not max(0, required {req} - "
-                    f"free {free}) = {max(0, req - free)}")
-            elif usable is not None and shortfall < max(0, protected + req - usable):
-                bad(f"capacity_shortfall_blocks is {shortfall}, below protected {protected} + "
-                    f"required {req} - usable {usable}")
-        feas = f.get("feasibility")
-        if feas is not None and shortfall is not None:
-            infeasible = feas == V["infeasible"]
-            if (shortfall > 0) != infeasible or (
-                    not infeasible and not feas.startswith(V["feasible_prefix"])):
-                bad(f"feasibility {feas!r} does not match shortfall {shortfall}")
-        claims_listed = f.get("protected_resident_claims")
-        if claims_listed is not None:
-            ids = sorted(x.get("claim_id") for x in claims_listed if isinstance(x, dict))
-            if ids != sorted(eligible):
-                bad(f"protected_resident_claims names {ids}, the replayed pool protects "
-                    f"{sorted(eligible)}")
 
     # ---- state for pictures (kvclaims explain) ----------------------------------------------
     def snapshot(self) -> dict[str, Any]:

@@ -69,7 +69,10 @@ def render(report: Report, spec: Spec, console: Console) -> None:
             if quiet:
                 t.append("(not exercised: " + ", ".join(quiet) + ")", style="dim")
             console.print(t)
-    for f in report.findings:
+    from kvclaims.report.ascii_timeline import strips_for_report
+
+    strips = strips_for_report(report, spec)
+    for k, f in enumerate(report.findings):
         rule = spec.rules.get(f.rule)
         head = Text()
         head.append(f"{f.status.upper()} ", style=_STYLE[f.status])
@@ -91,6 +94,7 @@ def render(report: Report, spec: Spec, console: Console) -> None:
         parts.append(Text("  " + f.message))
         if rule is not None:
             parts.append(Text(f"  rule: {rule.sentence} (MODEL {rule.section})", style="dim"))
+        parts.extend(Text("  " + s, style="dim") for s in strips.get(k, ()))
         console.print(Group(*parts))
     more = {r: n for r, n in report.finding_counts.items()}
     shown: dict[str, int] = {}

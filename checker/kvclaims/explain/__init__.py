@@ -1,0 +1,104 @@
+"""`kvclaims explain`: a picture of what happened to the pool and to each claim (MODEL.md §6-§7).
+
+Adapts a trace file to :func:`kvclaims.explain.timeline.build_timeline` and hands the timeline to
+a renderer chosen by the output's suffix: `.png`/`.svg` (matplotlib, optional: kvclaims[plot]) or
+`.html` (one self-contained file, drawn without matplotlib). Bad input is a located message and
+exit code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import TextIO
+
+from kvclaims.explain.timeline import Timeline, build_timeline
+
+__all__ = ["ExplainError", "Timeline", "build_timeline", "explain_command", "read_timeline",
+           "render_to"]
+
+SUFFIXES = (".png", ".svg", ".html", ".htm")
+
+
+class ExplainError(Exception):
+    """A usage or input problem, with the location already in the message."""
+
+
+def read_timeline(path: str, spec: object = None, input_format: str | None = None,
+                  **kwargs: object) -> Timeline:
+    """Read and replay one trace file; raise ExplainError `file:line:column: message` on bad
+    input (the trace must be read to its end for a picture of it to be honest)."""
+    from kvclaims import spec as spec_mod
+    from kvclaims.check.replay import ClaimLimit
+    from kvclaims.run import Options, open_events
+    from kvclaims.trace.model import InputError
+
+    S = spec if spec is not None else spec_mod.load()
+    try:
+        fh = open(path, "rb")
+    except OSError as err:
+        raise ExplainError(f"{path}: cannot open: {err.strerror}") from None
+    with fh:
+        try:
+            events = open_events(fh, path, S, Options(input_format=input_format))  # type: ignore[arg-type]
+            timeline = build_timeline(events, S, path, **kwargs)  # type: ignore[arg-type]
+        except InputError as err:
+            raise ExplainError(f"{err.file}:{err.line}:{err.column}: {err.message}") from None
+        except ClaimLimit as err:
+            raise ExplainError(f"{path}:{err.event.line}:{err.event.column}: {err}") from None
+        except UnicodeDecodeError as err:
+            raise ExplainError(f"{path}:1:1: not UTF-8 text: {err.reason}") from None
+    if timeline.events == 0:
+        raise ExplainError(f"{path}:1:1: empty trace: no events")
+    return timeline
+
+
+def render_to(timeline: Timeline, out: str, claim: str | None = None) -> None:
+    """Write the picture of `timeline` to `out`, in the format its suffix names."""
+    suffix = os.path.splitext(out)[1].lower()
+    if claim is not None:
+        if timeline.claim(claim) is None:
+            known = ", ".join(c.claim_id for c in timeline.claims) or "none"
+            raise ExplainError(f"{timeline.file}: no claim {claim!r} in the trace "
+                               f"(claims: {known})")
+        timeline = timeline.only_claim(claim)
+    if suffix in (".html", ".htm"):
+        from kvclaims.report.html import render_html
+
+        text = render_html(timeline)
+        with open(out, "w", encoding="utf-8") as fh:
+            fh.write(text)
+    elif suffix in (".png", ".svg"):
+        from kvclaims.report.plot import PlotUnavailable, render_plot
+
+        try:
+            render_plot(timeline, out)
+        except PlotUnavailable as err:
+            raise ExplainError(str(err)) from None
+    else:
+        raise ExplainError(f"{out}: unknown output format {suffix or '(no suffix)'!r}; "
+                           "use .png, .svg or .html")
+
+
+def explain_command(trace: str, claim: str | None, out: str, input_format: str | None,
+                    stderr: TextIO | None = None) -> int:
+    """The CLI entry: 0 written, 2 usage or input error (message on stderr)."""
+    err = stderr if stderr is not None else sys.stderr
+    if os.path.splitext(out)[1].lower() not in SUFFIXES:
+        print(f"kvclaims explain: {out}: the output must end in .png, .svg or .html",
+              file=err)
+        return 2
+    if input_format not in (None, "kvt", "jsonl"):
+        print(f"kvclaims explain: unknown input format {input_format!r} (kvt or jsonl)",
+              file=err)
+        return 2
+    try:
+        timeline = read_timeline(trace, input_format=input_format)
+        render_to(timeline, out, claim)
+    except ExplainError as e:
+        print(f"kvclaims explain: {e}", file=err)
+        return 2
+    except OSError as e:
+        print(f"kvclaims explain: {out}: cannot write: {e.strerror}", file=err)
+        return 2
+    return 0

@@ -1,0 +1,98 @@
+"""Colors and one-line captions shared by the timeline renderers (plot, HTML, ASCII).
+
+Lifecycle colors are chosen by the state's category in spec/lifecycle.toml (MODEL.md §4: under
+responsibility, released, harmed), never by re-typed state names, so a new state gets a color.
+Captions say in words what the picture shows: whether residents were kept or evicted.
+"""
+
+from __future__ import annotations
+
+from kvclaims.explain.timeline import ClaimTrack, RequestLane, Timeline
+
+BAND_COLORS = {
+    "protected": "#1f4e99",
+    "resident": "#41ab5d",
+    "active": "#fd8d3c",
+    "free": "#eeeeee",
+}
+BAND_LABELS = {
+    "protected": "protected (hard claim)",
+    "resident": "resident (cached)",
+    "active": "active (requests)",
+    "free": "free",
+}
+VERDICT_COLORS = {
+    "conformant": "#1a7f37",
+    "violation": "#c62828",
+    "inconclusive": "#b26a00",
+    "input_error": "#8e24aa",
+}
+FINDING_COLORS = {"violation": "#c62828", "unknown": "#e08e00"}
+
+_RESPONSIBLE = ("#a1d99b", "#238b45", "#006d2c")
+_RELEASED = ("#9ecae1", "#bcbddc", "#fdd49e", "#d9d9d9", "#c7c7c7")
+_BEFORE = ("#f7f7f7", "#deebf7")
+_HARMED = "#fb6a4a"
+_SILENT = "#b2182b"
+
+
+def state_colors(tl: Timeline) -> dict[str, str]:
+    out: dict[str, str] = {}
+    r = rel = b = 0
+    for st in tl.states:
+        if st == tl.harmed_state:
+            out[st] = _HARMED
+        elif st in tl.responsible:
+            out[st] = _RESPONSIBLE[min(r, len(_RESPONSIBLE) - 1)]
+            r += 1
+        elif st in tl.released:
+            out[st] = _RELEASED[rel % len(_RELEASED)]
+            rel += 1
+        else:
+            out[st] = _BEFORE[min(b, len(_BEFORE) - 1)]
+            b += 1
+    return out
+
+
+def state_color(tl: Timeline, state: str, silent: bool) -> str:
+    if silent:
+        return _SILENT
+    return state_colors(tl).get(state, "#cccccc")
+
+
+def pool_headline(tl: Timeline) -> str:
+    """One sentence on the residents: kept or evicted, and the protected blocks."""
+    if not tl.pool:
+        return "no events"
+    peak = max(s.resident for s in tl.pool)
+    end = tl.pool[-1].resident
+    ppeak = max(s.protected for s in tl.pool)
+    pend = tl.pool[-1].protected
+    lost = tl.resident_victims_total
+    if peak == 0:
+        text = "no resident blocks"
+    elif lost:
+        text = (f"RESIDENTS EVICTED: {lost} resident block(s) lost; "
+                f"resident {peak} → {end} at the end")
+    else:
+        text = f"RESIDENTS KEPT: resident {peak} → {end} at the end, none evicted"
+    if ppeak:
+        verb = "kept" if pend >= ppeak else "not kept"
+        text += f"; protected {ppeak} → {pend} ({verb})"
+    return text
+
+
+def claim_headline(c: ClaimTrack) -> str:
+    last = c.points[-1] if c.points else None
+    bits = [f"{c.claim_id}: {c.verdict}", f"final state {c.final_state}"]
+    if last is not None and last.leading is not None:
+        bits.append(f"leading {last.leading}/{last.required if last.required is not None else '?'}"
+                    f" ({'predicate holds' if last.holds else 'predicate broken'})")
+    bits.append(f"{c.victims} block(s) lost")
+    if last is not None and last.silent:
+        bits.append("lost silently")
+    return " · ".join(bits)
+
+
+def request_label(r: RequestLane) -> str:
+    return f"request {r.request_id}: {r.outcome}"

@@ -1,0 +1,76 @@
+"""The spec names the MicroRuntime emits, looked up once and checked against spec/ at import.
+
+Event names, field names, fixed values (victim reasons, feasibility strings, tiers, offload outcome
+types) all come from the spec tables (MODEL.md §5, §6); a name the spec lacks fails at import,
+never mid-run. Nothing here is decided: it is the runtime's dictionary.
+"""
+
+from __future__ import annotations
+
+from kvclaims import spec as spec_mod
+from kvclaims.spec import Spec, SpecError
+
+
+class Names:
+    """Event names and spec values used by the MicroRuntime."""
+
+    def __init__(self, spec: Spec):
+        def ev(name: str) -> str:
+            if name not in spec.events:
+                raise SpecError(f"spec/events.toml lacks {name} (needed by the MicroRuntime)")
+            return name
+
+        self.submitted = ev("resident_claim_submitted")
+        self.accepted = ev("resident_claim_accepted")
+        self.rejected = ev("resident_claim_rejected")
+        self.materialized = ev("resident_claim_materialized")
+        self.demoted = ev("resident_claim_demoted")
+        self.expired = ev("resident_claim_expired")
+        self.harmed = ev("resident_claim_harmed")
+        self.lost_after_release = ev("resident_claim_block_lost_after_release")
+        self.offloaded = ev("resident_claim_offloaded")
+        self.restore_required = ev("resident_claim_restore_required")
+        self.restored = ev("resident_claim_restored")
+        self.reuse_after_restore = ev("resident_claim_reuse_after_restore")
+        self.restoration_failed = ev("resident_claim_restoration_failed")
+        self.deferred = ev("active_request_deferred")
+        self.refused = ev("active_request_refused")
+        self.reuse_denied = ev("future_reuse_denied")
+        self.block_materialized = ev("resident_block_materialized")
+        self.victim = ev("allocation_victim_selected")
+
+        v = spec.values
+        self.cached_reason = v["cached_victim_reason"]
+        self.uncached_reason = v["uncached_victim_reason"]
+        self.infeasible = v["infeasible"]
+        self.restore_infeasible = v["restore_infeasible"]
+        self.post_hoc = v["post_hoc_registration"]
+        c = spec.offload_constants
+        self.gpu_tier = c["gpu_tier"]
+        self.host_tier = c["host_tier"]
+        self.restore_source = c["restore_source"]
+        # offload outcome type -> the event that answers it (spec/lifecycle.toml)
+        self.outcome_events = dict(spec.offload_outcome_events)
+        self.fields = frozenset(spec.fields)
+        # State names the runtime reports as `claim_status` on post-release losses.
+        self.states = frozenset(spec.claim.states)
+        self.spec = spec
+
+    def outcome_type_for(self, event: str) -> str:
+        for k, e in self.outcome_events.items():
+            if e == event:
+                return k
+        raise SpecError(f"no offload outcome type answered by {event}")
+
+    def state(self, name: str) -> str:
+        if name not in self.states:
+            raise SpecError(f"spec/lifecycle.toml lacks claim state {name}")
+        return name
+
+    def mode(self, spelling: str) -> str:
+        if self.spec.canonical_mode(spelling) is None:
+            raise SpecError(f"spec/modes.toml lacks protection mode spelling {spelling}")
+        return spelling
+
+
+NAMES = Names(spec_mod.load())

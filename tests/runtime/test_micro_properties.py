@@ -1,0 +1,149 @@
+"""Properties of the MicroRuntime under generated workloads (MODEL.md §6, issue 3 acceptance).
+
+Every correct policy yields conformant traces on every workload; every fault switch, whenever it
+fires, yields a violation of the rule it breaks and of no other rule, and leaves the trace
+conformant when it does not fire. Example counts stay small by default (CI has 2 cores);
+`HYPOTHESIS_PROFILE=thorough` runs many more.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from kvclaims import spec as spec_mod
+from kvclaims.check.replay import check_events
+from kvclaims.check.verdict import CONFORMANT, VIOLATION
+from kvclaims.runtime import policies as P
+from kvclaims.runtime.micro import run
+from kvclaims.runtime.workload import (
+    ATTENTION_MODES,
+    SLIDING_WINDOW,
+    ClaimSpec,
+    PrefixSpec,
+    RequestSpec,
+    Workload,
+)
+
+SPEC = spec_mod.load()
+THOROUGH = os.environ.get("HYPOTHESIS_PROFILE") == "thorough"
+EXAMPLES = 400 if THOROUGH else 100
+SETTINGS = settings(max_examples=EXAMPLES, deadline=None, derandomize=not THOROUGH,
+                    suppress_health_check=[HealthCheck.too_slow])
+OUTCOMES = tuple(SPEC.offload_outcome_events)
+
+
+@st.composite
+def workloads(draw: st.DrawFn) -> Workload:
+    usable = draw(st.integers(4, 48))
+    prefixes = []
+    room = usable
+    for i in range(draw(st.integers(0, 3))):
+        if room <= 0:
+            break
+        blocks = draw(st.integers(1, min(room, 24)))
+        room -= blocks
+        claim = None
+        if draw(st.booleans()) or draw(st.booleans()):
+            claim = ClaimSpec(
+                f"claim:p{i}", draw(st.integers(1, blocks)),
+                protected=draw(st.sampled_from((True, True, True, False))),
+                predicted_value=float(draw(st.integers(1, 3))),
+                duration_steps=draw(st.none() | st.integers(0, 3)),
+                restore_fails=draw(st.booleans()),
+                failure_outcome=draw(st.sampled_from(OUTCOMES)))
+        prefixes.append(PrefixSpec(f"p{i}", blocks, claim))
+    requests = []
+    for j in range(draw(st.integers(1, 3))):
+        attention = draw(st.sampled_from(ATTENTION_MODES))
+        chunks = tuple(draw(st.lists(st.integers(1, max(1, usable // 2)), min_size=1,
+                                     max_size=4)))
+        window = draw(st.integers(max(chunks), usable)) if attention == SLIDING_WINDOW else None
+        r = RequestSpec(f"r{j}", chunks, attention, window, draw(st.booleans()),
+                        draw(st.none() | st.sampled_from([p.prefix_id for p in prefixes] or
+                                                         [None])))
+        if r.max_live > usable:
+            r = RequestSpec(f"r{j}", (usable,), future_reuse_requested=r.future_reuse_requested,
+                            reuses=r.reuses)
+        requests.append(r)
+    return Workload(usable, tuple(prefixes), tuple(requests))
+
+
+CORRECT = [P.Policy(name) for name in P.POLICIES] + [
+    P.Policy(P.HARD_EXCLUDE, defer_attempts=2),
+    P.Policy(P.EXPIRING, defer_attempts=1),
+    P.Policy(P.SOFT_PRIORITY, free_order=P.HEAD_FIRST),
+    P.Policy(P.RESIDENT_RESERVE, reserve_blocks=4),
+]
+
+
+def _violated(report) -> set[str]:
+    return {f.rule for f in report.findings if f.status == VIOLATION}
+
+
+@pytest.mark.parametrize("policy", CORRECT, ids=lambda p: f"{p.name}-{p.defer_attempts}-"
+                         f"{p.free_order}-{p.reserve_blocks}")
+@SETTINGS
+@given(wl=workloads())
+def test_correct_policy_is_always_conformant(policy: P.Policy, wl: Workload) -> None:
+    result = run(wl, policy)
+    report = check_events(SPEC, result.events, "generated")
+    assert report.verdict == CONFORMANT, [(f.rule, f.message) for f in report.findings]
+    assert not result.fired
+
+
+FAULT_CASES = [(f, p) for f in P.FAULTS.values() for p in f.policies]
+
+_R = {rid: SPEC.rules[rid].id for rid in SPEC.rules}
+
+
+@pytest.mark.parametrize("fault,policy", FAULT_CASES, ids=lambda x: getattr(x, "name", x))
+@SETTINGS
+@given(wl=workloads())
+def test_fault_violates_exactly_its_rule(fault: P.Fault, policy: str, wl: Workload) -> None:
+    result = run(wl, P.Policy(policy), [fault.name])
+    report = check_events(SPEC, result.events, "generated")
+    if fault.name in result.fired:
+        assert _violated(report) == {fault.rule}, [(f.rule, f.message) for f in report.findings]
+    else:
+        assert report.verdict == CONFORMANT, [(f.rule, f.message) for f in report.findings]
+
+
+# ---- concrete witnesses of faults whose attribution the checker once got wrong -------------
+def _claim_prefix(pid: str, blocks: int, required: int, **kw) -> PrefixSpec:
+    return PrefixSpec(pid, blocks, ClaimSpec(f"claim:{pid}", required, **kw))
+
+
+WITNESSES = {
+    "harm_without_break-then-post-release-loss": (
+        P.HARM_WITHOUT_BREAK, P.SOFT_PRIORITY,
+        Workload(23, (PrefixSpec("p0", 1), _claim_prefix("p1", 22, 1)),
+                 (RequestSpec("r0", (1, 1, 1)),))),
+    "harm_without_break-absorbed-by-later-break": (
+        P.HARM_WITHOUT_BREAK, P.SOFT_PRIORITY,
+        Workload(10, (_claim_prefix("p0", 10, 5),), (RequestSpec("r0", (3, 5)),))),
+    "smear-onto-best-effort-claim": (
+        P.SMEARED_ATTRIBUTION, P.HARD_EXCLUDE,
+        Workload(20, (_claim_prefix("p0", 10, 10), _claim_prefix("p1", 5, 5, protected=False)),
+                 (RequestSpec("r0", (11,)),))),
+    "expiry-after-breaking-loss": (
+        P.EXPIRY_AFTER_LOSS, P.EXPIRING,
+        Workload(80, (_claim_prefix("resident", 60, 60, duration_steps=1),),
+                 (RequestSpec("active", (70,)),))),
+    "expiry-after-non-breaking-loss": (
+        P.EXPIRY_AFTER_LOSS, P.EXPIRING,
+        Workload(80, (_claim_prefix("resident", 60, 50, duration_steps=1),),
+                 (RequestSpec("active", (25,)),))),
+}
+
+
+@pytest.mark.parametrize("name", sorted(WITNESSES))
+def test_fault_witness_violates_exactly_its_rule(name: str) -> None:
+    fault, policy, wl = WITNESSES[name]
+    result = run(wl, P.Policy(policy), [fault])
+    assert fault in result.fired
+    report = check_events(SPEC, result.events, name)
+    assert _violated(report) == {P.FAULTS[fault].rule}
