@@ -3,7 +3,8 @@
 Decides whether a claim-caused refusal or deferral names exactly the blocking claims (no smear) and
 carries numbers consistent with the replayed pool: protected blocks, resident + active, free
 blocks within the interval the trace determines, shortfall, feasibility. On the restore path it
-settles the claim-scoped refusal a restoration failure promised. A mixin of the replay checker.
+settles the claim-scoped refusal a restoration failure promised. Functions of the replay
+checker: they read and update its state (passed as `rp`).
 """
 
 from __future__ import annotations
@@ -18,131 +19,174 @@ if TYPE_CHECKING:
     from kvclaims.check.replay import Replay
 
 
-class AttributionRules:
-    def _on_decision(self: Replay, ev: Event) -> None:
-        E = self.E
-        f = ev.fields
-        r = self._request(f["request_id"])
-        r.outcome = "refused" if ev.kind == E.refused else (
-            "deferred" if r.outcome != "refused" else r.outcome)
-        if not r.first_decision:
-            r.first_decision = True
-            r.blocking = tuple(f.get("blocking_claim_ids") or ())
-            r.shortfall = f.get("capacity_shortfall_blocks")
-            r.free = f.get("free_blocks_before_allocate")
-            r.feasibility = f.get("feasibility")
-        if r.reuse is None or f.get("future_reuse_admitted") is False:
-            r.reuse = False
-        self._attribution(ev, r)
-        self._discharge_explicit(ev)
+def on_decision(rp: Replay, ev: Event) -> None:
+    E = rp.E
+    f = ev.fields
+    r = rp._request(f["request_id"])
+    r.outcome = (
+        "refused" if ev.kind == E.refused else ("deferred" if r.outcome != "refused" else r.outcome)
+    )
+    if not r.first_decision:
+        r.first_decision = True
+        r.blocking = tuple(f.get("blocking_claim_ids") or ())
+        r.shortfall = f.get("capacity_shortfall_blocks")
+        r.free = f.get("free_blocks_before_allocate")
+        r.feasibility = f.get("feasibility")
+    if r.reuse is None or f.get("future_reuse_admitted") is False:
+        r.reuse = False
+    _attribution(rp, ev, r)
+    rp._discharge_explicit(ev)
 
-    def _attribution(self: Replay, ev: Event, r: Request) -> None:
-        R, V = self.R, self.values
-        f = ev.fields
-        blocking = f.get("blocking_claim_ids")
-        feas = f.get("feasibility")
-        restore_path = feas == V["restore_infeasible"]
-        if restore_path:
-            eligible = {c.id: c for c in self.claims.values()
-                        if c.outcome_owed is not None and c.outcome_owed[0] in
-                        self._refusal_outcomes()}
-        else:
-            eligible = {c.id: c for c in self._protected_claims()}
-        shortfall = f.get("capacity_shortfall_blocks")
-        claim_caused = bool(blocking) or feas == V["infeasible"] or (shortfall or 0) > 0
-        if not claim_caused:
-            return
-        if not blocking:
-            for c in eligible.values():
-                self._find(VIOLATION, R.attribution, ev,
-                           f"refusal under claim pressure does not name blocking claim {c.id}",
-                           c, request_id=r.id)
-            return
-        first = next(iter(eligible.values()), None)
-        if list(blocking) != sorted(set(blocking)):
-            self._find(VIOLATION, R.attribution, ev,
-                       f"blocking_claim_ids {blocking} must be sorted and without duplicates",
-                       first, request_id=r.id)
+
+def _attribution(rp: Replay, ev: Event, r: Request) -> None:
+    R, V = rp.R, rp.values
+    f = ev.fields
+    blocking = f.get("blocking_claim_ids")
+    feas = f.get("feasibility")
+    restore_path = feas == V["restore_infeasible"]
+    if restore_path:
+        eligible = {
+            c.id: c
+            for c in rp.claims.values()
+            if c.outcome_owed is not None and c.outcome_owed[0] in _refusal_outcomes(rp)
+        }
+    else:
+        eligible = {c.id: c for c in rp._protected_claims()}
+    shortfall = f.get("capacity_shortfall_blocks")
+    claim_caused = bool(blocking) or feas == V["infeasible"] or (shortfall or 0) > 0
+    if not claim_caused:
+        return
+    if not blocking:
+        for c in eligible.values():
+            rp._find(
+                VIOLATION,
+                R.attribution,
+                ev,
+                f"refusal under claim pressure does not name blocking claim {c.id}",
+                c,
+                request_id=r.id,
+            )
+        return
+    first = next(iter(eligible.values()), None)
+    if list(blocking) != sorted(set(blocking)):
+        rp._find(
+            VIOLATION,
+            R.attribution,
+            ev,
+            f"blocking_claim_ids {blocking} must be sorted and without duplicates",
+            first,
+            request_id=r.id,
+        )
+    for bid in blocking:
+        if bid not in eligible:
+            known = rp.claims.get(bid)
+            why = (
+                "is not a known claim"
+                if known is None
+                else f"is in state {known.state}"
+                if known.state not in rp.responsible
+                else "holds no protected blocks"
+            )
+            # Filed against the refused request, not the bystander claim, whose own bundle
+            # may not include R-attribution (the smear is the runtime's report, not the claim's).
+            rp._find(
+                VIOLATION,
+                R.attribution,
+                ev,
+                f"blocking-claim smear: {bid} {why}, so it cannot block this request",
+                None,
+                claim_id=bid,
+                request_id=r.id,
+            )
+    if not restore_path:
+        for cid, c in eligible.items():
+            if cid not in blocking:
+                rp._find(
+                    VIOLATION,
+                    R.attribution,
+                    ev,
+                    f"refusal does not name blocking claim {cid}",
+                    c,
+                    request_id=r.id,
+                )
+        _numbers(rp, ev, r, eligible)
+    else:
         for bid in blocking:
-            if bid not in eligible:
-                known = self.claims.get(bid)
-                why = ("is not a known claim" if known is None else
-                       f"is in state {known.state}" if known.state not in self.responsible else
-                       "holds no protected blocks")
-                # Filed against the refused request, not the bystander claim, whose own bundle
-                # may not include R-attribution (the smear is the runtime's report, not the claim's).
-                self._find(VIOLATION, R.attribution, ev,
-                           f"blocking-claim smear: {bid} {why}, so it cannot block this request",
-                           None, claim_id=bid, request_id=r.id)
-        if not restore_path:
-            for cid, c in eligible.items():
-                if cid not in blocking:
-                    self._find(VIOLATION, R.attribution, ev,
-                               f"refusal does not name blocking claim {cid}", c, request_id=r.id)
-            self._numbers(ev, r, eligible)
-        else:
-            for bid in blocking:
-                c = eligible.get(bid)
-                if c is not None:
-                    c.outcome_owed = None
-                    c.off_state = self.spec.offload.initial
-                    self._pass(c, R.offload)
-        for bid in blocking:
-            c = eligible.get(bid)
-            if c is not None:
-                self._pass(c, R.attribution)
-                self._pass(c, R.explicit)
+            owed = eligible.get(bid)
+            if owed is not None:
+                owed.outcome_owed = None
+                owed.off_state = rp.spec.offload.initial
+                rp._pass(owed, R.offload)
+    for bid in blocking:
+        named = eligible.get(bid)
+        if named is not None:
+            rp._pass(named, R.attribution)
+            rp._pass(named, R.explicit)
 
-    def _refusal_outcomes(self: Replay) -> frozenset[str]:
-        refused = self.E.refused
-        return frozenset(k for k, v in self.spec.offload_outcome_events.items() if v == refused)
 
-    def _numbers(self: Replay, ev: Event, r: Request, eligible: dict[str, Claim]) -> None:
-        R, V = self.R, self.values
-        f = ev.fields
-        first = next(iter(eligible.values()), None)
-        protected = sum(self._blocks_of(c) for c in eligible.values())
+def _refusal_outcomes(rp: Replay) -> frozenset[str]:
+    refused = rp.E.refused
+    return frozenset(k for k, v in rp.spec.offload_outcome_events.items() if v == refused)
 
-        def bad(msg: str) -> None:
-            self._find(VIOLATION, R.attribution, ev, msg, first, request_id=r.id)
 
-        p = f.get("protected_resident_blocks")
-        if p is not None and p != protected:
-            bad(f"protected_resident_blocks is {p} but the replayed pool holds {protected} "
-                "protected blocks")
-        req = f.get("active_live_blocks_required")
-        total = f.get("resident_plus_active_blocks")
-        if total is not None and req is not None and total != protected + req:
-            bad(f"resident_plus_active_blocks is {total}, not protected {protected} + "
-                f"required {req}")
-        usable = f.get("usable_blocks", self.usable)
-        free = f.get("free_blocks_before_allocate")
-        if free is not None and usable is not None:
-            upper = usable - protected
-            lower = usable - len(self.allocated)
-            if free > upper:
-                bad(f"free_blocks_before_allocate is {free}, but at most {upper} "
-                    f"(usable {usable} - protected {protected}) can be free")
-            elif free < lower:
-                bad(f"free_blocks_before_allocate is {free}, but at least {lower} are free "
-                    f"(usable {usable} - {len(self.allocated)} blocks ever allocated)")
-        shortfall = f.get("capacity_shortfall_blocks")
-        if shortfall is not None and req is not None:
-            if free is not None and shortfall != max(0, req - free):
-                bad(f"capacity_shortfall_blocks is {shortfall}, not max(0, required {req} - "
-                    f"free {free}) = {max(0, req - free)}")
-            elif usable is not None and shortfall < max(0, protected + req - usable):
-                bad(f"capacity_shortfall_blocks is {shortfall}, below protected {protected} + "
-                    f"required {req} - usable {usable}")
-        feas = f.get("feasibility")
-        if feas is not None and shortfall is not None:
-            infeasible = feas == V["infeasible"]
-            if (shortfall > 0) != infeasible or (
-                    not infeasible and not feas.startswith(V["feasible_prefix"])):
-                bad(f"feasibility {feas!r} does not match shortfall {shortfall}")
-        claims_listed = f.get("protected_resident_claims")
-        if claims_listed is not None:
-            ids = sorted(x.get("claim_id") for x in claims_listed if isinstance(x, dict))
-            if ids != sorted(eligible):
-                bad(f"protected_resident_claims names {ids}, the replayed pool protects "
-                    f"{sorted(eligible)}")
+def _numbers(rp: Replay, ev: Event, r: Request, eligible: dict[str, Claim]) -> None:
+    R, V = rp.R, rp.values
+    f = ev.fields
+    first = next(iter(eligible.values()), None)
+    protected = sum(rp._blocks_of(c) for c in eligible.values())
+
+    def bad(msg: str) -> None:
+        rp._find(VIOLATION, R.attribution, ev, msg, first, request_id=r.id)
+
+    p = f.get("protected_resident_blocks")
+    if p is not None and p != protected:
+        bad(
+            f"protected_resident_blocks is {p} but the replayed pool holds {protected} "
+            "protected blocks"
+        )
+    req = f.get("active_live_blocks_required")
+    total = f.get("resident_plus_active_blocks")
+    if total is not None and req is not None and total != protected + req:
+        bad(f"resident_plus_active_blocks is {total}, not protected {protected} + required {req}")
+    usable = f.get("usable_blocks", rp.usable)
+    free = f.get("free_blocks_before_allocate")
+    if free is not None and usable is not None:
+        upper = usable - protected
+        lower = usable - len(rp.allocated)
+        if free > upper:
+            bad(
+                f"free_blocks_before_allocate is {free}, but at most {upper} "
+                f"(usable {usable} - protected {protected}) can be free"
+            )
+        elif free < lower:
+            bad(
+                f"free_blocks_before_allocate is {free}, but at least {lower} are free "
+                f"(usable {usable} - {len(rp.allocated)} blocks ever allocated)"
+            )
+    shortfall = f.get("capacity_shortfall_blocks")
+    if shortfall is not None and req is not None:
+        if free is not None and shortfall != max(0, req - free):
+            bad(
+                f"capacity_shortfall_blocks is {shortfall}, not max(0, required {req} - "
+                f"free {free}) = {max(0, req - free)}"
+            )
+        elif usable is not None and shortfall < max(0, protected + req - usable):
+            bad(
+                f"capacity_shortfall_blocks is {shortfall}, below protected {protected} + "
+                f"required {req} - usable {usable}"
+            )
+    feas = f.get("feasibility")
+    if feas is not None and shortfall is not None:
+        infeasible = feas == V["infeasible"]
+        if (shortfall > 0) != infeasible or (
+            not infeasible and not feas.startswith(V["feasible_prefix"])
+        ):
+            bad(f"feasibility {feas!r} does not match shortfall {shortfall}")
+    claims_listed = f.get("protected_resident_claims")
+    if claims_listed is not None:
+        ids = sorted(str(x.get("claim_id")) for x in claims_listed if isinstance(x, dict))
+        if ids != sorted(eligible):
+            bad(
+                f"protected_resident_claims names {ids}, the replayed pool protects "
+                f"{sorted(eligible)}"
+            )

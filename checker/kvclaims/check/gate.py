@@ -142,7 +142,8 @@ def offloadable_missing(spec: Spec, records: list[Rec]) -> list[str]:
             if failed is not None:
                 fev = [ff for i, kk, ff in same if i == failed][0]
                 otype = fev.get("claim_scoped_outcome_type")
-                if (otype in outcomes and fev.get("outcome_claim_id") == cid
+                if (isinstance(otype, str) and otype in outcomes
+                        and fev.get("outcome_claim_id") == cid
                         and (_is(fev.get("controlled_restoration_unavailable"))
                              or _is(fev.get("injected_restoration_failure")))):
                     want = outcomes[otype]

@@ -3,7 +3,8 @@
 Decides, for each claim-scoped offload event, whether it follows spec/lifecycle.toml's offload
 machine: offloaded (gpu -> host), restore_required, restored from the offload tier (fallback
 recompute is not restoration), reuse_after_restore; or restoration_failed with a claim-scoped
-outcome that must follow. A mixin of the replay checker: it reads and updates the replay's state.
+outcome that must follow. A function of the replay checker: it reads and updates the replay's
+state (passed as `rp`).
 """
 
 from __future__ import annotations
@@ -18,62 +19,103 @@ if TYPE_CHECKING:
     from kvclaims.check.replay import Replay
 
 
-class OffloadRules:
-    def _on_offload(self: Replay, c: Claim, ev: Event) -> None:
-        E, R = self.E, self.R
-        f = ev.fields
-        consts = self.spec.offload_constants
-        if not c.off_state:
-            c.off_state = self.spec.offload.initial
-        t = self.off_tr[ev.kind]
-        verb = self.spec.events[ev.kind].verb
-        gen = f.get("offload_generation")
-        if ev.kind == E.offloaded:
-            if gen is not None and c.off_gen is not None and gen <= c.off_gen:
-                self._find(VIOLATION, R.offload, ev,
-                           f"offload generation {gen} does not follow generation {c.off_gen}", c)
-            if f.get("cache_tier_from") not in (None, consts["gpu_tier"]) or \
-                    f.get("cache_tier_to") not in (None, consts["host_tier"]):
-                self._find(VIOLATION, R.offload, ev,
-                           f"offload must move {consts['gpu_tier']} -> {consts['host_tier']}", c)
-            c.off_gen = gen
-            self._discharge_explicit(ev)
-            self._pass(c, R.explicit)
-        elif gen is not None and c.off_gen is not None and gen != c.off_gen:
-            self._find(VIOLATION, R.offload, ev,
-                       f"'{verb}' names generation {gen} but generation {c.off_gen} is open", c)
-        if ev.kind == E.restored and (gen if gen is not None else c.off_gen) in c.failed_gens:
-            self._find(VIOLATION, R.offload, ev,
-                       "restored after the restoration of this generation failed: recompute "
-                       "after a failure is not restoration", c)
+def on_offload(rp: Replay, c: Claim, ev: Event) -> None:
+    E, R = rp.E, rp.R
+    f = ev.fields
+    consts = rp.spec.offload_constants
+    if not c.off_state:
+        c.off_state = rp.spec.offload.initial
+    t = rp.off_tr[ev.kind]
+    verb = rp.spec.events[ev.kind].verb
+    gen = f.get("offload_generation")
+    if ev.kind == E.offloaded:
+        if gen is not None and c.off_gen is not None and gen <= c.off_gen:
+            rp._find(
+                VIOLATION,
+                R.offload,
+                ev,
+                f"offload generation {gen} does not follow generation {c.off_gen}",
+                c,
+            )
+        if f.get("cache_tier_from") not in (None, consts["gpu_tier"]) or f.get(
+            "cache_tier_to"
+        ) not in (None, consts["host_tier"]):
+            rp._find(
+                VIOLATION,
+                R.offload,
+                ev,
+                f"offload must move {consts['gpu_tier']} -> {consts['host_tier']}",
+                c,
+            )
+        c.off_gen = gen
+        rp._discharge_explicit(ev)
+        rp._pass(c, R.explicit)
+    elif gen is not None and c.off_gen is not None and gen != c.off_gen:
+        rp._find(
+            VIOLATION,
+            R.offload,
+            ev,
+            f"'{verb}' names generation {gen} but generation {c.off_gen} is open",
+            c,
+        )
+    if ev.kind == E.restored and (gen if gen is not None else c.off_gen) in c.failed_gens:
+        rp._find(
+            VIOLATION,
+            R.offload,
+            ev,
+            "restored after the restoration of this generation failed: recompute "
+            "after a failure is not restoration",
+            c,
+        )
+        return
+    if c.off_state not in t.sources:
+        rp._find(
+            VIOLATION,
+            R.offload,
+            ev,
+            f"'{verb}' in offload state {c.off_state}: the order is offloaded, "
+            "restore_required, restored, reuse_after_restore",
+            c,
+        )
+        return
+    if ev.kind == E.restored:
+        src = f.get("restoration_source")
+        if (
+            (src is not None and src != consts["restore_source"])
+            or f.get("restored_from_offload_tier") is False
+            or f.get("cache_tier_from") not in (None, consts["host_tier"])
+        ):
+            rp._find(
+                VIOLATION,
+                R.offload,
+                ev,
+                f"restored from {src or f.get('cache_tier_from')!r}, not from the "
+                "offload tier: fallback recompute is not restoration",
+                c,
+            )
             return
-        if c.off_state not in t.sources:
-            self._find(VIOLATION, R.offload, ev,
-                       f"'{verb}' in offload state {c.off_state}: the order is offloaded, "
-                       "restore_required, restored, reuse_after_restore", c)
-            return
-        if ev.kind == E.restored:
-            src = f.get("restoration_source")
-            if (src is not None and src != consts["restore_source"]) or \
-                    f.get("restored_from_offload_tier") is False or \
-                    f.get("cache_tier_from") not in (None, consts["host_tier"]):
-                self._find(VIOLATION, R.offload, ev,
-                           f"restored from {src or f.get('cache_tier_from')!r}, not from the "
-                           "offload tier: fallback recompute is not restoration", c)
-                return
-        if ev.kind == E.restoration_failed:
-            outcome = f.get("claim_scoped_outcome_type")
-            target = f.get("outcome_claim_id")
-            if outcome not in self.spec.offload_outcome_events:
-                self._find(VIOLATION, R.offload, ev,
-                           f"restoration failure outcome {outcome!r} is not one of "
-                           f"{sorted(self.spec.offload_outcome_events)}", c)
-            if target is not None and target != c.id:
-                self._find(VIOLATION, R.offload, ev,
-                           f"restoration failure outcome names claim {target!r}, not {c.id!r}",
-                           c)
-            c.failed_gens.add(gen if gen is not None else c.off_gen)
-            if outcome in self.spec.offload_outcome_events:
-                c.outcome_owed = (outcome, ev)
-        c.off_state = t.target if t.target != "same" else c.off_state
-        self._pass(c, R.offload)
+    if ev.kind == E.restoration_failed:
+        outcome = f.get("claim_scoped_outcome_type")
+        target = f.get("outcome_claim_id")
+        if outcome not in rp.spec.offload_outcome_events:
+            rp._find(
+                VIOLATION,
+                R.offload,
+                ev,
+                f"restoration failure outcome {outcome!r} is not one of "
+                f"{sorted(rp.spec.offload_outcome_events)}",
+                c,
+            )
+        if target is not None and target != c.id:
+            rp._find(
+                VIOLATION,
+                R.offload,
+                ev,
+                f"restoration failure outcome names claim {target!r}, not {c.id!r}",
+                c,
+            )
+        c.failed_gens.add(gen if gen is not None else c.off_gen)
+        if isinstance(outcome, str) and outcome in rp.spec.offload_outcome_events:
+            c.outcome_owed = (outcome, ev)
+    c.off_state = t.target if t.target != "same" else c.off_state
+    rp._pass(c, R.offload)

@@ -21,8 +21,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Iterable
 
-from kvclaims.check.attribution import AttributionRules
-from kvclaims.check.offload import OffloadRules
+from kvclaims.check import attribution, offload
 from kvclaims.check.predicate import LEADING, Predicate, parse_predicate
 from kvclaims.check.state import (
     IDENTITY_FIELDS,
@@ -54,7 +53,7 @@ from kvclaims.trace.model import Event
 DEFAULT_MAX_CLAIMS = 100_000
 _QUOTE_CHARS = 400
 
-class Replay(AttributionRules, OffloadRules):
+class Replay:
     """Feed events in order with :meth:`feed`, then :meth:`finish` for the report."""
 
     def __init__(self, spec: Spec, file: str = "-", *, max_claims: int = DEFAULT_MAX_CLAIMS,
@@ -351,7 +350,7 @@ class Replay(AttributionRules, OffloadRules):
             self.pending.add(c)
         elif kind in (E.offloaded, E.restore_required, E.restored, E.reuse_after_restore,
                       E.restoration_failed):
-            self._on_offload(c, ev)
+            offload.on_offload(self, c, ev)
         if kind in self.E.releasing:
             self._on_release(c, ev)
         if t.target != "same":
@@ -639,6 +638,9 @@ class Replay(AttributionRules, OffloadRules):
     def _discharge_explicit(self, ev: Event) -> None:
         self.explicit_owed = None
         self.denied_since_owed = False
+
+    def _on_decision(self, ev: Event) -> None:
+        attribution.on_decision(self, ev)
 
     def _on_live_bounded(self, ev: Event) -> None:
         self._discharge_explicit(ev)
