@@ -29,6 +29,20 @@ _STYLE = {CONFORMANT: "bold green", VIOLATION: "bold red", INCONCLUSIVE: "bold y
 _SHORT = {PASS: "pass", VIOLATION: "FAIL", UNKNOWN: "?", NOT_EXERCISED: "·"}
 
 
+# Beyond this many claims, requests or prefixes the text report lists the ones that need
+# attention (not conformant, not served) first and says how many more the JSON report holds.
+MAX_ROWS = 40
+
+
+def _shown(items: list, interesting, label: str) -> tuple[list, str | None]:
+    if len(items) <= MAX_ROWS:
+        return items, None
+    ordered = sorted(items, key=lambda x: not interesting(x))
+    rest = len(items) - MAX_ROWS
+    return ordered[:MAX_ROWS], (f"… and {rest} more {label} (all of them are in "
+                                "--format json)")
+
+
 def _verdict_line(report: Report) -> Text:
     t = Text()
     t.append(f"{report.file}: ", style="bold")
@@ -46,19 +60,30 @@ def render(report: Report, spec: Spec, console: Console) -> None:
                            style=_STYLE[INPUT_ERROR]))
         if report.events:
             console.print(f"  the {report.events} events read before it are reported below")
+    claims, claims_more = _shown(list(report.claims), lambda c: c.verdict != CONFORMANT,
+                                 "claims")
     if report.claims:
         table = Table(title="claims", title_justify="left", show_edge=False, pad_edge=False)
         for col in ("claim", "mode", "state", "verdict", "victims", "lost after release",
                     "leading/required"):
             table.add_column(col)
-        for c in report.claims:
+        for c in claims:
             lead = "" if c.leading_blocks_survived is None else (
                 f"{c.leading_blocks_survived}/{c.required_blocks}")
             table.add_row(c.claim_id, c.mode_spelling or "-", c.final_state,
                           Text(c.verdict, style=_STYLE.get(c.verdict, "")), str(c.victims),
                           str(c.lost_after_release), lead)
         console.print(table)
-        for c in report.claims:
+        if claims_more:
+            console.print(Text(claims_more, style="dim"))
+        # With many claims, rule lines are printed for the claims that need attention only.
+        if len(claims) > 10:
+            quiet = [c for c in claims if c.verdict == CONFORMANT]
+            claims = [c for c in claims if c.verdict != CONFORMANT]
+            if quiet:
+                console.print(Text(f"  rule statuses of the {len(quiet)} conformant claims listed "
+                                   "are in --format json", style="dim"))
+        for c in claims:
             t = Text(f"  {c.claim_id} rules: ", style="bold")
             for rid, st in c.rules.items():
                 if st == NOT_EXERCISED:
@@ -122,7 +147,8 @@ def render(report: Report, spec: Spec, console: Console) -> None:
 
 def _outcome(report: Report, console: Console) -> None:
     lines = []
-    for r in report.requests:
+    requests, more_r = _shown(list(report.requests), lambda r: r.outcome != "served", "requests")
+    for r in requests:
         bits = [f"request {r.request_id}: {r.outcome}"]
         if r.blocking_claim_ids:
             bits.append(f"blocking {list(r.blocking_claim_ids)}")
@@ -135,18 +161,26 @@ def _outcome(report: Report, console: Console) -> None:
         if r.future_reuse_admitted is not None:
             bits.append("future reuse " + ("admitted" if r.future_reuse_admitted else "denied"))
         lines.append(", ".join(bits))
-    for p in report.prefixes:
+    if more_r:
+        lines.append(more_r)
+    prefixes, more_p = _shown(list(report.prefixes), lambda p: p.victims > 0, "prefixes")
+    for p in prefixes:
         lines.append(f"prefix {p.prefix_id}: {p.blocks} blocks, {p.victims} victim(s) "
                      f"({p.cached_victims} cached-prefix reuse), leading {p.leading_blocks_survived}"
                      f" survived, {p.remaining_blocks} remaining"
                      + (f", lost positions {_ranges(p.lost_positions)}" if p.lost_positions else ""))
-    for c in report.claims:
+    if more_p:
+        lines.append(more_p)
+    claims, more_c = _shown(list(report.claims), lambda c: c.verdict != CONFORMANT, "claims")
+    for c in claims:
         if c.materialized is not None:
             lines.append(f"claim {c.claim_id}: {c.final_state}, predicate "
                          f"{'holds' if c.materialized else 'does not hold'}"
                          + (f", surviving {c.surviving_blocks}, leading "
                             f"{c.leading_blocks_survived}, required {c.required_blocks}"
                             if c.surviving_blocks is not None else ""))
+    if more_c:
+        lines.append(more_c)
     lines.append(f"cached resident victims: {report.cached_resident_victims}; resident "
                  f"{'preserved' if report.resident_preserved else 'not preserved'}")
     console.print(Panel("\n".join(lines), title="reconstructed outcome", title_align="left",
