@@ -18,7 +18,14 @@ from typing import IO, Any, Callable, NamedTuple
 
 from kvclaims import spec as spec_mod
 from kvclaims.spec import Spec, SpecError
-from kvclaims.trace.kvt_fast import parse_raw_fast
+from kvclaims.trace.kvt_fast import (
+    NOT_PLAIN,
+    PLAIN_NAMES,
+    PLAIN_VALUES,
+    parse_raw_fast,
+    plain_name,
+    plain_value,
+)
 from kvclaims.trace.kvt_syntax import (
     RawEvent,
     RawHeader,
@@ -62,11 +69,39 @@ class _Vocabulary:
         self.alias_of_field = {f.name: f.kvt for f in spec.fields.values() if f.kvt != f.name}
         self.int_id = {s: bool(f) and spec.fields[f].type == "int" for s, f in self.subjects.items()}
         self.int_re = terminal_regex("INT")
+        # Plain (unquoted) key → field name; None marks a field name written instead of its alias.
+        self.key_map: dict[str, str | None] = dict(self.field_of_key)
+        for key in self.alias_of_field:
+            if self.field_of_key.get(key, key) == key:
+                self.key_map[key] = None
+        # For plain lines (`_plain_event`): subject → verb → event, for NAME-shaped words only,
+        # and the key map with every key that would be an error (alias, `event`) mapped to None.
+        name_re, header = terminal_regex("NAME"), terminal_literal("KVTRACE")
+        self.plain_events: dict[str, dict[str, str]] = {}
+        for (subject, verb), kind in self.events.items():
+            if subject in self.subjects and subject != header and name_re.fullmatch(subject) \
+                    and name_re.fullmatch(verb):
+                self.plain_events.setdefault(subject, {})[verb] = kind
+        self.plain_key_map = dict(self.key_map)
+        self.plain_key_map[EVENT_KEY] = None
+        for key, name in self.key_map.items():
+            if name == EVENT_KEY:
+                self.plain_key_map[key] = None
+        self.bare_re = terminal_regex("BARE")
 
 
 @lru_cache(maxsize=None)
 def _vocabulary(spec: Spec) -> _Vocabulary:
     return _Vocabulary(spec)
+
+
+def _plain_vocabulary(spec: Spec) -> _Vocabulary | None:
+    """The vocabulary for `_plain_event`, or None when it cannot be built: then the fast path is
+    off and the error surfaces where the parsers need the vocabulary (at the first event)."""
+    try:
+        return _vocabulary(spec)
+    except Exception:
+        return None
 
 
 def _event(raw: RawEvent, text: str, lineno: int, file: str, voc: _Vocabulary) -> Event:
@@ -84,39 +119,107 @@ def _event(raw: RawEvent, text: str, lineno: int, file: str, voc: _Vocabulary) -
         raise fail(raw.verb_column, f"subject {raw.subject!r} has no verb {raw.verb!r}; "
                                     f"expected one of: {', '.join(voc.verbs[raw.subject])}")
     fields: dict[str, Any] = {}
-    columns: dict[str, int] = {}
     if raw.seq is not None:
         fields[SEQUENCE_FIELD] = raw.seq
-        columns[SEQUENCE_FIELD] = raw.seq_column
-    if raw.id_quoted or raw.id_text != ABSENT_ID:
+    id_text = raw.id_text
+    if raw.id_quoted or id_text != ABSENT_ID:
         if not id_field:
             raise fail(raw.id_column, f"subject {raw.subject!r} takes no ID; write {ABSENT_ID}")
         if voc.int_id[raw.subject]:
-            if raw.id_quoted or voc.int_re.fullmatch(raw.id_text) is None:
+            if raw.id_quoted or not (id_text.isdigit() and id_text.isascii()
+                                     or voc.int_re.fullmatch(id_text) is not None):
                 raise fail(raw.id_column, f"the ID of {raw.subject!r} is {id_field} and must be an "
-                                          f"integer, got {raw.id_text!r}")
-            fields[id_field] = int(raw.id_text)
+                                          f"integer, got {id_text!r}")
+            fields[id_field] = int(id_text)
         else:
-            fields[id_field] = raw.id_text
-        columns[id_field] = raw.id_column
+            fields[id_field] = id_text
+    key_map = voc.key_map
     for key, quoted, column, value in raw.pairs:
-        name = key
-        if not quoted:
-            name = voc.field_of_key.get(key, key)
-            if name == key and key in voc.alias_of_field:
+        if quoted:
+            name = key
+        else:
+            name = key_map.get(key, key)
+            if name is None:
                 raise fail(column, f"write {key} as {voc.alias_of_field[key]}")
         if name == EVENT_KEY:
             raise fail(column, f"{EVENT_KEY!r} is given by SUBJECT and VERB, not as a field")
         if name in fields:
             raise fail(column, f"field {name} given twice")
         fields[name] = value
-        columns[name] = column
     problem = voc.validator.check(kind, fields)
     if problem is not None:
         name, message = problem
-        where = columns.get(name, raw.id_column if name == id_field else raw.verb_column)
+        where = _columns(raw, id_field, voc).get(
+            name, raw.id_column if name == id_field else raw.verb_column)
         raise fail(where, message)
     return Event(kind, fields, lineno, 1, text)
+
+
+def _plain_event(line: str, lineno: int, voc: _Vocabulary) -> Event | None:
+    """The event of a plain line, `SUBJECT ID VERB key=value ...` one space apart with unquoted
+    words only, when it is well-formed; None for any other line (the parsers then say what it
+    is). Equal to parsing and `_event` by construction (every word is checked against the same
+    terminals) and by tests/trace/test_fastpath.py through parse_line_fast."""
+    toks = line.split(" ")
+    if len(toks) < 3:
+        return None
+    subject, id_text, verb = toks[0], toks[1], toks[2]
+    verbs = voc.plain_events.get(subject)
+    if verbs is None:
+        return None
+    kind = verbs.get(verb)
+    if kind is None:
+        return None
+    fields: dict[str, Any] = {}
+    if id_text != ABSENT_ID:
+        id_field = voc.subjects[subject]
+        if not id_field:
+            return None
+        if voc.int_id[subject]:
+            if not (id_text.isdigit() and id_text.isascii()):
+                if voc.int_re.fullmatch(id_text) is None:
+                    return None
+            try:
+                fields[id_field] = int(id_text)
+            except ValueError:
+                return None
+        elif voc.bare_re.fullmatch(id_text) is None:
+            return None
+        else:
+            fields[id_field] = id_text
+    names = PLAIN_NAMES
+    values = PLAIN_VALUES
+    key_map = voc.plain_key_map
+    for tok in toks[3:]:
+        key, eq, text = tok.partition("=")
+        if not eq or key not in names and not plain_name(key):
+            return None
+        name = key_map.get(key, key)
+        if name is None:
+            return None
+        value = values.get(text, NOT_PLAIN)
+        if value is NOT_PLAIN:
+            value = plain_value(text)
+            if value is NOT_PLAIN:
+                return None
+        fields[name] = value
+    if len(fields) != len(toks) - 3 + (id_text != ABSENT_ID):
+        return None  # a field given twice
+    if voc.validator.check(kind, fields) is not None:
+        return None
+    return Event(kind, fields, lineno, 1, line)
+
+
+def _columns(raw: RawEvent, id_field: str, voc: _Vocabulary) -> dict[str, int]:
+    """Field name → column of a well-formed event's line (for a validation error)."""
+    columns: dict[str, int] = {}
+    if raw.seq is not None:
+        columns[SEQUENCE_FIELD] = raw.seq_column
+    if raw.id_quoted or raw.id_text != ABSENT_ID:
+        columns[id_field] = raw.id_column
+    for key, quoted, column, _ in raw.pairs:
+        columns[key if quoted else voc.field_of_key.get(key, key)] = column
+    return columns
 
 
 def _finish(raw: RawLine, line: str, lineno: int, file: str, spec: Spec | None) -> Event | Header | None:
@@ -140,6 +243,10 @@ def parse_line_lark(line: str, lineno: int, file: str, spec: Spec | None = None)
 
 def parse_line_fast(line: str, lineno: int, file: str, spec: Spec | None = None) -> Event | Header | None:
     """The accelerator; a line it rejects goes to the reference parser, which explains it."""
+    voc = _plain_vocabulary(spec or spec_mod.load())
+    event = _plain_event(line, lineno, voc) if voc is not None else None
+    if event is not None:
+        return event
     raw = parse_raw_fast(line)
     if raw is False:
         return parse_line_lark(line, lineno, file, spec)
@@ -155,6 +262,9 @@ def _lines(source: Source, file: str, limit: int) -> Iterator[tuple[int, str]]:
     if isinstance(source, (io.BufferedIOBase, io.RawIOBase)):
         yield from _binary_lines(source, file, limit)  # type: ignore[arg-type]
         return
+    if isinstance(source, io.TextIOBase):
+        yield from _text_lines(source, file, limit)
+        return
     for lineno, item in enumerate(source, 1):  # type: ignore[arg-type]
         if isinstance(item, bytes):
             if len(item.rstrip(b"\r\n")) > limit:
@@ -165,6 +275,23 @@ def _lines(source: Source, file: str, limit: int) -> Iterator[tuple[int, str]]:
             if len(text) > limit // 4 and len(text.encode("utf-8", "surrogatepass")) > limit:
                 raise _too_long(file, lineno, limit)
             yield lineno, text
+
+
+def _text_lines(fh: io.TextIOBase, file: str, limit: int) -> Iterator[tuple[int, str]]:
+    # As iterating over `fh`, but a line is read at most `limit` + 2 characters far: a line
+    # that long has more than `limit` bytes, whatever its characters (and "\r\n" ending).
+    readline = fh.readline
+    size = limit + 2
+    lineno = 0
+    while True:
+        item = readline(size)
+        if not item:
+            return
+        lineno += 1
+        text = item.rstrip("\n").removesuffix("\r")
+        if len(text) > limit // 4 and len(text.encode("utf-8", "surrogatepass")) > limit:
+            raise _too_long(file, lineno, limit)
+        yield lineno, text
 
 
 def _binary_lines(fh: IO[bytes], file: str, limit: int) -> Iterator[tuple[int, str]]:
@@ -203,11 +330,37 @@ def read_kvt(source: Source, file: str | None = None, *, spec: Spec | None = Non
         parse_line_fast if fast else parse_line_lark)
     header = terminal_literal("KVTRACE")
     seen_header = False
+    voc: _Vocabulary | None = None  # built at the first event, as _finish does
+    plain = _plain_vocabulary(spec) if fast else None
     for lineno, line in _lines(source, file, max_line_bytes):
-        stripped = line.lstrip(" \t")
-        if not stripped or stripped[0] == "#":
-            continue
-        item = parse(line, lineno, file, spec)
+        if not line or line[0] in " \t#":
+            stripped = line.lstrip(" \t")
+            if not stripped or stripped[0] == "#":
+                continue
+        if fast:
+            # parse_line_fast, unrolled for the common case of an event line
+            if plain is not None:
+                item: Event | Header | None = _plain_event(line, lineno, plain)
+                if item is not None:
+                    if not seen_header:
+                        raise _missing_header(file, header)
+                    yield item
+                    continue
+            raw = parse_raw_fast(line)
+            if type(raw) is RawEvent:
+                if voc is None:
+                    voc = _vocabulary(spec)
+                item = _event(raw, line, lineno, file, voc)
+                if not seen_header:
+                    raise _missing_header(file, header)
+                yield item  # type: ignore[misc]
+                continue
+            if raw is False:
+                item = parse_line_lark(line, lineno, file, spec)
+            else:
+                item = _finish(raw, line, lineno, file, spec)  # type: ignore[arg-type]
+        else:
+            item = parse(line, lineno, file, spec)
         if isinstance(item, Header):
             if seen_header:
                 raise InputError(file, lineno, 1, f"second header; `{header}` opens the trace once")

@@ -9,16 +9,18 @@ spec types, required fields are present. Order and gaps are the checker's concer
 from __future__ import annotations
 
 import re
+from io import BytesIO
 from typing import BinaryIO, Iterator
 
 import msgspec
 
 from kvclaims.spec import Spec
 from kvclaims.trace.model import Event, InputError
-from kvclaims.trace.validate import Validator
+from kvclaims.trace.validate import NO_DEEP, Validator
 
 SUPPORTED_SCHEMA_VERSIONS = frozenset({1})
 DEFAULT_MAX_LINE_BYTES = 1 << 20
+CHUNK_BYTES = 1 << 20
 
 _BYTE_RE = re.compile(r"\(byte (\d+)\)")
 _decode = msgspec.json.Decoder().decode
@@ -38,46 +40,79 @@ def read_jsonl(
     *,
     max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
 ) -> Iterator[Event]:
-    """Yield events line by line; raise InputError at the first malformed line."""
-    validate = Validator(spec).check
-    lineno = 0
-    limit = max_line_bytes + 1
-    readline = fh.readline
-    decode = _decode
-    supported = SUPPORTED_SCHEMA_VERSIONS
-    while True:
-        raw = readline(limit)
-        if not raw:
-            break
-        lineno += 1
-        if len(raw) > max_line_bytes and raw[-1:] != b"\n":
-            raise InputError(file, lineno, max_line_bytes + 1,
-                             f"line exceeds {max_line_bytes} bytes (raise --max-line-bytes to read it)")
-        try:
-            obj = decode(raw)
-        except msgspec.DecodeError as err:
-            if not raw.strip():
-                continue  # blank lines are allowed between events
-            col, msg = _column_of(err)
-            if "truncated" in msg.lower():
-                col = len(raw.rstrip(b"\r\n")) + 1
-                if not raw.endswith(b"\n"):
-                    msg = "truncated last line: " + msg
-            raise InputError(file, lineno, col, f"invalid JSON: {msg}") from None
-        if type(obj) is not dict:
-            raise InputError(file, lineno, 1, f"expected a JSON object, got {type(obj).__name__}")
-        kind = obj.pop("event", None)
-        if type(kind) is not str or not kind:
-            raise InputError(file, lineno, 1, "missing string field 'event'")
-        bad = validate(kind, obj)
-        if bad is not None:
-            field, message = bad
-            idx = raw.find(b'"' + field.encode() + b'"')
-            raise InputError(file, lineno, idx + 1 if idx >= 0 else 1, message)
-        version = obj.get("schema_version")
-        if version is not None and version not in supported:
-            raise InputError(file, lineno, raw.find(b'"schema_version"') + 1,
-                             f"unknown schema_version {version!r} (kvclaims reads version 1)",
-                             unknown=True)
-        yield Event(kind, obj, lineno, 1, raw)
+    """Yield events line by line; raise InputError at the first malformed line.
 
+    Reads chunks of up to CHUNK_BYTES and splits them into lines; at most one chunk plus one
+    unfinished line of at most `max_line_bytes` is held, so a longer line is refused unread.
+    """
+    validator = Validator(spec)
+    shapes_get = validator.shapes.get
+    check_shape = validator.check_shape
+    no_deep = NO_DEEP
+    lineno = 0
+    limit = max_line_bytes + 1  # a line with its newline
+    read = getattr(fh, "read1", None) or fh.read
+    decode = _decode
+    decode_error = msgspec.DecodeError
+    supported = SUPPORTED_SCHEMA_VERSIONS
+    tail = b""
+    while True:
+        chunk = read(CHUNK_BYTES)
+        if chunk:
+            data = tail + chunk if tail else chunk
+            cut = data.rfind(b"\n") + 1
+            if cut == len(data):
+                block, tail = data, b""
+            else:
+                block, tail = data[:cut], data[cut:]
+            last = False
+        else:
+            block, tail, last = tail, b"", True  # the last line, without a newline
+        for raw in BytesIO(block):
+            lineno += 1
+            if len(raw) > limit:
+                raise _too_long(file, lineno, max_line_bytes)
+            try:
+                obj = decode(raw)
+            except decode_error as err:
+                if not raw.strip():
+                    continue  # blank lines are allowed between events
+                raise _invalid_json(file, lineno, raw, err) from None
+            if type(obj) is not dict:
+                raise InputError(file, lineno, 1, f"expected a JSON object, got {type(obj).__name__}")
+            kind = obj.pop("event", None)
+            if type(kind) is not str or not kind:
+                raise InputError(file, lineno, 1, "missing string field 'event'")
+            # Validator.check, with the call skipped for a known shape without container fields
+            shape = (kind, *obj, *map(type, obj.values()))
+            deep = shapes_get(shape)
+            if deep is not no_deep:
+                bad = check_shape(kind, obj, shape, deep)
+                if bad is not None:
+                    field, message = bad
+                    idx = raw.find(b'"' + field.encode() + b'"')
+                    raise InputError(file, lineno, idx + 1 if idx >= 0 else 1, message)
+            version = obj.get("schema_version")
+            if version is not None and version not in supported:
+                raise InputError(file, lineno, raw.find(b'"schema_version"') + 1,
+                                 f"unknown schema_version {version!r} (kvclaims reads version 1)",
+                                 unknown=True)
+            yield Event(kind, obj, lineno, 1, raw)
+        if last:
+            return
+        if len(tail) > max_line_bytes:  # the next line is already too long without its end
+            raise _too_long(file, lineno + 1, max_line_bytes)
+
+
+def _too_long(file: str, lineno: int, max_line_bytes: int) -> InputError:
+    return InputError(file, lineno, max_line_bytes + 1,
+                      f"line exceeds {max_line_bytes} bytes (raise --max-line-bytes to read it)")
+
+
+def _invalid_json(file: str, lineno: int, raw: bytes, err: msgspec.DecodeError) -> InputError:
+    col, msg = _column_of(err)
+    if "truncated" in msg.lower():
+        col = len(raw.rstrip(b"\r\n")) + 1
+        if not raw.endswith(b"\n"):
+            msg = "truncated last line: " + msg
+    return InputError(file, lineno, col, f"invalid JSON: {msg}")

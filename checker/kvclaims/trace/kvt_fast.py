@@ -10,6 +10,9 @@ caller asks the Lark reference parser, so error messages have a single source.
 
 from __future__ import annotations
 
+import json
+import math
+import re
 from functools import lru_cache
 from typing import Any
 
@@ -30,6 +33,7 @@ from kvclaims.trace.kvt_syntax import (
 )
 
 _KEYWORDS = {"true": True, "false": False, "null": None}
+_new_pair = tuple.__new__  # Pair(...) without the namedtuple's Python-level __new__
 
 
 class _Reject(Exception):
@@ -49,7 +53,31 @@ class _Lexer:
         self.string = terminal_regex("STRING").match
         self.header = terminal_literal("KVTRACE")
         self.numeric_start = frozenset("-0123456789")
-
+        self.name_full = terminal_regex("NAME").fullmatch
+        self.bare_full = terminal_regex("BARE").fullmatch
+        self.int_full = terminal_regex("INT").fullmatch
+        self.float_full = terminal_regex("FLOAT").fullmatch
+        # Composite patterns for the common line shape, built from the same terminals. A match is
+        # the very parse the recursive descent below would make (each word is maximal: a BARE
+        # run ends at a non-BARE character, and the other terminals carry that lookahead);
+        # whatever they do not match is left to the recursive descent, so they only add speed.
+        ws = f"(?:{self.ws.pattern})?"
+        name = terminal_regex("NAME").pattern
+        bare = terminal_regex("BARE").pattern
+        word_end = f"(?!{bare[:-1]})"  # the BARE class without its `+`: no word character next
+        int_ = terminal_regex("INT").pattern
+        string = terminal_regex("STRING").pattern
+        # [@INT] NAME (STRING | BARE) NAME, and the blanks after it: group 1 spans the line from
+        # `@` or the subject.
+        self.head = re.compile(
+            f"{ws}((?:@{ws}({int_}){ws})?({name}){ws}(?:({string})|({bare}){word_end}){ws}({name})){ws}"
+        ).match
+        # NAME = (INT | FLOAT | RANGE | STRING | BARE not followed by a call's `(`), and the blanks
+        # after it: one pair with a plain key and a scalar value; groups 2..6 tell the terminal.
+        self.pair = re.compile(
+            f"({name}){ws}={ws}(?:({int_})|({terminal_regex('FLOAT').pattern})|"
+            f"({terminal_regex('RANGE').pattern})|({string})|({bare}){word_end}(?!{ws}\\()){ws}"
+        ).match
 
 @lru_cache(maxsize=None)
 def _lexer() -> _Lexer:
@@ -59,9 +87,58 @@ def _lexer() -> _Lexer:
 def parse_raw_fast(line: str) -> RawLine | bool:
     """RawLine for a line in the grammar, False when outside it."""
     try:
-        return _Parser(line, _lexer()).line()
+        return _Parser(line, _lexer()).fast_line()
     except _Reject:
         return False
+
+
+# ---- plain words: the tokens of a line written `SUBJECT ID VERB key=value ...` ----------------
+# kvclaims.trace.dsl reads such a line by splitting it on single spaces; it asks these whether a
+# token is a whole NAME, or a whole value by itself in a value position, with its value. Words
+# once checked are remembered (the caches are emptied when full; a word is then checked again).
+
+CACHE_LIMIT = 1 << 14
+PLAIN_NAMES: set[str] = set()  # words known to be a whole NAME
+PLAIN_VALUES: dict[str, Any] = {}  # words known to be a whole INT, FLOAT, keyword or BARE → value
+NOT_PLAIN = object()
+
+
+def plain_name(word: str) -> bool:
+    """True when `word` is a whole NAME (then remembered in PLAIN_NAMES)."""
+    if _lexer().name_full(word) is None:
+        return False
+    if len(PLAIN_NAMES) >= CACHE_LIMIT:
+        PLAIN_NAMES.clear()
+    PLAIN_NAMES.add(word)
+    return True
+
+
+def plain_value(word: str) -> Any:
+    """The value of `word` alone in a value position (then remembered in PLAIN_VALUES), or
+    NOT_PLAIN when it is not one plain word or its value is a value error or a (fresh) list."""
+    lx = _lexer()
+    if lx.bare_full(word) is None:
+        return NOT_PLAIN
+    if word[0] in lx.numeric_start:
+        if lx.int_full(word) is not None:
+            try:
+                value: Any = int(word)
+            except ValueError:  # too long: a value error
+                return NOT_PLAIN
+        elif lx.float_full(word) is not None:
+            value = float(word)
+            if value in (math.inf, -math.inf):
+                return NOT_PLAIN
+        elif lx.range(word) is not None:  # (it ends at the word's end, by its lookahead)
+            return NOT_PLAIN
+        else:
+            value = word
+    else:
+        value = _KEYWORDS[word] if word in _KEYWORDS else word
+    if len(PLAIN_VALUES) >= CACHE_LIMIT:
+        PLAIN_VALUES.clear()
+    PLAIN_VALUES[word] = value
+    return value
 
 
 class _Parser:
@@ -85,6 +162,61 @@ class _Parser:
     def at_end(self) -> bool:
         pos = self.skip()
         return pos >= self.n or self.s[pos] == "#"
+
+    def fast_line(self) -> RawLine:
+        """`line()` by the composite patterns, falling back to recursive descent where they miss."""
+        s, lx = self.s, self.lx
+        m = lx.head(s)
+        if m is None:
+            return self.line()
+        seq_text, subject, qid, bid, verb = m.group(2, 3, 4, 5, 6)
+        if seq_text is None:
+            if subject == lx.header:
+                return self.line()
+            seq = None
+        else:
+            try:
+                seq = int(seq_text)
+            except ValueError:
+                seq = to_int(seq_text, m.start(2) + 1, self.errors)
+        if qid is None:
+            id_text, id_quoted = bid, False
+        else:
+            id_text, id_quoted = (json.loads(qid) if "\\" in qid else qid[1:-1]), True
+        pairs: list[Pair] = []
+        append = pairs.append
+        errors = self.errors
+        pair_at = lx.pair
+        n = self.n
+        pos = m.end()
+        while pos < n:
+            pm = pair_at(s, pos)
+            if pm is None:
+                self.pos = pos
+                if self.at_end():
+                    break
+                append(self.pair())
+                pos = self.skip()
+                continue
+            key, i, f, r, q, b = pm.groups()
+            if b is not None:
+                value = _KEYWORDS[b] if b in _KEYWORDS else b
+            elif i is not None:
+                try:
+                    value = int(i)
+                except ValueError:
+                    value = to_int(i, pm.start(2) + 1, errors)
+            elif q is not None:
+                value = json.loads(q) if "\\" in q else q[1:-1]
+            elif f is not None:
+                value = to_float(f, pm.start(3) + 1, errors)
+            else:
+                value = to_range(r, pm.start(4) + 1, errors)
+            append(_new_pair(Pair, (key, False, pos + 1, value)))
+            pos = pm.end()
+        return RawEvent(seq, m.start(1) + 1, subject, m.start(3) + 1, id_text, id_quoted,
+                        m.start(4 if qid is not None else 5) + 1, verb, m.start(6) + 1, pairs,
+                        errors)
 
     def line(self) -> RawLine:
         if self.at_end():

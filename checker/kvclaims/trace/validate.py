@@ -52,6 +52,8 @@ _SHALLOW = frozenset({"int", "float", "str", "bool", "any"})
 # Distinct (event, keys, value types) shapes remembered as valid. Traces repeat a handful of
 # shapes; past this many the validator simply checks every field (a speed limit, not a cap).
 _SHAPE_CACHE = 4096
+# The cached entry of a valid shape without container fields (nothing left to re-check).
+NO_DEEP: tuple[str, ...] = ()
 
 
 class Validator:
@@ -68,18 +70,24 @@ class Validator:
         }
         self._deep = {name for name, f in spec.fields.items() if f.type not in _SHALLOW}
         self._required = {name: e.required for name, e in spec.events.items()}
-        self._shapes: dict[tuple[Any, ...], tuple[str, ...]] = {}
+        # shape (kind, *keys, *value types) → its container fields (NO_DEEP when none); importers
+        # may read it to skip the call of `check_shape` for a cached shape whose entry is NO_DEEP.
+        self.shapes: dict[tuple[Any, ...], tuple[str, ...]] = {}
 
     def check(self, kind: str, fields: dict[str, Any]) -> tuple[str, str] | None:
         shape = (kind, *fields, *map(type, fields.values()))
-        deep = self._shapes.get(shape)
+        return self.check_shape(kind, fields, shape, self.shapes.get(shape))
+
+    def check_shape(self, kind: str, fields: dict[str, Any], shape: tuple[Any, ...],
+                    deep: tuple[str, ...] | None) -> tuple[str, str] | None:
+        """`check`, given the event's shape and its cache entry (`shapes.get(shape)`)."""
         if deep is not None:
             if not deep:
                 return None
             return self._check(kind, {k: fields[k] for k in deep}, required=False)
         bad = self._check(kind, fields)
-        if bad is None and len(self._shapes) < _SHAPE_CACHE:
-            self._shapes[shape] = tuple(k for k in fields if k in self._deep)
+        if bad is None and len(self.shapes) < _SHAPE_CACHE:
+            self.shapes[shape] = tuple(k for k in fields if k in self._deep) or NO_DEEP
         return bad
 
     def _check(self, kind: str, fields: dict[str, Any], *, required: bool = True
