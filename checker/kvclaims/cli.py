@@ -153,6 +153,29 @@ def explain(trace: str, claim: str | None, out: str, input_format: str | None) -
     sys.exit(explain_command(trace, claim, out, input_format))
 
 
+@cli.command()
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "md"]), default="text",
+              show_default=True)
+@click.option("--verify-anchors", is_flag=True,
+              help="Check every source anchor against an installed package or --source tree.")
+@click.option("--source", type=click.Path(exists=True, file_okay=False), default=None,
+              help="A source tree or site-packages directory to verify anchors against.")
+def lower(fmt: str, verify_anchors: bool, source: str | None) -> None:
+    """The runtime x mode lowering table (MODEL §9), fail-closed, with its deciding evidence."""
+    from kvclaims.lower.commands import lower_command
+
+    sys.exit(lower_command(fmt, verify_anchors, source))
+
+
+@cli.command()
+@click.argument("path", type=click.Path(exists=True))
+def prove(path: str) -> None:
+    """Check that every bad lowering in PATH (a file or directory) is rejected, with witnesses."""
+    from kvclaims.lower.commands import prove_command
+
+    sys.exit(prove_command(path))
+
+
 @cli.command("spec")
 @click.option("--format", "fmt", type=click.Choice(["md"]), default="md")
 def spec_cmd(fmt: str) -> None:

@@ -1,0 +1,8 @@
+"""Fail-closed lowering of resident KV claims onto runtimes (MODEL.md §9).
+
+descriptor.py loads the anchored runtime descriptors (spec/descriptors/) and the lowering tables
+(spec/lowering.toml); relation.py decides Lower(d, a, E, m) and the five-step class (pure);
+primitives.py holds the Z3 models of runtime primitives and finds shortest witnesses; anchors.py
+verifies anchors against installed packages or source trees; table.py assembles the runtime ×
+mode table; prove.py runs the bad-lowering suite.
+"""

@@ -1,0 +1,73 @@
+"""Command bodies for the CLI (wired in kvclaims.cli): `kvclaims lower` and `kvclaims prove`.
+
+Exit codes follow the house rules: 0 ok, 1 a violation (drift, over-claim, an accepted bad
+lowering), 2 usage or input error.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import IO
+
+from kvclaims.lower.descriptor import DescriptorError
+from kvclaims.lower.primitives import witness_kvt
+
+
+def lower_command(fmt: str, verify_anchors: bool, source: str | None,
+                  out: IO[str] | None = None) -> int:
+    """`kvclaims lower [--format text|json|md] [--verify-anchors [--source DIR]]`."""
+    from kvclaims.lower.table import build
+    from kvclaims.report.lowering import RENDERERS
+
+    stream = out or sys.stdout
+    if fmt not in RENDERERS:
+        print(f"kvclaims lower: unknown format {fmt!r} (text, json, md)", file=sys.stderr)
+        return 2
+    if source is not None and not verify_anchors:
+        print("kvclaims lower: --source needs --verify-anchors", file=sys.stderr)
+        return 2
+    try:
+        table = build(verify_sources=verify_anchors, source=source)
+    except DescriptorError as err:
+        print(f"kvclaims lower: {err}", file=sys.stderr)
+        return 2
+    stream.write(RENDERERS[fmt](table))
+    if table.errors:
+        for e in table.errors:
+            print(f"kvclaims lower: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def prove_command(path: str, out: IO[str] | None = None) -> int:
+    """`kvclaims prove DIR|FILE`: each bad lowering rejected with its reason (and witness)."""
+    from kvclaims.lower.prove import prove
+
+    stream = out or sys.stdout
+    try:
+        results = prove(path)
+    except DescriptorError as err:
+        print(f"kvclaims prove: {err}", file=sys.stderr)
+        return 2
+    bad = 0
+    for r in results:
+        mark = "REJECTED" if r.ok else "FAILED  "
+        print(f"{mark} {r.name} [{r.kind}, {r.mode}]  ({r.file})", file=stream)
+        if r.reason:
+            print(f"    why it is wrong: {r.reason}", file=stream)
+        print(f"    decided: {r.decision.cls}: {r.decision.reason}", file=stream)
+        if r.kind == "evidence":
+            for _, _, what in r.decision.contradictions:
+                print(f"    - {what}", file=stream)
+        w = r.decision.witness
+        if w is not None:
+            print(f"    witness ({w.depth} steps: {', '.join(r.steps)}; {len(w.events)} events; "
+                  f"replay {'confirms' if w.confirmed else 'DISAGREES'} {w.rule}):", file=stream)
+            for line in witness_kvt(w.events).splitlines():
+                print(f"      {line}", file=stream)
+        if not r.ok:
+            bad += 1
+            print(f"    FAILED: {r.why}", file=stream)
+    print(f"{len(results) - bad}/{len(results)} bad lowerings rejected with their reason",
+          file=stream)
+    return 1 if bad else 0
