@@ -78,6 +78,8 @@ def read_jsonl(
                 if not raw.strip():
                     continue  # blank lines are allowed between events
                 raise _invalid_json(file, lineno, raw, err) from None
+            except UnicodeDecodeError:
+                raise _not_utf8(file, lineno, raw) from None
             if type(obj) is not dict:
                 raise InputError(file, lineno, 1, f"expected a JSON object, got {type(obj).__name__}")
             kind = obj.pop("event", None)
@@ -102,6 +104,16 @@ def read_jsonl(
             return
         if len(tail) > max_line_bytes:  # the next line is already too long without its end
             raise _too_long(file, lineno + 1, max_line_bytes)
+
+
+def _not_utf8(file: str, lineno: int, raw: bytes) -> InputError:
+    """Invalid UTF-8 inside a JSON string: located at the first bad byte's character column."""
+    try:
+        raw.decode("utf-8")
+        col = 1
+    except UnicodeDecodeError as e:
+        col = len(raw[: e.start].decode("utf-8", "replace")) + 1
+    return InputError(file, lineno, col, "line is not valid UTF-8")
 
 
 def _too_long(file: str, lineno: int, max_line_bytes: int) -> InputError:

@@ -1,0 +1,125 @@
+"""kvclaims as a pytest plug-in: check traces and fuzz runtimes inside a user's test suite.
+
+Registered through the ``pytest11`` entry point (``kvclaims = "kvclaims.pytest_plugin"``), or with
+``pytest_plugins = ["kvclaims.pytest_plugin"]`` in a conftest. It adapts the checker and the fuzz
+driver to pytest; it decides nothing itself (MODEL.md §6 is decided by kvclaims.check.replay).
+
+Fixtures:
+
+- ``kvclaims_check(trace, expect="conformant")`` — check a trace file (``.kvt`` or JSON Lines, a
+  path) or a list of :class:`~kvclaims.trace.model.Event`; if the verdict is not `expect`, fail
+  the test with the text report: each finding located (file:line:column, event index), the quoted
+  line, the claim's state before, and the rule's sentence. Returns the Report.
+- ``kvclaims_fuzz(runtime, examples=…, seed=…)`` — run a `kvclaims fuzz` style search (output
+  under the test's tmp_path); fail with the minimal failing trace's report if the runtime breaks a
+  rule. Returns the FuzzSummary.
+
+The same two are plain functions, :func:`check_trace` and :func:`fuzz_runtime`, for use without
+fixtures. See docs/fuzz.md.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kvclaims import spec as spec_mod
+from kvclaims.check.verdict import CONFORMANT, Report
+from kvclaims.trace.model import Event
+
+__all__ = ["check_trace", "fuzz_runtime", "kvclaims_check", "kvclaims_fuzz", "render_report"]
+
+
+def render_report(report: Report) -> str:
+    """The `kvclaims check` text report as plain text (no colour), for failure messages."""
+    from rich.console import Console
+
+    from kvclaims.report.text import render
+
+    buf = io.StringIO()
+    console = Console(file=buf, width=120, color_system=None, highlight=False, soft_wrap=True,
+                      force_terminal=False)
+    render(report, spec_mod.load(), console)
+    return buf.getvalue()
+
+
+def check_trace(trace: str | os.PathLike[str] | Iterable[Event], expect: str = CONFORMANT,
+                *, name: str | None = None) -> Report:
+    """Check `trace` (a path, or events); fail the running test unless the verdict is `expect`
+    (``conformant``, ``violation``, ``inconclusive`` or ``input_error``)."""
+    spec = spec_mod.load()
+    if isinstance(trace, (str, os.PathLike)):
+        from kvclaims.run import check_path
+
+        report = check_path(os.fspath(trace), spec)
+    else:
+        from kvclaims.check.replay import check_events
+
+        report = check_events(spec, list(trace), name or "<events>")
+    if report.verdict != expect:
+        pytest.fail(f"kvclaims: expected {expect}, got {report.verdict}\n"
+                    + render_report(report), pytrace=False)
+    return report
+
+
+def fuzz_runtime(runtime: str, *, examples: int = 200, seed: int = 0,
+                 out: str | os.PathLike[str] | None = None, max_shrinks: int | None = None,
+                 workloads: Any = None, expect_rule: str | None = None) -> Any:
+    """Search `examples` workloads of `runtime` (``micro:…``, ``py:module:factory``, …).
+
+    Without `expect_rule`, fail the test if any rule fails, showing the minimal trace's report and
+    where its `.kvt`, workload and reproduction command were written (under `out`). With
+    `expect_rule`, fail unless that rule is found (for testing that a known fault is caught).
+    Returns the :class:`~kvclaims.fuzz.driver.FuzzSummary`."""
+    from kvclaims.fuzz.driver import search
+    from kvclaims.runtime.interface import RuntimeUnavailable
+
+    try:
+        summary = search(runtime, examples=examples, seed=seed,
+                         out=None if out is None else Path(out), max_shrinks=max_shrinks,
+                         workloads=workloads, max_failures=1 if expect_rule else None)
+    except RuntimeUnavailable as err:
+        pytest.fail(f"kvclaims fuzz: {err}", pytrace=False)
+    if expect_rule is not None:
+        if not any(f.rule == expect_rule for f in summary.failures):
+            got = ", ".join(f.rule for f in summary.failures) or "no failure"
+            pytest.fail(f"kvclaims fuzz {runtime}: expected {expect_rule} within {examples} "
+                        f"examples (seed {seed}), got {got}", pytrace=False)
+        return summary
+    if summary.failures:
+        parts = [(f"kvclaims fuzz {runtime}: {len(summary.failures)} failing rule(s) in "
+                  f"{summary.examples} examples (seed {seed})")]
+        for f in summary.failures:
+            parts.append(f"--- {f.rule} ({f.status}), minimal trace of {len(f.events)} events")
+            if f.report is not None:
+                parts.append(render_report(f.report))
+            else:
+                parts.append(f.message)
+            if f.kvt is not None:
+                parts.append(f"trace: {f.kvt}\nworkload: {f.workload_file}\n"
+                             f"reproduce: {f.command}")
+        pytest.fail("\n".join(parts), pytrace=False)
+    return summary
+
+
+@pytest.fixture(scope="session")  # stateless: usable inside @given tests
+def kvclaims_check() -> Callable[..., Report]:
+    """``kvclaims_check(trace, expect="conformant")``: see :func:`check_trace`."""
+    return check_trace
+
+
+@pytest.fixture
+def kvclaims_fuzz(tmp_path: Path) -> Callable[..., Any]:
+    """``kvclaims_fuzz(runtime, examples=200, seed=0, …)``: see :func:`fuzz_runtime`; failures
+    are written under the test's tmp_path unless `out` is given."""
+
+    def run(runtime: str, **kw: Any) -> Any:
+        kw.setdefault("out", tmp_path / "kvclaims-fuzz")
+        return fuzz_runtime(runtime, **kw)
+
+    return run
