@@ -1,0 +1,254 @@
+"""A claim-aware vLLM 0.33 `Scheduler`, loaded through vLLM's own `scheduler_cls` setting.
+
+MODEL.md §4 (lifecycle), §6 (R-hard, R-explicit, R-attribution, R-expiry). Use it with
+`--scheduler-cls kvclaims.runtime.vllm.scheduler_plugin.ClaimAwareScheduler` (or
+`SchedulerConfig(scheduler_cls=...)`); claims come from
+`additional_config={"kvclaims": {"claims": [...]}}` or from :meth:`add_claim`. No vLLM file is
+edited: the subclass only calls the stock `schedule()` and the `BlockPool`'s public methods.
+
+- **Accepts** each claim (a token prefix; its chain of block hashes comes from vLLM's own block
+  hasher) and emits `resident_claim_accepted`.
+- **Keeps protected blocks out of allocation**: once the claim's blocks are in the prefix cache it
+  takes one extra reference on each (`BlockPool.touch`), so they leave the free queue and can never
+  be handed to `get_new_blocks`; `resident_claim_materialized` follows when every position is held.
+- **Refuses or defers with attribution** a waiting request that cannot fit beside the protected
+  blocks (`protected + required > usable`), before vLLM's waiting loop would silently `break`
+  on it: `active_request_refused` (or `_deferred`) names the blocking claims, their blocks, the
+  shortfall, the free blocks and the feasibility (MODEL §6 R-attribution).
+- **Demotes** claims whose `on_conflict` is `demote` (emit `resident_claim_demoted`, then drop the
+  extra references) and **expires** claims with `duration_steps` (`resident_claim_expired`),
+  always before any of their blocks can be lost.
+
+Telemetry goes to the sink attached with :meth:`kvclaims_attach` (the harness), else it is kept in
+`self.kvclaims_telemetry` as `(event, fields)` pairs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from vllm.utils.hashing import get_hash_fn_by_name
+from vllm.v1.core.kv_cache_utils import get_request_block_hasher, init_none_hash
+from vllm.v1.core.sched.scheduler import Scheduler
+from vllm.v1.request import Request, RequestStatus
+
+from kvclaims.runtime.vllm.harness import ClaimDecl, chain_hashes
+
+RESPONSIBLE = ("accepted", "materialized")
+HARD_MODES = ("hard_exclude", "hard_protected", "reserve", "resident_reserve", "demotable",
+              "demote_on_conflict", "expiring")
+INFEASIBLE = "infeasible_preserve_resident_and_active"
+
+
+@dataclass
+class _Claim:
+    decl: ClaimDecl
+    hashes: list[Any]
+    state: str = "accepted"
+    accepted_step: int = 0
+    pinned: dict[int, Any] = field(default_factory=dict)  # position -> KVCacheBlock
+
+    @property
+    def id(self) -> str:
+        return self.decl.claim_id
+
+    @property
+    def required(self) -> int:
+        return self.decl.required_blocks or len(self.hashes)
+
+    @property
+    def hard(self) -> bool:
+        return self.decl.mode in HARD_MODES
+
+
+class ClaimAwareScheduler(Scheduler):
+    """vLLM's Scheduler plus resident KV claims (see the module docstring)."""
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        conf = self.vllm_config.additional_config or {}
+        conf = conf.get("kvclaims", {}) if isinstance(conf, dict) else {}
+        self._sink: Callable[[str, dict[str, Any]], None] | None = None
+        self.kvclaims_telemetry: list[tuple[str, dict[str, Any]]] = []
+        self._kv_pool = self.kv_cache_manager.block_pool
+        self.kvclaims_usable = self._kv_pool.num_gpu_blocks - 1  # minus the null block
+        hash_fn = get_hash_fn_by_name(self.cache_config.prefix_caching_hash_algo)
+        init_none_hash(hash_fn)
+        self._hasher = get_request_block_hasher(self.block_size, hash_fn)
+        self._claims: dict[str, _Claim] = {}
+        self._outcomes: dict[str, str] = {}
+        self._deferred: set[str] = set()
+        self._step_no = 0
+        for d in conf.get("claims", ()):
+            self.add_claim(ClaimDecl.from_config(d))
+
+    # ---- telemetry -----------------------------------------------------------------------
+    def kvclaims_attach(self, sink: Callable[[str, dict[str, Any]], None],
+                        usable: int | None = None) -> None:
+        self._sink = sink
+        for kind, fields in self.kvclaims_telemetry:
+            sink(kind, fields)
+        self.kvclaims_telemetry = []
+
+    def _emit(self, kind: str, **fields: Any) -> None:
+        fields = {k: v for k, v in fields.items() if v is not None}
+        if self._sink is not None:
+            self._sink(kind, fields)
+        else:
+            self.kvclaims_telemetry.append((kind, fields))
+
+    def kvclaims_outcomes(self) -> dict[str, str]:
+        return dict(self._outcomes)
+
+    def kvclaims_is_protected(self, claim_id: str) -> bool:
+        c = self._claims.get(claim_id)
+        return c is not None and c.hard and c.state in RESPONSIBLE
+
+    def kvclaims_before_loss(self, claim_id: str, block_id: int, position: int) -> None:
+        c = self._claims.get(claim_id)
+        if c is not None and c.state not in RESPONSIBLE:
+            self._emit("resident_claim_block_lost_after_release", claim_id=c.id,
+                       prefix_id=c.decl.prefix, physical_block_id=block_id,
+                       logical_block_position=position)
+
+    # ---- claims --------------------------------------------------------------------------
+    def add_claim(self, decl: ClaimDecl) -> None:
+        if decl.claim_id in self._claims:
+            raise ValueError(f"claim {decl.claim_id} already exists")
+        hashes = chain_hashes(decl.tokens, self._hasher, decl.cache_salt)
+        if not hashes:
+            self._emit("resident_claim_rejected", claim_id=decl.claim_id,
+                       reason="no full block to claim")
+            return
+        c = _Claim(decl, hashes, accepted_step=self._step_no)
+        self._claims[decl.claim_id] = c
+        self._emit("resident_claim_accepted", claim_id=c.id, protection_mode=decl.mode,
+                   prefix_id=decl.prefix, resident_blocks_required=c.required,
+                   materialization_predicate=f"leading_prefix_at_least({c.required})",
+                   duration_steps=decl.duration_steps, usable_blocks=self.kvclaims_usable)
+        self._pin()
+
+    def _release(self, c: _Claim, kind: str, **fields: Any) -> None:
+        """Announce the release first, then drop the extra references (blocks become
+        evictable only after the claim-scoped event)."""
+        self._emit(kind, claim_id=c.id, prefix_id=c.decl.prefix, **fields)
+        c.state = {"resident_claim_demoted": "demoted",
+                   "resident_claim_expired": "expired"}.get(kind, "released")
+        blocks = [c.pinned[p] for p in sorted(c.pinned, reverse=True)]
+        c.pinned.clear()
+        if blocks:
+            self._kv_pool.free_blocks(blocks)
+
+    def demote_claim(self, claim_id: str, reason: str = "owner") -> None:
+        c = self._claims[claim_id]
+        if c.state in RESPONSIBLE:
+            self._release(c, "resident_claim_demoted", demotion_reason=reason)
+
+    def expire_claim(self, claim_id: str) -> None:
+        c = self._claims[claim_id]
+        if c.state in RESPONSIBLE:
+            self._release(c, "resident_claim_expired")
+
+    def _pin(self) -> None:
+        pool = self._kv_pool
+        for c in self._claims.values():
+            if c.state not in RESPONSIBLE:
+                continue
+            for pos, h in enumerate(c.hashes):
+                if pos in c.pinned:
+                    continue
+                blocks = pool.get_cached_block(h, [0])
+                if not blocks:
+                    continue
+                pool.touch(blocks)  # one extra reference: out of the free queue
+                c.pinned[pos] = blocks[0]
+            if c.state == "accepted" and all(p in c.pinned for p in range(c.required)):
+                c.state = "materialized"
+                self._emit("resident_claim_materialized", claim_id=c.id,
+                           prefix_id=c.decl.prefix, resident_blocks_materialized=len(c.pinned),
+                           predicate_materialized=True)
+
+    def _protected(self, exclude_ids: set[int]) -> list[tuple[_Claim, int]]:
+        out = []
+        for c in self._claims.values():
+            if c.hard and c.state in RESPONSIBLE and c.pinned:
+                n = sum(1 for b in c.pinned.values() if b.block_id not in exclude_ids)
+                if n:
+                    out.append((c, n))
+        return out
+
+    # ---- admission -----------------------------------------------------------------------
+    def _shared_ids(self, req: Request) -> set[int]:
+        """Pinned blocks the request would reuse as a prefix hit (no conflict with those)."""
+        ids: set[int] = set()
+        for h in req.block_hashes:
+            blocks = self._kv_pool.get_cached_block(h, [0])
+            if not blocks:
+                break
+            ids.add(blocks[0].block_id)
+        return ids
+
+    def _arbitrate(self) -> None:
+        for req in list(self.waiting):
+            if req.status != RequestStatus.WAITING or req.num_computed_tokens:
+                continue
+            shared = self._shared_ids(req)
+            blocking = self._protected(shared)
+            if not blocking:
+                continue
+            need = -(-req.num_tokens // self.block_size) - len(shared)
+            protected = sum(n for _, n in blocking)
+            usable = self.kvclaims_usable
+            if protected + need <= usable:
+                continue  # fits beside the claims once running requests finish
+            claims = sorted((c for c, _ in blocking), key=lambda c: c.id)
+            if all(c.decl.on_conflict == "demote" for c in claims):
+                for c in claims:
+                    self._release(c, "resident_claim_demoted",
+                                  demotion_reason="conflict_with_active_request",
+                                  request_id=req.request_id)
+                continue
+            free = self._kv_pool.get_num_free_blocks()
+            attribution = dict(
+                request_id=req.request_id,
+                blocking_claim_ids=[c.id for c in claims],
+                blocking_prefix_ids=sorted({c.decl.prefix for c in claims}),
+                protected_resident_blocks=protected,
+                protected_resident_claims=[{
+                    "claim_id": c.id, "prefix_id": c.decl.prefix,
+                    "protection_mode": c.decl.mode,
+                    "resident_blocks_materialized": len(c.pinned),
+                    "resident_blocks_required": c.required,
+                    "predicate_materialized": all(p in c.pinned for p in range(c.required)),
+                } for c in claims],
+                active_live_blocks_required=need,
+                resident_plus_active_blocks=protected + need,
+                capacity_shortfall_blocks=max(0, need - free),
+                feasibility=INFEASIBLE,
+                free_blocks_before_allocate=free,
+                usable_blocks=usable,
+            )
+            if all(c.decl.on_conflict == "defer" for c in claims):
+                if req.request_id not in self._deferred:
+                    self._deferred.add(req.request_id)
+                    self._emit("active_request_deferred", arbiter_action="defer_active_request",
+                               **attribution)
+                self._outcomes[req.request_id] = "deferred"
+                continue
+            self._emit("active_request_refused", arbiter_action="refuse_active_request",
+                       **attribution)
+            self._outcomes[req.request_id] = "refused"
+            self.finish_requests(req.request_id, RequestStatus.FINISHED_ABORTED)
+
+    def schedule(self, *args: Any, **kwargs: Any) -> Any:
+        self._step_no += 1
+        for c in list(self._claims.values()):
+            d = c.decl.duration_steps
+            if d is not None and c.state in RESPONSIBLE and self._step_no - c.accepted_step > d:
+                self._release(c, "resident_claim_expired", duration_steps=d)
+        self._pin()
+        self._arbitrate()
+        out = super().schedule(*args, **kwargs)
+        self._pin()
+        return out

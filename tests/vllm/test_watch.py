@@ -1,0 +1,86 @@
+"""`kvclaims watch` against vLLM's real ZmqEventPublisher on loopback (MODEL.md §6 R-stream)."""
+
+from __future__ import annotations
+
+import io
+import json
+import threading
+import time
+
+from vllm.distributed.kv_events import KVEventBatch, ZmqEventPublisher
+
+from kvclaims.runtime.vllm.harness import external_hash
+from kvclaims.runtime.vllm.probe import CLAIM_ID
+from kvclaims.trace.vllm_events import Manifest, ManifestClaim, manifest_toml
+from kvclaims.watch import watch
+
+
+def _manifest_file(tmp_path, probe) -> str:
+    hs = [external_hash(h) for h in probe.harness.claim_hashes[CLAIM_ID]]
+    p = tmp_path / "claims.toml"
+    p.write_text(manifest_toml(Manifest([ManifestClaim(CLAIM_ID, hs, "hard_exclude",
+                                                       "resident")], usable_blocks=80)))
+    return str(p)
+
+
+def _run(tmp_path, probe, ports, *, early: int, replay: bool, buffer_steps: int = 100):
+    pub_port, rep_port = ports
+    pub = ZmqEventPublisher(data_parallel_rank=0, endpoint=f"tcp://*:{pub_port}",
+                            replay_endpoint=f"tcp://*:{rep_port}" if replay else None,
+                            buffer_steps=buffer_steps, topic="kv")
+    batches = [KVEventBatch(ts=b.ts, events=b.events) for b in probe.harness.kv_batches]
+    try:
+        time.sleep(0.2)
+        for b in batches[:early]:  # published before the watcher connects: missed live
+            pub.publish(b)
+        time.sleep(0.3)
+        out = io.StringIO()
+        ready = threading.Event()
+        rc: list[int] = []
+        t = threading.Thread(target=lambda: rc.append(watch(
+            f"tcp://127.0.0.1:{pub_port}", f"tcp://127.0.0.1:{rep_port}" if replay else None,
+            _manifest_file(tmp_path, probe), "jsonl", topic="kv", idle_timeout=2.0,
+            max_batches=len(batches), out=out, ready=ready)))
+        t.start()
+        assert ready.wait(10)
+        time.sleep(0.5)  # PUB/SUB slow joiner
+        for b in batches[early:]:
+            pub.publish(b)
+        t.join(30)
+        assert not t.is_alive()
+    finally:
+        pub.shutdown()
+    lines = [json.loads(x) for x in out.getvalue().splitlines()]
+    return rc[0], lines
+
+
+def test_watch_reports_silent_loss(tmp_path, stock_probe, ports):
+    rc, lines = _run(tmp_path, stock_probe, ports, early=0, replay=True)
+    verdict = lines[-1]
+    assert verdict["kind"] == "verdict" and verdict["verdict"] == "violation", lines
+    assert rc == 1 and verdict["gaps"] == []
+    assert any(x["kind"] == "finding" and x["rule"] == "R-no-silent-loss" for x in lines)
+
+
+def test_watch_replays_missed_batches(tmp_path, stock_probe, ports):
+    rc, lines = _run(tmp_path, stock_probe, ports, early=2, replay=True)
+    gaps = [x for x in lines if x["kind"] == "gap"]
+    assert gaps and gaps[0]["replayed"] == 2, lines
+    assert lines[-1]["verdict"] == "violation" and lines[-1]["gaps"] == []
+    assert rc == 1
+
+
+def test_watch_unfillable_gap_is_inconclusive(tmp_path, plugin_probe, ports):
+    # The plug-in's stream is conformant when complete; losing its first batch for good
+    # (no replay socket) must give inconclusive, never conformant.
+    rc, lines = _run(tmp_path, plugin_probe, ports, early=1, replay=False)
+    assert lines[-1]["verdict"] == "inconclusive", lines
+    assert lines[-1]["gaps"] == [[0, 1]] and rc == 3
+
+
+def test_watch_replay_buffer_too_short_is_inconclusive(tmp_path, plugin_probe, ports):
+    # The replay buffer holds one batch: by the time the watcher asks, batch 0 is gone.
+    rc, lines = _run(tmp_path, plugin_probe, ports, early=1, replay=True, buffer_steps=1)
+    v = lines[-1]
+    assert v["verdict"] == "inconclusive" and v["gaps"] == [[0, 1]], lines
+    assert rc == 3
