@@ -176,6 +176,42 @@ def prove(path: str) -> None:
     sys.exit(prove_command(path))
 
 
+@cli.command()
+@click.option("--runtime", required=True, metavar="RUNTIME",
+              help="micro:<policy>[,param=v][+fault] | vllm:<stock|plugin> | kvrm | "
+                   "py:<module>:<factory>")
+@click.option("--examples", type=click.IntRange(min=1), default=1000, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--out", "out_dir", default="fuzz-out", show_default=True, metavar="DIR",
+              help="Where minimal traces, workloads and reproduction commands are written.")
+@click.option("--max-shrinks", type=click.IntRange(min=0), default=None)
+@click.option("--replay", default=None, metavar="WORKLOAD.json",
+              help="Re-run one saved workload instead of searching.")
+def fuzz(runtime: str, examples: int, seed: int, out_dir: str, max_shrinks: int | None,
+         replay: str | None) -> None:
+    """Search generated workloads for rule failures; write minimal traces to DIR."""
+    from kvclaims.fuzz.driver import fuzz_command, replay_command
+
+    if replay is not None:
+        sys.exit(replay_command(runtime, replay))
+    sys.exit(fuzz_command(runtime, examples, seed, out_dir, max_shrinks))
+
+
+@cli.command()
+@click.argument("endpoint")
+@click.option("--replay", default=None, metavar="ENDPOINT",
+              help="vLLM's replay socket, asked for batches missed in a sequence gap.")
+@click.option("--claims", required=True, type=click.Path(exists=True, dir_okay=False),
+              metavar="MANIFEST.toml", help="The claim manifest: each claim's block hashes.")
+@click.option("--format", "fmt", type=click.Choice(["text", "jsonl"]), default="text",
+              show_default=True)
+def watch(endpoint: str, replay: str | None, claims: str, fmt: str) -> None:
+    """Subscribe to a vLLM KV event stream (ZMQ) and report claim verdicts continuously."""
+    from kvclaims.watch import watch_command
+
+    sys.exit(watch_command(endpoint, replay, claims, fmt))
+
+
 @cli.command("spec")
 @click.option("--format", "fmt", type=click.Choice(["md"]), default="md")
 def spec_cmd(fmt: str) -> None:
