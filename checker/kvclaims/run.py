@@ -53,8 +53,11 @@ def open_events(fh: BinaryIO, file: str, spec: Spec, options: Options) -> Iterat
 
 def check_stream(fh: BinaryIO, file: str, spec: Spec, options: Options = Options(),
                  progress: Callable[[int], None] | None = None) -> Report:
+    # The gates read lifecycle and request events in order; they are recorded only when a gate
+    # was asked for, so a plain check keeps no per-event history.
     recorder = gates.GateRecorder(spec)
-    replay = Replay(spec, file, max_claims=options.max_claims, observers=((recorder.kinds, recorder),))
+    observers = ((recorder.kinds, recorder),) if options.require else ()
+    replay = Replay(spec, file, max_claims=options.max_claims, observers=observers)
     problem: InputProblem | None = None
     try:
         events = open_events(fh, file, spec, options)

@@ -71,6 +71,8 @@ class Positions:
         if pos not in self.present:
             return
         self.present.discard(pos)
+        if not self.present:
+            self.present = set()  # a set never shrinks; an emptied prefix keeps no table
         if self._in(pos):
             self.in_range -= 1
         if pos < self.leading:
