@@ -84,3 +84,12 @@ def test_spec_tables_are_consistent(spec) -> None:
         assert t.sources <= set(spec.claim.states)
         assert t.target == "same" or t.target in spec.claim.states
     assert spec.responsible | spec.released <= set(spec.claim.states)
+
+
+def test_spec_files_have_one_reader() -> None:
+    # spec.py reads the model tables and the grammar; lower/descriptor.py reads the runtime
+    # descriptors (spec/descriptors/, their schema and lowering.toml), which it validates itself.
+    allowed = {SRC / "spec.py", SRC / "lower" / "descriptor.py"}
+    for path in SRC.rglob("*.py"):
+        if path not in allowed:
+            assert "spec_root(" not in path.read_text(), path

@@ -135,6 +135,11 @@ def spec_root() -> Path:
     raise SpecError("cannot find spec/: neither kvclaims/spec in the package nor the repository's")
 
 
+def grammar_text(root: Path | None = None) -> str:
+    """spec/trace.lark, the .kvt grammar (read here so spec/ has one reader)."""
+    return ((root or spec_root()) / "trace.lark").read_text(encoding="utf-8")
+
+
 def _read(root: Path, name: str) -> dict:
     with open(root / name, "rb") as fh:
         return tomllib.load(fh)

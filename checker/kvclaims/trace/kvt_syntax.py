@@ -120,7 +120,7 @@ def to_object(pairs: list[Pair], errors: ValueErrors) -> dict[str, Any]:
 @lru_cache(maxsize=None)
 def grammar_text() -> str:
     # spec/ is located by kvclaims.spec (wheel or repository); trace.lark is read only here.
-    return (spec_mod.spec_root() / "trace.lark").read_text(encoding="utf-8")
+    return spec_mod.grammar_text()
 
 
 @lru_cache(maxsize=None)
