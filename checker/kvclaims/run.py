@@ -61,12 +61,17 @@ def check_stream(fh: BinaryIO, file: str, spec: Spec, options: Options = Options
     problem: InputProblem | None = None
     try:
         events = open_events(fh, file, spec, options)
-        n = 0
-        for ev in events:
-            replay.feed(ev)
-            n += 1
-            if progress is not None and n % 65536 == 0:
-                progress(n)
+        feed = replay.feed
+        if progress is None:
+            for ev in events:
+                feed(ev)
+        else:
+            n = 0
+            for ev in events:
+                feed(ev)
+                n += 1
+                if n % 65536 == 0:
+                    progress(n)
     except InputError as err:
         problem = InputProblem(err.line, err.column, err.message, err.unknown)
     except ClaimLimit as err:

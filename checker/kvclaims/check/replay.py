@@ -93,6 +93,9 @@ class Replay:
         self.unjoined_stream: Event | None = None
         self.pending: set[Claim] = set()
         self._block_group = self.E.block_group
+        self._victim_kind = self.E.victim
+        self._victim_unobserved = self.E.victim not in self._observed
+        self._cached_reason = self.values["cached_victim_reason"]
         self.usable: int | None = None
         self.cached_resident_victims = 0
         self.explicit_owed: Event | None = None
@@ -170,6 +173,20 @@ class Replay:
         u = f.get("usable_blocks")
         if u is not None:
             self.usable = u
+        if kind == self._victim_kind and self._victim_unobserved:
+            # The hot path (most events of a trace are allocations): _on_victim inlined.
+            b = f["physical_block_id"]
+            self.allocated.add(b)
+            rid = f.get("request_id")
+            if rid is not None:
+                req = self.requests.get(rid)
+                if req is None:
+                    req = self._request(rid)
+                req.allocated += 1
+            entry = self.block_map.pop(b, None)
+            if entry is not None:
+                self._lose(b, entry, ev, cached=f.get("victim_reason") == self._cached_reason)
+            return
         if kind in self._observed:
             for kinds, obs in self.observers:
                 if kind in kinds:
