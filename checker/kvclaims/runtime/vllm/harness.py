@@ -199,7 +199,8 @@ class VllmHarness:
                  kv_events_endpoint: str | None = None, kv_events_replay: str | None = None,
                  kv_topic: str = "kv", kv_transfer_config: Any = None,
                  hash_algo: str = "sha256", plugin_options: dict[str, Any] | None = None,
-                 run_id: str = "vllm-harness"):
+                 connector: bool = False, kv_load_failure_policy: str = "fail",
+                 generic_counters: bool = False, run_id: str = "vllm-harness"):
         from vllm.config import KVTransferConfig  # noqa: F401  (type only)
 
         self.claims = list(claims)
@@ -235,6 +236,17 @@ class VllmHarness:
                             endpoint=kv_events_endpoint or "tcp://*:5557",
                             replay_endpoint=kv_events_replay, topic=kv_topic)
         kw: dict[str, Any] = {}
+        if connector and kv_transfer_config is None:
+            # The host-tier connector (connector.py), through vLLM's own module-path loading.
+            from vllm.config import KVTransferConfig
+
+            from kvclaims.runtime.vllm.connector import CONNECTOR_NAME, MODULE_PATH
+
+            kv_transfer_config = KVTransferConfig(
+                kv_connector=CONNECTOR_NAME, kv_role="kv_both",
+                kv_connector_module_path=MODULE_PATH, engine_id=f"kvclaims-{run_id}",
+                kv_load_failure_policy=kv_load_failure_policy)
+            sc.disable_hybrid_kv_cache_manager = True  # one KV cache group, as the probe
         if kv_transfer_config is not None:
             kw["kv_transfer_config"] = kv_transfer_config
         vc = VllmConfig(model_config=mc, cache_config=cc, scheduler_config=sc,
@@ -254,6 +266,13 @@ class VllmHarness:
                              log_stats=True)
         self.pool = self.scheduler.kv_cache_manager.block_pool
         self.plugin = hasattr(self.scheduler, "kvclaims_attach")
+        self.generic_counters = generic_counters
+        self.worker_connector: Any = None
+        self.kv_caches: dict[str, torch.Tensor] = {}
+        self.restore_checks: list[tuple[str, int, int]] = []  # (request, block, 1 ok / 0 bad)
+        self.load_errors: list[tuple[str, list[int]]] = []
+        if self.scheduler.connector is not None:
+            self._init_worker_connector(vc, kcfg, num_blocks, block_size)
 
         # claim chains: vLLM BlockHash -> (claim, position)
         self.claim_hashes: dict[str, list[Any]] = {}
@@ -469,6 +488,10 @@ class VllmHarness:
         for rid in so.num_scheduled_tokens:
             if rid not in finished:
                 self.outcomes[rid] = "running"
+        if self.plugin:
+            for rid, outcome in decided.items():
+                if outcome == "refused" and rid in finished:
+                    self.outcomes[rid] = "refused"  # the plug-in's fail-closed outcome
         for rid in so.preempted_req_ids or ():
             self.outcomes[rid] = "preempted"
         kinds: dict[str, int] = {}
@@ -488,7 +511,92 @@ class VllmHarness:
         return rec
 
     def _model_output_hook(self, so: Any, mro: ModelRunnerOutput) -> ModelRunnerOutput:
+        if self.worker_connector is None:
+            return mro
+        return self._worker_step(so, mro)
+
+    # ---- the worker side of a KV connector, without a model ------------------------------
+    # vLLM's model runner drives the worker-role connector from
+    # v1/worker/kv_connector_model_runner_mixin.py (`_get_kv_connector_output`): bind the
+    # step's metadata, start the loads (before the forward when the step has synchronous
+    # loads), run the forward, wait for saves, then collect the transfer results and
+    # `get_block_ids_with_load_errors()` into `KVConnectorOutput`. The model runner needs a
+    # model and a device; this does the same calls in the same order on CPU tensors, and the
+    # "forward" writes a deterministic content per block hash into the blocks it computes.
+    def _init_worker_connector(self, vc: Any, kcfg: Any, num_blocks: int,
+                               block_size: int) -> None:
+        from vllm.distributed.kv_transfer.kv_connector.factory import KVConnectorFactory
+        from vllm.distributed.kv_transfer.kv_connector.v1.base import KVConnectorRole
+
+        w = KVConnectorFactory.create_connector(config=vc, role=KVConnectorRole.WORKER,
+                                                kv_cache_config=kcfg)
+        self.kv_caches = {"layer.0": torch.zeros(num_blocks, block_size, 8)}
+        w.register_kv_caches(self.kv_caches)
+        self.worker_connector = w
+
+    def block_content(self, h: Any) -> torch.Tensor:
+        """What the 'model' writes into a full block with vLLM block hash `h`."""
+        g = torch.Generator().manual_seed(int(external_hash(h)) % (2 ** 31))
+        return torch.randn(self.block_size, 8, generator=g)
+
+    def _worker_step(self, so: Any, mro: ModelRunnerOutput) -> ModelRunnerOutput:
+        from vllm.v1.outputs import KVConnectorOutput
+
+        w = self.worker_connector
+        meta = so.kv_connector_metadata
+        tier = w.tier
+        before = (tier.stored, tier.loaded, tier.failed)
+        w.bind_connector_metadata(meta)
+        if so.has_sync_kv_loads:
+            w.start_load_kv(None)
+        self._forward(so)
+        if not so.has_sync_kv_loads:
+            w.start_load_kv(None)
+        w.wait_for_save()
+        res = w.get_transfer_results(so.finished_req_ids)
+        out = KVConnectorOutput(finished_sending=res.finished_sending,
+                                finished_recving=res.finished_recving,
+                                failed_recving=res.failed_recving,
+                                invalid_block_ids=w.get_block_ids_with_load_errors())
+        w.clear_connector_metadata()
+        kv = self.kv_caches["layer.0"]
+        for job in meta.loads:
+            bad = [b for b in job.block_ids if b in out.invalid_block_ids]
+            if bad:
+                self.load_errors.append((job.request_id, bad))
+            for b, h in zip(job.block_ids, job.hashes):
+                if b not in out.invalid_block_ids:
+                    ok = bool(torch.equal(kv[b], self.block_content(h)))
+                    self.restore_checks.append((job.request_id, b, int(ok)))
+        if meta.loads or meta.stores:
+            self.comment("connector: " + "; ".join(
+                [f"store {j.request_id} blocks={j.block_ids}" for j in meta.stores]
+                + [f"load {j.request_id} blocks={j.block_ids}" for j in meta.loads]
+                + [f"invalid_block_ids={sorted(out.invalid_block_ids)}"
+                   if out.invalid_block_ids else ""]).rstrip("; "))
+        if self.generic_counters:
+            stored, loaded, failed = (tier.stored - before[0], tier.loaded - before[1],
+                                      tier.failed - before[2])
+            if stored:
+                self._emit("generic_kv_blocks_offloaded", blocks=stored)
+            if loaded:
+                self._emit("generic_kv_blocks_onboarded", blocks=loaded)
+            if failed:
+                self._emit("generic_kv_transfer_failed_counter", blocks=failed)
+        mro.kv_connector_output = out
         return mro
+
+    def _forward(self, so: Any) -> None:
+        kv = self.kv_caches["layer.0"]
+        bs = self.block_size
+        for rid, n in so.num_scheduled_tokens.items():
+            req = self.scheduler.requests.get(rid)
+            if req is None:
+                continue
+            end = req.num_computed_tokens  # schedule() already advanced it by n
+            ids = self.scheduler.kv_cache_manager.get_block_ids(rid)[0]
+            for pos in range((end - n) // bs, min(end // bs, len(req.block_hashes))):
+                kv[ids[pos]].copy_(self.block_content(req.block_hashes[pos]))
 
     def idle(self) -> bool:
         return not self.scheduler.has_requests() if hasattr(self.scheduler, "has_requests") \
@@ -561,6 +669,10 @@ class VllmHarness:
                 fh.write(f"# {c}\n")
 
     def close(self) -> None:
+        if self.scheduler.connector is not None:
+            from kvclaims.runtime.vllm.connector import drop_host_tier
+
+            drop_host_tier(self.vllm_config.kv_transfer_config.engine_id)
         try:
             self.scheduler.shutdown()
         except Exception:  # pragma: no cover - best effort

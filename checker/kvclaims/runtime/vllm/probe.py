@@ -94,7 +94,7 @@ if __name__ == "__main__":  # pragma: no cover
 def write_traces(out_dir: str) -> list[str]:
     """Regenerate traces/vllm/: the probe through stock vLLM and through the plug-in (refuse and
     demote), the stock KV event stream vLLM published (msgpack records) with its claim manifest,
-    and expected.json. `.kvt` files are byte-for-byte reproducible; the `.kvbatches` file keeps
+    the restore-failure witness and its controls (restore.py), and expected.json. `.kvt` files are byte-for-byte reproducible; the `.kvbatches` file keeps
     vLLM's own payloads, whose `ts` is wall-clock time."""
     import json
     import os
@@ -156,6 +156,12 @@ def write_traces(out_dir: str) -> list[str]:
                                              # no admission on the stream: no R-explicit
                                              "violated": ["R-hard", "R-no-silent-loss"]}
         h.close()
+    # The restore-failure witness and its controls (restore.py).
+    from kvclaims.runtime.vllm import restore
+
+    more, exp = restore.write_traces(out_dir, spec)
+    written.extend(more)
+    expected.update(exp)
     ex = os.path.join(out_dir, "expected.json")
     with open(ex, "w") as fh:
         json.dump(expected, fh, indent=1, sort_keys=True)

@@ -39,6 +39,9 @@ RESPONSIBLE = ("accepted", "materialized")
 HARD_MODES = ("hard_exclude", "hard_protected", "reserve", "resident_reserve", "demotable",
               "demote_on_conflict", "expiring")
 INFEASIBLE = "infeasible_preserve_resident_and_active"
+RESTORE_INFEASIBLE = "infeasible_restore_claimed_kv"
+OFFLOADABLE_MODES = ("offloadable", "offloadable_reference")
+GPU_TIER, HOST_TIER, RESTORE_SOURCE = "gpu_kv_cache", "host_offload_tier", "offload_tier"
 
 
 @dataclass
@@ -48,6 +51,10 @@ class _Claim:
     state: str = "accepted"
     accepted_step: int = 0
     pinned: dict[int, Any] = field(default_factory=dict)  # position -> KVCacheBlock
+    # offloadable sub-lifecycle (MODEL §4): None (resident) | offloaded | restore_required |
+    # failed (restoration failed; the host copy is kept, the claim is not re-pinned)
+    off: str | None = None
+    generation: int = 0
 
     @property
     def id(self) -> str:
@@ -80,6 +87,18 @@ class ClaimAwareScheduler(Scheduler):
         self._outcomes: dict[str, str] = {}
         self._deferred: set[str] = set()
         self._step_no = 0
+        # Restore-failure witness (MODEL §4, §6 offloadable): the host-tier connector
+        # (connector.py, loaded through kv_connector_module_path) reports lookups and planned loads.
+        self._restoring: dict[str, _Claim] = {}  # request id -> claim awaiting its restore
+        self._load_jobs: dict[str, Any] = {}  # request id -> connector Job
+        self._recomputing: dict[str, _Claim] = {}
+        self._need: dict[str, int] = {}
+        # Controls only (deliberately wrong plug-in behaviour, for the checker to reject):
+        self._misattribute_to: str | None = conf.get("misattribute_restore_failures_to")
+        self._recompute_counts_as_restored = bool(conf.get("recompute_counts_as_restored"))
+        self.kvclaims_unclaimed_load_failures: list[tuple[str, list[int]]] = []
+        if self.connector is not None and hasattr(self.connector, "kvclaims_observe"):
+            self.connector.kvclaims_observe(self)
         for d in conf.get("claims", ()):
             self.add_claim(ClaimDecl.from_config(d))
 
@@ -126,8 +145,29 @@ class ClaimAwareScheduler(Scheduler):
         self._emit("resident_claim_accepted", claim_id=c.id, protection_mode=decl.mode,
                    prefix_id=decl.prefix, resident_blocks_required=c.required,
                    materialization_predicate=f"leading_prefix_at_least({c.required})",
-                   duration_steps=decl.duration_steps, usable_blocks=self.kvclaims_usable)
+                   duration_steps=decl.duration_steps, usable_blocks=self.kvclaims_usable,
+                   **self._identity(c))
         self._pin()
+
+    def _identity(self, c: _Claim) -> dict[str, Any]:
+        """Offloadable claims name the reusable object, the cache identity and the request-token
+        map (the offloadable bundle requires each to take exactly one value)."""
+        if c.decl.mode not in OFFLOADABLE_MODES:
+            return {}
+        from vllm.v1.core.kv_cache_utils import maybe_convert_block_hash
+
+        algo = self.cache_config.prefix_caching_hash_algo
+        return {"claim_registration": "pre_registered",
+                "reusable_object_id": f"vllm-prefix:{maybe_convert_block_hash(c.hashes[-1])}",
+                "cache_identity": f"vllm-{self._vllm_version()}:{algo}:block_size="
+                                  f"{self.block_size}:salt={c.decl.cache_salt or ''}",
+                "request_token_map_id": f"vllm-request-block-hasher:{algo}:{self.block_size}"}
+
+    @staticmethod
+    def _vllm_version() -> str:
+        import vllm
+
+        return vllm.__version__
 
     def _release(self, c: _Claim, kind: str, **fields: Any) -> None:
         """Announce the release first, then drop the extra references (blocks become
@@ -153,8 +193,8 @@ class ClaimAwareScheduler(Scheduler):
     def _pin(self) -> None:
         pool = self._kv_pool
         for c in self._claims.values():
-            if c.state not in RESPONSIBLE:
-                continue
+            if c.state not in RESPONSIBLE or c.off is not None:
+                continue  # an offloaded claim's protection is its host copy
             for pos, h in enumerate(c.hashes):
                 if pos in c.pinned:
                     continue
@@ -251,4 +291,114 @@ class ClaimAwareScheduler(Scheduler):
         self._arbitrate()
         out = super().schedule(*args, **kwargs)
         self._pin()
+        return out
+
+    # ---- offloadable claims: offload, restore, restoration failure -----------------------
+    def _host_connector(self) -> Any:
+        conn = self.connector
+        return conn if conn is not None and hasattr(conn, "kvclaims_observe") else None
+
+    def offload_claim(self, claim_id: str) -> bool:
+        """Move an offloadable claim's protection from its GPU blocks to the host tier: only
+        once the connector holds a host copy of every required block. Emits
+        `resident_claim_offloaded` (next `offload_generation`), then drops the extra references,
+        so vLLM may evict the GPU copies (that is not a loss of the claim)."""
+        c = self._claims[claim_id]
+        conn = self._host_connector()
+        if (conn is None or c.decl.mode not in OFFLOADABLE_MODES or c.state not in RESPONSIBLE
+                or c.off is not None):
+            return False
+        if not all(conn.tier.has(h) for h in c.hashes[:c.required]):
+            return False
+        c.generation += 1
+        ids = [c.pinned[p].block_id for p in sorted(c.pinned)]
+        self._emit("resident_claim_offloaded", claim_id=c.id, prefix_id=c.decl.prefix,
+                   offload_generation=c.generation, cache_tier_from=GPU_TIER,
+                   cache_tier_to=HOST_TIER, block_ids=ids, block_count_footprint=len(ids))
+        c.off = "offloaded"
+        blocks = [c.pinned[p] for p in sorted(c.pinned, reverse=True)]
+        c.pinned.clear()
+        if blocks:
+            self._kv_pool.free_blocks(blocks)
+        return True
+
+    def _claims_of(self, hashes: Any) -> list[_Claim]:
+        hs = set(hashes)
+        return [c for c in self._claims.values() if hs.intersection(c.hashes[:c.required])]
+
+    def kvclaims_on_lookup(self, request: Request, start: int, hashes: list[Any]) -> None:
+        """The connector found host copies for `request` past its local hit (scheduler role)."""
+        for c in self._claims_of(hashes):
+            if c.off == "offloaded" and c.state in RESPONSIBLE:
+                c.off = "restore_required"
+                self._restoring[request.request_id] = c
+                self._emit("resident_claim_restore_required", claim_id=c.id,
+                           prefix_id=c.decl.prefix, offload_generation=c.generation,
+                           reuse_requires_restoration=True, request_id=request.request_id)
+
+    def kvclaims_on_load_planned(self, request: Request, job: Any) -> None:
+        self._load_jobs[request.request_id] = job
+        self._need[request.request_id] = -(-request.num_tokens // self.block_size)
+
+    def update_from_output(self, scheduler_output: Any, model_runner_output: Any) -> Any:
+        kvo = model_runner_output.kv_connector_output
+        invalid = set(kvo.invalid_block_ids) if kvo is not None else set()
+        jobs = {rid: self._load_jobs.pop(rid) for rid in list(scheduler_output.num_scheduled_tokens)
+                if rid in self._load_jobs}
+        out = super().update_from_output(scheduler_output, model_runner_output)
+        conn = self._host_connector()
+        for rid, job in jobs.items():
+            bad = [b for b in job.block_ids if b in invalid]
+            c = self._restoring.pop(rid, None)
+            if c is None:
+                if bad:  # no claim covers these blocks: vLLM's own outcome only
+                    self.kvclaims_unclaimed_load_failures.append((rid, bad))
+                continue
+            if not bad:
+                self._emit("resident_claim_restored", claim_id=c.id, prefix_id=c.decl.prefix,
+                           offload_generation=c.generation, restoration_source=RESTORE_SOURCE,
+                           restored_from_offload_tier=True, cache_tier_from=HOST_TIER,
+                           cache_tier_to=GPU_TIER, request_id=rid)
+                c.off = None
+                self._pin()
+                if all(p in c.pinned for p in range(c.required)):
+                    self._emit("resident_claim_reuse_after_restore", claim_id=c.id,
+                               prefix_id=c.decl.prefix, offload_generation=c.generation,
+                               predicate_satisfied=True, request_id=rid)
+                continue
+            bad_hashes = [h for b, h in zip(job.block_ids, job.hashes) if b in invalid]
+            injected = conn is not None and any(h in conn.tier.fail_loads for h in bad_hashes)
+            if self.recompute_kv_load_failures:
+                # vLLM rescheduled the request: it recomputes the prefix. That is not restoration.
+                c.off = "failed"
+                self._recomputing[rid] = c
+                continue
+            # kv_load_failure_policy="fail": vLLM finished the request with FINISHED_ERROR.
+            # Fail closed, scoped to the claim: restoration failed, then a refusal naming it.
+            target = self._misattribute_to or c.id
+            tc = self._claims.get(target)
+            self._emit("resident_claim_restoration_failed", claim_id=c.id,
+                       prefix_id=c.decl.prefix, offload_generation=c.generation,
+                       claim_scoped_outcome_type="refusal", outcome_claim_id=target,
+                       controlled_restoration_unavailable=True,
+                       injected_restoration_failure=injected, request_id=rid,
+                       block_ids=bad)
+            self._emit("active_request_refused", request_id=rid,
+                       arbiter_action="refuse_active_request",
+                       blocking_claim_ids=[target],
+                       blocking_prefix_ids=[tc.decl.prefix if tc else c.decl.prefix],
+                       feasibility=RESTORE_INFEASIBLE, outcome_claim_id=target,
+                       active_live_blocks_required=self._need.pop(rid, None),
+                       usable_blocks=self.kvclaims_usable)
+            self._outcomes[rid] = "refused"
+            c.off = "failed"
+        for rid in list(self._recomputing):
+            if rid not in self.requests:  # served (by recompute)
+                c = self._recomputing.pop(rid)
+                if self._recompute_counts_as_restored:
+                    # The control: a plug-in that counts the recompute as restoration.
+                    self._emit("resident_claim_restored", claim_id=c.id, prefix_id=c.decl.prefix,
+                               offload_generation=c.generation, restoration_source="recompute",
+                               restored_from_offload_tier=False, cache_tier_from=GPU_TIER,
+                               cache_tier_to=GPU_TIER, request_id=rid)
         return out
