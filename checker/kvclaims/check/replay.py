@@ -94,7 +94,6 @@ class Replay:
         self.pending: set[Claim] = set()
         self._block_group = self.E.block_group
         self._victim_kind = self.E.victim
-        self._victim_unobserved = self.E.victim not in self._observed
         self._cached_reason = self.values["cached_victim_reason"]
         self.usable: int | None = None
         self.cached_resident_victims = 0
@@ -103,7 +102,6 @@ class Replay:
         self.error: InputProblem | None = None
         E = self.E
         self._handlers: dict[str, Callable[[Event], None]] = {
-            E.victim: self._on_victim,
             E.block_materialized: self._on_block_materialized,
             E.admitted: self._on_admitted,
             E.deferred: self._on_decision,
@@ -173,8 +171,12 @@ class Replay:
         u = f.get("usable_blocks")
         if u is not None:
             self.usable = u
-        if kind == self._victim_kind and self._victim_unobserved:
-            # The hot path (most events of a trace are allocations): _on_victim inlined.
+        if kind in self._observed:
+            for kinds, obs in self.observers:
+                if kind in kinds:
+                    obs(ev)
+        if kind == self._victim_kind:
+            # The hot path: most events of a trace are allocations from the free queue.
             b = f["physical_block_id"]
             self.allocated.add(b)
             rid = f.get("request_id")
@@ -187,10 +189,6 @@ class Replay:
             if entry is not None:
                 self._lose(b, entry, ev, cached=f.get("victim_reason") == self._cached_reason)
             return
-        if kind in self._observed:
-            for kinds, obs in self.observers:
-                if kind in kinds:
-                    obs(ev)
         handler = self._handlers.get(kind)
         if handler is not None:
             handler(ev)
@@ -476,22 +474,6 @@ class Replay:
             claim.positions.add(pos)
             if claim.pending_materialized is not None and claim.positions.holds():
                 claim.pending_materialized = None
-
-    def _on_victim(self, ev: Event) -> None:
-        f = ev.fields
-        b = f["physical_block_id"]
-        self.allocated.add(b)
-        rid = f.get("request_id")
-        if rid is not None:
-            req = self.requests.get(rid)
-            if req is None:
-                req = self._request(rid)
-            req.allocated += 1
-        entry = self.block_map.pop(b, None)
-        if entry is None:
-            return
-        cached = f.get("victim_reason") == self.values["cached_victim_reason"]
-        self._lose(b, entry, ev, cached=cached)
 
     def _lose(self, b: int, entry: tuple[Prefix, int, Claim | None], ev: Event,
               *, cached: bool) -> None:
