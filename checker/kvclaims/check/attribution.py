@@ -99,17 +99,11 @@ def _attribution(rp: Replay, ev: Event, r: Request) -> None:
                 request_id=r.id,
             )
     if not restore_path:
-        for cid, c in eligible.items():
-            if cid not in blocking:
-                rp._find(
-                    VIOLATION,
-                    R.attribution,
-                    ev,
-                    f"refusal does not name blocking claim {cid}",
-                    c,
-                    request_id=r.id,
-                )
-        _numbers(rp, ev, r, eligible)
+        # MODEL §6: blocking ids name *only* claims under responsibility that hold protected
+        # blocks. A protected claim left out (e.g. one whose blocks the request would reuse)
+        # is not a smear; the numbers must then be those of the claims named.
+        named = {bid: eligible[bid] for bid in blocking if bid in eligible}
+        _numbers(rp, ev, r, named, eligible)
     else:
         for bid in blocking:
             owed = eligible.get(bid)
@@ -129,11 +123,15 @@ def _refusal_outcomes(rp: Replay) -> frozenset[str]:
     return frozenset(k for k, v in rp.spec.offload_outcome_events.items() if v == refused)
 
 
-def _numbers(rp: Replay, ev: Event, r: Request, eligible: dict[str, Claim]) -> None:
+def _numbers(
+    rp: Replay, ev: Event, r: Request, named: dict[str, Claim], eligible: dict[str, Claim]
+) -> None:
+    """Numbers of the named claims; the free count is bounded by every protected block."""
     R, V = rp.R, rp.values
     f = ev.fields
-    first = next(iter(eligible.values()), None)
-    protected = sum(rp._blocks_of(c) for c in eligible.values())
+    first = next(iter(named.values()), None)
+    protected = sum(rp._blocks_of(c) for c in named.values())
+    protected_all = sum(rp._blocks_of(c) for c in eligible.values())
 
     def bad(msg: str) -> None:
         rp._find(VIOLATION, R.attribution, ev, msg, first, request_id=r.id)
@@ -141,8 +139,8 @@ def _numbers(rp: Replay, ev: Event, r: Request, eligible: dict[str, Claim]) -> N
     p = f.get("protected_resident_blocks")
     if p is not None and p != protected:
         bad(
-            f"protected_resident_blocks is {p} but the replayed pool holds {protected} "
-            "protected blocks"
+            f"protected_resident_blocks is {p} but the named claims hold {protected} "
+            "protected blocks in the replayed pool"
         )
     req = f.get("active_live_blocks_required")
     total = f.get("resident_plus_active_blocks")
@@ -151,12 +149,12 @@ def _numbers(rp: Replay, ev: Event, r: Request, eligible: dict[str, Claim]) -> N
     usable = f.get("usable_blocks", rp.usable)
     free = f.get("free_blocks_before_allocate")
     if free is not None and usable is not None:
-        upper = usable - protected
+        upper = usable - protected_all
         lower = usable - len(rp.allocated)
         if free > upper:
             bad(
                 f"free_blocks_before_allocate is {free}, but at most {upper} "
-                f"(usable {usable} - protected {protected}) can be free"
+                f"(usable {usable} - protected {protected_all}) can be free"
             )
         elif free < lower:
             bad(
@@ -185,8 +183,5 @@ def _numbers(rp: Replay, ev: Event, r: Request, eligible: dict[str, Claim]) -> N
     claims_listed = f.get("protected_resident_claims")
     if claims_listed is not None:
         ids = sorted(str(x.get("claim_id")) for x in claims_listed if isinstance(x, dict))
-        if ids != sorted(eligible):
-            bad(
-                f"protected_resident_claims names {ids}, the replayed pool protects "
-                f"{sorted(eligible)}"
-            )
+        if ids != sorted(named):
+            bad(f"protected_resident_claims names {ids}, blocking_claim_ids {sorted(named)}")

@@ -1,7 +1,8 @@
 """The search behind `kvclaims fuzz`: generated workloads → a runtime → events → check → shrink.
 
 For one runtime (kvclaims.runtime.interface), Hypothesis generates workloads
-(kvclaims.fuzz.strategies.workloads); every trace is checked by the replay checker (MODEL.md §6).
+(kvclaims.fuzz.strategies.workloads, or the runtime's own: vllm_workloads for vllm:…); every
+trace is checked by the replay checker (MODEL.md §6).
 A trace with a violation or an unknown finding is a failure, named by its rule; Hypothesis then
 shrinks the workload while the trace keeps failing on that rule, and the minimal trace (`.kvt`),
 its workload (JSON) and a one-line reproduction command are written to the output directory. The
@@ -160,7 +161,12 @@ def search(runtime: str | RuntimeSpec, *, examples: int, seed: int, out: str | P
     """
     rt = resolve(runtime) if isinstance(runtime, str) else runtime
     spec = spec_mod.load()
-    strategy = workloads if workloads is not None else kst.workloads()
+    if workloads is not None:
+        strategy = workloads
+    elif rt.workloads is not None:  # the runtime's own (e.g. vllm_workloads for vllm:…)
+        strategy = rt.workloads()
+    else:
+        strategy = kst.workloads()
     out_dir = Path(out) if out is not None else None
     db = None
     if out_dir is not None:

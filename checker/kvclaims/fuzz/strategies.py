@@ -7,6 +7,8 @@ What they generate, smallest first so that Hypothesis shrinks towards tiny pools
 - :func:`active_requests` — a :class:`~kvclaims.runtime.workload.RequestSpec` that fits the pool;
 - :func:`workloads` — pool size, resident prefixes with optional claims, active requests;
 - :func:`pressured_workloads` — one claimed prefix and an active request that must touch it;
+- :func:`vllm_workloads` — workloads for the vLLM harness (``vllm:stock|plugin``): small pools,
+  resident prefixes each with a declared claim, active requests of whole 16-token blocks;
 - :func:`traces` — event lists valid by construction: a correct MicroRuntime policy's trace;
 - :func:`violating_traces` — a valid trace with one :class:`Mutation` applied, which breaks exactly
   one named rule (``MUTATIONS`` lists them, with the rule and the status the model gives it);
@@ -65,6 +67,7 @@ __all__ = [
     "pressured_workloads",
     "traces",
     "violating_traces",
+    "vllm_workloads",
     "workloads",
 ]
 
@@ -169,6 +172,47 @@ def pressured_workloads(draw: st.DrawFn, max_usable: int = 12) -> Workload:
     if draw(st.booleans()):
         requests.append(RequestSpec("r1", (1,), reuses="p0"))
     return Workload(usable, (PrefixSpec("p0", blocks, claim),), tuple(requests))
+
+
+@st.composite
+def vllm_workloads(draw: st.DrawFn, max_usable: int = 16, max_prefixes: int = 3,
+                   max_requests: int = 3) -> Workload:
+    """A workload for the vLLM harness (``vllm:stock``, ``vllm:plugin``;
+    kvclaims.runtime.vllm.fuzz_adapter): a pool of ``usable`` blocks (2..max_usable; vLLM's null
+    block comes on top), 1..max_prefixes resident prefixes that fit the pool together, each with a
+    declared claim (``leading_prefix_at_least(1..blocks)``; protected — the adapter's mode — or
+    best effort), and 1..max_requests active requests of 1..usable blocks, each optionally
+    starting with a resident prefix's tokens (a prefix-cache hit) followed by fresh blocks.
+
+    Only what the harness drives is drawn: the chunk schedule is one chunk (vLLM chunks prefills
+    itself), attention is full, no TTL, no restore failure. Lists and numbers shrink towards one
+    resident prefix of one block, one active request as large as the pool, and a pool of two
+    blocks: the smallest workload in which an unprotected prefix is evicted."""
+    usable = draw(st.integers(2, max_usable))
+    sizes = draw(st.lists(st.integers(1, usable - 1), min_size=1, max_size=max_prefixes))
+    prefixes: list[PrefixSpec] = []
+    room = usable - 1  # leave at least one block for an active request
+    for i, blocks in enumerate(sizes):
+        if blocks > room:
+            break
+        room -= blocks
+        required = draw(st.integers(1, blocks))
+        protected = i == 0 or draw(st.booleans())
+        prefixes.append(PrefixSpec(f"p{i}", blocks,
+                                   ClaimSpec(f"claim:p{i}", required, protected=protected)))
+    # A request is drawn as the blocks it leaves free (`spare`, shrinking to 0: a request as large
+    # as the pool), so one request alone is the pressure and the others can be shrunk away.
+    reqs = draw(st.lists(st.tuples(st.integers(0, usable - 1),
+                                   st.none() | st.integers(0, len(prefixes) - 1)),
+                         min_size=1, max_size=max_requests))
+    requests: list[RequestSpec] = []
+    for j, (spare, reuse) in enumerate(reqs):
+        total, reuses = usable - spare, None
+        if reuse is not None and prefixes[reuse].blocks < total:
+            reuses = prefixes[reuse].prefix_id
+            total -= prefixes[reuse].blocks
+        requests.append(RequestSpec(f"r{j}", (total,), reuses=reuses))
+    return Workload(usable, tuple(prefixes), tuple(requests), run_id="vllm-fuzz")
 
 
 @st.composite

@@ -9,8 +9,9 @@ A runtime under test is anything with four methods:
 - ``events()`` — every event emitted since ``reset``, in order, as :class:`~kvclaims.trace.model.Event`
   (spec event names and fields, as the checker reads them).
 
-The MicroRuntime implements it through :class:`MicroAdapter`; the vLLM harness and KV-RM will
-implement it in their own modules. To fuzz your own runtime, write a class with these methods and a
+The MicroRuntime implements it through :class:`MicroAdapter`, the vLLM harness through
+kvclaims.runtime.vllm.fuzz_adapter (``vllm:stock|plugin``, needs vLLM: .venv-vllm); KV-RM will
+implement it in its own module. To fuzz your own runtime, write a class with these methods and a
 zero-argument factory, then name it ``py:your.module:factory`` wherever a runtime is asked for
 (``kvclaims fuzz --runtime py:your.module:factory``, ``kvclaims.pytest_plugin.fuzz_runtime``):
 
@@ -26,9 +27,10 @@ zero-argument factory, then name it ``py:your.module:factory`` wherever a runtim
 from __future__ import annotations
 
 import importlib
+import importlib.metadata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from kvclaims.runtime import policies as P
 from kvclaims.runtime.micro import run
@@ -54,6 +56,9 @@ class RuntimeSpec:
 
     name: str
     factory: Callable[[], Runtime]
+    # The runtime's default workload strategy (a zero-argument callable returning a Hypothesis
+    # strategy of Workloads); None: kvclaims.fuzz.strategies.workloads().
+    workloads: Callable[[], Any] | None = None
 
 
 class MicroAdapter:
@@ -143,8 +148,54 @@ def _module_factory(module: str, attr: str, *args: str) -> Callable[[], Runtime]
 
 
 # Runtimes that will implement the protocol in their own module, with a `fuzz_runtime(variant)`.
-_PLANNED = {"vllm": ("kvclaims.runtime.vllm_harness", ("stock", "plugin")),
-            "kvrm": ("kvclaims.runtime.kvrm", ("",))}
+_PLANNED = {"kvrm": ("kvclaims.runtime.kvrm", ("",))}
+
+VLLM_MISSING = ("vLLM is not installed in this environment: run scripts/setup-vllm and use "
+                ".venv-vllm/bin/kvclaims")
+
+
+def vllm_installed() -> bool:
+    """Whether the vLLM distribution is installed here (by its metadata: a directory named `vllm`
+    on sys.path, such as tests/vllm, is not vLLM)."""
+    try:
+        importlib.metadata.version("vllm")
+    except importlib.metadata.PackageNotFoundError:
+        return False
+    return True
+
+
+def _vllm(name: str, arg: str) -> RuntimeSpec:
+    """``vllm:<stock|plugin>[,mode=M][,on_conflict=C]``: vLLM 0.33's real scheduler (stock, or the
+    claim-aware plug-in) through kvclaims.runtime.vllm.fuzz_adapter; vLLM is imported here, lazily,
+    so that everything else works without it."""
+    from kvclaims.runtime.vllm import fuzz_adapter as fa  # no vLLM import at module level
+
+    variant, *params = arg.split(",")
+    if variant not in fa.VARIANTS:
+        raise RuntimeUnavailable(f"vllm: variant one of {', '.join(fa.VARIANTS)}")
+    kw: dict[str, str] = {}
+    for p in params:
+        key, _, value = p.partition("=")
+        allowed = {"mode": fa.MODES, "on_conflict": fa.ON_CONFLICT}.get(key)
+        if allowed is None:
+            raise RuntimeUnavailable(f"vllm: unknown parameter {key!r}; mode=… or on_conflict=…")
+        if value not in allowed:
+            raise RuntimeUnavailable(f"vllm: {key} one of {', '.join(allowed)}")
+        kw[key] = value
+    if not vllm_installed():
+        raise RuntimeUnavailable(VLLM_MISSING)
+    try:
+        importlib.import_module("kvclaims.runtime.vllm.harness")
+    except ImportError as err:
+        raise RuntimeUnavailable(f"vLLM could not be imported here ({err}); "
+                                 "run scripts/setup-vllm and use .venv-vllm/bin/kvclaims") from None
+
+    def workloads() -> Any:
+        from kvclaims.fuzz.strategies import vllm_workloads
+
+        return vllm_workloads()
+
+    return RuntimeSpec(name, lambda: fa.fuzz_runtime(variant, **kw), workloads)
 
 
 def resolve(name: str) -> RuntimeSpec:
@@ -153,6 +204,8 @@ def resolve(name: str) -> RuntimeSpec:
     kind, _, arg = name.partition(":")
     if kind == "micro":
         return _micro(arg)
+    if kind == "vllm":
+        return _vllm(name, arg)
     if kind == "py":
         module, _, attr = arg.rpartition(":")
         if not module or not attr:
@@ -163,10 +216,14 @@ def resolve(name: str) -> RuntimeSpec:
         if arg not in variants:
             raise RuntimeUnavailable(f"{kind}: variant one of {', '.join(v or '(none)' for v in variants)}")
         try:
-            importlib.import_module(module)
+            mod = importlib.import_module(module)
         except ImportError:
             raise RuntimeUnavailable(f"runtime {name} is not available yet ({module} is not "
                                      "installed); use micro:<policy>[+fault]") from None
+        if not hasattr(mod, "fuzz_runtime"):
+            raise RuntimeUnavailable(f"runtime {name} is not available yet ({module} does not "
+                                     "implement the fuzz runtime interface); use "
+                                     "micro:<policy>[+fault]")
         args = (arg,) if arg else ()
         return RuntimeSpec(name, _module_factory(module, "fuzz_runtime", *args))
     raise RuntimeUnavailable(f"unknown runtime {name!r}; expected micro:<policy>[+fault], "
