@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Iterable
 
-from kvclaims.check import attribution, offload
+from kvclaims.check import attribution, kvrm, offload
 from kvclaims.check.predicate import LEADING, Predicate, parse_predicate
 from kvclaims.check.state import (
     IDENTITY_FIELDS,
@@ -111,6 +111,11 @@ class Replay:
             E.reuse_denied: self._on_reuse,
             E.request_initialized: self._on_connector_claim,
         }
+        # KV-RM descriptor and pager events (MODEL §10): rules K1-K5 in check/kvrm.py
+        self.kvrm = kvrm.State()
+        for k in (E.kvrm_mapped, E.kvrm_evicted, E.kvrm_committed, E.kvrm_group, E.kvrm_summary,
+                  E.kvrm_reused):
+            self._handlers[k] = lambda ev: kvrm.on_event(self, ev)
 
     # ---- findings --------------------------------------------------------------------------
     def _find(self, status: str, rule: str, ev: Event, message: str, claim: Claim | None = None,
@@ -698,6 +703,8 @@ class Replay:
         end = Event("end_of_trace", {}, 0)
         if self.pending:
             self._close_group(None)
+        if self.kvrm.seen:
+            kvrm.finish(self)
         for c in self.claims.values():
             if c.outcome_owed is not None:
                 self._find(VIOLATION, R.offload, c.outcome_owed[1],

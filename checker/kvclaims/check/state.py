@@ -43,6 +43,12 @@ class RuleIds:
         self.offload = get("R-offload")
         self.stream = get("R-stream")
         self.vocabulary = get("R-vocabulary")
+        # KV-RM obligations (MODEL §10), decided by kvclaims.check.kvrm
+        self.k_descriptor = get("K1-one-descriptor")
+        self.k_live = get("K2-live-mapping")
+        self.k_groups = get("K3-transfer-groups")
+        self.k_prefix = get("K4-whole-prefix")
+        self.k_summary = get("K5-summary-not-materialization")
 
 
 class EventNames:
@@ -84,6 +90,13 @@ class EventNames:
         self.block_materialized = ev("resident_block_materialized")
         self.victim = ev("allocation_victim_selected")
         self.request_initialized = ev("request_initialized")
+        # KV-RM descriptor and pager events (MODEL §10), dispatched to kvclaims.check.kvrm
+        self.kvrm_mapped = ev("kvrm_block_mapped")
+        self.kvrm_evicted = ev("kvrm_block_evicted")
+        self.kvrm_committed = ev("kvrm_descriptor_committed")
+        self.kvrm_group = ev("kvrm_transfer_group")
+        self.kvrm_summary = ev("kvrm_summary_used")
+        self.kvrm_reused = ev("kvrm_claim_reused")
         self.opening = frozenset(
             e for e, t in lifecycle.items() if spec.claim.initial in t.sources
         )
