@@ -112,10 +112,10 @@ def _attribution(rp: Replay, ev: Event, r: Request) -> None:
                 owed.off_state = rp.spec.offload.initial
                 rp._pass(owed, R.offload)
     for bid in blocking:
-        named = eligible.get(bid)
-        if named is not None:
-            rp._pass(named, R.attribution)
-            rp._pass(named, R.explicit)
+        claim = eligible.get(bid)
+        if claim is not None:
+            rp._pass(claim, R.attribution)
+            rp._pass(claim, R.explicit)
 
 
 def _refusal_outcomes(rp: Replay) -> frozenset[str]:

@@ -10,14 +10,39 @@ needs is written here once.
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any, Callable
 
 from kvclaims.check.predicate import parse_predicate
+from kvclaims.check.state import EventNames
 from kvclaims.check.verdict import PASS, Gate, Report
 from kvclaims.spec import Spec
 from kvclaims.trace.model import Event
 
 Rec = tuple[int, str, dict[str, Any]]
+
+
+class GateNames(EventNames):
+    """The event names the gates read, each checked against spec/events.toml at start-up."""
+
+    def __init__(self, spec: Spec):
+        super().__init__(spec)
+
+        def ev(name: str) -> str:
+            if name not in spec.events:
+                raise KeyError(f"spec/events.toml lacks {name}")
+            return name
+
+        self.transfer_finished = ev("offload_worker_transfer_finished")
+        self.job_completed = ev("offload_job_completed")
+        self.store_created = ev("offload_store_job_created")
+        self.load_created = ev("offload_load_job_created")
+        self.load_failed = ev("offload_load_job_failed")
+        self.lookup = ev("offload_lookup_result")
+        self.finished_pending = ev("offload_request_finished_pending_jobs")
+        self.finished_no_pending = ev("offload_request_finished_no_pending_jobs")
+        self.sched_restoration_failed = ev("scheduler_resident_claim_restoration_failed")
+        self.sched_refused = ev("scheduler_active_request_refused")
 
 _IDENTITY = ("predicate_id", "prefix_id", "reusable_object_id", "cache_identity",
              "request_token_map_id")
@@ -47,6 +72,11 @@ class GateRecorder:
 
 def _is(flag: Any) -> bool:
     return flag is True
+
+
+@lru_cache(maxsize=None)
+def _names(spec: Spec) -> GateNames:
+    return GateNames(spec)
 
 
 class _Claims:
@@ -80,13 +110,14 @@ def _first(recs: list[Rec], after: int, pred: Callable[[str, dict[str, Any]], bo
 
 # ---- offloadable (reference offload gate) -------------------------------------------------------
 def offloadable_missing(spec: Spec, records: list[Rec]) -> list[str]:
+    N = _names(spec)
     req = spec.gates["offloadable"]
     consts = spec.offload_constants
     outcomes = spec.offload_outcome_events
     post_hoc = spec.values["post_hoc_registration"]
     view = _Claims(spec, records)
     accepted = [(i, f) for i, k, f in records
-                if k == "resident_claim_accepted" and f.get("claim_id") is not None]
+                if k == N.accepted and f.get("claim_id") is not None]
     if not accepted:
         return sorted(req)
     missing: set[str] = set()
@@ -104,7 +135,7 @@ def offloadable_missing(spec: Spec, records: list[Rec]) -> list[str]:
         met["fixed_cache_identity_and_deterministic_request_token_map"] = (
             view.single_valued(recs, "cache_identity")
             and view.single_valued(recs, "request_token_map_id"))
-        mat_i = _first(recs, acc_i, lambda k, f: k == "resident_claim_materialized"
+        mat_i = _first(recs, acc_i, lambda k, f: k == N.materialized
                        and f.get("predicate_materialized") is not False)
         met["materialization_predicate"] = (
             mat_i is not None and met["stable_claim_id_and_fixed_materialization_predicate"])
@@ -116,22 +147,22 @@ def offloadable_missing(spec: Spec, records: list[Rec]) -> list[str]:
         failure_end = None
         success_start = failure_start = None
         for off_i, k, f in recs:
-            if k != "resident_claim_offloaded":
+            if k != N.offloaded:
                 continue
             if f.get("cache_tier_from") not in (None, consts["gpu_tier"]) or \
                     f.get("cache_tier_to") not in (None, consts["host_tier"]):
                 continue
             g = gen_of(f)
             same = [(i, kk, ff) for i, kk, ff in recs if i > off_i and gen_of(ff) == g]
-            rr = _first(same, off_i, lambda kk, ff: kk == "resident_claim_restore_required")
+            rr = _first(same, off_i, lambda kk, ff: kk == N.restore_required)
             if rr is None:
                 continue
-            restored = _first(same, rr, lambda kk, ff: kk == "resident_claim_restored")
-            failed = _first(same, rr, lambda kk, ff: kk == "resident_claim_restoration_failed")
+            restored = _first(same, rr, lambda kk, ff: kk == N.restored)
+            failed = _first(same, rr, lambda kk, ff: kk == N.restoration_failed)
             if restored is not None and failed is None:
                 ok_src = [ff for i, kk, ff in same if i == restored][0]
                 reuse_before = _first(same, rr, lambda kk, ff:
-                                      kk == "resident_claim_reuse_after_restore")
+                                      kk == N.reuse_after_restore)
                 if (ok_src.get("restoration_source") == consts["restore_source"]
                         and ok_src.get("restored_from_offload_tier") is not False
                         and ok_src.get("cache_tier_from") in (None, consts["host_tier"])
@@ -151,14 +182,14 @@ def offloadable_missing(spec: Spec, records: list[Rec]) -> list[str]:
                     def answers(kk: str, ff: dict[str, Any]) -> bool:
                         if kk != want:
                             return False
-                        if want == "active_request_refused":
+                        if want == N.refused:
                             return (cid in (ff.get("blocking_claim_ids") or ())
                                     and ff.get("outcome_claim_id", cid) == cid)
                         return ff.get("claim_id") == cid
 
                     out_i = _first(recs, failed, answers)
                     restored_after = _first(same, failed,
-                                            lambda kk, ff: kk == "resident_claim_restored")
+                                            lambda kk, ff: kk == N.restored)
                     if out_i is not None and restored_after is None and failure_end is None:
                         failure_start, failure_end = off_i, out_i
         met["offload_restorability"] = success_end is not None
@@ -182,10 +213,11 @@ _TO_GPU = ("CPU", "GPU")
 
 
 def connector_missing(spec: Spec, records: list[Rec], gate: str) -> list[str]:
+    N = _names(spec)
     req = spec.gates[gate]
     V = spec.values
     init = [(i, f) for i, k, f in records
-            if k == "request_initialized" and f.get(V["connector_claim_flag"]) is True]
+            if k == N.request_initialized and f.get(V["connector_claim_flag"]) is True]
     met: dict[str, bool] = {r: False for r in req}
     if not init:
         return sorted(req)
@@ -196,46 +228,46 @@ def connector_missing(spec: Spec, records: list[Rec], gate: str) -> list[str]:
     met["claim_metadata_before_lifecycle"] = True
     met["ambiguous_claim_cache_identity"] = all(
         len({f.get(n) for _, _, f in recs if f.get(n) is not None}) <= 1 for n in _IDENTITY)
-    store = _first(recs, -1, lambda k, f: k == "offload_store_job_created")
+    store = _first(recs, -1, lambda k, f: k == N.store_created)
     store_xfer = store is not None and _first(
-        recs, store, lambda k, f: k == "offload_worker_transfer_finished"
+        recs, store, lambda k, f: k == N.transfer_finished
         and _direction(f) == _TO_CPU and _is(f.get("success")))
-    store_done = store_xfer and _first(recs, store_xfer, lambda k, f: k == "offload_job_completed"
+    store_done = store_xfer and _first(recs, store_xfer, lambda k, f: k == N.job_completed
                                        and _is(f.get("is_store")))
     met["store_offload_to_cpu_path"] = bool(store_done)
     met["claim_metadata_ordering"] = store is not None and init_i < store
-    hit = _first(recs, -1, lambda k, f: k == "offload_lookup_result"
+    hit = _first(recs, -1, lambda k, f: k == N.lookup
                  and (f.get("num_hit_tokens") or 0) > 0 and _is(f.get("will_load_async")))
-    load = hit is not None and _first(recs, hit, lambda k, f: k == "offload_load_job_created")
+    load = hit is not None and _first(recs, hit, lambda k, f: k == N.load_created)
     met["reuse_lookup_hit_requiring_load"] = bool(load)
-    ok_load = load and _first(recs, load, lambda k, f: k == "offload_worker_transfer_finished"
+    ok_load = load and _first(recs, load, lambda k, f: k == N.transfer_finished
                               and _direction(f) == _TO_GPU and _is(f.get("success")))
-    ok_done = ok_load and _first(recs, ok_load, lambda k, f: k == "offload_job_completed"
+    ok_done = ok_load and _first(recs, ok_load, lambda k, f: k == N.job_completed
                                  and f.get("is_store") is False)
-    restored = ok_done and _first(recs, ok_done, lambda k, f: k == "resident_claim_restored")
+    restored = ok_done and _first(recs, ok_done, lambda k, f: k == N.restored)
     met["cpu_to_gpu_restore_success"] = bool(restored)
-    rr = hit is not None and _first(recs, hit, lambda k, f: k == "resident_claim_restore_required")
+    rr = hit is not None and _first(recs, hit, lambda k, f: k == N.restore_required)
     met["restore_required_before_failure"] = bool(rr and load)
-    bad_xfer = load and _first(recs, load, lambda k, f: k == "offload_worker_transfer_finished"
+    bad_xfer = load and _first(recs, load, lambda k, f: k == N.transfer_finished
                                and _direction(f) == _TO_GPU and f.get("success") is False)
     load_failed = bad_xfer and _first(recs, bad_xfer,
-                                      lambda k, f: k == "offload_load_job_failed")
+                                      lambda k, f: k == N.load_failed)
     met["controlled_cpu_to_gpu_load_failure"] = bool(load_failed)
-    rfail = _first(recs, -1, lambda k, f: k == "resident_claim_restoration_failed"
+    rfail = _first(recs, -1, lambda k, f: k == N.restoration_failed
                    and f.get("outcome_claim_id") == cid
                    and _is(f.get("controlled_restoration_unavailable"))
                    and _is(f.get("failure_injection_flag")))
     met["claim_scoped_restoration_failed"] = rfail is not None
     refusal = rfail is not None and _first(
-        recs, rfail, lambda k, f: k == "active_request_refused"
+        recs, rfail, lambda k, f: k == N.refused
         and f.get("outcome_claim_id") == cid and cid in (f.get("blocking_claim_ids") or ()))
     met["fail_closed_active_request_refused"] = bool(refusal)
     s_fail = bad_xfer and _first(recs, bad_xfer, lambda k, f:
-                                 k == "scheduler_resident_claim_restoration_failed"
+                                 k == N.sched_restoration_failed
                                  and f.get("outcome_claim_id") == cid
                                  and _is(f.get("scheduler_side_failure_outcome")))
     met["scheduler_side_restoration_failed"] = bool(s_fail)
-    s_ref = _first(recs, -1, lambda k, f: k == "scheduler_active_request_refused"
+    s_ref = _first(recs, -1, lambda k, f: k == N.sched_refused
                    and cid in (f.get("blocking_claim_ids") or ())
                    and _is(f.get("scheduler_side_refusal"))
                    and f.get("native_scheduler_admission_refusal") is not True)
@@ -246,15 +278,15 @@ def connector_missing(spec: Spec, records: list[Rec], gate: str) -> list[str]:
     term = None
     if s_ref is not None:
         rid = [f for i, _, f in recs if i == s_ref][0].get("request_id")
-        term = _first(recs, -1, lambda k, f: k in ("offload_request_finished_pending_jobs",
-                                                   "offload_request_finished_no_pending_jobs")
+        term = _first(recs, -1, lambda k, f: k in (N.finished_pending,
+                                                   N.finished_no_pending)
                       and f.get("request_id") == rid)
     met["scheduler_event_before_or_at_termination"] = (
         s_ref is not None and (term is None or s_ref <= term))
     met["native_scheduler_admission_refusal_misclassified"] = bool(sched) and not any(
         _is(f.get("native_scheduler_admission_refusal")) for f in sched)
     fallback = rfail is not None and _first(recs, rfail,
-                                            lambda k, f: k == "resident_claim_restored")
+                                            lambda k, f: k == N.restored)
     met["no_fallback_recompute_counted_as_satisfaction"] = (
         rfail is not None and not fallback and not any(
             _is(f.get("fallback_recompute_counted_as_satisfying_claim")) for _, _, f in recs))
