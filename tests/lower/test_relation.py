@@ -66,9 +66,12 @@ def test_sound_lowering_is_native_and_proved(table):
     assert proof.status == "proved" and proof.depth >= 1
 
 
-def test_kv_rm_rows_are_unknown(table):
-    rows = [r for r in table.rows if r.runtime == "kv-rm"]
-    assert rows and all(r.cls == UNKNOWN for r in rows)
+def test_kv_rm_rows(table):
+    # issue 8: the claim rows are native_sound (own traces + the arbiter proof); the rest unknown
+    rows = {r.label: r.cls for r in table.rows if r.runtime == "kv-rm"}
+    assert rows == {"best_effort": UNKNOWN, "soft_priority": UNKNOWN, "offloadable": UNKNOWN,
+                    "hard_protected": "native_sound", "demotable": "native_sound",
+                    "expiring": "native_sound"}
 
 
 def test_every_rejected_witness_is_confirmed(table):

@@ -193,6 +193,24 @@ def check_trace(anchor: Anchor, root: Path | None = None) -> AnchorCheck:
     return AnchorCheck(status, detail, passed, violated, missing)
 
 
+def check_proof(anchor: Anchor) -> AnchorCheck:
+    """Re-run a Z3 proof (kvclaims.lower.kvrm_proof). Only a closed proof (bounded check and
+    k-induction) verifies, and then witnesses the rules it checked for the modes it covers; a
+    witness is a violation of its rule; a bound without induction stays unchecked (fail-closed)."""
+    from kvclaims.lower import kvrm_proof
+
+    if anchor.ref != kvrm_proof.NAME:
+        return AnchorCheck(DRIFT, f"unknown proof {anchor.ref!r}")
+    p = kvrm_proof.proof()
+    r = p.result
+    if r.status == "witness":
+        return AnchorCheck(DRIFT, f"proof fails: {p.summary}", violated=frozenset({r.rule or ""}))
+    if r.status != "proved":
+        return AnchorCheck(UNCHECKED, p.summary)
+    passed = {m: frozenset(r.rules_checked) for m in kvrm_proof.MODES}
+    return AnchorCheck(VERIFIED, p.summary, passed)
+
+
 # ---- all anchors of the descriptors -------------------------------------------------------------
 @dataclass(frozen=True, slots=True)
 class AnchorRow:
@@ -223,6 +241,8 @@ def _check_one(a: Anchor, packages: dict[str, tuple[str | None, str | None]], so
                source: Path | None) -> AnchorCheck:
     if a.kind == "trace":
         return check_trace(a)
+    if a.kind == "proof":
+        return check_proof(a)
     if a.kind == "source":
         try:
             ref = parse_source(a.ref)

@@ -70,4 +70,24 @@ def prove_command(path: str, out: IO[str] | None = None) -> int:
             print(f"    FAILED: {r.why}", file=stream)
     print(f"{len(results) - bad}/{len(results)} bad lowerings rejected with their reason",
           file=stream)
-    return 1 if bad else 0
+    return 1 if (bad or not _kvrm_section(stream)) else 0
+
+
+def _kvrm_section(stream: IO[str]) -> bool:
+    """The KV-RM arbiter proof (issue 8): result and bound; False when it fails."""
+    from kvclaims.lower import kvrm_proof as K
+
+    p = K.proof()
+    r = p.result
+    print(file=stream)
+    print(f"KV-RM arbiter ({', '.join(K.MODES)}; kvclaims.lower.kvrm_proof):", file=stream)
+    print(f"    {p.summary}", file=stream)
+    print(f"    bound: {p.blocks} blocks, {p.requests} requests, 1 claim (any length, any mode), "
+          f"{p.bound} arbiter transitions (admit, refuse, alloc, commit, eos, demote, expire); "
+          f"k-induction k={p.k if p.k is not None else '-'}", file=stream)
+    if r.status == "witness":
+        print(f"    FINDING: witness ({len(r.events)} events; replay "
+              f"{'confirms' if r.confirmed else 'DISAGREES'} {r.rule}):", file=stream)
+        for line in witness_kvt(r.events).splitlines():
+            print(f"      {line}", file=stream)
+    return r.status == "proved"

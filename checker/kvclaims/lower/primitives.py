@@ -355,10 +355,21 @@ def _bundle(spec: Spec, mode: str) -> frozenset[str]:
     return frozenset(load_tables().bundle(spec, mode))
 
 
+def _fresh_context() -> None:
+    """Give each search a new default Z3 context.
+
+    The model Z3 returns for a satisfiable query (hence the witness trace printed) can depend on
+    terms earlier searches left in the shared default context; a fresh context per search makes
+    every witness a function of its primitive, mode and bound alone (docs/lowering.md and its
+    test compare witnesses byte for byte, whatever ran before in the process)."""
+    z3.z3._main_ctx = None  # z3.main_ctx() creates the next one on demand
+
+
 def search(primitive: str, mode: str, bound: int = DEFAULT_BOUND,
            spec: Spec | None = None) -> Search:
     """Shortest witness of `primitive` violating an encoded rule of O[mode], else k-induction."""
     spec = spec or spec_mod.load()
+    _fresh_context()
     p = PRIMITIVES[primitive]
     rules = _bundle(spec, mode)
     checked = tuple(sorted(set(p.rules) & rules if not p.late_reports else

@@ -112,15 +112,15 @@ def _admissible(e: Evidence, tables: LoweringTables,
         return f"basis {e.basis} never raises a class"
     if e.ambiguous:
         return "ambiguous: not bound to one claim/cache identity"
-    checkable = [a for a in e.anchors if a.kind in ("source", "doc", "trace")]
+    checkable = [a for a in e.anchors if a.kind in ("source", "doc", "trace", "proof")]
     if not checkable:
-        return "unanchored: no source, doc or trace anchor"
+        return "unanchored: no source, doc, trace or proof anchor"
     for a in checkable:
         c = checks.get(anchor_key(a))
-        if a.kind == "trace":
+        if a.kind in ("trace", "proof"):
             if c is None or c.status != VERIFIED:
-                return f"trace anchor {a.ref} not re-checked" if c is None else \
-                    f"trace anchor {a.ref}: {c.detail or c.status}"
+                return f"{a.kind} anchor {a.ref} not re-checked" if c is None else \
+                    f"{a.kind} anchor {a.ref}: {c.detail or c.status}"
         elif c is not None and c.status == DRIFT:
             return f"anchor drift: {a.ref}: {c.detail}"
         elif a.kind == "source" and strict and (c is None or c.status != VERIFIED):
@@ -136,7 +136,8 @@ def _supports(e: Evidence, o: str, mode: str, spec: Spec,
         return False
     if o not in spec.rules:
         return True  # lowering-level obligation: declared experiment evidence only
-    traces = [checks.get(anchor_key(a)) for a in e.anchors if a.kind == "trace"]
+    # trace anchors and proof anchors (re-run Z3 proofs) witness positively
+    traces = [checks.get(anchor_key(a)) for a in e.anchors if a.kind in ("trace", "proof")]
     if not traces:
         return True  # code/doc/experiment evidence: the curated declaration, anchored
     # at least one trace positively witnesses o; none violates it or misses its gate
@@ -149,7 +150,7 @@ def _contradictions(e: Evidence, bundle: tuple[str, ...],
                     checks: Mapping[str, AnchorCheck]) -> list[tuple[str, str, str]]:
     out = []
     for a in e.anchors:
-        if a.kind != "trace":
+        if a.kind not in ("trace", "proof"):
             continue
         c = checks.get(anchor_key(a))
         if c is None:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kvclaims import spec as spec_mod
-from kvclaims.lower import primitives
+from kvclaims.lower import kvrm_proof, primitives
 from kvclaims.lower.anchors import AnchorRow, check_anchors
 from kvclaims.lower.descriptor import Descriptor, load_descriptors, load_tables
 from kvclaims.lower.relation import (
@@ -63,6 +63,8 @@ def build(verify_sources: bool = False, source: str | Path | None = None,
                                         source=Path(source) if source else None)
 
     def semantic(p: str, m: str) -> primitives.SemanticResult:
+        if p == kvrm_proof.NAME:  # the KV-RM arbiter: its own system and bound
+            return kvrm_proof.check(m)
         return primitives.check(p, m, bound)
 
     rows = tuple(classify(spec, tables, d, row, checks, semantic)

@@ -82,9 +82,9 @@ def render_text(t: LoweringTable) -> str:
     out.append("  ".join(f"{k} {v}" for k, v in counts.items()))
     st: dict[str, int] = {}
     for a in t.anchors:
-        if a.anchor.kind in ("source", "trace"):
+        if a.anchor.kind in ("source", "trace", "proof"):
             st[a.check.status] = st.get(a.check.status, 0) + 1
-    out.append("anchors (source+trace): " + ", ".join(f"{v} {k}" for k, v in sorted(st.items()))
+    out.append("anchors (source+trace+proof): " + ", ".join(f"{v} {k}" for k, v in sorted(st.items()))
                + ("" if t.verified_sources else "  (source anchors not verified: "
                   "--verify-anchors)"))
     for e in t.errors:
