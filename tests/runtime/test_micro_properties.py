@@ -17,11 +17,10 @@ from hypothesis import strategies as st
 from kvclaims import spec as spec_mod
 from kvclaims.check.replay import check_events
 from kvclaims.check.verdict import CONFORMANT, VIOLATION
+from kvclaims.fuzz.strategies import workloads as public_workloads
 from kvclaims.runtime import policies as P
 from kvclaims.runtime.micro import run
 from kvclaims.runtime.workload import (
-    ATTENTION_MODES,
-    SLIDING_WINDOW,
     ClaimSpec,
     PrefixSpec,
     RequestSpec,
@@ -36,40 +35,9 @@ SETTINGS = settings(max_examples=EXAMPLES, deadline=None, derandomize=not THOROU
 OUTCOMES = tuple(SPEC.offload_outcome_events)
 
 
-@st.composite
-def workloads(draw: st.DrawFn) -> Workload:
-    usable = draw(st.integers(4, 48))
-    prefixes = []
-    room = usable
-    for i in range(draw(st.integers(0, 3))):
-        if room <= 0:
-            break
-        blocks = draw(st.integers(1, min(room, 24)))
-        room -= blocks
-        claim = None
-        if draw(st.booleans()) or draw(st.booleans()):
-            claim = ClaimSpec(
-                f"claim:p{i}", draw(st.integers(1, blocks)),
-                protected=draw(st.sampled_from((True, True, True, False))),
-                predicted_value=float(draw(st.integers(1, 3))),
-                duration_steps=draw(st.none() | st.integers(0, 3)),
-                restore_fails=draw(st.booleans()),
-                failure_outcome=draw(st.sampled_from(OUTCOMES)))
-        prefixes.append(PrefixSpec(f"p{i}", blocks, claim))
-    requests = []
-    for j in range(draw(st.integers(1, 3))):
-        attention = draw(st.sampled_from(ATTENTION_MODES))
-        chunks = tuple(draw(st.lists(st.integers(1, max(1, usable // 2)), min_size=1,
-                                     max_size=4)))
-        window = draw(st.integers(max(chunks), usable)) if attention == SLIDING_WINDOW else None
-        r = RequestSpec(f"r{j}", chunks, attention, window, draw(st.booleans()),
-                        draw(st.none() | st.sampled_from([p.prefix_id for p in prefixes] or
-                                                         [None])))
-        if r.max_live > usable:
-            r = RequestSpec(f"r{j}", (usable,), future_reuse_requested=r.future_reuse_requested,
-                            reuses=r.reuses)
-        requests.append(r)
-    return Workload(usable, tuple(prefixes), tuple(requests))
+def workloads() -> st.SearchStrategy[Workload]:
+    # The public strategy (kvclaims.fuzz.strategies), with pools up to 48 blocks here.
+    return public_workloads(max_usable=48)
 
 
 CORRECT = [P.Policy(name) for name in P.POLICIES] + [
