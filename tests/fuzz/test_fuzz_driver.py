@@ -131,19 +131,26 @@ def test_fuzz_command_summary_and_exit_codes(tmp_path: Path, capsys) -> None:
     assert "no failures" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("runtime", ["vllm:stock", "vllm:plugin", "kvrm", "vllm:other", "tpu",
+@pytest.mark.parametrize("runtime", ["vllm:stock", "vllm:plugin"])
+def test_vllm_runtimes_resolve_only_where_vllm_is(runtime: str, tmp_path: Path, capsys) -> None:
+    # In .venv (no vLLM) the name is a usage error that says how to get vLLM; where vLLM is
+    # installed it resolves (tests/vllm/test_fuzz_vllm.py runs the searches there).
+    if vllm_installed():
+        assert resolve(runtime).name == runtime
+        return
+    assert fuzz_command(runtime, 10, SEED, str(tmp_path), None) == EXIT_USAGE
+    assert VLLM_MISSING in capsys.readouterr().err.replace("\n", " ")
+
+
+@pytest.mark.parametrize("runtime", ["kvrm", "vllm:other", "tpu",
                                      "micro:nope", "micro:native+silent_loss",
                                      "micro:soft_priority+nope", "py:no_such_module:factory"])
 def test_unavailable_runtimes_are_usage_errors(runtime: str, tmp_path: Path, capsys) -> None:
-    if runtime in ("vllm:stock", "vllm:plugin") and vllm_installed():
-        pytest.skip("vLLM is installed here: tests/vllm/test_fuzz_vllm.py runs it")
     assert fuzz_command(runtime, 10, SEED, str(tmp_path), None) == EXIT_USAGE
     err = capsys.readouterr().err
     assert "kvclaims fuzz:" in err and "Traceback" not in err
     if runtime.startswith("kvrm"):
         assert "not available yet" in err
-    if runtime in ("vllm:stock", "vllm:plugin"):  # this venv has no vLLM (.venv-vllm has)
-        assert VLLM_MISSING in err.replace("\n", " ")
 
 
 def test_module_main(tmp_path: Path) -> None:
