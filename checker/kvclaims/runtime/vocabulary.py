@@ -8,37 +8,16 @@ never mid-run. Nothing here is decided: it is the runtime's dictionary.
 from __future__ import annotations
 
 from kvclaims import spec as spec_mod
+from kvclaims.check.state import EventNames
 from kvclaims.spec import Spec, SpecError
 
 
-class Names:
-    """Event names and spec values used by the MicroRuntime."""
+class Names(EventNames):
+    """Spec values used by the MicroRuntime; its event names are the checker's own table
+    (kvclaims.check.state.EventNames), so producer and checker share one list of names."""
 
     def __init__(self, spec: Spec):
-        def ev(name: str) -> str:
-            if name not in spec.events:
-                raise SpecError(f"spec/events.toml lacks {name} (needed by the MicroRuntime)")
-            return name
-
-        self.submitted = ev("resident_claim_submitted")
-        self.accepted = ev("resident_claim_accepted")
-        self.rejected = ev("resident_claim_rejected")
-        self.materialized = ev("resident_claim_materialized")
-        self.demoted = ev("resident_claim_demoted")
-        self.expired = ev("resident_claim_expired")
-        self.harmed = ev("resident_claim_harmed")
-        self.lost_after_release = ev("resident_claim_block_lost_after_release")
-        self.offloaded = ev("resident_claim_offloaded")
-        self.restore_required = ev("resident_claim_restore_required")
-        self.restored = ev("resident_claim_restored")
-        self.reuse_after_restore = ev("resident_claim_reuse_after_restore")
-        self.restoration_failed = ev("resident_claim_restoration_failed")
-        self.deferred = ev("active_request_deferred")
-        self.refused = ev("active_request_refused")
-        self.reuse_denied = ev("future_reuse_denied")
-        self.block_materialized = ev("resident_block_materialized")
-        self.victim = ev("allocation_victim_selected")
-
+        super().__init__(spec)
         v = spec.values
         self.cached_reason = v["cached_victim_reason"]
         self.uncached_reason = v["uncached_victim_reason"]
