@@ -36,6 +36,13 @@ def render_spec(spec: Spec) -> str:
     for f in spec.fields.values():
         t = f.type + (" or null" if f.nullable else "")
         w(f"| `{f.name}` | `{f.kvt}` | {t} | {_md_escape(f.doc)} |")
+    o = spec.order
+    w("\n## Partial order (`[order]`, docs/kvt.md)\n")
+    w("- batch keys, in precedence: " + ", ".join(f"`{b}`" for b in o.batch_fields)
+      + f"; `.kvt` `batch {{ }}` blocks write `{o.block_field}`")
+    w(f"- source field (skew declarations relate two of its values): `{o.source_field}`")
+    w("- time fields a skew bound is measured on, in precedence: "
+      + ", ".join(f"`{t}`" for t in o.time_fields))
     w("\n## Claim lifecycle (MODEL §4)\n")
     w(f"Initial state `{spec.claim.initial}`. Under responsibility: "
       + ", ".join(f"`{s}`" for s in sorted(spec.responsible)) + ". Released: "

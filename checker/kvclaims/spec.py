@@ -70,6 +70,16 @@ class ModeSpec:
     undecidable: bool
 
 
+@dataclass(frozen=True, slots=True)
+class OrderSpec:
+    """Which fields carry partial-order information (fields.toml `[order]`; docs/kvt.md)."""
+
+    batch_fields: tuple[str, ...]  # batch keys in precedence; the first an event carries counts
+    block_field: str  # the batch field `.kvt` `batch { }` blocks write
+    source_field: str  # an event's recorded source; skew declarations relate two of its values
+    time_fields: tuple[str, ...]  # a skew bound is measured on the first of these an event carries
+
+
 @dataclass(frozen=True, slots=True, eq=False)
 class Spec:
     root: Path
@@ -89,6 +99,7 @@ class Spec:
     modes: Mapping[str, ModeSpec]
     gates: Mapping[str, tuple[str, ...]]
     values: Mapping[str, str]
+    order: OrderSpec
 
     # derived lookups -------------------------------------------------------------------------
     def event_for(self, subject: str, verb: str) -> EventSpec | None:
@@ -154,10 +165,26 @@ def _machine(table: dict) -> Machine:
     return Machine(table["initial"], tuple(table["states"]), MappingProxyType(transitions))
 
 
+def _order(table: dict, fields: Mapping[str, FieldSpec]) -> OrderSpec:
+    order = OrderSpec(tuple(table["batch_fields"]), table["block_field"], table["source_field"],
+                      tuple(table["time_fields"]))
+    typed = [*((f, "int") for f in order.batch_fields), (order.source_field, "str"),
+             *((f, "int") for f in order.time_fields)]
+    for name, type_ in typed:
+        if name not in fields:
+            raise SpecError(f"[order] names unknown field {name}")
+        if fields[name].type != type_:
+            raise SpecError(f"[order] field {name} must have type {type_}")
+    if order.block_field not in order.batch_fields:
+        raise SpecError(f"[order] block_field {order.block_field} is not a batch field")
+    return order
+
+
 @lru_cache(maxsize=None)
 def load(root: Path | None = None) -> Spec:
     root = root or spec_root()
-    fields_t = _read(root, "fields.toml")["fields"]
+    fields_file = _read(root, "fields.toml")
+    fields_t = fields_file["fields"]
     events_t = _read(root, "events.toml")
     life_t = _read(root, "lifecycle.toml")
     rules_t = _read(root, "rules.toml")["rules"]
@@ -227,4 +254,5 @@ def load(root: Path | None = None) -> Spec:
         modes=MappingProxyType(modes),
         gates=MappingProxyType(gates),
         values=MappingProxyType(dict(events_t["values"])),
+        order=_order(fields_file["order"], fields),
     )

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from kvclaims import spec as spec_mod
 from kvclaims.trace.dsl import EVENT_KEY
-from kvclaims.trace.model import Event
+from kvclaims.trace.model import Event, Skew
 
 SPEC = spec_mod.load()
 
@@ -88,3 +88,60 @@ def typed(v: Any) -> Any:
     if isinstance(v, float):
         return ("float", repr(v))
     return (type(v).__name__, v)
+
+
+# ---- partial-order lines (docs/kvt.md "Partial order: batch and skew") ----------------------
+
+BLANKS = st.sampled_from(["", " ", "  ", "\t", " \t "])
+COMMENTS = st.sampled_from(["", " # c", "#x", "\t# batch {"])
+SOURCES = st.one_of(BARE_TEXT, st.sampled_from(["sched", "kv", "dp0", "true", "-", "12", "0..3",
+                                                "claim:r", "batch", "skew", "}"]))
+
+
+@st.composite
+def directive_lines(draw: st.DrawFn) -> str:
+    """`batch {`, `}` and `skew A B N` lines, spaced and commented in the ways the grammar allows
+    (and, through SOURCES, some it does not: `}` is no word)."""
+    lead, gap, gap2, gap3, comment = (draw(BLANKS) for _ in range(5))
+    kind = draw(st.sampled_from(["open", "close", "skew"]))
+    if kind == "open":
+        return f"{lead}batch{gap}{{{comment}"
+    if kind == "close":
+        return f"{lead}}}{comment}"
+    delta = draw(st.one_of(st.integers(0, 10**12), st.integers(-5, -1)))
+    gap, gap2, gap3 = (g or " " for g in (gap, gap2, gap3))  # words need a blank between them
+    return f"{lead}skew{gap}{draw(SOURCES)}{gap2}{draw(SOURCES)}{gap3}{delta}{comment}"
+
+
+BATCH_KEYS = st.one_of(st.none(), st.integers(1, 4))  # small: runs of equal keys, block numbers
+
+
+@st.composite
+def partial_events(draw: st.DrawFn) -> list[Event]:
+    """Events carrying batch keys (`unordered_batch` in runs that may or may not follow the
+    block numbering, `kv_batch_seq`) and sources."""
+    out = []
+    key, fresh = None, 1
+    for event in draw(st.lists(events(), max_size=6)):
+        fields = dict(event.fields)
+        how = draw(st.sampled_from(["keep", "keep", "next", "none", "any"]))
+        if how == "next":  # the numbering `.kvt` blocks follow
+            key, fresh = fresh, fresh + 1
+        elif how == "none":
+            key = None
+        elif how == "any":  # a number out of turn: written as a plain field
+            key = draw(BATCH_KEYS)
+        if key is not None:
+            fields[SPEC.order.block_field] = key
+        if draw(st.booleans()):
+            fields["kv_batch_seq"] = draw(st.integers(0, 3))
+        if draw(st.booleans()):
+            fields[SPEC.order.source_field] = draw(SOURCES | st.none())
+        out.append(Event(event.kind, fields))
+    return out
+
+
+_SKEW_SOURCES = SOURCES.filter(lambda s: s != "}")
+SKEWS = st.lists(st.tuples(_SKEW_SOURCES, _SKEW_SOURCES, st.integers(0, 10**15))
+                 .filter(lambda t: t[0] != t[1]), max_size=3,
+                 unique_by=lambda t: frozenset(t[:2])).map(lambda ts: [Skew(*t) for t in ts])

@@ -78,7 +78,7 @@ def test_absent_id_and_quoted_keys() -> None:
     ("claim c1 accepted mode=", 24, "expected '[', 'false', 'null', 'true', '{', a float"),
     ("claim c1 accepted required=[1 2]", 31, "unexpected '2'; expected ',', ']'"),
     ("claim c1 accepted required=60 !", 31, "unexpected character '!'; expected a name, a quoted string"),
-    ("claim:c1 accepted", 1, "expected '@', 'kvtrace', a name"),
+    ("claim:c1 accepted", 1, "expected '@', 'batch', 'kvtrace', 'skew', '}', a name"),
     ("claim c1", 9, "unexpected end of line; expected a name"),
 ])
 def test_parse_errors(line: str, column: int, words: str) -> None:

@@ -14,9 +14,9 @@ from hypothesis import strategies as st
 from kvclaims.trace import dsl
 from kvclaims.trace.kvt_fast import parse_raw_fast
 from kvclaims.trace.kvt_syntax import SyntaxProblem, parse_raw_lark
-from kvclaims.trace.model import InputError
+from kvclaims.trace.model import InputError, Skew
 from kvclaims.trace.write import kvt_line
-from kvt_strategies import events, typed
+from kvt_strategies import directive_lines, events, typed
 
 NOISE = " \t\"\\[]{}(),=@#.:-+/_0123456789aez\x01é"
 
@@ -26,8 +26,8 @@ def _outcome(parse: Any, line: str) -> Any:
         r = parse(line, 7, "t.kvt")
     except InputError as e:
         return ("error", e.line, e.column, e.message, e.unknown)
-    if isinstance(r, dsl.Header):
-        return ("header", r)
+    if isinstance(r, (dsl.Header, dsl.BatchOpen, dsl.BatchClose, Skew)):
+        return (type(r).__name__, r)
     return None if r is None else ("event", r.kind, typed(r.fields), r.line, r.column, r.text)
 
 
@@ -44,7 +44,7 @@ def _agree(line: str) -> None:
 
 @st.composite
 def mutated(draw: st.DrawFn) -> str:
-    line = kvt_line(draw(events()))
+    line = draw(st.one_of(st.builds(kvt_line, events()), directive_lines()))
     for _ in range(draw(st.integers(1, 3))):
         op = draw(st.sampled_from(["insert", "delete", "truncate", "replace"]))
         i = draw(st.integers(0, len(line)))
@@ -76,11 +76,29 @@ def test_writer_lines_agree(event: Any) -> None:
 @example("claim:x accepted")
 @example('claim x accepted a=f (1, 0..3, true) b=true(1)')
 @example('claim x accepted a=1e999 b=' + "9" * 5000)
+@example("batch{#x")
+@example("batch { }")
+@example("@1 batch {")
+@example("}}")
+@example("skew a b -5")
+@example("skew a a 5")
+@example("skew true 0..3 1e3")
+@example("skew a b " + "9" * 5000)
+@example("skew a b 5.0")
+@example('skew "a" b 5')
 def test_mutated_lines_agree(line: str) -> None:
     _agree(line)
 
 
+@settings(max_examples=300, deadline=None)
+@given(directive_lines())
+def test_directive_lines_agree(line: str) -> None:
+    _agree(line)
+
+
 @settings(max_examples=1000, deadline=None)
-@given(st.text(NOISE + "claimblockvitdrs", max_size=40))
+@given(st.text(NOISE + "claimblockvitdrs{}", max_size=40)
+       | st.builds(lambda k, t: k + t, st.sampled_from(["batch", "skew", "}", " batch {"]),
+                   st.text(NOISE + "ab{}", max_size=12)))
 def test_random_lines_agree(line: str) -> None:
     _agree(line)

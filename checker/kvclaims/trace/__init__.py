@@ -1,5 +1,6 @@
-"""Input and output side: every trace format becomes one stream of :class:`Event` (MODEL.md §5)."""
+"""Input and output side: every trace format becomes one stream of :class:`Event` (MODEL.md §5),
+or a :class:`PartialTrace` when its order is only partly known."""
 
-from kvclaims.trace.model import Event, InputError
+from kvclaims.trace.model import Event, InputError, PartialTrace, Skew
 
-__all__ = ["Event", "InputError"]
+__all__ = ["Event", "InputError", "PartialTrace", "Skew"]

@@ -6,6 +6,10 @@ are kept as written), the ID position fills the subject's id field. Every event 
 against the spec; any problem is an :class:`InputError` with file:line:column. Reading streams one
 line at a time. The fast parser is used by default; the Lark parser is the reference and explains
 every rejected line.
+
+Partial order (docs/kvt.md): events inside a `batch { }` block get the spec's block field
+(`unordered_batch`), numbered 1, 2, 3 ... in file order; `skew A B DELTA_NS` lines become
+:class:`Skew` declarations, collected when the caller passes a list (or by read_partial_kvt).
 """
 
 from __future__ import annotations
@@ -27,6 +31,8 @@ from kvclaims.trace.kvt_fast import (
     plain_value,
 )
 from kvclaims.trace.kvt_syntax import (
+    RawBatchClose,
+    RawBatchOpen,
     RawEvent,
     RawHeader,
     RawLine,
@@ -35,7 +41,7 @@ from kvclaims.trace.kvt_syntax import (
     terminal_literal,
     terminal_regex,
 )
-from kvclaims.trace.model import Event, InputError
+from kvclaims.trace.model import Event, InputError, PartialTrace, Skew
 from kvclaims.trace.validate import Validator
 
 MAX_LINE_BYTES = 1 << 20
@@ -52,6 +58,24 @@ Source = str | os.PathLike[str] | Iterable[str] | Iterable[bytes] | IO[bytes] | 
 class Header(NamedTuple):
     version: int
     line: int
+
+
+class BatchOpen(NamedTuple):
+    """A `batch {` line."""
+
+    line: int
+    column: int
+
+
+class BatchClose(NamedTuple):
+    """A `}` line."""
+
+    line: int
+    column: int
+
+
+# What one line says once read: an event, the header, a partial-order line, or nothing.
+Line = Event | Header | BatchOpen | BatchClose | Skew | None
 
 
 class _Vocabulary:
@@ -76,10 +100,11 @@ class _Vocabulary:
                 self.key_map[key] = None
         # For plain lines (`_plain_event`): subject → verb → event, for NAME-shaped words only,
         # and the key map with every key that would be an error (alias, `event`) mapped to None.
-        name_re, header = terminal_regex("NAME"), terminal_literal("KVTRACE")
+        name_re = terminal_regex("NAME")
+        keywords = {terminal_literal(k) for k in ("KVTRACE", "BATCH", "SKEW")}
         self.plain_events: dict[str, dict[str, str]] = {}
         for (subject, verb), kind in self.events.items():
-            if subject in self.subjects and subject != header and name_re.fullmatch(subject) \
+            if subject in self.subjects and subject not in keywords and name_re.fullmatch(subject) \
                     and name_re.fullmatch(verb):
                 self.plain_events.setdefault(subject, {})[verb] = kind
         self.plain_key_map = dict(self.key_map)
@@ -222,17 +247,28 @@ def _columns(raw: RawEvent, id_field: str, voc: _Vocabulary) -> dict[str, int]:
     return columns
 
 
-def _finish(raw: RawLine, line: str, lineno: int, file: str, spec: Spec | None) -> Event | Header | None:
+def _finish(raw: RawLine, line: str, lineno: int, file: str, spec: Spec | None) -> Line:
     if raw is None:
         return None
+    if isinstance(raw, RawEvent):
+        return _event(raw, line, lineno, file, _vocabulary(spec or spec_mod.load()))
     if isinstance(raw, RawHeader):
         if raw.errors:
             raise InputError(file, lineno, *min(raw.errors))
         return Header(raw.version, lineno)
-    return _event(raw, line, lineno, file, _vocabulary(spec or spec_mod.load()))
+    if isinstance(raw, RawBatchOpen):
+        return BatchOpen(lineno, raw.column)
+    if isinstance(raw, RawBatchClose):
+        return BatchClose(lineno, raw.column)
+    if raw.errors:
+        raise InputError(file, lineno, *min(raw.errors))
+    if raw.source_a == raw.source_b:
+        raise InputError(file, lineno, raw.source_b_column,
+                         f"a skew relates two different sources, got {raw.source_a!r} twice")
+    return Skew(raw.source_a, raw.source_b, raw.delta_ns, lineno, raw.column)
 
 
-def parse_line_lark(line: str, lineno: int, file: str, spec: Spec | None = None) -> Event | Header | None:
+def parse_line_lark(line: str, lineno: int, file: str, spec: Spec | None = None) -> Line:
     """The reference: one line through the Lark LALR parser (spec/trace.lark)."""
     try:
         raw = parse_raw_lark(line)
@@ -241,7 +277,7 @@ def parse_line_lark(line: str, lineno: int, file: str, spec: Spec | None = None)
     return _finish(raw, line, lineno, file, spec)
 
 
-def parse_line_fast(line: str, lineno: int, file: str, spec: Spec | None = None) -> Event | Header | None:
+def parse_line_fast(line: str, lineno: int, file: str, spec: Spec | None = None) -> Line:
     """The accelerator; a line it rejects goes to the reference parser, which explains it."""
     voc = _plain_vocabulary(spec or spec_mod.load())
     event = _plain_event(line, lineno, voc) if voc is not None else None
@@ -320,18 +356,116 @@ def _too_long(file: str, lineno: int, limit: int) -> InputError:
     return InputError(file, lineno, 1, f"line exceeds {limit} bytes")
 
 
+class _Order:
+    """The partial-order lines of one .kvt file as read (docs/kvt.md): `batch { }` blocks,
+    numbered 1, 2, 3 ... in file order, whose events get the spec's block field, and skew
+    declarations. Decides the errors a single line cannot show (nesting, an unmatched `}`, a
+    block left open or empty, a skew declared twice, a written batch number that would merge
+    with a neighbouring block)."""
+
+    def __init__(self, file: str, spec: Spec, skews: list[Skew] | None):
+        self.file = file
+        self.spec = spec
+        self.field = spec.order.block_field
+        self.skews = skews
+        self.declared: dict[frozenset[str], int] = {}  # source pair → line of its declaration
+        self.blocks = 0  # blocks opened so far: the open block is number `blocks`
+        self.open_at: BatchOpen | None = None
+        self.events_in = 0  # events read in the open block
+        self.closed = 0  # number of the block closed just before, until the next event
+
+    def event(self, event: Event) -> bool:
+        """Place `event` (read inside a block or just after one); True while events need it."""
+        fields = event.fields
+        if self.open_at is not None:
+            if self.field in fields:
+                raise self._at_field(event, f"{self.field} is given by the enclosing `batch {{` "
+                                            f"block (number {self.blocks}); do not write it "
+                                            f"inside the block")
+            fields[self.field] = self.blocks
+            self.events_in += 1
+            return True
+        n, self.closed = self.closed, 0
+        if type(fields.get(self.field)) is int and fields[self.field] == n:
+            raise self._at_field(event, f"{self.field}={n} would join batch block {n} just "
+                                        f"before it (consecutive events with one {self.field} "
+                                        f"are one batch); move the event into the block or "
+                                        f"write another number")
+        return False
+
+    def line(self, item: BatchOpen | BatchClose | Skew, last: Event | None) -> bool:
+        """Take a partial-order line; True while events need :meth:`event`."""
+        file = self.file
+        if isinstance(item, Skew):
+            pair = item.sources
+            if pair in self.declared:
+                raise InputError(file, item.line, item.column,
+                                 f"skew between {item.source_a} and {item.source_b} is already "
+                                 f"declared at line {self.declared[pair]}")
+            self.declared[pair] = item.line
+            if self.skews is not None:
+                self.skews.append(item)
+        elif isinstance(item, BatchOpen):
+            if self.open_at is not None:
+                raise InputError(file, item.line, item.column,
+                                 f"batch blocks do not nest (the block opened at line "
+                                 f"{self.open_at.line} is still open)")
+            self.blocks += 1
+            self.closed = 0
+            n = self.blocks
+            if last is not None and type(last.fields.get(self.field)) is int \
+                    and last.fields[self.field] == n:
+                raise InputError(file, item.line, item.column,
+                                 f"batch block {n} would join the event before it (line "
+                                 f"{last.line}, {self.field}={n}): consecutive events with one "
+                                 f"{self.field} are one batch; move that event into the block "
+                                 f"or give it another number")
+            self.open_at, self.events_in = item, 0
+        else:
+            if self.open_at is None:
+                raise InputError(file, item.line, item.column, "`}` closes no `batch {` block")
+            if self.events_in == 0:
+                raise InputError(file, self.open_at.line, self.open_at.column,
+                                 "empty batch block: a batch holds at least one event")
+            self.open_at, self.closed = None, self.blocks
+        return self.open_at is not None or self.closed != 0
+
+    def end(self) -> None:
+        if self.open_at is not None:
+            raise InputError(self.file, self.open_at.line, self.open_at.column,
+                             "batch block is not closed: `}` is missing before the end of the "
+                             "trace")
+
+    def _at_field(self, event: Event, message: str) -> InputError:
+        column = 1
+        text = event.text if isinstance(event.text, str) else ""
+        raw = parse_raw_fast(text)
+        if type(raw) is RawEvent:
+            voc = _vocabulary(self.spec)
+            column = _columns(raw, voc.subjects.get(raw.subject, ""), voc).get(self.field, 1)
+        return InputError(self.file, event.line, column, message)
+
+
 def read_kvt(source: Source, file: str | None = None, *, spec: Spec | None = None,
-             max_line_bytes: int = MAX_LINE_BYTES, fast: bool = True) -> Iterator[Event]:
-    """Stream the events of a .kvt trace: a path, a binary/text file, or an iterable of lines."""
+             max_line_bytes: int = MAX_LINE_BYTES, fast: bool = True,
+             skews: list[Skew] | None = None) -> Iterator[Event]:
+    """Stream the events of a .kvt trace: a path, a binary/text file, or an iterable of lines.
+
+    Events inside `batch { }` blocks carry the block's number in the spec's block field. The
+    trace's skew declarations are appended to `skews` when given, and otherwise only checked:
+    a caller that decides order must collect them (or use :func:`read_partial_kvt`)."""
     if file is None:
         file = os.fspath(source) if isinstance(source, (str, os.PathLike)) else "<kvt>"
     spec = spec or spec_mod.load()
-    parse: Callable[[str, int, str, Spec | None], Event | Header | None] = (
+    parse: Callable[[str, int, str, Spec | None], Line] = (
         parse_line_fast if fast else parse_line_lark)
     header = terminal_literal("KVTRACE")
     seen_header = False
     voc: _Vocabulary | None = None  # built at the first event, as _finish does
     plain = _plain_vocabulary(spec) if fast else None
+    order = _Order(file, spec, skews)
+    watch = False  # whether events must pass through `order` (inside a block or just after)
+    last: Event | None = None
     for lineno, line in _lines(source, file, max_line_bytes):
         if not line or line[0] in " \t#":
             stripped = line.lstrip(" \t")
@@ -340,11 +474,14 @@ def read_kvt(source: Source, file: str | None = None, *, spec: Spec | None = Non
         if fast:
             # parse_line_fast, unrolled for the common case of an event line
             if plain is not None:
-                item: Event | Header | None = _plain_event(line, lineno, plain)
+                item: Line = _plain_event(line, lineno, plain)
                 if item is not None:
                     if not seen_header:
                         raise _missing_header(file, header)
-                    yield item
+                    if watch:
+                        watch = order.event(item)  # type: ignore[arg-type]
+                    last = item  # type: ignore[assignment]
+                    yield item  # type: ignore[misc]
                     continue
             raw = parse_raw_fast(line)
             if type(raw) is RawEvent:
@@ -353,7 +490,10 @@ def read_kvt(source: Source, file: str | None = None, *, spec: Spec | None = Non
                 item = _event(raw, line, lineno, file, voc)
                 if not seen_header:
                     raise _missing_header(file, header)
-                yield item  # type: ignore[misc]
+                if watch:
+                    watch = order.event(item)
+                last = item
+                yield item
                 continue
             if raw is False:
                 item = parse_line_lark(line, lineno, file, spec)
@@ -371,9 +511,25 @@ def read_kvt(source: Source, file: str | None = None, *, spec: Spec | None = Non
         elif item is not None:
             if not seen_header:
                 raise _missing_header(file, header)
-            yield item
+            if isinstance(item, Event):
+                if watch:
+                    watch = order.event(item)
+                last = item
+                yield item
+            else:
+                watch = order.line(item, last)
     if not seen_header:
         raise _missing_header(file, header)
+    order.end()
+
+
+def read_partial_kvt(source: Source, file: str | None = None, *, spec: Spec | None = None,
+                     max_line_bytes: int = MAX_LINE_BYTES, fast: bool = True) -> PartialTrace:
+    """A whole .kvt trace with its batches and skew declarations (docs/kvt.md)."""
+    skews: list[Skew] = []
+    events = tuple(read_kvt(source, file, spec=spec, max_line_bytes=max_line_bytes, fast=fast,
+                            skews=skews))
+    return PartialTrace(events, tuple(skews))
 
 
 def _missing_header(file: str, header: str) -> InputError:

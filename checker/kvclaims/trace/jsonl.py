@@ -4,18 +4,21 @@ Adapts both layouts of the corpus: the reference telemetry (`schema_version: 1`,
 and the connector layout (`event_sequence` from 0, `monotonic_ns`, no `schema_version`). It decides
 only well-formedness: each line is one JSON object with a string `event`, known fields have their
 spec types, required fields are present. Order and gaps are the checker's concern (R-stream).
+Partial order (issue 4): batch keys (`unordered_batch`, `kv_batch_seq`) are ordinary int fields;
+skew declarations have no JSONL spelling and come from the caller (read_partial_jsonl).
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from io import BytesIO
 from typing import BinaryIO, Iterator
 
 import msgspec
 
 from kvclaims.spec import Spec
-from kvclaims.trace.model import Event, InputError
+from kvclaims.trace.model import Event, InputError, PartialTrace, Skew
 from kvclaims.trace.validate import NO_DEEP, Validator
 
 SUPPORTED_SCHEMA_VERSIONS = frozenset({1})
@@ -104,6 +107,20 @@ def read_jsonl(
             return
         if len(tail) > max_line_bytes:  # the next line is already too long without its end
             raise _too_long(file, lineno + 1, max_line_bytes)
+
+
+def read_partial_jsonl(
+    fh: BinaryIO,
+    file: str,
+    spec: Spec,
+    *,
+    skews: Iterable[Skew] = (),
+    max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+) -> PartialTrace:
+    """A whole JSON Lines trace as a :class:`PartialTrace`, with the caller's skews (e.g. from
+    `--skew A:B:NS`, see kvclaims.trace.partial_input.parse_skew_option)."""
+    events = tuple(read_jsonl(fh, file, spec, max_line_bytes=max_line_bytes))
+    return PartialTrace(events, tuple(skews))
 
 
 def _not_utf8(file: str, lineno: int, raw: bytes) -> InputError:

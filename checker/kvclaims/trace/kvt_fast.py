@@ -18,9 +18,12 @@ from typing import Any
 
 from kvclaims.trace.kvt_syntax import (
     Pair,
+    RawBatchClose,
+    RawBatchOpen,
     RawEvent,
     RawHeader,
     RawLine,
+    RawSkew,
     ValueErrors,
     call_spelling,
     terminal_literal,
@@ -52,6 +55,13 @@ class _Lexer:
         self.range = terminal_regex("RANGE").match
         self.string = terminal_regex("STRING").match
         self.header = terminal_literal("KVTRACE")
+        self.batch = terminal_literal("BATCH")
+        self.skew = terminal_literal("SKEW")
+        self.batch_open = terminal_literal("LBRACE")
+        self.batch_close = terminal_literal("RBRACE")
+        self.natural = terminal_regex("NATURAL").match
+        # Words that open a line other than an event when they are the whole first NAME.
+        self.keywords = frozenset({self.header, self.batch, self.skew})
         self.numeric_start = frozenset("-0123456789")
         self.name_full = terminal_regex("NAME").fullmatch
         self.bare_full = terminal_regex("BARE").fullmatch
@@ -171,7 +181,7 @@ class _Parser:
             return self.line()
         seq_text, subject, qid, bid, verb = m.group(2, 3, 4, 5, 6)
         if seq_text is None:
-            if subject == lx.header:
+            if subject in lx.keywords:
                 return self.line()
             seq = None
         else:
@@ -223,6 +233,11 @@ class _Parser:
             return None
         first = self.pos + 1
         s = self.s
+        if s[self.pos] == self.lx.batch_close:
+            self.pos += 1
+            if not self.at_end():
+                raise _Reject
+            return RawBatchClose(first)
         seq: int | None = None
         if s[self.pos] == "@":
             self.pos += 1
@@ -245,6 +260,16 @@ class _Parser:
             if not self.at_end():
                 raise _Reject
             return RawHeader(version, first, self.errors)
+        if seq is None and subject == self.lx.batch:
+            self.skip()
+            if self.pos >= self.n or s[self.pos] != self.lx.batch_open:
+                raise _Reject
+            self.pos += 1
+            if not self.at_end():
+                raise _Reject
+            return RawBatchOpen(first)
+        if seq is None and subject == self.lx.skew:
+            return self.skew_line(first)
         self.skip()
         id_col = self.pos + 1
         if self.pos < self.n and s[self.pos] == '"':
@@ -259,6 +284,23 @@ class _Parser:
             pairs.append(self.pair())
         return RawEvent(seq, first, subject, subject_col, id_text, id_quoted, id_col, verb,
                         verb_col, pairs, self.errors)
+
+    def skew_line(self, first: int) -> RawSkew:
+        self.skip()
+        a_col = self.pos + 1
+        a = self.word(self.lx.bare)
+        self.skip()
+        b_col = self.pos + 1
+        b = self.word(self.lx.bare)
+        self.skip()
+        m = self.lx.natural(self.s, self.pos)
+        if m is None:
+            raise _Reject
+        delta = to_int(m.group(), self.pos + 1, self.errors)
+        self.pos = m.end()
+        if not self.at_end():
+            raise _Reject
+        return RawSkew(first, a, a_col, b, b_col, delta, self.errors)
 
     def word(self, match: Any) -> str:
         m = match(self.s, self.pos)

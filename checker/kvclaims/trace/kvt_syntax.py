@@ -53,7 +53,32 @@ class RawHeader(NamedTuple):
     errors: ValueErrors
 
 
-RawLine = RawEvent | RawHeader | None  # None: blank or comment-only line
+class RawBatchOpen(NamedTuple):
+    """`batch {`: opens a block of events whose relative order is unknown."""
+
+    column: int
+
+
+class RawBatchClose(NamedTuple):
+    """`}`: closes the open batch block."""
+
+    column: int
+
+
+class RawSkew(NamedTuple):
+    """`skew A B DELTA_NS`: sources A and B may interleave within DELTA_NS nanoseconds."""
+
+    column: int
+    source_a: str
+    source_a_column: int
+    source_b: str
+    source_b_column: int
+    delta_ns: int
+    errors: ValueErrors
+
+
+# None: blank or comment-only line
+RawLine = RawEvent | RawHeader | RawBatchOpen | RawBatchClose | RawSkew | None
 
 
 class SyntaxProblem(Exception):
@@ -153,6 +178,7 @@ _WORDS = {
     "FLOAT": "a float",
     "RANGE": "a range a..b",
     "STRING": "a quoted string",
+    "NATURAL": "a non-negative integer",
     END_OF_LINE: "end of line",
 }
 
@@ -207,6 +233,20 @@ class _ToRaw(Transformer[Token, Any]):
 
     def header(self, items: list[Any]) -> RawHeader:
         return RawHeader(items[0], 1, self.errors)
+
+    def NATURAL(self, t: Token) -> Any:
+        return _Word(str(t), t.column or 0)  # converted by `skew`, which needs its column
+
+    def batch_open(self, items: list[Any]) -> RawBatchOpen:
+        return RawBatchOpen(1)
+
+    def batch_close(self, items: list[Any]) -> RawBatchClose:
+        return RawBatchClose(1)
+
+    def skew(self, items: list[Any]) -> RawSkew:
+        a, b, delta = items
+        return RawSkew(1, a.text, a.column, b.text, b.column,
+                       to_int(delta.text, delta.column, self.errors), self.errors)
 
     def seq(self, items: list[Any]) -> Any:
         return items[0]

@@ -3,6 +3,9 @@
 Adapts events to the two text forms and decides the canonical spelling: .kvt lines use the spec's
 subject, ID and verb, then kvt keys (required, optional, then others sorted), and quote a string
 only when it would not read back as itself. Both forms round-trip through their readers.
+Partial order (docs/kvt.md): skew declarations follow the .kvt header; a run of consecutive events
+whose block field (`unordered_batch`) equals the next block number is written as a `batch { }`
+block, any other value as a plain field, so reading back gives the very same fields.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from kvclaims.spec import Spec, SpecError
 from kvclaims.trace.dsl import ABSENT_ID, EVENT_KEY, KVT_VERSION, SEQUENCE_FIELD
 from kvclaims.trace.kvt_fast import parse_value_text
 from kvclaims.trace.kvt_syntax import MAX_RANGE, terminal_literal, terminal_regex
-from kvclaims.trace.model import Event
+from kvclaims.trace.model import Event, Skew
 
 # Fields whose string value is written as a predicate call, `leading_prefix_at_least(60)`, when it
 # is one (fields.toml has no column saying so).
@@ -99,12 +102,17 @@ def _field_value(name: str, v: Any, sp: _Spelling) -> str:
 
 def kvt_line(event: Event, spec: Spec | None = None) -> str:
     """One .kvt line (without newline) spelling `event`."""
-    spec = spec or spec_mod.load()
+    return _kvt_line(event, spec or spec_mod.load(), None)
+
+
+def _kvt_line(event: Event, spec: Spec, omit: str | None) -> str:
     sp = _spelling(spec)
     es = spec.events.get(event.kind)
     if es is None:
         raise ValueError(f"event {event.kind!r} has no .kvt spelling (not in spec/events.toml)")
     fields = dict(event.fields)
+    if omit is not None:
+        del fields[omit]  # given by the enclosing `batch { }` block
     parts: list[str] = []
     seq = fields.get(SEQUENCE_FIELD)
     if type(seq) is int:
@@ -126,13 +134,46 @@ def kvt_line(event: Event, spec: Spec | None = None) -> str:
     return " ".join(parts)
 
 
-def write_kvt(events: Iterable[Event], out: IO[str], spec: Spec | None = None) -> None:
-    """A .kvt trace: the `kvtrace 1` header, then one line per event."""
+def skew_line(skew: Skew) -> str:
+    """The .kvt declaration `skew A B DELTA_NS` of `skew`."""
+    bare = terminal_regex("BARE").fullmatch
+    for source in (skew.source_a, skew.source_b):
+        if not bare(source):
+            raise ValueError(f"skew source {source!r} is not a .kvt word (letters, digits and "
+                             f"_.:/+- only)")
+    return f"{terminal_literal('SKEW')} {skew.source_a} {skew.source_b} {skew.delta_ns}"
+
+
+def write_kvt(events: Iterable[Event], out: IO[str], spec: Spec | None = None, *,
+              skews: Iterable[Skew] = ()) -> None:
+    """A .kvt trace: the `kvtrace 1` header, the skew declarations, then one line per event,
+    batches of the block field as `batch { }` blocks (indented two spaces)."""
     spec = spec or spec_mod.load()
     out.write(f"{terminal_literal('KVTRACE')} {KVT_VERSION}\n")
-    for event in events:
-        out.write(kvt_line(event, spec))
+    for skew in skews:
+        out.write(skew_line(skew))
         out.write("\n")
+    field = spec.order.block_field
+    opening = f"{terminal_literal('BATCH')} {terminal_literal('LBRACE')}\n"
+    closing = f"{terminal_literal('RBRACE')}\n"
+    blocks = 0  # blocks written; the reader numbers the next one blocks + 1
+    open_block = False
+    for event in events:
+        n = event.fields.get(field)
+        if open_block and not (type(n) is int and n == blocks):
+            out.write(closing)
+            open_block = False
+        if not open_block and type(n) is int and n == blocks + 1:
+            out.write(opening)
+            blocks, open_block = n, True
+        if open_block:
+            out.write("  ")
+            out.write(_kvt_line(event, spec, field))
+        else:
+            out.write(_kvt_line(event, spec, None))
+        out.write("\n")
+    if open_block:
+        out.write(closing)
 
 
 def jsonl_line(event: Event) -> str:
