@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
@@ -210,6 +210,137 @@ def watch(endpoint: str, replay: str | None, claims: str, fmt: str) -> None:
     from kvclaims.watch import watch_command
 
     sys.exit(watch_command(endpoint, replay, claims, fmt))
+
+
+@cli.command("shrink")
+@click.argument("trace")
+@click.option("--rule", default=None, metavar="RULE",
+              help="The rule the result must still violate (default: the rule of the trace's "
+                   "first violation).")
+@click.option("--engine", type=click.Choice(["replay", "z3"]), default="replay",
+              show_default=True, help="The deciding engine used while shrinking; the result "
+                                      "is always re-checked with the replay.")
+@click.option("-o", "--out", default=None, metavar="OUT.kvt",
+              help="Write the minimal trace here (default: standard output).")
+@click.option("--input-format", type=click.Choice(["kvt", "jsonl"]), default=None,
+              help="Override format detection.")
+@click.option("--max-checks", type=click.IntRange(min=1), default=None,
+              help="Stop after this many engine calls (the result may then not be 1-minimal).")
+@click.option("--progress/--no-progress", default=None,
+              help="Show progress on stderr (default: on a terminal).")
+def shrink_cmd(trace: str, rule: str | None, engine: str, out: str | None,
+               input_format: str | None, max_checks: int | None, progress: bool | None) -> None:
+    """Shrink TRACE to a 1-minimal sub-trace (.kvt) that still violates RULE (docs/shrink.md).
+
+    Exit 0 when shrunk and re-checked; 2 on a usage or input error or when TRACE does not violate
+    the rule; 1 only if the written trace, read back, does not re-check as that violation.
+    """
+    import io
+    import time
+
+    from rich.console import Console
+
+    from kvclaims import shrink as shrink_mod
+    from kvclaims.check.replay import ClaimLimit, check_events
+    from kvclaims.check.verdict import VIOLATION
+    from kvclaims.run import Options, open_events
+    from kvclaims.trace import write
+    from kvclaims.trace.dsl import read_kvt
+    from kvclaims.trace.model import InputError
+
+    spec = spec_mod.load()
+    if rule is not None and rule not in spec.rules:
+        raise click.UsageError(f"--rule {rule}: not a rule id; one of {', '.join(spec.rules)}")
+
+    def fail(message: str) -> NoReturn:
+        click.echo(message, err=True)
+        sys.exit(EXIT_INPUT)
+
+    decide = None
+    if engine == "z3":
+        # The Z3 engine is used once kvclaims.check.z3model provides check_events(spec, events).
+        import importlib
+
+        try:
+            z3_check = getattr(importlib.import_module("kvclaims.check.z3model"),
+                               "check_events", None)
+        except ImportError as e:
+            fail(f"kvclaims shrink: --engine z3 is not available: {e}")
+        if z3_check is None:
+            fail("kvclaims shrink: --engine z3 is not available yet: "
+                 "kvclaims.check.z3model has no check_events(spec, events)")
+
+        def decide(candidate: Any) -> Any:
+            return z3_check(spec, candidate)
+
+    label = "<stdin>" if trace == "-" else trace
+    try:
+        fh = sys.stdin.buffer if trace == "-" else open(trace, "rb")
+    except OSError as e:
+        fail(f"{trace}: error: cannot open: {e.strerror}")
+    try:
+        events = list(open_events(fh, label, spec, Options(input_format=input_format)))
+    except InputError as e:
+        fail(f"{e.file}:{e.line}:{e.column}: error: {e.message}")
+    except UnicodeDecodeError as e:
+        fail(f"{label}: error: not UTF-8 text: {e.reason}")
+    finally:
+        if fh is not sys.stdin.buffer:
+            fh.close()
+
+    err = Console(stderr=True, highlight=False, markup=False, soft_wrap=True)
+    show = err.is_terminal if progress is None else progress
+    started = time.perf_counter()
+    try:
+        if show:
+            with err.status(f"shrinking {label}") as status:
+                def tick(checks: int, size: int) -> None:
+                    status.update(f"shrinking {label}: {len(events):,} → {size:,} events, "
+                                  f"{checks:,} checks")
+
+                result = shrink_mod.shrink(events, spec, rule=rule, decide=decide,
+                                           progress=tick, max_checks=max_checks)
+        else:
+            result = shrink_mod.shrink(events, spec, rule=rule, decide=decide,
+                                       max_checks=max_checks)
+    except shrink_mod.ShrinkError as e:
+        fail(f"kvclaims shrink: {label}: {e}")
+    except ClaimLimit as e:
+        fail(f"{label}:{e.event.line}:{e.event.column}: error: {e}")
+    seconds = time.perf_counter() - started
+
+    buf = io.StringIO()
+    buf.write(shrink_mod.provenance(result, label))
+    try:
+        write.write_kvt(result.events, buf, spec=spec)
+    except ValueError as e:
+        fail(f"kvclaims shrink: {label}: the kept events have no .kvt spelling: {e}")
+    kvt = buf.getvalue()
+
+    target = out or "<stdout>"
+    back = list(read_kvt(io.StringIO(kvt), target, spec=spec))
+    recheck = check_events(spec, back, target)
+    rechecked = shrink_mod.violates(recheck, result.rule)
+    if out is None:
+        sys.stdout.write(kvt)
+        sys.stdout.flush()
+    else:
+        try:
+            with open(out, "w", encoding="utf-8") as fh_out:
+                fh_out.write(kvt)
+        except OSError as e:
+            fail(f"{out}: error: cannot write: {e.strerror}")
+    engine_note = "" if engine == "replay" else f" ({engine} engine)"
+    err.print(f"{label}: {result.rule}: {result.original_events} → {len(result.events)} events"
+              f" (span {result.span}), {result.checks} checks{engine_note}, {seconds:.2f} s"
+              f"{'' if result.minimal else ', not 1-minimal (--max-checks reached)'}")
+    if not rechecked:
+        err.print(f"{target}: re-check with the replay DIFFERS: no {result.rule} violation "
+                  f"(verdict {recheck.verdict})")
+        sys.exit(EXIT_VIOLATION)
+    first = next(f for f in recheck.findings if f.status == VIOLATION and f.rule == result.rule)
+    err.print(f"re-checked with the replay: {result.rule} at {target}:{first.line}:{first.column}")
+    sys.exit(EXIT_OK)
 
 
 @cli.command("spec")
