@@ -36,6 +36,28 @@ def cli() -> None:
     """kvclaims: check that serving runtimes honour resident KV claims (see docs/)."""
 
 
+def _write_witnesses(path: str, rep: Any, spec: Any, options: Any, prefix: str,
+                     err: Any) -> None:
+    """The Z3 engine's witness orders as whole .kvt traces that re-check as written."""
+    from kvclaims.check.partial import witnesses
+    from kvclaims.trace.partial_input import read_partial
+    from kvclaims.trace.write import write_kvt
+
+    if "violating" not in rep.extra and "conforming" not in rep.extra:
+        err.print(f"--witness: {path} has no unordered parts, so no orders to write")
+        return
+    if path == "-":
+        raise click.UsageError("--witness needs a file, not standard input")
+    trace = read_partial(path, path, spec, options.input_format, options.skews,
+                         max_line_bytes=options.max_line_bytes)
+    for name, events in witnesses(spec, rep, trace.events, spec.order.batch_fields).items():
+        out = f"{prefix}.{name}.kvt"
+        with open(out, "w", encoding="utf-8") as fh:
+            fh.write(f"# {name} order of {path} found by the Z3 engine (docs/partial.md)\n")
+            write_kvt(events, fh, spec)
+        err.print(f"wrote {out}")
+
+
 @cli.command()
 @click.argument("files", nargs=-1, required=True)
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "junit"]), default="text",
@@ -51,8 +73,22 @@ def cli() -> None:
               show_default=True, help="Most claims one trace may name.")
 @click.option("--progress/--no-progress", default=None,
               help="Show progress on stderr (default: on a terminal, for large inputs).")
+@click.option("--engine", type=click.Choice(["auto", "replay", "z3"]), default="auto",
+              show_default=True,
+              help="auto: the replay for totally ordered traces, the Z3 engine when the trace "
+                   "has unordered parts; replay: the written order only (unordered parts make "
+                   "it inconclusive); z3: always the Z3 engine (docs/partial.md).")
+@click.option("--skew", "skews", multiple=True, metavar="A:B:NS",
+              help="Events of sources A and B (field `source`) whose times differ by at most "
+                   "NS nanoseconds may be in either order.")
+@click.option("--witness", "witness", default=None, metavar="PREFIX",
+              help="Write the violating and conforming orders the Z3 engine found as "
+                   "PREFIX.violating.kvt and PREFIX.conforming.kvt.")
+@click.option("--solver-timeout", type=click.FloatRange(min=0.001), default=60.0,
+              show_default=True, help="Seconds per solver question; a timeout is inconclusive.")
 def check(files: tuple[str, ...], fmt: str, input_format: str | None, require: tuple[str, ...],
-          max_line_bytes: int, max_claims: int, progress: bool | None) -> None:
+          max_line_bytes: int, max_claims: int, progress: bool | None, engine: str,
+          skews: tuple[str, ...], witness: str | None, solver_timeout: float) -> None:
     """Check trace FILES (or - for standard input) against the resident KV claim model."""
     from rich.console import Console
 
@@ -60,6 +96,7 @@ def check(files: tuple[str, ...], fmt: str, input_format: str | None, require: t
     from kvclaims.report import json as json_report
     from kvclaims.report import junit, text
     from kvclaims.run import Options, check_path
+    from kvclaims.trace.partial_input import parse_skew_option
 
     spec = spec_mod.load()
     known = gates.gate_names(spec)
@@ -67,8 +104,17 @@ def check(files: tuple[str, ...], fmt: str, input_format: str | None, require: t
         if spec.canonical_mode(name) is None and name not in spec.gates:
             raise click.UsageError(f"--require {name}: not a mode or gate; one of "
                                    f"{', '.join(known)}")
+    try:
+        parsed = tuple(parse_skew_option(x) for x in skews)
+    except ValueError as err:
+        raise click.UsageError(f"--skew: {err}") from None
+    if len({s.sources for s in parsed}) != len(parsed):
+        raise click.UsageError("--skew: a pair of sources is given two skews")
+    if witness is not None and len(files) != 1:
+        raise click.UsageError("--witness writes one trace's orders: give one FILE")
     options = Options(input_format=input_format, require=require,
-                      max_line_bytes=max_line_bytes, max_claims=max_claims)
+                      max_line_bytes=max_line_bytes, max_claims=max_claims, engine=engine,
+                      skews=parsed, solver_timeout_ms=max(1, int(solver_timeout * 1000)))
     # soft_wrap: long lines are not broken, so locations and messages stay greppable.
     out = Console(highlight=False, soft_wrap=True)
     if not out.is_terminal:
@@ -87,6 +133,8 @@ def check(files: tuple[str, ...], fmt: str, input_format: str | None, require: t
         else:
             rep = check_path(path, spec, options)
         reports.append(rep)
+        if witness is not None:
+            _write_witnesses(path, rep, spec, options, witness, err)
         if fmt == "json":
             sys.stdout.write(json_report.render(rep) + "\n")
             sys.stdout.flush()
@@ -258,17 +306,7 @@ def shrink_cmd(trace: str, rule: str | None, engine: str, out: str | None,
 
     decide = None
     if engine == "z3":
-        # The Z3 engine is used once kvclaims.check.z3model provides check_events(spec, events).
-        import importlib
-
-        try:
-            z3_check = getattr(importlib.import_module("kvclaims.check.z3model"),
-                               "check_events", None)
-        except ImportError as e:
-            fail(f"kvclaims shrink: --engine z3 is not available: {e}")
-        if z3_check is None:
-            fail("kvclaims shrink: --engine z3 is not available yet: "
-                 "kvclaims.check.z3model has no check_events(spec, events)")
+        from kvclaims.check.partial import check_events as z3_check
 
         def decide(candidate: Any) -> Any:
             return z3_check(spec, candidate)
@@ -367,7 +405,7 @@ def main() -> None:
         sys.exit(EXIT_OK)
     except SystemExit:
         raise
-    except Exception as e:  # noqa: BLE001 - the user gets one line, never a traceback
+    except Exception as e:
         if os.environ.get("KVCLAIMS_DEBUG"):
             raise
         click.echo(f"kvclaims: internal error: {type(e).__name__}: {e} "

@@ -37,6 +37,10 @@ def to_dict(report: Report) -> dict[str, Any]:
             for f in report.findings
         ],
         "finding_counts": report.finding_counts,
+        "engine": report.extra.get("engine", "replay"),
+        "order": {k: report.extra[k] for k in ("linearizations", "unordered", "violating",
+                                               "conforming", "witnesses") if k in report.extra}
+        or None,
         "claims": [
             {
                 "claim_id": c.claim_id,

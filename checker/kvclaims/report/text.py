@@ -131,6 +131,7 @@ def render(report: Report, spec: Spec, console: Console) -> None:
                            + ", ".join(f"{r} ×{n}" for r, n in sorted(extra.items())),
                            style="dim"))
     _outcome(report, console)
+    _order(report, console)
     for g in report.gates:
         t = Text()
         t.append(f"gate {g.bundle}: ", style="bold")
@@ -143,6 +144,30 @@ def render(report: Report, spec: Spec, console: Console) -> None:
             if g.violated:
                 t.append(f"  violated: {', '.join(g.violated)}")
         console.print(t)
+
+
+_ORDER = {
+    "all_conform": "every admissible order conforms",
+    "none_violate": "no admissible order violates a rule (some leave a rule unknown)",
+    "all_violate": "every admissible order violates a rule",
+    "some_violate": "some admissible orders conform, others violate",
+    "unknown": "the solver could not decide every admissible order",
+}
+
+
+def _order(report: Report, console: Console) -> None:
+    """Partly ordered traces (docs/partial.md): what held over the admissible orders, and the
+    witnesses' unordered parts as .kvt."""
+    how = report.extra.get("linearizations")
+    if how is None:
+        return
+    spans = ", ".join(f"{a}..{b}" for a, b in report.extra.get("unordered", ()))
+    console.print(Text(f"order: events {spans} are unordered; {_ORDER.get(how, how)}",
+                       style="bold"))
+    for name, lines in report.extra.get("witnesses", {}).items():
+        console.print(Text(f"  {name} order:", style="bold"))
+        for line in lines:
+            console.print(Text("    " + line, style="dim" if line.startswith("#") else ""))
 
 
 def _outcome(report: Report, console: Console) -> None:

@@ -1,0 +1,1200 @@
+"""The Z3 encoding of the claim model: lifecycle, pool, block ownership and every rule of MODEL §6.
+
+Decides the §6 obligations over an event sequence whose order may be only partly known. The trace
+is unrolled over event positions ("slots"); a slot whose event is known holds that event, a slot
+inside an unordered part holds one of several candidate events, chosen by the solver (the
+position variables of :mod:`kvclaims.check.partial`). The state is encoded per claim (partitioned:
+a claim's variables are written only by events that name it or its blocks), per physical block
+and per pool; each rule is a condition over that state that yields a finding guarded by the
+choice of order. Values whose order is known fold to constants, so a totally ordered trace never
+reaches the solver and a batch costs only its own slots.
+
+Everything the rules are about comes from the spec tables, read through the same
+:class:`RuleIds`/:class:`EventNames` as the replay checker: the claim lifecycle and offload
+machines (spec/lifecycle.toml, R-order, R-acceptance, R-offload), responsibility and release
+states, the mode bundles (spec/modes.toml) that decide which rules bind a claim, the predicate
+forms (§3), the vocabulary and scopes (spec/events.toml) and the named values. This module and
+check/replay.py are two interpreters of those tables written independently, so that the
+differential tests in tests/check compare two engines rather than one engine with itself; the
+semantic decisions they share (the timing rule for loss reports, §6 attribution numbers) are
+documented once in docs/checking.md and docs/partial.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import z3
+
+from kvclaims.check.predicate import LEADING, Predicate, parse_predicate
+from kvclaims.check.state import IDENTITY_FIELDS, EventNames, RuleIds
+from kvclaims.check.symbolic import Ops, Store, Val, is_sym
+from kvclaims.check.verdict import UNKNOWN, VIOLATION
+from kvclaims.spec import Spec
+from kvclaims.trace.model import Event
+
+NONE = -(1 << 40)  # the encoding of an absent int (usable blocks, offload generation)
+EMPTY_MODE = -2    # no mode named yet: every rule binds (the replay's empty bundle)
+UNKNOWN_MODE = -1  # an unknown spelling: the best_effort bundle, and the claim is unknown
+
+
+@dataclass(frozen=True)
+class Slot:
+    """One position of the unrolled trace: its candidate events and the guard of each."""
+
+    index: int
+    candidates: tuple[tuple[int, Val], ...]  # (event index, guard: True or a Z3 Bool)
+    stream: str | None = None  # an R-stream break decided at this position (file order)
+
+
+@dataclass(frozen=True)
+class SymFinding:
+    """A finding the encoding may raise: it holds in the linearizations where `cond` is true."""
+
+    cond: Val
+    status: str
+    rule: str
+    event: int        # event index of the event the finding is about (for line, quote)
+    slot: int         # position in the linearization
+    claim_id: str | None
+    message: str
+    order: int        # recording order (the replay keeps the first finding per key)
+    state_before: str | None = None
+
+
+_DEFAULTS: dict[str, Any] = {
+    "ex": False, "acc": False, "mode": EMPTY_MODE, "spelled": False, "prot": False, "pred": -1,
+    "decl": NONE, "trk": False, "asrt": False, "sil": False, "late": False, "ph": -1, "pm": -1,
+    "pl": 0, "plev": -1, "stg": -1, "stgev": -1, "pend": False, "off": -1, "ogen": NONE,
+    "failed": False, "owed": -1, "hv": False, "owedev": -1, "id": -1, "pos": False, "cbp": -1, "bind": -1,
+    "bcl": -1, "alloc": False, "usable": NONE, "owedx": -1, "denied": False,
+}
+
+
+# State values that hold an event index or a slot: their possible values are tracked so that a
+# finding about "the pending harm event" can be located on each event it may be.
+_INDEX_TAGS = frozenset({"ph", "pm", "plev", "stg", "stgev", "owedev"})
+
+
+class _State(Store):
+    def __getitem__(self, key: Any) -> Val:
+        v = self.v.get(key)
+        if v is None:
+            return _DEFAULTS[key[0]] if key[0] != "st" else self.initial
+        return v
+
+    def __setitem__(self, key: Any, val: Val) -> None:
+        g = self.guard
+        if g is True:
+            self.v[key] = val
+        elif g is not False:
+            self.v[key] = self.ops.ite(g, val, self[key])
+
+
+class Encoding:
+    """Unroll the slots over the encoded state and collect guarded findings."""
+
+    def __init__(self, spec: Spec, events: Sequence[Event], ctx: z3.Context | None = None):
+        self.spec = spec
+        self.events = events
+        self.ctx = ctx or z3.Context()
+        self.ops = Ops(self.ctx)
+        self.R = RuleIds(spec)
+        self.E = EventNames(spec)
+        self.values = spec.values
+        self.S = _State(self.ops)
+        self.claim_states = list(spec.claim.states)
+        self.code = {s: i for i, s in enumerate(self.claim_states)}
+        self.S.initial = self.code[spec.claim.initial]
+        self.responsible = [self.code[s] for s in spec.responsible]
+        self.released = [self.code[s] for s in spec.released]
+        self.off_states = list(spec.offload.states)
+        self.off_code = {s: i for i, s in enumerate(self.off_states)}
+        self.host = [self.off_code[s] for s in spec.offload_host_states]
+        self.outcomes = sorted(spec.offload_outcome_events)
+        self.mode_names = sorted(spec.modes)
+        self.bundles = {i: frozenset(spec.modes[m].rules) for i, m in enumerate(self.mode_names)}
+        self.bundles[UNKNOWN_MODE] = frozenset(spec.modes["best_effort"].rules)
+        self.findings: list[SymFinding] = []
+        self.messages: dict[tuple[int, str, int], str] = {}
+        self.defs: list[Any] = []  # definitions of the fresh state variables (add to the solver)
+        self.choices: dict[int, set[int] | None] = {}  # fresh int variable -> values it may take
+        self.posset: dict[int, set[int]] = {}
+        self.fguard: Val = True
+        self.slot = 0
+        self.broken = False
+        self.claim_kinds = spec.events_of_scope("claim")
+        self.stream_kinds = spec.events_of_scope("stream")
+        self._scan()
+
+    # ---- static facts of the trace (which claims, blocks, bindings can exist) ---------------
+    def _scan(self) -> None:
+        E = self.E
+        self.claim_ids: list[str] = []
+        self.ci: dict[str, int] = {}
+        self.binders: dict[Any, list[int]] = {}
+        self.prefix_claims: dict[Any, list[int]] = {}
+        self.preds: list[Predicate] = []
+        self.gens: set[Any] = {None}
+        self.idvals: dict[str, list[Any]] = {f: [] for f in IDENTITY_FIELDS}
+        self.blocks: list[Any] = []
+        flag, cfield = self.values["connector_claim_flag"], self.values["connector_claim_id"]
+        creating = self.spec.events_of_scope("claim") | {E.block_materialized}
+        # Claims are numbered in the order the trace first creates them (the replay's order of
+        # its claim table, which decides which claim a pool-wide attribution finding is filed on).
+        for ev in self.events:
+            f = ev.fields
+            cid = f.get("claim_id")
+            if ev.kind == E.request_initialized and f.get(flag) is True:
+                cid = f.get(cfield) or cid
+            elif ev.kind not in creating:
+                continue
+            if isinstance(cid, str) and cid not in self.ci:
+                self.ci[cid] = len(self.claim_ids)
+                self.claim_ids.append(cid)
+        for i, ev in enumerate(self.events):
+            f = ev.fields
+            cid = f.get("claim_id")
+            if ev.kind == E.request_initialized and f.get(flag) is True:
+                cid = f.get(cfield) or cid
+            if isinstance(cid, str) and cid not in self.ci:
+                self.ci[cid] = len(self.claim_ids)
+                self.claim_ids.append(cid)
+            if ev.kind in (E.block_materialized, E.victim):
+                b = f.get("physical_block_id")
+                if b not in self.binders:
+                    self.binders[b] = []
+                    self.blocks.append(b)
+                if ev.kind == E.block_materialized:
+                    self.binders[b].append(i)
+            if ev.kind == E.accepted and isinstance(cid, str) and f.get("prefix_id") is not None:
+                lst = self.prefix_claims.setdefault(f["prefix_id"], [])
+                if self.ci[cid] not in lst:
+                    lst.append(self.ci[cid])
+            if "offload_generation" in f:
+                g = f["offload_generation"]
+                try:
+                    hash(g)
+                    self.gens.add(g)
+                except TypeError:
+                    pass
+            for b in f.get("blocking_claim_ids") or ():
+                if isinstance(b, str) and b not in self.ci:
+                    self.ci[b] = len(self.claim_ids)
+                    self.claim_ids.append(b)
+
+    def _intern_pred(self, p: Predicate) -> int:
+        for i, q in enumerate(self.preds):
+            if q == p:
+                return i
+        self.preds.append(p)
+        return len(self.preds) - 1
+
+    def _intern_id(self, field: str, v: Any) -> int:
+        vals = self.idvals[field]
+        for i, w in enumerate(vals):
+            if w == v:
+                return i
+        vals.append(v)
+        return len(vals) - 1
+
+    # ---- state helpers ----------------------------------------------------------------------
+    def in_bundle(self, c: int, rule: str) -> Val:
+        m = self.S[("mode", c)]
+        codes = [EMPTY_MODE] + [k for k, b in self.bundles.items() if rule in b]
+        return self.ops.member(m, codes)
+
+    def holds(self, c: int) -> tuple[Val, Val]:
+        """(the claim has a predicate, the predicate holds over its surviving positions)."""
+        o, S = self.ops, self.S
+        return o.not_(o.eq(S[("pred", c)], -1)), S[("hv", c)]
+
+    def _in_range(self, c: int, q: int) -> Val:
+        """Position q is one the claim's predicate requires."""
+        ks = [k for k, p in enumerate(self.preds)
+              if (0 if p.kind == LEADING else p.start) <= q < (0 if p.kind == LEADING
+                                                                else p.start) + p.n]
+        return self.ops.member(self.S[("pred", c)], ks)
+
+    def _recompute(self, c: int) -> None:
+        """The predicate over the surviving positions, in full (after it or a position is set)."""
+        self.S[("hv", c)] = self._evaluate(c)
+
+    def _evaluate(self, c: int) -> Val:
+        o, S = self.ops, self.S
+        code = S[("pred", c)]
+        val: Val = False
+        for k, p in enumerate(self.preds):
+            if not is_sym(code) and code != k:
+                continue
+            start = 0 if p.kind == LEADING else p.start
+            bits: list[Val] = []
+            for q in range(start, start + p.n):
+                bit = S[("pos", c, q)]
+                if bit is False:
+                    bits = [False]
+                    break
+                if bit is not True:
+                    bits.append(bit)
+            val = o.ite(o.eq(code, k), o.all(bits), val)
+        return val
+
+    def surviving(self, c: int) -> Val:
+        return self.ops.count(self.S[("pos", c, q)] for q in self.posset.get(c, ()))
+
+    def blocks_of(self, c: int) -> Val:
+        o, S = self.ops, self.S
+        decl = S[("decl", c)]
+        return o.ite(S[("trk", c)], self.surviving(c), o.ite(o.eq(decl, NONE), 0, decl))
+
+    def protected_claim(self, c: int) -> Val:
+        o, S = self.ops, self.S
+        return o.and_(S[("ex", c)], S[("prot", c)], o.member(S[("st", c)], self.responsible),
+                      o.not_(S[("sil", c)]),
+                      o.or_(o.cmp(">", self.surviving(c), 0),
+                            o.and_(o.not_(S[("trk", c)]), S[("asrt", c)])))
+
+    def set_state(self, c: int, name: str) -> None:
+        self.S[("st", c)] = self.code[name]
+
+    # ---- findings -----------------------------------------------------------------------------
+    def find(self, status: str, rule: str, event: int, message: str, claim: int | None = None,
+             *, claim_id: str | None = None, slot: int | None = None) -> None:
+        o = self.ops
+        cond = o.and_(self.fguard, self.S.guard)
+        if claim is not None:
+            cond = o.and_(cond, self.in_bundle(claim, rule))
+            claim_id = self.claim_ids[claim]
+        if cond is False:
+            return
+        if status == VIOLATION and self.broken and rule != self.R.stream:
+            status = UNKNOWN
+            message += " (after a stream gap, so it may be explained by missing events)"
+        before = None
+        if claim is not None:
+            st = self.S[("st", claim)]
+            before = None if is_sym(st) else self.claim_states[st]
+        self.findings.append(SymFinding(cond, status, rule, event,
+                                        self.slot if slot is None else slot, claim_id, message,
+                                        len(self.findings), before))
+
+    # ---- the unrolling ------------------------------------------------------------------------
+    def run(self, slots: Sequence[Slot]) -> list[SymFinding]:
+        o, S = self.ops, self.S
+        for slot in slots:
+            self.slot = slot.index
+            if len(slot.candidates) == 1 and slot.candidates[0][1] is True:
+                self._step(slot.candidates[0][0], slot)
+                continue
+            # Fork the state per candidate event, then merge: exactly one guard holds.
+            base = S.v
+            forks: list[tuple[Val, dict[Any, Val]]] = []
+            for e, guard in slot.candidates:
+                S.v = dict(base)
+                self.fguard = guard
+                self._step(e, slot)
+                forks.append((guard, S.v))
+            self.fguard = True
+            S.v = base
+            merged = dict(base)
+            keys: set[Any] = set()
+            for _, vals in forks:
+                keys.update(k for k, v in vals.items() if base.get(k) is not v)
+            for k in keys:
+                default = S[k]
+                val = default
+                # Only the forks that wrote the key contribute: the others keep the old value.
+                for guard, vals in forks:
+                    new = vals.get(k, default)
+                    if new is not default:
+                        val = o.ite(guard, new, val)
+                if is_sym(val):
+                    # A fresh variable per state value per slot keeps the formula linear in the
+                    # unrolling (bounded model checking), instead of nesting every slot's choice.
+                    fresh = z3.Const(f"{k[0]}_{len(self.defs)}_{slot.index}", val.sort())
+                    self.defs.append(fresh == val)
+                    if k[0] in _INDEX_TAGS:
+                        self.choices[fresh.get_id()] = self._leaves(val)
+                    val = fresh
+                merged[k] = val
+            S.v = merged
+        self.slot = slots[-1].index if slots else 0
+        self._finish()
+        return self.findings
+
+    def _step(self, i: int, slot: Slot) -> None:
+        ev = self.events[i]
+        E, S = self.E, self.S
+        kind = ev.kind
+        f = ev.fields
+        if kind not in E.block_group:
+            self._close_group(i)
+        if slot.stream is not None:
+            self.find(UNKNOWN, self.R.stream, i,
+                      slot.stream + "; verdicts after this point are unknown")
+            self.broken = True
+        u = f.get("usable_blocks")
+        if isinstance(u, int):
+            S[("usable",)] = u
+        if kind == E.victim:
+            b = f["physical_block_id"]
+            S[("alloc", b)] = True
+            bind = S[("bind", b)]
+            cached = f.get("victim_reason") == self.values["cached_victim_reason"]
+            for j in self.binders.get(b, ()):
+                g = self.ops.eq(bind, j)
+                if S.may(g):
+                    with S.when(g):
+                        self._lose(b, j, i, cached)
+            S[("bind", b)] = -1
+            return
+        if kind == E.block_materialized:
+            self._on_block_materialized(i)
+        elif kind == E.admitted:
+            self._on_admitted(i)
+        elif kind in (E.deferred, E.refused):
+            self._on_decision(i)
+        elif kind == E.live_bounded:
+            self._discharge()
+        elif kind == E.reuse_denied:
+            S[("denied",)] = self.ops.or_(S[("denied",)], self.ops.not_(
+                self.ops.eq(S[("owedx",)], -1)))
+        elif kind == E.reuse_admitted:
+            pass
+        elif kind == E.request_initialized:
+            self._on_connector_claim(i)
+        elif kind in self.claim_kinds:
+            self._on_claim(i)
+        elif kind not in self.spec.events:
+            self._on_unknown(i)
+        elif kind in self.stream_kinds:
+            if not hasattr(self, "unjoined"):
+                self.unjoined = i
+        else:
+            cid = f.get("claim_id")
+            if isinstance(cid, str) and cid in self.ci:
+                c = self.ci[cid]
+                ex = S[("ex", c)]
+                if S.may(ex):
+                    with S.when(ex):
+                        self._identity(c, i)
+
+    # ---- vocabulary -----------------------------------------------------------------------------
+    def _on_unknown(self, i: int) -> None:
+        S = self.S
+        ev = self.events[i]
+        msg = (f"unknown event {ev.kind!r}: not in the closed vocabulary, so what it could "
+               "affect is unknown")
+        cid = ev.fields.get("claim_id")
+        c = self.ci.get(cid) if isinstance(cid, str) else None
+        ex = S[("ex", c)] if c is not None else False
+        for t in S.branches(ex):
+            if t:
+                self.find(UNKNOWN, self.R.vocabulary, i, msg, c)
+            else:
+                self.find(UNKNOWN, self.R.vocabulary, i, msg)
+
+    # ---- claims -----------------------------------------------------------------------------------
+    def _claim(self, c: int) -> None:
+        self.S[("ex", c)] = True
+
+    def _identity(self, c: int, i: int) -> None:
+        S, o = self.S, self.ops
+        f = self.events[i].fields
+        for name in IDENTITY_FIELDS:
+            v = f.get(name)
+            if v is None:
+                continue
+            code = self._intern_id(name, v)
+            old = S[("id", c, name)]
+            unset = o.eq(old, -1)
+            for t in S.branches(unset):
+                if t:
+                    S[("id", c, name)] = code
+                elif S.may(o.not_(o.eq(old, code))):
+                    with S.when(o.not_(o.eq(old, code))):
+                        self.find(VIOLATION, self.R.identity, i,
+                                  f"ambiguous identity: {name} is {v!r} here but differs before",
+                                  c)
+
+    def _set_mode(self, c: int, i: int) -> None:
+        S, o = self.S, self.ops
+        spelling = self.events[i].fields.get("protection_mode")
+        cond: Val = True
+        if spelling is None:
+            cond = o.not_(S[("spelled", c)])
+        if not S.may(cond):
+            return
+        with S.when(cond):
+            S[("spelled", c)] = spelling is not None
+            mode = self.spec.canonical_mode(spelling)
+            if mode is None:
+                S[("mode", c)] = UNKNOWN_MODE
+                self.find(UNKNOWN, self.R.vocabulary, i,
+                          f"protection mode {spelling!r} is not a known mode, so the claim's "
+                          "obligations are unknown", c)
+                return
+            S[("mode", c)] = self.mode_names.index(mode)
+            S[("prot", c)] = self.R.hard in self.spec.modes[mode].rules
+            if self.spec.modes[mode].undecidable:
+                self.find(UNKNOWN, self.R.vocabulary, i,
+                          f"mode {mode} cannot be witnessed from the reference vocabulary", c)
+
+    def _set_predicate(self, c: int, i: int) -> None:
+        S, o = self.S, self.ops
+        f = self.events[i].fields
+        text = f.get("materialization_predicate")
+        pred = parse_predicate(text) if text else None
+        if text and pred is None:
+            self.find(UNKNOWN, self.R.identity, i,
+                      f"materialization predicate {text!r} is not understood", c)
+        if pred is None:
+            n = f.get("resident_blocks_required")
+            if n is None:
+                n = f.get("useful_threshold_blocks")
+            kind = f.get("predicate") or LEADING
+            if n is not None and kind == LEADING:
+                pred = Predicate(LEADING, 0, n)
+        req = f.get("resident_blocks_required")
+        if req is not None:
+            S[("decl", c)] = req
+        if pred is not None:
+            code = self._intern_pred(pred)
+            cur = S[("pred", c)]
+            S[("pred", c)] = o.ite(o.eq(cur, -1), code, cur)
+            self._recompute(c)
+
+    def _on_connector_claim(self, i: int) -> None:
+        S, o = self.S, self.ops
+        f = self.events[i].fields
+        if f.get(self.values["connector_claim_flag"]) is True:
+            cid = f.get(self.values["connector_claim_id"]) or f.get("claim_id")
+            if isinstance(cid, str):
+                c = self.ci[cid]
+                self._claim(c)
+                init = o.eq(S[("st", c)], S.initial)
+                if S.may(init):
+                    with S.when(init):
+                        S[("st", c)] = self.code[
+                            self.spec.claim.transitions[self.E.submitted].target]
+                self._identity(c, i)
+
+    def _on_claim(self, i: int) -> None:
+        E, S, o = self.E, self.S, self.ops
+        ev = self.events[i]
+        kind = ev.kind
+        c = self.ci[ev.fields["claim_id"]]
+        self._claim(c)
+        self._identity(c, i)
+        t = self.spec.claim.transitions[kind]
+        before = S[("st", c)]
+        rel = kind in E.releasing
+        late = o.and_(S[("late", c)], rel)
+        if S.may(late):
+            with S.when(late):
+                S[("late", c)] = False
+        bad = o.and_(o.not_(late), o.or_(
+            o.not_(o.member(before, [self.code[s] for s in t.sources])),
+            o.and_(S[("sil", c)], rel and kind != E.harmed)))
+        for is_bad in S.branches(bad):
+            if is_bad:
+                self._bad_transition(c, i, before)
+            else:
+                self._claim_body(c, i, t.target)
+
+    def _claim_body(self, c: int, i: int, target: str) -> None:
+        E, R, S, o = self.E, self.R, self.S, self.ops
+        ev = self.events[i]
+        kind = ev.kind
+        f = ev.fields
+        if kind == E.accepted:
+            self._set_mode(c, i)
+            if f.get("claim_registration") == self.values["post_hoc_registration"]:
+                self.find(VIOLATION, R.acceptance, i,
+                          "acceptance is post hoc: the claim was named after the fact", c)
+            self._set_predicate(c, i)
+            S[("acc", c)] = True
+            pid = f.get("prefix_id")
+            if pid is not None:
+                cur = S[("cbp", pid)]
+                S[("cbp", pid)] = o.ite(o.eq(cur, -1), c, cur)
+        elif kind in (E.submitted, E.created):
+            self._set_mode(c, i)
+            self._set_predicate(c, i)
+        elif kind == E.materialized:
+            self._set_predicate(c, i)
+            if f.get("predicate_materialized") is False:
+                self.find(VIOLATION, R.order, i,
+                          "materialized event says the predicate does not hold", c)
+            for tracked in S.branches(S[("trk", c)]):
+                if tracked:
+                    has, val = self.holds(c)
+                    pending = o.not_(o.and_(has, val))
+                    if S.may(pending):
+                        with S.when(pending):
+                            S[("pm", c)] = i
+                            S[("pend", c)] = True
+                else:
+                    S[("asrt", c)] = True
+        elif kind == E.harmed:
+            self._on_harm(c, i)
+            return
+        elif kind == E.lost_after_release:
+            S[("pl", c)] = S[("pl", c)] + 1
+            S[("plev", c)] = i
+            S[("pend", c)] = True
+        elif kind in (E.offloaded, E.restore_required, E.restored, E.reuse_after_restore,
+                      E.restoration_failed):
+            self._on_offload(c, i)
+        if kind in E.releasing:
+            self._on_release(c, i)
+        if target != "same":
+            self.set_state(c, target)
+
+    def _bad_transition(self, c: int, i: int, before: Val) -> None:
+        E, R, S, o = self.E, self.R, self.S, self.ops
+        kind = self.events[i].kind
+        verb = self.spec.events[kind].verb
+        harmed = self.code[E.harmed_state]
+        cases: list[tuple[Val, str, str]] = []
+        if kind == E.harmed:
+            cases.append((o.or_(o.eq(before, harmed), o.not_(o.eq(S[("ph", c)], -1))), R.harm,
+                          "harm reported twice for the same claim"))
+            cases.append((True, R.harm, "harm reported for a claim that is not under "
+                          "responsibility: no accepted claim, no harm"))
+        else:
+            cases.append((o.and_(o.member(before, [S.initial, self.code[E.submitted_state]]),
+                                 o.not_(S[("acc", c)])), R.acceptance,
+                          f"'{verb}' before the claim was accepted"))
+            if kind in E.releasing:
+                cases.append((S[("sil", c)], R.expiry if kind == E.expired else R.order,
+                              f"'{verb}' after the claim's predicate-breaking loss: a release "
+                              "cannot excuse a loss that already happened"))
+            cases.append((True, R.order, f"'{verb}' is not allowed in this state"))
+        rest: Val = True
+        for cond, rule, msg in cases:
+            g = o.and_(rest, cond)
+            if S.may(g):
+                with S.when(g):
+                    self.find(VIOLATION, rule, i, msg, c)
+            rest = o.and_(rest, o.not_(cond))
+            if rest is False:
+                break
+
+    def _on_release(self, c: int, i: int) -> None:
+        S, o = self.S, self.ops
+        self._discharge()
+        kind = self.events[i].kind
+        owed = S[("owed", c)]
+        codes = [k for k, name in enumerate(self.outcomes)
+                 if self.spec.offload_outcome_events[name] == kind]
+        g = o.member(owed, codes) if codes else False
+        if S.may(g):
+            with S.when(g):
+                S[("owed", c)] = -1
+                S[("off", c)] = self.off_code[self.spec.offload.initial]
+
+    def _on_harm(self, c: int, i: int) -> None:
+        R, S, o = self.R, self.S, self.ops
+        f = self.events[i].fields
+        if f.get("predicate_before") is False or f.get("predicate_after") is True:
+            self.find(VIOLATION, R.harm, i,
+                      "harm event states that the predicate did not go true to false", c)
+        twice = o.not_(o.eq(S[("ph", c)], -1))
+        for t in S.branches(twice):
+            if t:
+                self.find(VIOLATION, R.harm, i, "harm reported twice for the same claim", c)
+                continue
+            for tracked in S.branches(S[("trk", c)]):
+                if tracked:
+                    has, val = self.holds(c)
+                    for h in S.branches(has):
+                        if not h:
+                            self.find(UNKNOWN, R.harm, i, "harm cannot be checked: the claim "
+                                      "has no materialization predicate", c)
+                            self.set_state(c, self.E.harmed_state)
+                            continue
+                        for v in S.branches(val):
+                            if not v:
+                                self.find(VIOLATION, R.harm, i, "harm reported after the "
+                                          "predicate had already broken: it must come before "
+                                          "the loss", c)
+                                self.set_state(c, self.E.harmed_state)
+                            else:
+                                S[("ph", c)] = i
+                                S[("pend", c)] = True
+                else:
+                    self.set_state(c, self.E.harmed_state)
+                    codes = [k for k, name in enumerate(self.outcomes)
+                             if self.spec.offload_outcome_events[name] == self.E.harmed]
+                    g = o.member(S[("owed", c)], codes) if codes else False
+                    if S.may(g):
+                        with S.when(g):
+                            S[("owed", c)] = -1
+
+    # ---- offload sub-lifecycle -----------------------------------------------------------------
+    def _on_offload(self, c: int, i: int) -> None:
+        E, R, S, o = self.E, self.R, self.S, self.ops
+        ev = self.events[i]
+        f = ev.fields
+        consts = self.spec.offload_constants
+        init = self.off_code[self.spec.offload.initial]
+        off = S[("off", c)]
+        S[("off", c)] = o.ite(o.eq(off, -1), init, off)
+        t = self.spec.offload.transitions[ev.kind]
+        verb = self.spec.events[ev.kind].verb
+        gen = f.get("offload_generation")
+        if not isinstance(gen, int) or isinstance(gen, bool):
+            gen = None if gen is None else gen
+        ogen = S[("ogen", c)]
+        has_ogen = o.not_(o.eq(ogen, NONE))
+        if ev.kind == E.offloaded:
+            if isinstance(gen, int):
+                g = o.and_(has_ogen, o.cmp("<=", gen, ogen))
+                if S.may(g):
+                    with S.when(g):
+                        self.find(VIOLATION, R.offload, i,
+                                  f"offload generation {gen} does not follow the open one", c)
+            if f.get("cache_tier_from") not in (None, consts["gpu_tier"]) or f.get(
+                    "cache_tier_to") not in (None, consts["host_tier"]):
+                self.find(VIOLATION, R.offload, i,
+                          f"offload must move {consts['gpu_tier']} -> {consts['host_tier']}", c)
+            S[("ogen", c)] = gen if isinstance(gen, int) else NONE
+            self._discharge()
+        elif isinstance(gen, int):
+            g = o.and_(has_ogen, o.not_(o.eq(ogen, gen)))
+            if S.may(g):
+                with S.when(g):
+                    self.find(VIOLATION, R.offload, i,
+                              f"'{verb}' names generation {gen} but another generation is open",
+                              c)
+        ogen = S[("ogen", c)]
+        if ev.kind == E.restored:
+            if gen is not None:
+                failed = S[("failed", c, gen)]
+            else:
+                failed = o.any(o.and_(o.eq(ogen, g if isinstance(g, int) else NONE),
+                                      S[("failed", c, g)]) for g in self.gens)
+            for t_failed in S.branches(failed):
+                if t_failed:
+                    self.find(VIOLATION, R.offload, i,
+                              "restored after the restoration of this generation failed: "
+                              "recompute after a failure is not restoration", c)
+                else:
+                    self._offload_order(c, i, t, verb, gen)
+            return
+        self._offload_order(c, i, t, verb, gen)
+
+    def _offload_order(self, c: int, i: int, t: Any, verb: str, gen: Any) -> None:
+        E, R, S, o = self.E, self.R, self.S, self.ops
+        ev = self.events[i]
+        f = ev.fields
+        consts = self.spec.offload_constants
+        off = S[("off", c)]
+        ok = o.member(off, [self.off_code[s] for s in t.sources])
+        for good in S.branches(ok):
+            if not good:
+                self.find(VIOLATION, R.offload, i,
+                          f"'{verb}' out of the offload order: offloaded, restore_required, "
+                          "restored, reuse_after_restore", c)
+                continue
+            if ev.kind == E.restored:
+                src = f.get("restoration_source")
+                if ((src is not None and src != consts["restore_source"])
+                        or f.get("restored_from_offload_tier") is False
+                        or f.get("cache_tier_from") not in (None, consts["host_tier"])):
+                    self.find(VIOLATION, R.offload, i,
+                              f"restored from {src or f.get('cache_tier_from')!r}, not from the "
+                              "offload tier: fallback recompute is not restoration", c)
+                    continue
+            if ev.kind == E.restoration_failed:
+                outcome = f.get("claim_scoped_outcome_type")
+                target = f.get("outcome_claim_id")
+                if outcome not in self.spec.offload_outcome_events:
+                    self.find(VIOLATION, R.offload, i,
+                              f"restoration failure outcome {outcome!r} is not one of "
+                              f"{sorted(self.spec.offload_outcome_events)}", c)
+                if target is not None and target != self.claim_ids[c]:
+                    self.find(VIOLATION, R.offload, i,
+                              f"restoration failure outcome names claim {target!r}", c)
+                if gen is not None:
+                    S[("failed", c, gen)] = True
+                else:
+                    ogen = S[("ogen", c)]
+                    for g in self.gens:
+                        m = o.eq(ogen, g if isinstance(g, int) else NONE)
+                        if S.may(m):
+                            with S.when(m):
+                                S[("failed", c, g)] = True
+                if isinstance(outcome, str) and outcome in self.spec.offload_outcome_events:
+                    S[("owed", c)] = self.outcomes.index(outcome)
+                    S[("owedev", c)] = i
+            if t.target != "same":
+                S[("off", c)] = self.off_code[t.target]
+
+    # ---- blocks -----------------------------------------------------------------------------------
+    def _binding_claim(self, i: int) -> Val:
+        """The claim a block materialization binds to, as the replay resolves it at that point."""
+        f = self.events[i].fields
+        cid = f.get("claim_id")
+        if cid is not None:
+            return self.ci[cid] if isinstance(cid, str) else -1
+        pid = f.get("prefix_id")
+        if pid is not None:
+            return self.S[("cbp", pid)]
+        return -1
+
+    def _claims_of(self, i: int) -> list[int]:
+        f = self.events[i].fields
+        cid = f.get("claim_id")
+        if cid is not None:
+            return [self.ci[cid]] if isinstance(cid, str) else []
+        return list(self.prefix_claims.get(f.get("prefix_id"), ()))
+
+    @staticmethod
+    def _prefix_key(f: dict[str, Any]) -> Any:
+        pid = f.get("prefix_id")
+        return pid if pid is not None else (f.get("claim_id") or "?")
+
+    def _on_block_materialized(self, i: int) -> None:
+        S, o = self.S, self.ops
+        f = self.events[i].fields
+        b = f["physical_block_id"]
+        pos = f["logical_block_position"]
+        cid = f.get("claim_id")
+        if isinstance(cid, str):
+            c = self.ci[cid]
+            ex = S[("ex", c)]
+            if S.may(o.not_(ex)):
+                with S.when(o.not_(ex)):
+                    self._claim(c)
+                    self.find(VIOLATION, self.R.identity, i,
+                              f"block names claim {cid!r}, which was never submitted", c)
+        claim = self._binding_claim(i)
+        for c in self._claims_of(i):
+            g = o.eq(claim, c)
+            if S.may(g):
+                with S.when(g):
+                    self._identity(c, i)
+        key, old = self._prefix_key(f), S[("bind", b)]
+        for j in self.binders.get(b, ()):
+            if j == i:
+                continue
+            fj = self.events[j].fields
+            if self._prefix_key(fj) == key and fj["logical_block_position"] == pos:
+                continue
+            g = o.eq(old, j)
+            if S.may(g):
+                with S.when(g):
+                    self._lose(b, j, i, False)
+        S[("bind", b)] = i
+        S[("bcl", b)] = claim
+        for c in self._claims_of(i):
+            g = o.eq(claim, c)
+            if S.may(g):
+                with S.when(g):
+                    S[("trk", c)] = True
+                    S[("pos", c, pos)] = True
+                    self.posset.setdefault(c, set()).add(pos)
+                    self._recompute(c)
+                    has, val = self.holds(c)
+                    clear = o.and_(o.not_(o.eq(S[("pm", c)], -1)), has, val)
+                    if S.may(clear):
+                        with S.when(clear):
+                            S[("pm", c)] = -1
+
+    def _lose(self, b: Any, j: int, i: int, cached: bool) -> None:
+        S, o = self.S, self.ops
+        pos = self.events[j].fields["logical_block_position"]
+        bcl = S[("bcl", b)]
+        for c in self._claims_of(j):
+            g = o.eq(bcl, c)
+            if S.may(g):
+                with S.when(g):
+                    self._lose_claim(c, b, pos, i)
+
+    def _lose_claim(self, c: int, b: Any, pos: int, i: int) -> None:
+        R, S, o = self.R, self.S, self.ops
+        has, before = self.holds(c)
+        S[("pos", c, pos)] = False
+        # Losing a required position breaks a leading or contiguous predicate (MODEL §3).
+        after = o.and_(before, o.not_(self._in_range(c, pos)))
+        S[("hv", c)] = after
+        resp = o.member(S[("st", c)], self.responsible)
+        host = o.and_(resp, o.member(S[("off", c)], self.host))
+        live = o.and_(o.not_(host), resp, o.not_(S[("sil", c)]))
+        gone = o.and_(o.not_(host), o.not_(live),
+                      o.or_(o.member(S[("st", c)], self.released), S[("sil", c)]))
+        if S.may(gone):
+            with S.when(gone):
+                pl = S[("pl", c)]
+                S[("pl", c)] = o.ite(o.cmp(">", pl, 0), pl - 1, 0)
+        if not S.may(live):
+            return
+        with S.when(live):
+            cid = self.claim_ids[c]
+            ph = o.not_(o.eq(S[("ph", c)], -1))
+            brk = o.and_(before, o.not_(after))
+            unbroken = o.and_(ph, has, o.not_(brk))
+            for u in S.branches(unbroken):
+                if u:
+                    S[("ph", c)] = -1
+                    self.set_state(c, self.E.harmed_state)
+                    self.find(VIOLATION, R.harm, i, f"harm reported, but the loss it announced "
+                              f"(block {b}, position {pos}) kept the predicate true", c)
+                    continue
+                if S.may(S[("prot", c)]):
+                    with S.when(S[("prot", c)]):
+                        self._stage(c, R.hard, i, f"protected block {b} (position {pos}) of "
+                                    f"hard claim {cid} was an allocation victim while the claim "
+                                    "was under responsibility")
+                for h in S.branches(has):
+                    if not h:
+                        self.find(UNKNOWN, R.silent, i, f"block {b} of claim {cid} was lost but "
+                                  "the claim has no materialization predicate, so harm cannot "
+                                  "be decided", c)
+                        continue
+                    if not S.may(brk):
+                        continue
+                    with S.when(brk):
+                        for reported in S.branches(ph):
+                            if reported:
+                                S[("ph", c)] = -1
+                                self.set_state(c, self.E.harmed_state)
+                                continue
+                            owed = o.not_(o.eq(S[("owedx",)], -1))
+                            denied = o.and_(owed, S[("denied",)])
+                            if S.may(denied):
+                                with S.when(denied):
+                                    self._stage(c, R.no_admit, i, "write no-admit was the only "
+                                                "action before this loss: future_reuse_denied "
+                                                "protects nobody")
+                            expl = o.and_(owed, o.not_(S[("denied",)]), S[("prot", c)])
+                            if S.may(expl):
+                                with S.when(expl):
+                                    self._stage(c, R.explicit, i, "protected + active live "
+                                                "exceeded usable, and no explicit action was "
+                                                "reported before this loss")
+                            self._stage(c, R.silent, i, f"unreported resident loss: block {b} "
+                                        f"(position {pos}) broke the predicate of claim {cid} "
+                                        "with no harm event and no prior release")
+                            S[("sil", c)] = True
+
+    def _stage(self, c: int, rule: str, i: int, message: str) -> None:
+        S, o = self.S, self.ops
+        cur = S[("stg", c, rule)]
+        first = o.eq(cur, -1)
+        S[("stg", c, rule)] = o.ite(first, self.slot, cur)
+        S[("stgev", c, rule)] = o.ite(first, i, S[("stgev", c, rule)])
+        if not is_sym(self.slot):
+            self.messages.setdefault((c, rule, self.slot), message)
+        S[("pend", c)] = True
+
+    def _staged_rules(self) -> list[str]:
+        R = self.R
+        return [R.hard, R.no_admit, R.explicit, R.silent]
+
+    def _close_group(self, i: int | None) -> None:
+        E, R, S, o = self.E, self.R, self.S, self.ops
+        ev = self.events[i] if i is not None else None
+        releasing = ev is not None and ev.kind in E.releasing and ev.kind != E.harmed
+        at = i if i is not None else len(self.events) - 1
+        for c in range(len(self.claim_ids)):
+            pend = S[("pend", c)]
+            if not S.may(pend):
+                continue
+            with S.when(pend):
+                keep: Val = False
+                staged = o.any(o.not_(o.eq(S[("stg", c, r)], -1)) for r in self._staged_rules())
+                late = (ev is not None and releasing
+                        and ev.fields.get("claim_id") == self.claim_ids[c])
+                for st in S.branches(staged):
+                    if not st:
+                        continue
+                    if late:
+                        verb = self.spec.events[ev.kind].verb
+                        rule = R.expiry if ev.kind == E.expired else R.order
+                        for r in self._staged_rules():
+                            S[("stg", c, r)] = -1
+                        self.find(VIOLATION, rule, at, f"'{verb}' written after the loss it "
+                                  "would excuse: a release must precede the loss", c)
+                        S[("late", c)] = True
+                    elif releasing:
+                        keep = S.guard
+                    else:
+                        for r in self._staged_rules():
+                            cur = S[("stg", c, r)]
+                            g = o.not_(o.eq(cur, -1))
+                            if not S.may(g):
+                                continue
+                            with S.when(g):
+                                if is_sym(cur) or is_sym(S[("stgev", c, r)]):
+                                    for slot, ev_i in self._slot_choices(cur, S[("stgev", c, r)]):
+                                        with S.when(o.and_(o.eq(cur, slot),
+                                                           o.eq(S[("stgev", c, r)], ev_i))):
+                                            self.find(VIOLATION, r, ev_i, self.messages.get(
+                                                (c, r, slot), self.spec.rules[r].sentence), c,
+                                                slot=slot)
+                                else:
+                                    self.find(VIOLATION, r, S[("stgev", c, r)], self.messages.get(
+                                        (c, r, cur), self.spec.rules[r].sentence), c, slot=cur)
+                                S[("stg", c, r)] = -1
+                ph = S[("ph", c)]
+                g = o.not_(o.eq(ph, -1))
+                if S.may(g):
+                    with S.when(g):
+                        for h in self._event_choices(ph):
+                            with S.when(o.eq(ph, h)):
+                                self.find(VIOLATION, R.harm, h, "harm reported but no loss in "
+                                          "the same allocation broke the predicate", c, slot=at
+                                          if i is None else None)
+                        S[("ph", c)] = -1
+                        self.set_state(c, E.harmed_state)
+                pm = S[("pm", c)]
+                g = o.not_(o.eq(pm, -1))
+                if S.may(g):
+                    with S.when(g):
+                        S[("pm", c)] = -1
+                        has, val = self.holds(c)
+                        bad = o.not_(o.and_(has, val))
+                        if S.may(bad):
+                            with S.when(bad):
+                                for m in self._event_choices(pm):
+                                    with S.when(o.eq(pm, m)):
+                                        self.find(VIOLATION, R.order, m, "claim declared "
+                                                  "materialized but its predicate does not hold "
+                                                  "over the materialized positions", c)
+                pl = S[("pl", c)]
+                g = o.cmp(">", pl, 0)
+                if S.may(g):
+                    with S.when(g):
+                        for m in self._event_choices(S[("plev", c)]):
+                            with S.when(o.eq(S[("plev", c)], m)):
+                                self.find(VIOLATION, R.order, m, "post-release loss reported "
+                                          "but no block of the claim was lost in the same "
+                                          "allocation", c)
+                        S[("pl", c)] = 0
+                S[("pend", c)] = keep
+
+    def _event_choices(self, v: Val) -> list[int]:
+        """The values an index variable may take: the constants at the leaves of its If-chain."""
+        if not is_sym(v):
+            return [v] if v != -1 else []
+        leaves = self._leaves(v)
+        if leaves is None:
+            return list(range(len(self.events)))
+        return sorted(x for x in leaves if x != -1)
+
+    def _leaves(self, v: Any) -> set[int] | None:
+        out: set[int] = set()
+        todo = [v]
+        seen: set[int] = set()
+        while todo:
+            t = todo.pop()
+            tid = t.get_id()
+            if tid in seen:
+                continue
+            seen.add(tid)
+            if z3.is_int_value(t):
+                out.add(t.as_long())
+            elif tid in self.choices:
+                known = self.choices[tid]
+                if known is None:
+                    return None
+                out |= known
+            elif z3.is_app_of(t, z3.Z3_OP_ITE):
+                todo += [t.arg(1), t.arg(2)]
+            else:
+                return None
+        return out
+
+    def _slot_choices(self, slot: Val, ev: Val) -> list[tuple[int, int]]:
+        return [(k, e) for e in self._event_choices(ev) for k in self._event_choices(slot)]
+
+    # ---- requests ---------------------------------------------------------------------------------
+    def _usable(self, f: dict[str, Any]) -> Val:
+        u = f.get("usable_blocks")
+        return u if isinstance(u, int) else self.S[("usable",)]
+
+    def _on_admitted(self, i: int) -> None:
+        S, o = self.S, self.ops
+        f = self.events[i].fields
+        required = f.get("active_live_blocks_required")
+        usable = self._usable(f)
+        if not required or (not is_sym(usable) and usable == NONE):
+            return
+        prot = [(self.protected_claim(c), c) for c in range(len(self.claim_ids))]
+        total = o.total(o.ite(p, self.blocks_of(c), 0) for p, c in prot)
+        over = o.and_(o.not_(o.eq(usable, NONE)), o.any(p for p, _ in prot),
+                      o.cmp(">", o.total([total, required]), usable))
+        if S.may(over):
+            with S.when(over):
+                S[("owedx",)] = i
+                S[("denied",)] = False
+
+    def _discharge(self) -> None:
+        self.S[("owedx",)] = -1
+        self.S[("denied",)] = False
+
+    def _on_decision(self, i: int) -> None:
+        self._attribution(i)
+        self._discharge()
+
+    def _refusal_outcome_codes(self) -> list[int]:
+        return [k for k, name in enumerate(self.outcomes)
+                if self.spec.offload_outcome_events[name] == self.E.refused]
+
+    def _attribution(self, i: int) -> None:
+        R, V, S, o = self.R, self.values, self.S, self.ops
+        f = self.events[i].fields
+        blocking = f.get("blocking_claim_ids")
+        feas = f.get("feasibility")
+        restore_path = feas == V["restore_infeasible"]
+        n = len(self.claim_ids)
+        if restore_path:
+            codes = self._refusal_outcome_codes()
+            eligible = [o.and_(S[("ex", c)], o.member(S[("owed", c)], codes)) for c in range(n)]
+        else:
+            eligible = [self.protected_claim(c) for c in range(n)]
+        shortfall = f.get("capacity_shortfall_blocks")
+        claim_caused = bool(blocking) or feas == V["infeasible"] or (shortfall or 0) > 0
+        if not claim_caused:
+            return
+        if not blocking:
+            for c in range(n):
+                if S.may(eligible[c]):
+                    with S.when(eligible[c]):
+                        self.find(VIOLATION, R.attribution, i, "refusal under claim pressure "
+                                  f"does not name blocking claim {self.claim_ids[c]}", c)
+            return
+        if list(blocking) != sorted(set(blocking)):
+            self._first_claim_find(eligible, range(n), i, f"blocking_claim_ids {blocking} must "
+                                   "be sorted and without duplicates")
+        for bid in blocking:
+            el = eligible[self.ci[bid]] if bid in self.ci else False
+            if S.may(o.not_(el)):
+                with S.when(o.not_(el)):
+                    self.find(VIOLATION, R.attribution, i, f"blocking-claim smear: {bid} is not "
+                              "a claim under responsibility holding protected blocks, so it "
+                              "cannot block this request", None, claim_id=bid)
+        if not restore_path:
+            self._numbers(i, blocking, eligible)
+        else:
+            for bid in blocking:
+                if bid not in self.ci:
+                    continue
+                c = self.ci[bid]
+                if S.may(eligible[c]):
+                    with S.when(eligible[c]):
+                        S[("owed", c)] = -1
+                        S[("off", c)] = self.off_code[self.spec.offload.initial]
+
+    def _first_claim_find(self, eligible: list[Val], order: Any, i: int, msg: str) -> None:
+        """A finding filed against the first eligible claim in `order` (or none)."""
+        S, o = self.S, self.ops
+        rest: Val = True
+        for c in order:
+            g = o.and_(rest, eligible[c])
+            if S.may(g):
+                with S.when(g):
+                    self.find(VIOLATION, self.R.attribution, i, msg, c)
+            rest = o.and_(rest, o.not_(eligible[c]))
+        if S.may(rest):
+            with S.when(rest):
+                self.find(VIOLATION, self.R.attribution, i, msg, None)
+
+    def _numbers(self, i: int, blocking: list[str], eligible: list[Val]) -> None:
+        R, V, S, o = self.R, self.values, self.S, self.ops
+        f = self.events[i].fields
+        named_ids = []
+        for bid in blocking:
+            if bid in self.ci and self.ci[bid] not in named_ids:
+                named_ids.append(self.ci[bid])
+        protected = o.total(o.ite(eligible[c], self.blocks_of(c), 0) for c in named_ids)
+        protected_all = o.total(o.ite(eligible[c], self.blocks_of(c), 0)
+                                for c in range(len(self.claim_ids)))
+        bads: list[tuple[Val, str]] = []
+        p = f.get("protected_resident_blocks")
+        if p is not None:
+            bads.append((o.not_(o.eq(protected, p)), f"protected_resident_blocks is {p} but the "
+                         "named claims hold a different number of protected blocks in the "
+                         "replayed pool"))
+        req = f.get("active_live_blocks_required")
+        total = f.get("resident_plus_active_blocks")
+        if total is not None and req is not None:
+            bads.append((o.not_(o.eq(total, o.total([protected, req]))),
+                         f"resident_plus_active_blocks is {total}, not protected + required"))
+        usable = self._usable(f)
+        has_usable = o.not_(o.eq(usable, NONE))
+        free = f.get("free_blocks_before_allocate")
+        if free is not None:
+            allocated = o.count(S[("alloc", b)] for b in self.blocks)
+            over = o.and_(has_usable, o.cmp(">", free, usable - protected_all))
+            under = o.and_(has_usable, o.not_(over), o.cmp("<", free, usable - allocated))
+            bads.append((over, f"free_blocks_before_allocate is {free}, more than usable - "
+                         "protected can be free"))
+            bads.append((under, f"free_blocks_before_allocate is {free}, fewer than usable - "
+                         "blocks ever allocated are free"))
+        shortfall = f.get("capacity_shortfall_blocks")
+        if shortfall is not None and req is not None:
+            first_bad = free is not None and shortfall != max(0, req - free)
+            if first_bad:
+                bads.append((True, f"capacity_shortfall_blocks is {shortfall}, not "
+                             f"max(0, required {req} - free {free})"))
+            else:
+                need = o.total([protected, req])
+                lower = o.ite(o.cmp(">", need, usable), need - usable, 0)
+                bads.append((o.and_(has_usable, o.cmp("<", shortfall, lower)),
+                             f"capacity_shortfall_blocks is {shortfall}, below protected + "
+                             f"required {req} - usable"))
+        feas = f.get("feasibility")
+        if feas is not None and shortfall is not None:
+            infeasible = feas == V["infeasible"]
+            if (shortfall > 0) != infeasible or (
+                    not infeasible and not str(feas).startswith(V["feasible_prefix"])):
+                bads.append((True, f"feasibility {feas!r} does not match shortfall {shortfall}"))
+        listed = f.get("protected_resident_claims")
+        if listed is not None:
+            ids = sorted(str(x.get("claim_id")) for x in listed if isinstance(x, dict))
+            named = [self.claim_ids[c] for c in named_ids]
+            conds = []
+            if len(set(ids)) != len(ids):
+                conds.append(True)
+            for cid in ids:
+                if cid not in named:
+                    conds.append(True)
+                else:
+                    conds.append(o.not_(eligible[self.ci[cid]]))
+            for c in named_ids:
+                if self.claim_ids[c] not in ids:
+                    conds.append(eligible[c])
+            bads.append((o.any(conds), f"protected_resident_claims names {ids}, not the "
+                         "blocking claims"))
+        for cond, msg in bads:
+            if S.may(cond):
+                with S.when(cond):
+                    self._first_claim_find(eligible, named_ids, i, msg)
+
+    # ---- the end ----------------------------------------------------------------------------------
+    def _finish(self) -> None:
+        R, S, o = self.R, self.S, self.ops
+        self.fguard = True
+        last = len(self.events) - 1
+        self._close_group(None)
+        for c in range(len(self.claim_ids)):
+            owed = S[("owed", c)]
+            g = o.not_(o.eq(owed, -1))
+            if S.may(g):
+                with S.when(g):
+                    for m in self._event_choices(S[("owedev", c)]):
+                        with S.when(o.eq(S[("owedev", c)], m)):
+                            self.find(VIOLATION, R.offload, m, "restoration failure promised "
+                                      "an outcome that never followed", c, slot=last)
+        if hasattr(self, "unjoined"):
+            any_claim = o.any(S[("ex", c)] for c in range(len(self.claim_ids)))
+            if S.may(any_claim):
+                with S.when(any_claim):
+                    self.find(UNKNOWN, R.vocabulary, self.unjoined, "runtime KV stream events "
+                              "cannot be joined to claims without a claim manifest", slot=last)
