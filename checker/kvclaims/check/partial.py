@@ -161,12 +161,15 @@ def _stream_breaks(events: Sequence[Event], segs: list[tuple[int, int]]
     return breaks, renumber
 
 
-def layout(events: Sequence[Event], free: set[tuple[int, int]], ctx: z3.Context) -> Layout:
+def layout(events: Sequence[Event], free: set[tuple[int, int]], ctx: z3.Context,
+           solver_spans: Iterable[tuple[int, int]] = ()) -> Layout:
+    """`solver_spans`: stretches whose events get solver positions although their order is
+    known (decide(fold=False)); they add no free pair and leave R-stream on the written stream."""
     n = len(events)
     segs = _segments(n, free)
     breaks, _ = _stream_breaks(events, segs)
     seg_of: dict[int, tuple[int, int]] = {}
-    for a, b in segs:
+    for a, b in _segments(n, free | set(solver_spans)):
         for i in range(a, b + 1):
             seg_of[i] = (a, b)
     positions: dict[int, Any] = {}
@@ -301,6 +304,16 @@ def _assemble(spec: Spec, file: str, events: Sequence[Event], order: Sequence[in
                   error=error, extra=extra)
 
 
+def _spell(ev: Event, spec: Spec, kvt_line: Any) -> str:
+    """The event as a .kvt line; one outside the vocabulary has none: a JSON comment instead."""
+    try:
+        return kvt_line(ev, spec)
+    except ValueError:
+        import json
+
+        return "# " + json.dumps({"event": ev.kind, **ev.fields}, default=str)
+
+
 def _witness_text(spec: Spec, events: Sequence[Event], extra: dict[str, Any],
                   batch_fields: Sequence[str], renumber: dict[int, dict[str, Any]]
                   ) -> dict[str, list[str]]:
@@ -317,7 +330,7 @@ def _witness_text(spec: Spec, events: Sequence[Event], extra: dict[str, Any],
         for a, b in extra.get("unordered", ()):
             lines.append(f"# events {a}..{b} (lines {events[a].line}..{events[b].line}), "
                          "in this order:")
-            lines += [kvt_line(ev, spec) for ev in linear[a:b + 1]]
+            lines += [_spell(ev, spec, kvt_line) for ev in linear[a:b + 1]]
         out[name] = lines
     return out
 
@@ -336,13 +349,11 @@ def decide(spec: Spec, events: Sequence[Event], *, file: str = "-",
     ctx = z3.Context()
     skews = tuple(skews)
     free = free_pairs(events, batches, skews, source_field)
-    if not fold and len(events) > 1:
-        free = free | {(0, len(events) - 1)}
-        # every other pair is fixed, so the solver must find the written order itself
-        lay = layout(events, free, ctx)
-    else:
-        lay = layout(events, free, ctx)
-    segs = [(s.first, s.last) for s in lay.segments]
+    # fold=False: one solver stretch over the whole trace with every pair fixed, so the solver
+    # must find the written order itself
+    spans = [(0, len(events) - 1)] if not fold and len(events) > 1 else []
+    lay = layout(events, free, ctx, spans)
+    segs = _segments(len(events), free)
     _, renumber = _stream_breaks(events, segs)
     kvrm = spec.events_of_scope("kvrm")
     out_of_scope = next((i for i, ev in enumerate(events) if ev.kind in kvrm), None)
