@@ -145,7 +145,7 @@ class Store:
 
     def may(self, cond: Val) -> bool:
         """False only when the condition is known false here: the branch is then skipped."""
-        return self.ops.and_(self.guard, cond) is not False
+        return self.guard is not False and cond is not False
 
     @contextmanager
     def when(self, cond: Val) -> Iterator[None]:

@@ -120,7 +120,8 @@ class Encoding:
         self.findings: list[SymFinding] = []
         self.messages: dict[tuple[int, str, int], str] = {}
         self.defs: list[Any] = []  # definitions of the fresh state variables (add to the solver)
-        self.choices: dict[int, set[int] | None] = {}  # fresh int variable -> values it may take
+        self.choices: dict[int, Any] = {}  # fresh index variable -> the term it was defined by
+        self.leaves_of: dict[int, set[int]] = {}  # fresh index variable -> values it may take
         self.posset: dict[int, set[int]] = {}
         self.fguard: Val = True
         self.slot = 0
@@ -316,7 +317,7 @@ class Encoding:
                     fresh = z3.Const(f"{k[0]}_{len(self.defs)}_{slot.index}", val.sort())
                     self.defs.append(fresh == val)
                     if k[0] in _INDEX_TAGS:
-                        self.choices[fresh.get_id()] = self._leaves(val)
+                        self.choices[fresh.get_id()] = val  # its values, found when asked
                     val = fresh
                 merged[k] = val
             S.v = merged
@@ -1000,9 +1001,12 @@ class Encoding:
             if z3.is_int_value(t):
                 out.add(t.as_long())
             elif tid in self.choices:
-                known = self.choices[tid]
+                known = self.leaves_of.get(tid)
                 if known is None:
-                    return None
+                    known = self._leaves(self.choices[tid])
+                    if known is None:
+                        return None
+                    self.leaves_of[tid] = known
                 out |= known
             elif z3.is_app_of(t, z3.Z3_OP_ITE):
                 todo += [t.arg(1), t.arg(2)]
