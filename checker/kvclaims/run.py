@@ -166,9 +166,7 @@ def check_partial(fh: BinaryIO, file: str, spec: Spec, options: Options) -> Repo
                          max_line_bytes=options.max_line_bytes)
     batches = [(s, e) for s, e, _ in trace.batches(spec) if e - s >= 2]
     return partial.decide(spec, trace.events, file=file, batches=batches, skews=trace.skews,
-                          timeout_ms=options.solver_timeout_ms,
-                          batch_fields=spec.order.batch_fields,
-                          source_field=spec.order.source_field)
+                          timeout_ms=options.solver_timeout_ms)
 
 
 def check_path(path: str, spec: Spec, options: Options = Options(),

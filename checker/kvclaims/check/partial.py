@@ -43,7 +43,7 @@ from kvclaims.check.z3model import Encoding, Slot, SymFinding
 from kvclaims.spec import Spec
 from kvclaims.trace.model import Event
 
-ORDER_FIELDS = ("event_sequence", "timestamp_ns", "monotonic_ns")
+SEQUENCE_FIELD = "event_sequence"  # the replay's total-order field (docs/checking.md)
 DEFAULT_TIMEOUT_MS = 60_000
 _QUOTE_CHARS = 400
 
@@ -74,8 +74,7 @@ def _time(ev: Event, fields: Sequence[str]) -> int | None:
 
 
 def free_pairs(events: Sequence[Event], batches: Iterable[tuple[int, int]],
-               skews: Iterable[Any], source_field: str = "source",
-               time_fields: Sequence[str] = ("timestamp_ns", "monotonic_ns"),
+               skews: Iterable[Any], source_field: str, time_fields: Sequence[str],
                ) -> set[tuple[int, int]]:
     """Pairs of event indices (x < y) whose relative order is unknown."""
     free: set[tuple[int, int]] = set()
@@ -118,17 +117,16 @@ def _segments(n: int, free: set[tuple[int, int]]) -> list[tuple[int, int]]:
     return out
 
 
-def _stream_breaks(events: Sequence[Event], segs: list[tuple[int, int]]
-                   ) -> tuple[dict[int, str], dict[int, dict[str, Any]]]:
+def _stream_breaks(events: Sequence[Event], segs: list[tuple[int, int]],
+                   time_fields: Sequence[str]) -> tuple[dict[int, str], dict[int, dict[str, Any]]]:
     """R-stream on the written stream (segments sorted): slot -> message; and the order-field
     values each slot of a segment gets in a witness."""
-    values: list[tuple[Any, Any]] = [(ev.fields.get("event_sequence"),
-                                      _time(ev, ("timestamp_ns", "monotonic_ns")))
+    values: list[tuple[Any, Any]] = [(ev.fields.get(SEQUENCE_FIELD), _time(ev, time_fields))
                                      for ev in events]
     renumber: dict[int, dict[str, Any]] = {}
     mixed: dict[int, str] = {}
     for a, b in segs:
-        for name in ORDER_FIELDS:
+        for name in (SEQUENCE_FIELD, *time_fields):
             have = [events[i].fields.get(name) for i in range(a, b + 1)]
             present = [v for v in have if v is not None]
             if not present:
@@ -141,8 +139,8 @@ def _stream_breaks(events: Sequence[Event], segs: list[tuple[int, int]]
                 renumber.setdefault(a + k, {})[name] = v
         for k in range(a, b + 1):
             r = renumber.get(k, {})
-            values[k] = (r.get("event_sequence", values[k][0]),
-                         r.get("timestamp_ns", r.get("monotonic_ns", values[k][1])))
+            renumbered_time = next((r[t] for t in time_fields if t in r), values[k][1])
+            values[k] = (r.get(SEQUENCE_FIELD, values[k][0]), renumbered_time)
     breaks: dict[int, str] = dict(mixed)
     last_seq: int | None = None
     last_ts: float = float("-inf")
@@ -162,12 +160,13 @@ def _stream_breaks(events: Sequence[Event], segs: list[tuple[int, int]]
 
 
 def layout(events: Sequence[Event], free: set[tuple[int, int]], ctx: z3.Context,
+           time_fields: Sequence[str],
            solver_spans: Iterable[tuple[int, int]] = ()) -> Layout:
     """`solver_spans`: stretches whose events get solver positions although their order is
     known (decide(fold=False)); they add no free pair and leave R-stream on the written stream."""
     n = len(events)
     segs = _segments(n, free)
-    breaks, _ = _stream_breaks(events, segs)
+    breaks, _ = _stream_breaks(events, segs, time_fields)
     seg_of: dict[int, tuple[int, int]] = {}
     for a, b in _segments(n, free | set(solver_spans)):
         for i in range(a, b + 1):
@@ -231,7 +230,7 @@ def _quote(ev: Event) -> str | None:
 
 
 def _findings(events: Sequence[Event], found: Iterable[SymFinding],
-              order: Sequence[int] | None = None) -> list[Finding]:
+              ) -> list[Finding]:
     """Findings as the replay reports them: the first per (rule, claim, status), by position."""
     seen: set[tuple[str, str | None, str]] = set()
     out: list[Finding] = []
@@ -338,8 +337,8 @@ def _witness_text(spec: Spec, events: Sequence[Event], extra: dict[str, Any],
 def decide(spec: Spec, events: Sequence[Event], *, file: str = "-",
            batches: Iterable[tuple[int, int]] = (), skews: Iterable[Any] = (),
            error: InputProblem | None = None, timeout_ms: int = DEFAULT_TIMEOUT_MS,
-           batch_fields: Sequence[str] = ("unordered_batch", "kv_batch_seq"),
-           source_field: str = "source", fold: bool = True) -> Report:
+           batch_fields: Sequence[str] | None = None, source_field: str | None = None,
+           fold: bool = True) -> Report:
     """The Z3 engine: decide `events` over every admissible order (see the module docstring).
 
     `fold=False` gives every event a solver position even when its order is known (a test mode
@@ -348,13 +347,16 @@ def decide(spec: Spec, events: Sequence[Event], *, file: str = "-",
     R = RuleIds(spec)
     ctx = z3.Context()
     skews = tuple(skews)
-    free = free_pairs(events, batches, skews, source_field)
+    order = spec.order
+    batch_fields = order.batch_fields if batch_fields is None else batch_fields
+    source_field = order.source_field if source_field is None else source_field
+    free = free_pairs(events, batches, skews, source_field, order.time_fields)
     # fold=False: one solver stretch over the whole trace with every pair fixed, so the solver
     # must find the written order itself
     spans = [(0, len(events) - 1)] if not fold and len(events) > 1 else []
-    lay = layout(events, free, ctx, spans)
+    lay = layout(events, free, ctx, order.time_fields, spans)
     segs = _segments(len(events), free)
-    _, renumber = _stream_breaks(events, segs)
+    _, renumber = _stream_breaks(events, segs, order.time_fields)
     kvrm = spec.events_of_scope("kvrm")
     out_of_scope = next((i for i, ev in enumerate(events) if ev.kind in kvrm), None)
     if out_of_scope is not None:
@@ -491,11 +493,12 @@ def check_events(spec: Spec, events: Sequence[Event], file: str = "-", **kw: Any
 
 
 def witnesses(spec: Spec, report: Report, events: Sequence[Event],
-              batch_fields: Sequence[str] = ("unordered_batch", "kv_batch_seq"),
+              batch_fields: Sequence[str] | None = None,
               ) -> dict[str, list[Event]]:
     """The violating and conforming linearizations a partial-order report names, as events."""
-    segs = [tuple(s) for s in report.extra.get("unordered", ())]
-    _, renumber = _stream_breaks(events, [(a, b) for a, b in segs])
+    segs = [(a, b) for a, b in report.extra.get("unordered", ())]
+    _, renumber = _stream_breaks(events, segs, spec.order.time_fields)
+    batch_fields = spec.order.batch_fields if batch_fields is None else batch_fields
     out = {}
     for name in ("violating", "conforming"):
         order = report.extra.get(name)
