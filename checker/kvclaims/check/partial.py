@@ -383,8 +383,10 @@ def decide(spec: Spec, events: Sequence[Event], *, file: str = "-",
     U = z3.Or(*[_b(c, ctx) for c in unk]) if unk else z3.BoolVal(False, ctx)
 
     def check(*extra: Any) -> tuple[z3.CheckSatResult, z3.ModelRef | None]:
-        # A fresh solver per question: push/pop would switch Z3 to its incremental core, which
-        # skips the preprocessing these unrollings need (measured: 2 s against > 60 s).
+        # A fresh solver per question rather than push/pop (Z3's incremental core). Neither is
+        # faster on every question (bench/z3.md): on the 50-event batch, "is there a violating
+        # order?" took 3.8 s fresh against 31 s with push/pop, "a non-violating one?" timed out
+        # fresh and took 6.6 s with push/pop. The written order usually answers the latter.
         solver = z3.Solver(ctx=ctx)
         solver.set("timeout", timeout_ms)
         solver.add(*base, *extra)
