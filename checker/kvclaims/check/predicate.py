@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any
 
 _CALL = re.compile(r"^\s*([a-z_]+)\s*\(\s*(-?\d+)\s*(?:,\s*(-?\d+)\s*)?\)\s*$")
 
@@ -37,6 +38,26 @@ def parse_predicate(text: str) -> Predicate | None:
     if name == CONTIGUOUS and b is not None and int(a) >= 0 and int(b) >= 0:
         return Predicate(CONTIGUOUS, int(a), int(b))
     return None
+
+
+def declared_predicate(fields: dict[str, Any]) -> tuple[Predicate | None, bool]:
+    """The predicate a claim event declares, and whether it spelled one that is not understood.
+
+    `materialization_predicate` when it parses; otherwise `leading_prefix_at_least(n)` from
+    `resident_blocks_required` (or `useful_threshold_blocks`) when the event names no other
+    predicate kind. Read the same way by both engines (replay and Z3).
+    """
+    text = fields.get("materialization_predicate")
+    pred = parse_predicate(text) if text else None
+    unparsed = bool(text) and pred is None
+    if pred is None:
+        n = fields.get("resident_blocks_required")
+        if n is None:
+            n = fields.get("useful_threshold_blocks")
+        kind = fields.get("predicate") or LEADING
+        if n is not None and kind == LEADING:
+            pred = Predicate(LEADING, 0, n)
+    return pred, unparsed
 
 
 class Positions:

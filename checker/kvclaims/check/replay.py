@@ -22,7 +22,7 @@ from __future__ import annotations
 from typing import Any, Callable, Iterable
 
 from kvclaims.check import attribution, kvrm, offload
-from kvclaims.check.predicate import LEADING, Predicate, parse_predicate
+from kvclaims.check.predicate import declared_predicate
 from kvclaims.check.state import (
     IDENTITY_FIELDS,
     Claim,
@@ -292,18 +292,10 @@ class Replay:
 
     def _set_predicate(self, c: Claim, ev: Event) -> None:
         f = ev.fields
-        text = f.get("materialization_predicate")
-        pred = parse_predicate(text) if text else None
-        if text and pred is None:
-            self._find(UNKNOWN, self.R.identity, ev,
-                       f"materialization predicate {text!r} is not understood", c)
-        if pred is None:
-            n = f.get("resident_blocks_required")
-            if n is None:
-                n = f.get("useful_threshold_blocks")
-            kind = f.get("predicate") or LEADING
-            if n is not None and kind == LEADING:
-                pred = Predicate(LEADING, 0, n)
+        pred, unparsed = declared_predicate(f)
+        if unparsed:
+            self._find(UNKNOWN, self.R.identity, ev, "materialization predicate "
+                       f"{f['materialization_predicate']!r} is not understood", c)
         req = f.get("resident_blocks_required")
         if req is not None:
             c.declared_required = req

@@ -28,7 +28,7 @@ from typing import Any
 
 import z3
 
-from kvclaims.check.predicate import LEADING, Predicate, parse_predicate
+from kvclaims.check.predicate import LEADING, Predicate, declared_predicate
 from kvclaims.check.state import IDENTITY_FIELDS, EventNames, RuleIds
 from kvclaims.check.symbolic import Ops, Store, Val, is_sym
 from kvclaims.check.verdict import UNKNOWN, VIOLATION
@@ -446,18 +446,10 @@ class Encoding:
     def _set_predicate(self, c: int, i: int) -> None:
         S, o = self.S, self.ops
         f = self.events[i].fields
-        text = f.get("materialization_predicate")
-        pred = parse_predicate(text) if text else None
-        if text and pred is None:
-            self.find(UNKNOWN, self.R.identity, i,
-                      f"materialization predicate {text!r} is not understood", c)
-        if pred is None:
-            n = f.get("resident_blocks_required")
-            if n is None:
-                n = f.get("useful_threshold_blocks")
-            kind = f.get("predicate") or LEADING
-            if n is not None and kind == LEADING:
-                pred = Predicate(LEADING, 0, n)
+        pred, unparsed = declared_predicate(f)
+        if unparsed:
+            self.find(UNKNOWN, self.R.identity, i, "materialization predicate "
+                      f"{f['materialization_predicate']!r} is not understood", c)
         req = f.get("resident_blocks_required")
         if req is not None:
             S[("decl", c)] = req
