@@ -26,7 +26,7 @@ from kvclaims.check.verdict import (
     Report,
 )
 from kvclaims.spec import Spec
-from kvclaims.trace.detect import detect
+from kvclaims.trace.detect import format_of
 from kvclaims.trace.jsonl import DEFAULT_MAX_LINE_BYTES, read_jsonl
 from kvclaims.trace.model import Event, InputError, Skew
 
@@ -56,12 +56,7 @@ def _kvt_reader() -> Callable[..., Iterator[Event]]:
 def open_events(fh: BinaryIO, file: str, spec: Spec, options: Options,
                 skews: list[Skew] | None = None) -> Iterator[Event]:
     peek = fh.peek(4096)[:4096] if hasattr(fh, "peek") else b""
-    fmt = options.input_format or detect(peek)
-    if fmt is None:
-        if not peek.strip():
-            raise InputError(file, 1, 1, "empty trace: no events")
-        raise InputError(file, 1, 1, "cannot detect the trace format (expected a `kvtrace 1` "
-                         "header or JSON objects); use --input-format")
+    fmt = format_of(peek, file, options.input_format)
     if fmt == "jsonl":
         return read_jsonl(fh, file, spec, max_line_bytes=options.max_line_bytes)
     if fmt == "kvt":

@@ -5,6 +5,8 @@ Decides only which importer to use; `--input-format` overrides it.
 
 from __future__ import annotations
 
+from kvclaims.trace.model import InputError
+
 FORMATS = ("kvt", "jsonl")
 
 
@@ -20,3 +22,14 @@ def detect(head: bytes) -> str | None:
             return "kvt"
         return None
     return None
+
+
+def format_of(head: bytes, file: str, input_format: str | None = None) -> str:
+    """The format to read `file` with (`--input-format` wins), or a located InputError."""
+    fmt = input_format or detect(head)
+    if fmt is None:
+        if not head.strip():
+            raise InputError(file, 1, 1, "empty trace: no events")
+        raise InputError(file, 1, 1, "cannot detect the trace format (expected a `kvtrace 1` "
+                         "header or JSON objects); use --input-format")
+    return fmt

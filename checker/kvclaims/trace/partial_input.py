@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from typing import BinaryIO, cast
 
 from kvclaims.spec import Spec
-from kvclaims.trace.detect import FORMATS, detect
+from kvclaims.trace.detect import FORMATS, format_of
 from kvclaims.trace.jsonl import DEFAULT_MAX_LINE_BYTES, read_partial_jsonl
 from kvclaims.trace.model import InputError, PartialTrace, Skew
 
@@ -62,12 +62,7 @@ def read_partial(path_or_fh: str | os.PathLike[str] | BinaryIO, file: str | None
     if not hasattr(fh, "peek"):  # a PartialTrace holds the whole trace anyway
         fh = cast(BinaryIO, io.BufferedReader(io.BytesIO(fh.read())))  # type: ignore[arg-type]
     head = fh.peek(HEAD_BYTES)[:HEAD_BYTES]  # type: ignore[attr-defined]
-    fmt = input_format or detect(head)
-    if fmt is None:
-        if not head.strip():
-            raise InputError(file, 1, 1, "empty trace: no events")
-        raise InputError(file, 1, 1, "cannot detect the trace format (expected a `kvtrace 1` "
-                         "header or JSON objects); use --input-format")
+    fmt = format_of(head, file, input_format)
     if fmt == "jsonl":
         trace = read_partial_jsonl(fh, file, spec, max_line_bytes=max_line_bytes)
     elif fmt == "kvt":
