@@ -68,6 +68,7 @@ class ModeSpec:
     rules: tuple[str, ...]
     gate: str | None
     undecidable: bool
+    protects: bool = False  # may block an active request (MODEL §6 R-yield)
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,7 +226,8 @@ def load(root: Path | None = None) -> Spec:
         for rid in m["rules"]:
             if rid not in rules:
                 raise SpecError(f"mode {name}: unknown rule {rid}")
-        modes[name] = ModeSpec(name, tuple(m["rules"]), m.get("gate"), bool(m.get("undecidable", False)))
+        modes[name] = ModeSpec(name, tuple(m["rules"]), m.get("gate"),
+                               bool(m.get("undecidable", False)), bool(m.get("protects", False)))
     aliases = dict(modes_t["aliases"])
     for spelling, mode in aliases.items():
         if mode not in modes:

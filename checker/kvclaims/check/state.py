@@ -43,6 +43,9 @@ class RuleIds:
         self.offload = get("R-offload")
         self.stream = get("R-stream")
         self.vocabulary = get("R-vocabulary")
+        self.release_order = get("R-release-order")
+        self.progress = get("R-progress")
+        self.yield_ = get("R-yield")
         # KV-RM obligations (MODEL §10), decided by kvclaims.check.kvrm
         self.k_descriptor = get("K1-one-descriptor")
         self.k_live = get("K2-live-mapping")
