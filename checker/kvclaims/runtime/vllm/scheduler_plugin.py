@@ -306,7 +306,8 @@ class ClaimAwareScheduler(Scheduler):
             need = -(-req.num_tokens // self.block_size) - len(shared)
             blocking = self._protected(shared)
             protected = sum(n for _, n in blocking)
-            if blocking and protected + need > usable:
+            # The blocks it reuses stay resident beside its new ones: they count too.
+            if blocking and protected + len(shared) + need > usable:
                 claims = sorted((c for c, _ in blocking), key=lambda c: c.id)
                 if not all(c.decl.on_conflict == "demote" for c in claims):
                     self._hold(req, claims, protected, need)
@@ -334,7 +335,7 @@ class ClaimAwareScheduler(Scheduler):
         order = sorted(soft, key=lambda cn: (self._reports_harm(cn[0]), cn[0].decl.priority or 0,
                                              cn[0].id))
         for c, n in order:
-            if protected + held + need <= usable:
+            if protected + held + len(shared) + need <= usable:
                 return
             if n == 0:
                 continue  # the request reuses all of it: no conflict
