@@ -130,7 +130,88 @@ def _block_id(draw: st.DrawFn, events: list[Event]) -> list[Event]:
     return events[:i] + [_with(events[i], physical_block_id=b)] + events[i + 1 :]
 
 
-GENERIC = (_drop, _swap, _duplicate, _claim_kind, _block_id)
+# Edits aimed at the rules MODEL §6 gained in December 2026 (R-release-order, R-progress,
+# R-yield): re-declared modes, deferrals with and without blocking claims, declared bounds,
+# decisions and releases inserted anywhere. Names come from the spec, never typed here.
+_E = __import__("kvclaims.check.state", fromlist=["EventNames"]).EventNames(SPEC)
+_BOUND_FIELDS = ("defer_bound_steps", "defer_bound_ns")
+assert all(name in SPEC.fields for name in (*_BOUND_FIELDS, "scheduler_step"))
+_RELEASES = tuple(sorted(k for k in _E.releasing if k != _E.harmed)) + (_E.offloaded,)
+
+
+def _ids(events: list[Event], field: str) -> list[str]:
+    return sorted({v for e in events if isinstance(v := e.fields.get(field), str)})
+
+
+def _mode(draw: st.DrawFn, events: list[Event]) -> list[Event]:
+    at = [i for i, e in enumerate(events) if e.kind == _E.accepted]
+    if not at:
+        return events
+    i = draw(st.sampled_from(at))
+    spelling = draw(st.sampled_from(sorted(SPEC.mode_aliases)))
+    return events[:i] + [_with(events[i], protection_mode=spelling)] + events[i + 1 :]
+
+
+def _defer(draw: st.DrawFn, events: list[Event]) -> list[Event]:
+    rid = draw(st.sampled_from([*_ids(events, "request_id"), "r-new"]))
+    claims = _ids(events, "claim_id")
+    f: dict[str, Any] = {"request_id": rid}
+    if claims and draw(st.booleans()):
+        f["blocking_claim_ids"] = sorted(draw(st.sets(st.sampled_from(claims), min_size=1,
+                                                      max_size=2)))
+    if draw(st.booleans()):
+        f["active_live_blocks_required"] = draw(st.integers(1, 12))
+    step = draw(st.one_of(st.none(), st.integers(0, 4)))
+    at = draw(st.integers(0, len(events)))
+    new = []
+    for k in range(draw(st.integers(1, 4))):
+        g = dict(f) if step is None else {**f, "scheduler_step": step + k}
+        new.append(Event(_E.deferred, g, 0, 1))
+    return events[:at] + new + events[at:]
+
+
+def _bound(draw: st.DrawFn, events: list[Event]) -> list[Event]:
+    i = draw(st.integers(0, len(events) - 1))
+    key = draw(st.sampled_from(_BOUND_FIELDS))
+    return events[:i] + [_with(events[i], **{key: draw(st.integers(0, 3))})] + events[i + 1 :]
+
+
+def _decide(draw: st.DrawFn, events: list[Event]) -> list[Event]:
+    rid = draw(st.sampled_from([*_ids(events, "request_id"), "r-new"]))
+    kind = draw(st.sampled_from((_E.admitted, _E.refused)))
+    at = draw(st.integers(0, len(events)))
+    return events[:at] + [Event(kind, {"request_id": rid}, 0, 1)] + events[at:]
+
+
+def _release(draw: st.DrawFn, events: list[Event]) -> list[Event]:
+    claims = _ids(events, "claim_id")
+    if not claims:
+        return events
+    ev = Event(draw(st.sampled_from(_RELEASES)), {"claim_id": draw(st.sampled_from(claims))}, 0, 1)
+    at = draw(st.integers(0, len(events)))
+    return events[:at] + [ev] + events[at:]
+
+
+def _late_release(draw: st.DrawFn, events: list[Event]) -> list[Event]:
+    """A release right after (or some events after) a victim: after a loss it may not excuse."""
+    claims = _ids(events, "claim_id")
+    victims = [i for i, e in enumerate(events) if e.kind == _E.victim]
+    if not claims or not victims:
+        return events
+    at = draw(st.sampled_from(victims)) + 1 + draw(st.integers(0, 2))
+    ev = Event(draw(st.sampled_from(_RELEASES)), {"claim_id": draw(st.sampled_from(claims))}, 0, 1)
+    return events[:at] + [ev] + events[at:]
+
+
+def _bounded_deferral(draw: st.DrawFn, events: list[Event]) -> list[Event]:
+    """A bound declared on the first event, then deferrals that may outlast it."""
+    key = draw(st.sampled_from(_BOUND_FIELDS))
+    events = [_with(events[0], **{key: draw(st.integers(0, 2))})] + events[1:]
+    return _defer(draw, events)
+
+
+NEW_RULES = (_mode, _defer, _bound, _decide, _release, _late_release, _bounded_deferral)
+GENERIC = (_drop, _swap, _duplicate, _claim_kind, _block_id, *NEW_RULES)
 
 
 def _renumber(events: list[Event]) -> list[Event]:
@@ -177,6 +258,43 @@ def test_engines_agree_on_rule_mutations(case: kst.MutatedTrace) -> None:
 @given(events=generic_mutants())
 def test_engines_agree_on_generic_mutations(events: list[Event]) -> None:
     assert_engines_agree(events)
+
+
+@st.composite
+def new_rule_mutants(draw: st.DrawFn) -> list[Event]:
+    """A generated trace (every correct policy) with 1-4 edits aimed at R-release-order,
+    R-progress and R-yield, renumbered or not."""
+    events = draw(st.one_of(kst.traces(), kst.violating_traces().map(lambda c: c.events)))
+    for _ in range(draw(st.integers(1, 4))):
+        if not events:
+            break
+        events = draw(st.sampled_from(NEW_RULES))(draw, events)
+    return _renumber(events) if draw(st.booleans()) else events
+
+
+@hsettings(600, 20_000)
+@given(events=new_rule_mutants())
+def test_engines_agree_on_new_rule_edits(events: list[Event]) -> None:
+    assert_engines_agree(events)
+
+
+@hsettings(200, 5_000)
+@given(case=kst.violating_traces("drop_harm"), data=st.data())
+def test_engines_agree_on_releases_after_a_silent_loss(case: kst.MutatedTrace,
+                                                       data: st.DataObject) -> None:
+    """R-release-order: a release after an unreported loss excuses nothing, in both engines."""
+    events = _late_release(data.draw, case.events)
+    assert_engines_agree(events)
+    # The same release placed after the first decided violation withdraws nothing.
+    first = replay.check_events(SPEC, case.events).first_violation()
+    assert first is not None
+    claims = _ids(case.events, "claim_id")
+    at = first.event_index + 1 + data.draw(st.integers(0, 2))
+    ev = Event(data.draw(st.sampled_from(_RELEASES)), {"claim_id": data.draw(
+        st.sampled_from(claims))}, 0, 1)
+    late = case.events[:at] + [ev] + case.events[at:]
+    assert_engines_agree(late)
+    assert replay.check_events(SPEC, late).verdict == "violation"
 
 
 # ---- 2. every stored trace ----------------------------------------------------------------------

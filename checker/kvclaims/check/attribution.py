@@ -34,8 +34,58 @@ def on_decision(rp: Replay, ev: Event) -> None:
         r.feasibility = f.get("feasibility")
     if r.reuse is None or f.get("future_reuse_admitted") is False:
         r.reuse = False
+    _over_protection(rp, ev, r)
     _attribution(rp, ev, r)
     rp._discharge_explicit(ev)
+
+
+def gives_way(rp: Replay, c: Claim) -> bool:
+    """The claim's mode does not protect (MODEL §6 R-yield): best_effort, soft_priority."""
+    return c.mode is not None and not rp.spec.modes[c.mode].protects
+
+
+def settle_yield(rp: Replay, ev: Event, over: set[str]) -> None:
+    """An active decision that named no yielding claim: those under responsibility passed R-yield
+    here (a later finding at this event still makes them fail)."""
+    for c in rp.claims.values():
+        if c.id not in over and c.state in rp.responsible and gives_way(rp, c):
+            rp._pass(c, rp.R.yield_)
+
+
+def _over_protection(rp: Replay, ev: Event, r: Request) -> set[str]:
+    """MODEL §6 R-yield: a refusal or deferral never names, nor is caused only by, claims whose
+    mode gives way. Returns the ids of the named claims found over-protected."""
+    R = rp.R
+    f = ev.fields
+    verb = rp.spec.events[ev.kind].verb
+    named: set[str] = set()
+    for bid in f.get("blocking_claim_ids") or ():
+        c = rp.claims.get(bid) if isinstance(bid, str) else None
+        if c is not None and gives_way(rp, c):
+            named.add(bid)
+            rp._find(VIOLATION, R.yield_, ev,
+                     f"over-protection: request {r.id} is {verb} naming {bid}, a {c.mode} claim, "
+                     "which gives way and never blocks an active request", c, request_id=r.id)
+    settle_yield(rp, ev, named)
+    required = f.get("active_live_blocks_required")
+    usable = f.get("usable_blocks", rp.usable)
+    if not required or usable is None:
+        return named
+    soft = [c for c in rp.claims.values() if gives_way(rp, c) and c.state in rp.responsible
+            and not c.silent and c.tracked and c.positions.surviving > 0]
+    if not soft:
+        return named
+    held = sum(rp._blocks_of(c) for c in rp._protecting_claims())
+    yielded = sum(c.positions.surviving for c in soft)
+    if held + required <= usable < held + yielded + required:
+        for c in soft:
+            if c.id not in named:
+                rp._find(VIOLATION, R.yield_, ev,
+                         f"over-protection: request {r.id} is {verb} while only claims that give "
+                         f"way hold the blocks it needs (protected {held} + required {required} "
+                         f"<= usable {usable}); {c.id} ({c.mode}, {c.positions.surviving} "
+                         "blocks) must give way", c, request_id=r.id)
+    return named
 
 
 def _attribution(rp: Replay, ev: Event, r: Request) -> None:

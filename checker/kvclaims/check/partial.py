@@ -27,6 +27,7 @@ from typing import Any
 
 import z3
 
+from kvclaims.check.progress import DeferBound
 from kvclaims.check.replay import Replay
 from kvclaims.check.state import RuleIds
 from kvclaims.check.verdict import (
@@ -273,8 +274,9 @@ def witness_events(events: Sequence[Event], order: Sequence[int], spec: Spec,
     return out
 
 
-def _tables(spec: Spec, events: Sequence[Event], file: str) -> Report:
-    rp = Replay(spec, file, max_claims=1 << 62)
+def _tables(spec: Spec, events: Sequence[Event], file: str,
+            defer_bounds: Sequence[DeferBound] = ()) -> Report:
+    rp = Replay(spec, file, max_claims=1 << 62, defer_bounds=tuple(defer_bounds))
     rp.feed_all(events)
     return rp.finish()
 
@@ -282,10 +284,11 @@ def _tables(spec: Spec, events: Sequence[Event], file: str) -> Report:
 def _assemble(spec: Spec, file: str, events: Sequence[Event], order: Sequence[int],
               findings: list[Finding], verdict: str, error: InputProblem | None,
               extra: dict[str, Any], batch_fields: Sequence[str],
-              renumber: dict[int, dict[str, Any]]) -> Report:
+              renumber: dict[int, dict[str, Any]],
+              defer_bounds: Sequence[DeferBound] = ()) -> Report:
     """The Z3 engine's verdict and findings with the §7 outcome tables of the linearization."""
     linear = witness_events(events, order, spec, batch_fields, renumber)
-    tables = _tables(spec, linear, file)
+    tables = _tables(spec, linear, file, defer_bounds)
     if extra.get("order") == "partial":
         extra = {**extra, "witnesses": _witness_text(spec, events, extra, batch_fields,
                                                       renumber)}
@@ -338,7 +341,7 @@ def decide(spec: Spec, events: Sequence[Event], *, file: str = "-",
            batches: Iterable[tuple[int, int]] = (), skews: Iterable[Any] = (),
            error: InputProblem | None = None, timeout_ms: int = DEFAULT_TIMEOUT_MS,
            batch_fields: Sequence[str] | None = None, source_field: str | None = None,
-           fold: bool = True) -> Report:
+           fold: bool = True, defer_bounds: Sequence[DeferBound] = ()) -> Report:
     """The Z3 engine: decide `events` over every admissible order (see the module docstring).
 
     `fold=False` gives every event a solver position even when its order is known (a test mode
@@ -367,14 +370,15 @@ def decide(spec: Spec, events: Sequence[Event], *, file: str = "-",
             column=ev.column, event_index=out_of_scope, event=ev.kind)
         return _assemble(spec, file, events, list(range(len(events))), [f], INCONCLUSIVE, error,
                          {"engine": "z3", "order": "total" if not segs else "partial"},
-                         batch_fields, renumber)
-    enc = Encoding(spec, events, ctx)
+                         batch_fields, renumber, defer_bounds)
+    enc = Encoding(spec, events, ctx, defer_bounds)
     found = enc.run(lay.slots) if events else []
     written = list(range(len(events)))
     if not lay.segments:
         fs = _findings(events, [f for f in found if f.cond is True])
         return _assemble(spec, file, events, written, fs, _verdict_of(fs), error,
-                         {"engine": "z3", "order": "total"}, batch_fields, renumber)
+                         {"engine": "z3", "order": "total"}, batch_fields, renumber,
+                         defer_bounds)
     base = [*lay.constraints, *enc.defs]
     reasons: list[str] = []
     viol = [f.cond for f in found if f.status == VIOLATION]
@@ -397,7 +401,7 @@ def decide(spec: Spec, events: Sequence[Event], *, file: str = "-",
 
     # The written order is admissible: decide it first (folded, no solver). The solver is then
     # asked only the question the written order does not answer.
-    plain = Encoding(spec, events, z3.Context())
+    plain = Encoding(spec, events, z3.Context(), defer_bounds)
     plain_found = plain.run(tuple(Slot(k, ((k, True),), sl.stream)
                                   for k, sl in enumerate(lay.slots)))
     w_status = {f.status for f in plain_found}
@@ -446,7 +450,7 @@ def decide(spec: Spec, events: Sequence[Event], *, file: str = "-",
             event_index=lay.segments[0].first, event=events[lay.segments[0].first].kind)
         extra["linearizations"] = "unknown"
         return _assemble(spec, file, events, written, [f], INCONCLUSIVE, error, extra,
-                         batch_fields, renumber)
+                         batch_fields, renumber, defer_bounds)
     if r_viol == z3.unsat:
         m = m_unk if m_unk is not None else m_ok if m_ok is not None else m_nv
         assert m is not None
@@ -456,7 +460,7 @@ def decide(spec: Spec, events: Sequence[Event], *, file: str = "-",
         if m_ok is not None:
             extra["conforming"] = order_of(m_ok)
         return _assemble(spec, file, events, order, fs, _verdict_of(fs), error, extra,
-                         batch_fields, renumber)
+                         batch_fields, renumber, defer_bounds)
     assert m_viol is not None
     order = order_of(m_viol)
     extra["violating"] = order

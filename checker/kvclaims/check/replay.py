@@ -22,6 +22,7 @@ from __future__ import annotations
 from typing import Any, Callable, Iterable
 
 from kvclaims.check import attribution, kvrm, offload
+from kvclaims.check.progress import DeferBound, Progress
 from kvclaims.check.predicate import declared_predicate
 from kvclaims.check.state import (
     IDENTITY_FIELDS,
@@ -57,7 +58,8 @@ class Replay:
     """Feed events in order with :meth:`feed`, then :meth:`finish` for the report."""
 
     def __init__(self, spec: Spec, file: str = "-", *, max_claims: int = DEFAULT_MAX_CLAIMS,
-                 observers: Iterable[tuple[frozenset[str], Callable[[Event], None]]] = ()):
+                 observers: Iterable[tuple[frozenset[str], Callable[[Event], None]]] = (),
+                 defer_bounds: tuple[DeferBound, ...] = ()):
         self.spec = spec
         self.file = file
         self.R = RuleIds(spec)
@@ -100,6 +102,8 @@ class Replay:
         self.explicit_owed: Event | None = None
         self.denied_since_owed = False
         self.error: InputProblem | None = None
+        self.progress = Progress(self, defer_bounds)
+        self._bound_names = tuple(self.progress.fields.values())
         E = self.E
         self._handlers: dict[str, Callable[[Event], None]] = {
             E.block_materialized: self._on_block_materialized,
@@ -148,6 +152,9 @@ class Replay:
             request_id=request_id if request_id is not None else ev.fields.get("request_id"),
             state_before=claim.state if claim is not None else None, quote=quote))
 
+    def _mark(self, claim: Claim, rule: str, status: str) -> None:
+        claim.status[rule] = worse(claim.status.get(rule, NOT_EXERCISED), status)
+
     def _pass(self, claim: Claim, rule: str) -> None:
         if not claim.bundle or rule in claim.bundle:
             if claim.status.get(rule, NOT_EXERCISED) == NOT_EXERCISED:
@@ -176,6 +183,12 @@ class Replay:
         u = f.get("usable_blocks")
         if u is not None:
             self.usable = u
+        progress = self.progress
+        b0, b1 = self._bound_names
+        if b0 in f or b1 in f:
+            progress.declare(ev)
+        if progress.open:
+            progress.advance(ev)
         if kind in self._observed:
             for kinds, obs in self.observers:
                 if kind in kinds:
@@ -320,10 +333,23 @@ class Replay:
         self._identity(c, ev)
         t = self.claim_tr[kind]
         before = c.state
-        if c.late_release and kind in self.E.releasing:
-            c.late_release = False  # already reported as a late release
-        elif before not in t.sources or (c.silent and kind in self.E.releasing
-                                          and kind != self.E.harmed):
+        if kind in E.releasing and before in self.responsible:
+            self.progress.on_release(c.id)
+        if (c.silent and (kind in E.releasing or kind == E.offloaded) and kind != E.harmed
+                and (not c.bundle or R.silent in c.bundle)):
+            # MODEL §6 R-release-order: a release written after the claim's predicate-breaking
+            # loss excuses nothing; the loss's findings stand and the late release is reported.
+            verb = self.spec.events[kind].verb
+            self._find(VIOLATION, R.release_order, ev,
+                       f"'{verb}' written after the predicate-breaking loss at line "
+                       f"{c.silent_line}: a release excuses only later losses", c)
+            if kind == E.expired:
+                self._find(VIOLATION, R.expiry, ev,
+                           f"expiry written after the loss at line {c.silent_line} it would "
+                           "excuse: expiry must come before any loss it excuses", c)
+            if before not in t.sources:
+                return
+        elif before not in t.sources:
             self._bad_transition(c, ev, before)
             return
         if kind == E.accepted:
@@ -382,11 +408,6 @@ class Replay:
             rule = R.acceptance
             self._find(VIOLATION, rule, ev,
                        f"'{verb}' before the claim was accepted (state {before})", c)
-        elif c.silent and ev.kind in E.releasing:
-            rule = R.expiry if ev.kind == E.expired else R.order
-            self._find(VIOLATION, rule, ev,
-                       f"'{verb}' after the claim's predicate-breaking loss: a release cannot "
-                       "excuse a loss that already happened", c)
         else:
             self._find(VIOLATION, R.order, ev,
                        f"'{verb}' is not allowed in state {before}", c)
@@ -495,7 +516,6 @@ class Replay:
             return
         if c.state in self.responsible and not c.silent:
             c.had_loss_while_responsible = True
-            at = self.index
             if c.pending_harm is not None and before is not None and not (before and not after):
                 # The harm announced the next loss of this claim, and that loss kept the
                 # predicate true: harm without a predicate break.
@@ -507,9 +527,13 @@ class Replay:
                            " kept the predicate true", c)
                 return
             if c.protected:
-                self._stage(c, R.hard, ev, at,
+                self._find(VIOLATION, R.hard, ev,
                             f"protected block {b} (position {pos}) of hard claim {c.id} was an "
-                            "allocation victim while the claim was under responsibility")
+                            "allocation victim while the claim was under responsibility", c)
+                if R.expiry in c.bundle:
+                    self._find(VIOLATION, R.expiry, ev,
+                               f"block {b} (position {pos}) of expiring claim {c.id} was lost "
+                               "before the claim expired: it is protected until its expiry", c)
             if before is None:
                 self._find(UNKNOWN, R.silent, ev,
                            f"block {b} of claim {c.id} was lost but the claim has no "
@@ -522,62 +546,28 @@ class Replay:
                     self._pass(c, R.silent)
                 else:
                     if self.explicit_owed is not None and self.denied_since_owed:
-                        self._stage(c, R.no_admit, ev, at,
+                        self._find(VIOLATION, R.no_admit, ev,
                                     "write no-admit was the only action before this loss: "
-                                    "future_reuse_denied protects nobody")
+                                    "future_reuse_denied protects nobody", c)
                     elif self.explicit_owed is not None and c.protected:
-                        self._stage(c, R.explicit, ev, at,
+                        self._find(VIOLATION, R.explicit, ev,
                                     "protected + active live exceeded usable, and no explicit "
-                                    "action was reported before this loss")
+                                    "action was reported before this loss", c)
                     pred = c.positions.pred.spelling() if c.positions.pred else "the predicate"
-                    self._stage(c, R.silent, ev, at,
+                    self._find(VIOLATION, R.silent, ev,
                                 f"unreported resident loss: block {b} (position {pos}) broke "
-                                f"{pred} of claim {c.id} with no harm event and no prior release")
+                                f"{pred} of claim {c.id} with no harm event and no prior release", c)
                     c.silent = True
+                    c.silent_line = ev.line
         elif c.state in self.released or c.silent:
             c.lost_after_release += 1
             if c.pending_lost:
                 c.pending_lost.pop(0)
 
-    def _stage(self, c: Claim, rule: str, ev: Event, index: int, message: str) -> None:
-        """Hold a loss finding until the allocation ends: a release written right after the loss
-        is diagnosed as a late release (R-expiry / R-order) rather than as the loss itself."""
-        c.staged.append((rule, ev, index, message))
-        self.pending.add(c)
-
-    def _late_release(self, c: Claim, ev: Event) -> bool:
-        E = self.E
-        return (ev.kind in E.releasing and ev.kind != E.harmed
-                and ev.fields.get("claim_id") == c.id)
-
     def _close_group(self, ev: Event | None) -> None:
-        """Settle what the run of block events left pending (see the timing rule above).
-
-        Staged loss findings wait through a run of release events that directly follows the
-        allocation: a release there naming the claim is a late release; any other event flushes
-        them as the loss findings they are.
-        """
-        R, E = self.R, self.E
-        releasing = ev is not None and ev.kind in E.releasing and ev.kind != E.harmed
-        keep: set[Claim] = set()
-        for c in list(self.pending):
-            if c.staged:
-                if ev is not None and self._late_release(c, ev):
-                    staged = c.staged
-                    c.staged = []
-                    verb = self.spec.events[ev.kind].verb
-                    rule = R.expiry if ev.kind == E.expired else R.order
-                    self._find(VIOLATION, rule, ev,
-                               f"'{verb}' written after the loss it would excuse (line "
-                               f"{staged[0][1].line}): a release must precede the loss", c)
-                    c.late_release = True
-                elif releasing:
-                    keep.add(c)
-                else:
-                    staged = c.staged
-                    c.staged = []
-                    for rule, sev, idx, msg in staged:
-                        self._find(VIOLATION, rule, sev, msg, c, index=idx)
+        """Settle what the run of block events left pending (see the timing rule above)."""
+        R = self.R
+        for c in self.pending:
             if c.pending_harm is not None:
                 h = c.pending_harm
                 c.pending_harm = None
@@ -597,7 +587,7 @@ class Replay:
                            "post-release loss reported but no block of the claim was lost in "
                            "the same allocation", c)
             c.pending_lost.clear()
-        self.pending = keep
+        self.pending = set()
 
     # ---- requests ----------------------------------------------------------------------------
     def _request(self, rid: str) -> Request:
@@ -611,6 +601,15 @@ class Replay:
                 if c.protected and c.state in self.responsible and not c.silent
                 and (c.positions.surviving > 0 or (not c.tracked and c.asserted))]
 
+    def _protecting_claims(self) -> list[Claim]:
+        """Claims whose mode may block an active request (MODEL §6 R-yield): under
+        responsibility, not silently lost, holding blocks, and not offloaded to the host tier."""
+        modes = self.spec.modes
+        return [c for c in self.claims.values()
+                if c.mode is not None and modes[c.mode].protects and c.state in self.responsible
+                and not c.silent and c.off_state not in self.host_states
+                and (c.positions.surviving > 0 or (not c.tracked and c.asserted))]
+
     @staticmethod
     def _blocks_of(c: Claim) -> int:
         if c.tracked:
@@ -620,6 +619,8 @@ class Replay:
     def _on_admitted(self, ev: Event) -> None:
         f = ev.fields
         r = self._request(f["request_id"])
+        self.progress.on_decided(r.id)
+        attribution.settle_yield(self, ev, set())
         if r.outcome != "refused":
             r.outcome = "served"
         required = f.get("active_live_blocks_required")
@@ -637,6 +638,11 @@ class Replay:
 
     def _on_decision(self, ev: Event) -> None:
         attribution.on_decision(self, ev)
+        rid = ev.fields["request_id"]
+        if ev.kind == self.E.deferred:
+            self.progress.on_deferred(ev, rid)
+        else:
+            self.progress.on_decided(rid)
 
     def _on_live_bounded(self, ev: Event) -> None:
         self._discharge_explicit(ev)
@@ -697,6 +703,10 @@ class Replay:
             self._close_group(None)
         if self.kvrm.seen:
             kvrm.finish(self)
+        for rid in self.progress.open:
+            # MODEL §6 R-progress: a deferral still open at the end leaves the outcome unknown.
+            self.requests[rid].outcome = "unknown"
+        self.progress.finish()
         for c in self.claims.values():
             if c.outcome_owed is not None:
                 self._find(VIOLATION, R.offload, c.outcome_owed[1],
@@ -739,7 +749,7 @@ class Replay:
         status = dict(c.status)
         bundle = c.bundle or frozenset(self.spec.modes["best_effort"].rules)
         if c.accepted:
-            for rule in (R.identity, R.acceptance, R.order, R.no_admit):
+            for rule in (R.identity, R.acceptance, R.order, R.no_admit, R.release_order):
                 if status.get(rule, NOT_EXERCISED) == NOT_EXERCISED:
                     status[rule] = PASS
             if c.tracked:

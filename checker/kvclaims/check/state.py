@@ -120,7 +120,7 @@ class Claim:
         "declared_required", "pending_harm", "pending_materialized", "pending_lost", "status",
         "victims", "lost_positions", "lost_after_release", "silent", "asserted", "off_state",
         "off_gen", "failed_gens", "outcome_owed", "first_line", "accepted", "protected",
-        "had_loss_while_responsible", "staged", "late_release",
+        "had_loss_while_responsible", "silent_line",
     )
 
     def __init__(self, cid: str, initial: str, line: int):
@@ -150,8 +150,7 @@ class Claim:
         self.accepted = False
         self.protected = False
         self.had_loss_while_responsible = False
-        self.staged: list[tuple[str, Event, int, str]] = []
-        self.late_release = False
+        self.silent_line = 0  # line of the predicate-breaking loss that made it silent
 
 
 class Prefix:

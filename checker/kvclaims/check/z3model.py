@@ -29,6 +29,7 @@ from typing import Any
 import z3
 
 from kvclaims.check.predicate import LEADING, Predicate, declared_predicate
+from kvclaims.check.progress import NS, STEPS, DeferBound, bound_fields
 from kvclaims.check.state import IDENTITY_FIELDS, EventNames, RuleIds
 from kvclaims.check.symbolic import Ops, Store, Val, is_sym
 from kvclaims.check.verdict import UNKNOWN, VIOLATION
@@ -66,16 +67,19 @@ class SymFinding:
 
 _DEFAULTS: dict[str, Any] = {
     "ex": False, "acc": False, "mode": EMPTY_MODE, "spelled": False, "prot": False, "pred": -1,
-    "decl": NONE, "trk": False, "asrt": False, "sil": False, "late": False, "ph": -1, "pm": -1,
-    "pl": 0, "plev": -1, "stg": -1, "stgev": -1, "pend": False, "off": -1, "ogen": NONE,
+    "decl": NONE, "trk": False, "asrt": False, "sil": False, "ph": -1, "pm": -1,
+    "pl": 0, "plev": -1, "pend": False, "off": -1, "ogen": NONE,
     "failed": False, "owed": -1, "hv": False, "owedev": -1, "id": -1, "pos": False, "cbp": -1, "bind": -1,
     "bcl": -1, "alloc": False, "usable": NONE, "owedx": -1, "denied": False,
+    # R-progress (MODEL §6): the tightest declared bounds, and per request its open deferral
+    "bst": NONE, "bns": NONE, "dopen": False, "dlate": False, "dstep0": NONE, "dns0": NONE,
+    "dcnt": 0, "dsteps": 0, "dns": 0, "dev": -1, "dblk": False,
 }
 
 
 # State values that hold an event index or a slot: their possible values are tracked so that a
 # finding about "the pending harm event" can be located on each event it may be.
-_INDEX_TAGS = frozenset({"ph", "pm", "plev", "stg", "stgev", "owedev"})
+_INDEX_TAGS = frozenset({"ph", "pm", "plev", "owedev", "dev"})
 
 
 class _State(Store):
@@ -96,8 +100,10 @@ class _State(Store):
 class Encoding:
     """Unroll the slots over the encoded state and collect guarded findings."""
 
-    def __init__(self, spec: Spec, events: Sequence[Event], ctx: z3.Context | None = None):
+    def __init__(self, spec: Spec, events: Sequence[Event], ctx: z3.Context | None = None,
+                 defer_bounds: Sequence[DeferBound] = ()):
         self.spec = spec
+        self.defer_bounds = tuple(defer_bounds)
         self.events = events
         self.ctx = ctx or z3.Context()
         self.ops = Ops(self.ctx)
@@ -115,10 +121,14 @@ class Encoding:
         self.host = [self.off_code[s] for s in spec.offload_host_states]
         self.outcomes = sorted(spec.offload_outcome_events)
         self.mode_names = sorted(spec.modes)
+        self.yielding_modes = [i for i, m in enumerate(self.mode_names)
+                               if not spec.modes[m].protects]
+        self.protecting_modes = [i for i, m in enumerate(self.mode_names)
+                                 if spec.modes[m].protects]
+        self.bound_fields = bound_fields(spec.fields)
         self.bundles = {i: frozenset(spec.modes[m].rules) for i, m in enumerate(self.mode_names)}
         self.bundles[UNKNOWN_MODE] = frozenset(spec.modes["best_effort"].rules)
         self.findings: list[SymFinding] = []
-        self.messages: dict[tuple[int, str, int], str] = {}
         self.defs: list[Any] = []  # definitions of the fresh state variables (add to the solver)
         self.choices: dict[int, Any] = {}  # fresh index variable -> the term it was defined by
         self.leaves_of: dict[int, set[int]] = {}  # fresh index variable -> values it may take
@@ -141,6 +151,7 @@ class Encoding:
         self.gens: set[Any] = {None}
         self.idvals: dict[str, list[Any]] = {f: [] for f in IDENTITY_FIELDS}
         self.blocks: list[Any] = []
+        self.deferred_requests: list[str] = []
         flag, cfield = self.values["connector_claim_flag"], self.values["connector_claim_id"]
         creating = self.spec.events_of_scope("claim") | {E.block_materialized}
         # Claims are numbered in the order the trace first creates them (the replay's order of
@@ -170,6 +181,10 @@ class Encoding:
                     self.blocks.append(b)
                 if ev.kind == E.block_materialized:
                     self.binders[b].append(i)
+            rid = f.get("request_id")
+            if (ev.kind == E.deferred and isinstance(rid, str)
+                    and rid not in self.deferred_requests):
+                self.deferred_requests.append(rid)
             if ev.kind == E.accepted and isinstance(cid, str) and f.get("prefix_id") is not None:
                 lst = self.prefix_claims.setdefault(f["prefix_id"], [])
                 if self.ci[cid] not in lst:
@@ -339,6 +354,8 @@ class Encoding:
         u = f.get("usable_blocks")
         if isinstance(u, int):
             S[("usable",)] = u
+        if self.deferred_requests:
+            self._progress_advance(i)
         if kind == E.victim:
             b = f["physical_block_id"]
             S[("alloc", b)] = True
@@ -483,19 +500,40 @@ class Encoding:
         self._identity(c, i)
         t = self.spec.claim.transitions[kind]
         before = S[("st", c)]
-        rel = kind in E.releasing
-        late = o.and_(S[("late", c)], rel)
-        if S.may(late):
-            with S.when(late):
-                S[("late", c)] = False
-        bad = o.and_(o.not_(late), o.or_(
-            o.not_(o.member(before, [self.code[s] for s in t.sources])),
-            o.and_(S[("sil", c)], rel and kind != E.harmed)))
-        for is_bad in S.branches(bad):
-            if is_bad:
-                self._bad_transition(c, i, before)
+        if kind in E.releasing:
+            self._progress_release(c, o.member(before, self.responsible))
+        allowed = o.member(before, [self.code[s] for s in t.sources])
+        if (kind in E.releasing or kind == E.offloaded) and kind != E.harmed:
+            # MODEL §6 R-release-order: a release written after the claim's predicate-breaking
+            # loss excuses nothing; the loss's findings stand and the late release is reported.
+            late = o.and_(S[("sil", c)], self.in_bundle(c, self.R.silent))
+            if S.may(late):
+                with S.when(late):
+                    verb = self.spec.events[kind].verb
+                    self.find(VIOLATION, self.R.release_order, i, f"'{verb}' written after the "
+                              "predicate-breaking loss: a release excuses only later losses", c)
+                    if kind == E.expired:
+                        self.find(VIOLATION, self.R.expiry, i, "expiry written after the loss "
+                                  "it would excuse: expiry must come before any loss it "
+                                  "excuses", c)
+                    if S.may(allowed):
+                        with S.when(allowed):
+                            self._claim_body(c, i, t.target)
+                not_late = o.not_(late)
+                if not S.may(not_late):
+                    return
+                with S.when(not_late):
+                    self._checked_claim_body(c, i, t.target, allowed, before)
+                return
+        self._checked_claim_body(c, i, t.target, allowed, before)
+
+    def _checked_claim_body(self, c: int, i: int, target: str, allowed: Val,
+                            before: Val) -> None:
+        for ok in self.S.branches(allowed):
+            if ok:
+                self._claim_body(c, i, target)
             else:
-                self._claim_body(c, i, t.target)
+                self._bad_transition(c, i, before)
 
     def _claim_body(self, c: int, i: int, target: str) -> None:
         E, R, S, o = self.E, self.R, self.S, self.ops
@@ -561,10 +599,6 @@ class Encoding:
             cases.append((o.and_(o.member(before, [S.initial, self.code[E.submitted_state]]),
                                  o.not_(S[("acc", c)])), R.acceptance,
                           f"'{verb}' before the claim was accepted"))
-            if kind in E.releasing:
-                cases.append((S[("sil", c)], R.expiry if kind == E.expired else R.order,
-                              f"'{verb}' after the claim's predicate-breaking loss: a release "
-                              "cannot excuse a loss that already happened"))
             cases.append((True, R.order, f"'{verb}' is not allowed in this state"))
         rest: Val = True
         for cond, rule, msg in cases:
@@ -840,9 +874,12 @@ class Encoding:
                     continue
                 if S.may(S[("prot", c)]):
                     with S.when(S[("prot", c)]):
-                        self._stage(c, R.hard, i, f"protected block {b} (position {pos}) of "
-                                    f"hard claim {cid} was an allocation victim while the claim "
-                                    "was under responsibility")
+                        self.find(VIOLATION, R.hard, i, f"protected block {b} (position {pos}) "
+                                  f"of hard claim {cid} was an allocation victim while the claim "
+                                  "was under responsibility", c)
+                        self.find(VIOLATION, R.expiry, i, f"block {b} (position {pos}) of "
+                                  f"expiring claim {cid} was lost before the claim expired: it "
+                                  "is protected until its expiry", c)
                 for h in S.branches(has):
                     if not h:
                         self.find(UNKNOWN, R.silent, i, f"block {b} of claim {cid} was lost but "
@@ -861,79 +898,28 @@ class Encoding:
                             denied = o.and_(owed, S[("denied",)])
                             if S.may(denied):
                                 with S.when(denied):
-                                    self._stage(c, R.no_admit, i, "write no-admit was the only "
-                                                "action before this loss: future_reuse_denied "
-                                                "protects nobody")
+                                    self.find(VIOLATION, R.no_admit, i, "write no-admit was the "
+                                              "only action before this loss: "
+                                              "future_reuse_denied protects nobody", c)
                             expl = o.and_(owed, o.not_(S[("denied",)]), S[("prot", c)])
                             if S.may(expl):
                                 with S.when(expl):
-                                    self._stage(c, R.explicit, i, "protected + active live "
-                                                "exceeded usable, and no explicit action was "
-                                                "reported before this loss")
-                            self._stage(c, R.silent, i, f"unreported resident loss: block {b} "
-                                        f"(position {pos}) broke the predicate of claim {cid} "
-                                        "with no harm event and no prior release")
+                                    self.find(VIOLATION, R.explicit, i, "protected + active "
+                                              "live exceeded usable, and no explicit action was "
+                                              "reported before this loss", c)
+                            self.find(VIOLATION, R.silent, i, f"unreported resident loss: block "
+                                      f"{b} (position {pos}) broke the predicate of claim {cid} "
+                                      "with no harm event and no prior release", c)
                             S[("sil", c)] = True
-
-    def _stage(self, c: int, rule: str, i: int, message: str) -> None:
-        S, o = self.S, self.ops
-        cur = S[("stg", c, rule)]
-        first = o.eq(cur, -1)
-        S[("stg", c, rule)] = o.ite(first, self.slot, cur)
-        S[("stgev", c, rule)] = o.ite(first, i, S[("stgev", c, rule)])
-        if not is_sym(self.slot):
-            self.messages.setdefault((c, rule, self.slot), message)
-        S[("pend", c)] = True
-
-    def _staged_rules(self) -> list[str]:
-        R = self.R
-        return [R.hard, R.no_admit, R.explicit, R.silent]
 
     def _close_group(self, i: int | None) -> None:
         E, R, S, o = self.E, self.R, self.S, self.ops
-        ev = self.events[i] if i is not None else None
-        releasing = ev is not None and ev.kind in E.releasing and ev.kind != E.harmed
         at = i if i is not None else len(self.events) - 1
         for c in range(len(self.claim_ids)):
             pend = S[("pend", c)]
             if not S.may(pend):
                 continue
             with S.when(pend):
-                keep: Val = False
-                staged = o.any(o.not_(o.eq(S[("stg", c, r)], -1)) for r in self._staged_rules())
-                late = (ev is not None and releasing
-                        and ev.fields.get("claim_id") == self.claim_ids[c])
-                for st in S.branches(staged):
-                    if not st:
-                        continue
-                    if late:
-                        verb = self.spec.events[ev.kind].verb
-                        rule = R.expiry if ev.kind == E.expired else R.order
-                        for r in self._staged_rules():
-                            S[("stg", c, r)] = -1
-                        self.find(VIOLATION, rule, at, f"'{verb}' written after the loss it "
-                                  "would excuse: a release must precede the loss", c)
-                        S[("late", c)] = True
-                    elif releasing:
-                        keep = S.guard
-                    else:
-                        for r in self._staged_rules():
-                            cur = S[("stg", c, r)]
-                            g = o.not_(o.eq(cur, -1))
-                            if not S.may(g):
-                                continue
-                            with S.when(g):
-                                if is_sym(cur) or is_sym(S[("stgev", c, r)]):
-                                    for slot, ev_i in self._slot_choices(cur, S[("stgev", c, r)]):
-                                        with S.when(o.and_(o.eq(cur, slot),
-                                                           o.eq(S[("stgev", c, r)], ev_i))):
-                                            self.find(VIOLATION, r, ev_i, self.messages.get(
-                                                (c, r, slot), self.spec.rules[r].sentence), c,
-                                                slot=slot)
-                                else:
-                                    self.find(VIOLATION, r, S[("stgev", c, r)], self.messages.get(
-                                        (c, r, cur), self.spec.rules[r].sentence), c, slot=cur)
-                                S[("stg", c, r)] = -1
                 ph = S[("ph", c)]
                 g = o.not_(o.eq(ph, -1))
                 if S.may(g):
@@ -969,7 +955,7 @@ class Encoding:
                                           "but no block of the claim was lost in the same "
                                           "allocation", c)
                         S[("pl", c)] = 0
-                S[("pend", c)] = keep
+                S[("pend", c)] = False
 
     def _event_choices(self, v: Val) -> list[int]:
         """The values an index variable may take: the constants at the leaves of its If-chain."""
@@ -1006,9 +992,6 @@ class Encoding:
                 return None
         return out
 
-    def _slot_choices(self, slot: Val, ev: Val) -> list[tuple[int, int]]:
-        return [(k, e) for e in self._event_choices(ev) for k in self._event_choices(slot)]
-
     # ---- requests ---------------------------------------------------------------------------------
     def _usable(self, f: dict[str, Any]) -> Val:
         u = f.get("usable_blocks")
@@ -1017,6 +1000,7 @@ class Encoding:
     def _on_admitted(self, i: int) -> None:
         S, o = self.S, self.ops
         f = self.events[i].fields
+        self._progress_decided(f.get("request_id"))
         required = f.get("active_live_blocks_required")
         usable = self._usable(f)
         if not required or (not is_sym(usable) and usable == NONE):
@@ -1035,8 +1019,175 @@ class Encoding:
         self.S[("denied",)] = False
 
     def _on_decision(self, i: int) -> None:
+        self._over_protection(i)
         self._attribution(i)
         self._discharge()
+        ev = self.events[i]
+        if ev.kind == self.E.deferred:
+            self._progress_deferred(i)
+        else:
+            self._progress_decided(ev.fields["request_id"])
+
+    # ---- R-yield (MODEL §6): claims that give way never block -------------------------------
+    def gives_way(self, c: int) -> Val:
+        return self.ops.member(self.S[("mode", c)], self.yielding_modes)
+
+    def protecting_claim(self, c: int) -> Val:
+        o, S = self.ops, self.S
+        return o.and_(S[("ex", c)], o.member(S[("mode", c)], self.protecting_modes),
+                      o.member(S[("st", c)], self.responsible), o.not_(S[("sil", c)]),
+                      o.not_(o.member(S[("off", c)], self.host)),
+                      o.or_(o.cmp(">", self.surviving(c), 0),
+                            o.and_(o.not_(S[("trk", c)]), S[("asrt", c)])))
+
+    def _over_protection(self, i: int) -> None:
+        R, S, o = self.R, self.S, self.ops
+        ev = self.events[i]
+        f = ev.fields
+        verb = self.spec.events[ev.kind].verb
+        rid = f.get("request_id")
+        named: dict[int, Val] = {}
+        for bid in f.get("blocking_claim_ids") or ():
+            if not isinstance(bid, str) or bid not in self.ci:
+                continue
+            c = self.ci[bid]
+            g = o.and_(S[("ex", c)], self.gives_way(c))
+            named[c] = o.or_(named.get(c, False), g)
+            if S.may(g):
+                with S.when(g):
+                    self.find(VIOLATION, R.yield_, i, f"over-protection: request {rid} is {verb} "
+                              f"naming {bid}, a claim that gives way and never blocks an active "
+                              "request", c)
+        required = f.get("active_live_blocks_required")
+        usable = self._usable(f)
+        if not required or (not is_sym(usable) and usable == NONE):
+            return
+        n = len(self.claim_ids)
+        soft = [o.and_(S[("ex", c)], self.gives_way(c), o.member(S[("st", c)], self.responsible),
+                       o.not_(S[("sil", c)]), S[("trk", c)], o.cmp(">", self.surviving(c), 0))
+                for c in range(n)]
+        if not any(S.may(x) for x in soft):
+            return
+        held = o.total(o.ite(self.protecting_claim(c), self.blocks_of(c), 0) for c in range(n))
+        yielded = o.total(o.ite(soft[c], self.surviving(c), 0) for c in range(n))
+        fits = o.and_(o.not_(o.eq(usable, NONE)),
+                      o.cmp("<=", o.total([held, required]), usable),
+                      o.cmp("<", usable, o.total([held, yielded, required])))
+        for c in range(n):
+            g = o.and_(fits, soft[c], o.not_(named.get(c, False)))
+            if S.may(g):
+                with S.when(g):
+                    self.find(VIOLATION, R.yield_, i, f"over-protection: request {rid} is {verb} "
+                              "while only claims that give way hold the blocks it needs; "
+                              f"{self.claim_ids[c]} must give way", c)
+
+    # ---- R-progress (MODEL §6): a deferral is decided within every declared bound -----------
+    def _progress_advance(self, i: int) -> None:
+        """Bounds this event declares, elapsed steps and time as of it, and bounds passed (before
+        the event is applied, as in check/progress.py)."""
+        S, o = self.S, self.ops
+        f = self.events[i].fields
+        for unit, name in self.bound_fields.items():
+            v = f.get(name)
+            if isinstance(v, int) and not isinstance(v, bool):
+                key = ("bst",) if unit == STEPS else ("bns",)
+                cur = S[key]
+                S[key] = o.ite(o.or_(o.eq(cur, NONE), o.cmp("<", v, cur)), v, cur)
+        step = f.get("scheduler_step")
+        now = self._time(f)
+        for rid in self.deferred_requests:
+            op = S[("dopen", rid)]
+            if not S.may(op):
+                continue
+            with S.when(op):
+                if isinstance(step, int):
+                    s0 = S[("dstep0", rid)]
+                    el = step - s0 if not is_sym(s0) else s0 * -1 + step
+                    g = o.and_(o.not_(o.eq(s0, NONE)), o.cmp(">", el, S[("dsteps", rid)]))
+                    if S.may(g):
+                        with S.when(g):
+                            S[("dsteps", rid)] = el
+                if now is not None:
+                    n0 = S[("dns0", rid)]
+                    el = now - n0 if not is_sym(n0) else n0 * -1 + now
+                    g = o.and_(o.not_(o.eq(n0, NONE)), o.cmp(">", el, S[("dns", rid)]))
+                    if S.may(g):
+                        with S.when(g):
+                            S[("dns", rid)] = el
+            self._progress_check(i, rid)
+
+    @staticmethod
+    def _time(f: dict[str, Any]) -> int | None:
+        t = f.get("timestamp_ns")
+        if t is None:
+            t = f.get("monotonic_ns")
+        return t if isinstance(t, int) and not isinstance(t, bool) else None
+
+    def _progress_check(self, i: int, rid: str) -> None:
+        S, o = self.S, self.ops
+        over: list[Val] = []
+        for key, elapsed in ((("bst",), ("dsteps", rid)), (("bns",), ("dns", rid))):
+            b = S[key]
+            over.append(o.and_(o.not_(o.eq(b, NONE)), o.cmp(">", S[elapsed], b)))
+        for bound in self.defer_bounds:
+            over.append(o.cmp(">", S[("dsteps", rid) if bound.unit == STEPS
+                                     else ("dns", rid)], bound.value))
+        g = o.and_(S[("dopen", rid)], o.any(over))
+        if S.may(g):
+            with S.when(g):
+                self.find(VIOLATION, self.R.progress, i, f"unbounded deferral: request {rid} is "
+                          "still neither admitted, refused nor unblocked past a declared "
+                          "deferral bound")
+                S[("dopen", rid)] = False
+                S[("dlate", rid)] = True
+
+    def _progress_deferred(self, i: int) -> None:
+        S, o = self.S, self.ops
+        f = self.events[i].fields
+        rid = f["request_id"]
+        late = S[("dlate", rid)]
+        op = S[("dopen", rid)]
+        step = f.get("scheduler_step")
+        now = self._time(f)
+        first = o.and_(o.not_(late), o.not_(op))
+        if S.may(first):
+            with S.when(first):
+                S[("dopen", rid)] = True
+                S[("dstep0", rid)] = step if isinstance(step, int) else NONE
+                S[("dns0", rid)] = now if now is not None else NONE
+                S[("dcnt", rid)] = 1
+                S[("dsteps", rid)] = 0
+                S[("dns", rid)] = 0
+                S[("dev", rid)] = i
+                for c in range(len(self.claim_ids)):
+                    S[("dblk", rid, c)] = False
+        more = o.and_(o.not_(late), op)
+        if S.may(more):
+            with S.when(more):
+                cnt = S[("dcnt", rid)] + 1
+                S[("dcnt", rid)] = cnt
+                s0 = S[("dstep0", rid)]
+                S[("dsteps", rid)] = o.ite(o.eq(s0, NONE), cnt - 1, S[("dsteps", rid)])
+        active = o.not_(late)
+        if S.may(active):
+            with S.when(active):
+                for bid in f.get("blocking_claim_ids") or ():
+                    if isinstance(bid, str) and bid in self.ci:
+                        S[("dblk", rid, self.ci[bid])] = True
+                self._progress_check(i, rid)
+
+    def _progress_decided(self, rid: Any) -> None:
+        if rid in self.deferred_requests:
+            self.S[("dopen", rid)] = False
+            self.S[("dlate", rid)] = False
+
+    def _progress_release(self, c: int, responsible: Val) -> None:
+        S, o = self.S, self.ops
+        for rid in self.deferred_requests:
+            g = o.and_(responsible, S[("dopen", rid)], S[("dblk", rid, c)])
+            if S.may(g):
+                with S.when(g):
+                    S[("dopen", rid)] = False
 
     def _refusal_outcome_codes(self) -> list[int]:
         return [k for k, name in enumerate(self.outcomes)
@@ -1188,6 +1339,16 @@ class Encoding:
                         with S.when(o.eq(S[("owedev", c)], m)):
                             self.find(VIOLATION, R.offload, m, "restoration failure promised "
                                       "an outcome that never followed", c, slot=last)
+        for rid in self.deferred_requests:
+            g = S[("dopen", rid)]
+            if S.may(g):
+                with S.when(g):
+                    for m in self._event_choices(S[("dev", rid)]):
+                        with S.when(o.eq(S[("dev", rid)], m)):
+                            self.find(UNKNOWN, R.progress, m, f"request {rid} is still "
+                                      "deferred at the end of the trace and no declared bound "
+                                      "has passed: whether it was ever decided is unknown",
+                                      slot=last)
         if hasattr(self, "unjoined"):
             any_claim = o.any(S[("ex", c)] for c in range(len(self.claim_ids)))
             if S.may(any_claim):

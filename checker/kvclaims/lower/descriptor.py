@@ -90,13 +90,15 @@ class LoweringTables:
     obligation_sentences: Mapping[str, str]
     allowed: Mapping[str, frozenset[str]]
     raising_bases: frozenset[str]
+    trace_only: frozenset[str] = frozenset()  # rules decided on traces, not lowered per mode
 
     def rank(self, depth: str) -> int:
         return self.depths.index(depth)
 
     def bundle(self, spec: spec_mod.Spec, mode: str) -> tuple[str, ...]:
         """O[m]: the replay rules of the mode (spec/modes.toml) plus its lowering extras."""
-        return tuple(spec.modes[mode].rules) + tuple(self.extra_obligations.get(mode, ()))
+        return tuple(r for r in spec.modes[mode].rules if r not in self.trace_only) + tuple(
+            self.extra_obligations.get(mode, ()))
 
 
 # ---- a validator for the JSON Schema subset used by spec/descriptor.schema.json ----------------
@@ -186,6 +188,10 @@ def load_tables(root: Path | None = None) -> LoweringTables:
     extra = {m: tuple(v) for m, v in t["extra_obligations"].items()}
     sentences = {o: v["sentence"] for o, v in t["obligations"].items()}
     allowed = {o: frozenset(v) for o, v in t["allowed"].items()}
+    trace_only = frozenset(t.get("trace_only", ()))
+    for o in trace_only:
+        if o not in spec.rules:
+            raise DescriptorError(f"lowering.toml: trace_only names unknown rule {o}")
     for m in extra:
         if m not in spec.modes:
             raise DescriptorError(f"lowering.toml: extra obligations for unknown mode {m}")
@@ -197,10 +203,10 @@ def load_tables(root: Path | None = None) -> LoweringTables:
             raise DescriptorError(f"lowering.toml: {o}: unknown depth in {sorted(ds)}")
     for m in spec.modes:
         for o in tuple(spec.modes[m].rules) + extra.get(m, ()):
-            if o not in allowed:
+            if o not in allowed and o not in trace_only:
                 raise DescriptorError(f"lowering.toml: no allowed depths for obligation {o}")
     return LoweringTables(depths, dict(t["depth_names"]), extra, sentences, allowed,
-                          frozenset(t["bases"]["raising"]))
+                          frozenset(t["bases"]["raising"]), trace_only)
 
 
 def _anchor(a: dict) -> Anchor:

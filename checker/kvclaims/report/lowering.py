@@ -127,6 +127,11 @@ def render_md(t: LoweringTable) -> str:
             "obligations):"), ""]
     for m in spec.modes:
         out.append(f"- `{m}`: {', '.join(tables.bundle(spec, m))}")
+    if tables.trace_only:
+        out += ["", (f"Not lowered per mode: {', '.join(sorted(tables.trace_only))}. They are in "
+                     "every bundle that has them and decided on every trace by `kvclaims check`, "
+                     "but no descriptor's evidence attests them yet, so a row's class says "
+                     "nothing about them (`trace_only` in `spec/lowering.toml`).")]
     out += ["", "## Primitive models (Z3)", "", "| primitive | what | e.g. | rules encoded |",
             "|---|---|---|---|"]
     for p in PRIMITIVES.values():

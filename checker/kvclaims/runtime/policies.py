@@ -91,6 +91,11 @@ class Fault:
     rule: str  # the rule id it breaks (spec/rules.toml)
     policies: tuple[str, ...]  # the policies it can be switched on for
     what: str = field(default="")
+    also: tuple[str, ...] = ()  # rules the same misbehaviour may break as well
+
+    @property
+    def rules(self) -> frozenset[str]:
+        return frozenset((self.rule, *self.also))
 
 
 def _faults() -> dict[str, Fault]:
@@ -109,7 +114,8 @@ def _faults() -> dict[str, Fault]:
         Fault(HARM_WITHOUT_BREAK, rule("R-harm"), (SOFT_PRIORITY,),
               "harm is reported for a loss that keeps the predicate true"),
         Fault(SMEARED_ATTRIBUTION, rule("R-attribution"), excl,
-              "a refusal names every known claim as blocking, not only the protected ones"),
+              "a refusal names every known claim as blocking, not only the protected ones",
+              (rule("R-yield"),)),  # naming a claim that gives way is also over-protection
         Fault(WRONG_SHORTFALL, rule("R-attribution"), excl,
               "capacity_shortfall_blocks is one too many"),
         Fault(WRONG_FREE, rule("R-attribution"), excl,
@@ -117,7 +123,9 @@ def _faults() -> dict[str, Fault]:
         Fault(POST_HOC_ACCEPTANCE, rule("R-acceptance"), accepting,
               "the claim is named after its blocks materialized (claim_registration post_hoc)"),
         Fault(EXPIRY_AFTER_LOSS, rule("R-expiry"), (EXPIRING,),
-              "a claim whose duration ended loses blocks before its expiry is reported"),
+              "a claim whose duration ended loses blocks before its expiry is reported",
+              # the loss itself stands (MODEL §6 R-release-order): the late expiry excuses nothing
+              (rule("R-hard"), rule("R-no-silent-loss"), rule("R-release-order"))),
         Fault(RESTORE_FROM_RECOMPUTE, rule("R-offload"), (OFFLOADABLE,),
               "an offloaded claim is recomputed and reported as restored"),
         Fault(WRONG_CLAIM_OUTCOME, rule("R-offload"), (OFFLOADABLE,),
