@@ -1100,20 +1100,15 @@ class Encoding:
             if not S.may(op):
                 continue
             with S.when(op):
-                if isinstance(step, int):
-                    s0 = S[("dstep0", rid)]
-                    el = step - s0 if not is_sym(s0) else s0 * -1 + step
-                    g = o.and_(o.not_(o.eq(s0, NONE)), o.cmp(">", el, S[("dsteps", rid)]))
+                for at, start, elapsed in ((step, "dstep0", "dsteps"), (now, "dns0", "dns")):
+                    if not isinstance(at, int):
+                        continue
+                    t0 = S[(start, rid)]
+                    el = at - t0
+                    g = o.and_(o.not_(o.eq(t0, NONE)), o.cmp(">", el, S[(elapsed, rid)]))
                     if S.may(g):
                         with S.when(g):
-                            S[("dsteps", rid)] = el
-                if now is not None:
-                    n0 = S[("dns0", rid)]
-                    el = now - n0 if not is_sym(n0) else n0 * -1 + now
-                    g = o.and_(o.not_(o.eq(n0, NONE)), o.cmp(">", el, S[("dns", rid)]))
-                    if S.may(g):
-                        with S.when(g):
-                            S[("dns", rid)] = el
+                            S[(elapsed, rid)] = el
             self._progress_check(i, rid)
 
     @staticmethod
