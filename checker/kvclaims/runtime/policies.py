@@ -133,7 +133,8 @@ def _faults() -> dict[str, Fault]:
         Fault(DEFER_FOREVER, rule("R-progress"), (HARD_EXCLUDE, RESIDENT_RESERVE, EXPIRING),
               "a request it should refuse is deferred past the declared bound and never decided"),
         Fault(OVER_PROTECTION, rule("R-yield"), (SOFT_PRIORITY,),
-              "a request that would evict soft claims is refused, naming them as blocking"),
+              "a request that would evict soft claims is refused, naming them as blocking",
+              (rule("R-attribution"),)),  # a claim that protects nothing named: also a smear
     )
     return {f.name: f for f in table}
 
