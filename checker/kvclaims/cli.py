@@ -16,6 +16,7 @@ import click
 from kvclaims import spec as spec_mod
 
 EXIT_OK, EXIT_VIOLATION, EXIT_INPUT, EXIT_INCONCLUSIVE = 0, 1, 2, 3
+EXIT_INTERRUPTED = 130  # SIGINT (Ctrl-C): stopped, no result presented (kvclaims.solver)
 
 
 def _exit_code(reports: list[Any]) -> int:
@@ -281,7 +282,8 @@ def shrink_cmd(trace: str, rule: str | None, engine: str, out: str | None,
     """Shrink TRACE to a 1-minimal sub-trace (.kvt) that still violates RULE (docs/shrink.md).
 
     Exit 0 when shrunk and re-checked; 2 on a usage or input error or when TRACE does not violate
-    the rule; 1 only if the written trace, read back, does not re-check as that violation.
+    the rule; 1 only if the written trace, read back, does not re-check as that violation; 3 when
+    the engine could not decide a candidate (the solver answered unknown): no result.
     """
     import io
     import time
@@ -341,6 +343,9 @@ def shrink_cmd(trace: str, rule: str | None, engine: str, out: str | None,
         else:
             result = shrink_mod.shrink(events, spec, rule=rule, decide=decide,
                                        max_checks=max_checks)
+    except shrink_mod.ShrinkInconclusive as e:
+        click.echo(f"kvclaims shrink: {label}: inconclusive: {e}; no result", err=True)
+        sys.exit(EXIT_INCONCLUSIVE)
     except shrink_mod.ShrinkError as e:
         fail(f"kvclaims shrink: {label}: {e}")
     except ClaimLimit as e:
@@ -395,7 +400,13 @@ def main() -> None:
         cli.main(standalone_mode=False)
     except click.exceptions.Exit as e:
         sys.exit(e.exit_code)
-    except click.Abort:
+    except KeyboardInterrupt:
+        click.echo("kvclaims: interrupted; no result", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    except click.Abort as e:
+        if isinstance(e.__context__, KeyboardInterrupt):  # click's spelling of Ctrl-C
+            click.echo("kvclaims: interrupted; no result", err=True)
+            sys.exit(EXIT_INTERRUPTED)
         click.echo("aborted", err=True)
         sys.exit(EXIT_INPUT)
     except click.ClickException as e:
