@@ -12,8 +12,10 @@ an answer it would let a command finish with a partial result. :func:`ask` re-ra
 KeyboardInterrupt, so the command stops (the CLI exits 130 without presenting a result).
 
 The timeout of each question can be set for every call site at once by the environment variable
-KVCLAIMS_SOLVER_TIMEOUT_MS (milliseconds; it wins over a caller's own timeout), so a test or a
-user can force the third answer.
+KVCLAIMS_SOLVER_TIMEOUT_MS (milliseconds; it wins over a caller's own timeout, e.g. `kvclaims
+check --solver-timeout`), and Z3's deterministic resource limit by KVCLAIMS_SOLVER_RLIMIT (a
+count of Z3's internal steps; the same input always stops at the same point, which a wall-clock
+timeout does not promise), so a test or a user can force the third answer.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from typing import Any
 import z3
 
 ENV_TIMEOUT = "KVCLAIMS_SOLVER_TIMEOUT_MS"
+ENV_RLIMIT = "KVCLAIMS_SOLVER_RLIMIT"
 
 
 class SolverUnknown(Exception):
@@ -37,16 +40,20 @@ class SolverUnknown(Exception):
 
 def timeout_ms(default: int | None = None) -> int | None:
     """The solver timeout in ms from KVCLAIMS_SOLVER_TIMEOUT_MS, else `default`."""
-    text = os.environ.get(ENV_TIMEOUT, "").strip()
+    value = _positive(ENV_TIMEOUT, "milliseconds")
+    return default if value is None else value
+
+
+def _positive(name: str, unit: str) -> int | None:
+    text = os.environ.get(name, "").strip()
     if not text:
-        return default
+        return None
     try:
         value = int(text)
     except ValueError:
-        raise ValueError(f"{ENV_TIMEOUT} must be a positive integer of milliseconds, "
-                         f"got {text!r}") from None
+        value = 0
     if value < 1:
-        raise ValueError(f"{ENV_TIMEOUT} must be a positive integer of milliseconds, got {value}")
+        raise ValueError(f"{name} must be a positive integer ({unit}), got {text!r}")
     return value
 
 
@@ -59,22 +66,26 @@ def ask(solver: z3.Solver, *assumptions: Any, timeout: int | None = None) -> z3.
     limit = timeout_ms(timeout)
     if limit is not None:
         solver.set("timeout", limit)
+    rlimit = _positive(ENV_RLIMIT, "Z3 resource units")
+    if rlimit is not None:
+        solver.set("rlimit", rlimit)
     start = time.monotonic()
     answer = solver.check(*assumptions)
     if answer == z3.unknown:
         reason = solver.reason_unknown()
-        if _interrupted(reason, limit, time.monotonic() - start):
+        if _interrupted(reason, limit, rlimit is not None, time.monotonic() - start):
             raise KeyboardInterrupt(f"solver interrupted ({reason})")
         raise SolverUnknown(reason)
     return answer
 
 
-def _interrupted(reason: str, limit: int | None, seconds: float) -> bool:
-    """Whether Z3 stopped on an interrupt rather than on its timeout or its own limits: Z3 says
-    "interrupted from keyboard", or "canceled" before the timeout could have lapsed."""
+def _interrupted(reason: str, limit: int | None, rlimit: bool, seconds: float) -> bool:
+    """Whether Z3 stopped on an interrupt rather than on a limit: it says "interrupted from
+    keyboard", or "canceled" when no resource limit was set and no timeout could have lapsed
+    (Z3 also says "canceled" for some timeouts and resource limits)."""
     text = reason.lower()
     if "interrupt" in text:
         return True
-    if "cancel" in text:
+    if "cancel" in text and not rlimit:
         return limit is None or seconds * 1000 < 0.9 * limit
     return False

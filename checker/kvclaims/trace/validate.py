@@ -11,7 +11,6 @@ value for the checker, which makes the claim unknown. Unknown event names are no
 
 from __future__ import annotations
 
-import difflib
 from operator import itemgetter
 from typing import Any, Callable
 
@@ -177,7 +176,22 @@ class Validator:
 
 
 def _unknown_key(kind: str, name: str, allowed: frozenset[str]) -> str:
-    near = difflib.get_close_matches(name, sorted(allowed), n=1)
+    near = sorted(k for k in allowed if _one_edit(name, k))
     hint = f" (did you mean {near[0]!r}?)" if near else ""
     return (f"event {kind!r} does not carry field {name!r}{hint}: an undeclared key is an input "
             f"error (spec/events.toml; docs/checking.md)")
+
+
+def _one_edit(a: str, b: str) -> bool:
+    """Whether `a` and `b` differ by one deletion, insertion, substitution or adjacent
+    transposition (the typo a hint can name with confidence)."""
+    if abs(len(a) - len(b)) > 1 or a == b:
+        return False
+    i = 0
+    while i < min(len(a), len(b)) and a[i] == b[i]:
+        i += 1
+    if len(a) == len(b):
+        swapped = i + 1 < len(a) and a[i] == b[i + 1] and a[i + 1] == b[i]
+        return a[i + 1:] == b[i + 1:] or (swapped and a[i + 2:] == b[i + 2:])
+    short, long_ = (a, b) if len(a) < len(b) else (b, a)
+    return short[i:] == long_[i + 1:]
