@@ -94,3 +94,33 @@ def test_lower_is_inconclusive() -> None:
     assert r.returncode == 3, r.stdout[-2000:] + r.stderr
     assert "inconclusive" in r.stderr and REASON in r.stderr
     assert '"status": "proved"' not in r.stdout and '"status": "bounded"' not in r.stdout
+
+
+@pytest.mark.parametrize("args", [
+    ["prove", "traces/bad-lowering"],
+    ["lower", "--format", "json"],
+    ["check", "--engine", "z3", str(PARTIAL)],
+    ["shrink", "--no-progress", "--engine", "z3", str(PARTIAL)],
+])
+def test_interrupt_in_the_solver_exits_130_without_a_result(
+        args: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Ctrl-C while Z3 runs: Z3 catches SIGINT itself and answers unknown, "interrupted from
+    # keyboard" (what `timeout -s INT` does to a real run); the command must stop, not read it
+    # as an answer
+    from kvclaims import cli
+    from kvclaims.lower import kvrm_proof, primitives
+
+    primitives.check.cache_clear()
+    kvrm_proof.proof.cache_clear()
+    monkeypatch.setattr(z3.Solver, "check", lambda self, *a: z3.unknown)
+    monkeypatch.setattr(z3.Solver, "reason_unknown", lambda self: "interrupted from keyboard")
+    monkeypatch.setattr(sys, "argv", ["kvclaims", *args])
+    monkeypatch.chdir(ROOT)
+    with pytest.raises(SystemExit) as info:
+        cli.main()
+    out, err = capsys.readouterr()
+    primitives.check.cache_clear()
+    kvrm_proof.proof.cache_clear()
+    assert info.value.code == 130, (out, err)
+    assert out == "" and "interrupted; no result" in err

@@ -307,11 +307,17 @@ def shrink_cmd(trace: str, rule: str | None, engine: str, out: str | None,
         sys.exit(EXIT_INPUT)
 
     decide = None
+    skews: list[Any] = []
     if engine == "z3":
         from kvclaims.check.partial import check_events as z3_check
+        from kvclaims.trace.model import PartialTrace
 
         def decide(candidate: Any) -> Any:
-            return z3_check(spec, candidate)
+            # every admissible order of the candidate's batches and the trace's skews (so the
+            # solver is asked, and its `unknown` stops the shrink: kvclaims.solver)
+            trace = PartialTrace(tuple(candidate), tuple(skews))
+            batches = [(a, b) for a, b, _ in trace.batches(spec) if b - a >= 2]
+            return z3_check(spec, candidate, batches=batches, skews=trace.skews)
 
     label = "<stdin>" if trace == "-" else trace
     try:
@@ -319,7 +325,7 @@ def shrink_cmd(trace: str, rule: str | None, engine: str, out: str | None,
     except OSError as e:
         fail(f"{trace}: error: cannot open: {e.strerror}")
     try:
-        events = list(open_events(fh, label, spec, Options(input_format=input_format)))
+        events = list(open_events(fh, label, spec, Options(input_format=input_format), skews))
     except InputError as e:
         fail(f"{e.file}:{e.line}:{e.column}: error: {e.message}")
     except UnicodeDecodeError as e:
@@ -395,6 +401,18 @@ def spec_cmd(fmt: str) -> None:
     sys.stdout.write(render_spec(spec_mod.load()))
 
 
+def _interrupted(e: BaseException) -> bool:
+    """Whether `e` is Ctrl-C in disguise: raised while a ctypes call (Z3's API) converted its
+    arguments, Python reports the KeyboardInterrupt as a ctypes.ArgumentError."""
+    seen: BaseException | None = e
+    while seen is not None:
+        if isinstance(seen, KeyboardInterrupt) or (
+                type(seen).__name__ == "ArgumentError" and "KeyboardInterrupt" in str(seen)):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
 def main() -> None:
     try:
         cli.main(standalone_mode=False)
@@ -417,6 +435,9 @@ def main() -> None:
     except SystemExit:
         raise
     except Exception as e:
+        if _interrupted(e):
+            click.echo("kvclaims: interrupted; no result", err=True)
+            sys.exit(EXIT_INTERRUPTED)
         if os.environ.get("KVCLAIMS_DEBUG"):
             raise
         click.echo(f"kvclaims: internal error: {type(e).__name__}: {e} "

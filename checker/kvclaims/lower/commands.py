@@ -56,6 +56,9 @@ def prove_command(path: str, out: IO[str] | None = None) -> int:
     except DescriptorError as err:
         print(f"kvclaims prove: {err}", file=sys.stderr)
         return 2
+    from kvclaims.lower import kvrm_proof
+
+    kvrm_proof.proof()  # decided before anything is printed: an interrupt leaves no partial report
     bad = 0
     undecided = 0
     for r in results:
