@@ -16,6 +16,7 @@ import click
 from kvclaims import spec as spec_mod
 
 EXIT_OK, EXIT_VIOLATION, EXIT_INPUT, EXIT_INCONCLUSIVE = 0, 1, 2, 3
+EXIT_INTERRUPTED = 130  # SIGINT (Ctrl-C): stopped, no result presented (kvclaims.solver)
 
 
 def _exit_code(reports: list[Any]) -> int:
@@ -290,7 +291,8 @@ def shrink_cmd(trace: str, rule: str | None, engine: str, out: str | None,
     """Shrink TRACE to a 1-minimal sub-trace (.kvt) that still violates RULE (docs/shrink.md).
 
     Exit 0 when shrunk and re-checked; 2 on a usage or input error or when TRACE does not violate
-    the rule; 1 only if the written trace, read back, does not re-check as that violation.
+    the rule; 1 only if the written trace, read back, does not re-check as that violation; 3 when
+    the engine could not decide a candidate (the solver answered unknown): no result.
     """
     import io
     import time
@@ -314,11 +316,17 @@ def shrink_cmd(trace: str, rule: str | None, engine: str, out: str | None,
         sys.exit(EXIT_INPUT)
 
     decide = None
+    skews: list[Any] = []
     if engine == "z3":
         from kvclaims.check.partial import check_events as z3_check
+        from kvclaims.trace.model import PartialTrace
 
         def decide(candidate: Any) -> Any:
-            return z3_check(spec, candidate)
+            # every admissible order of the candidate's batches and the trace's skews (so the
+            # solver is asked, and its `unknown` stops the shrink: kvclaims.solver)
+            trace = PartialTrace(tuple(candidate), tuple(skews))
+            batches = [(a, b) for a, b, _ in trace.batches(spec) if b - a >= 2]
+            return z3_check(spec, candidate, batches=batches, skews=trace.skews)
 
     label = "<stdin>" if trace == "-" else trace
     try:
@@ -326,7 +334,7 @@ def shrink_cmd(trace: str, rule: str | None, engine: str, out: str | None,
     except OSError as e:
         fail(f"{trace}: error: cannot open: {e.strerror}")
     try:
-        events = list(open_events(fh, label, spec, Options(input_format=input_format)))
+        events = list(open_events(fh, label, spec, Options(input_format=input_format), skews))
     except InputError as e:
         fail(f"{e.file}:{e.line}:{e.column}: error: {e.message}")
     except UnicodeDecodeError as e:
@@ -350,6 +358,9 @@ def shrink_cmd(trace: str, rule: str | None, engine: str, out: str | None,
         else:
             result = shrink_mod.shrink(events, spec, rule=rule, decide=decide,
                                        max_checks=max_checks)
+    except shrink_mod.ShrinkInconclusive as e:
+        click.echo(f"kvclaims shrink: {label}: inconclusive: {e}; no result", err=True)
+        sys.exit(EXIT_INCONCLUSIVE)
     except shrink_mod.ShrinkError as e:
         fail(f"kvclaims shrink: {label}: {e}")
     except ClaimLimit as e:
@@ -399,12 +410,30 @@ def spec_cmd(fmt: str) -> None:
     sys.stdout.write(render_spec(spec_mod.load()))
 
 
+def _interrupted(e: BaseException) -> bool:
+    """Whether `e` is Ctrl-C in disguise: raised while a ctypes call (Z3's API) converted its
+    arguments, Python reports the KeyboardInterrupt as a ctypes.ArgumentError."""
+    seen: BaseException | None = e
+    while seen is not None:
+        if isinstance(seen, KeyboardInterrupt) or (
+                type(seen).__name__ == "ArgumentError" and "KeyboardInterrupt" in str(seen)):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
 def main() -> None:
     try:
         cli.main(standalone_mode=False)
     except click.exceptions.Exit as e:
         sys.exit(e.exit_code)
-    except click.Abort:
+    except KeyboardInterrupt:
+        click.echo("kvclaims: interrupted; no result", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    except click.Abort as e:
+        if isinstance(e.__context__, KeyboardInterrupt):  # click's spelling of Ctrl-C
+            click.echo("kvclaims: interrupted; no result", err=True)
+            sys.exit(EXIT_INTERRUPTED)
         click.echo("aborted", err=True)
         sys.exit(EXIT_INPUT)
     except click.ClickException as e:
@@ -415,6 +444,9 @@ def main() -> None:
     except SystemExit:
         raise
     except Exception as e:
+        if _interrupted(e):
+            click.echo("kvclaims: interrupted; no result", err=True)
+            sys.exit(EXIT_INTERRUPTED)
         if os.environ.get("KVCLAIMS_DEBUG"):
             raise
         click.echo(f"kvclaims: internal error: {type(e).__name__}: {e} "
