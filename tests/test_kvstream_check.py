@@ -141,3 +141,13 @@ def test_explain_draws_a_recorded_stream(tmp_path: Path) -> None:
     assert "claim:resident" in out.read_text()
     q = kv("explain", str(PROBE), "--out", str(out))
     assert q.returncode == 2 and b"--claims" in q.stderr
+
+
+def test_undecodable_and_conflicting_batches_are_unknown(tmp_path: Path, spec) -> None:
+    base = stores_only()
+    bad = check([base[0], [1, [1.0, "not events"]], base[2]], tmp_path, spec)
+    assert [a["kind"] for a in bad.extra["stream"]["anomalies"]] == ["undecodable"]
+    assert bad.verdict == "inconclusive"
+    two = check([base[0], base[2], [2, base[1][1]], base[1]], tmp_path, spec)
+    assert "conflict" in [a["kind"] for a in two.extra["stream"]["anomalies"]]
+    assert two.verdict == "inconclusive"

@@ -82,7 +82,7 @@ class StreamCheck:
 
     def held(self, seq: int) -> bool:
         """Whether batch `seq` is waiting in the reorder window."""
-        return seq in self.sequencer._buffer
+        return self.sequencer.holds(seq)
 
     def _apply(self, steps: list[Step]) -> None:
         for kind, x in steps:

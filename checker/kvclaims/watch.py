@@ -159,6 +159,7 @@ def watch(endpoint: str, replay: str | None, claims: str, fmt: str = "text", *,
     if ready is not None:
         ready.set()
     received = 0
+    asked: int | None = None
     last = time.monotonic()
     try:
         while max_batches is None or received < max_batches:
@@ -178,10 +179,10 @@ def watch(endpoint: str, replay: str | None, claims: str, fmt: str = "text", *,
             if want and t != want:
                 continue  # another topic sharing the prefix
             seq = int.from_bytes(seq_b, "big")
-            if replay and seq > check.expected:
+            if replay and seq > check.expected and asked != check.expected:
                 # Ask for what is missing before this batch first: decided in order, recorded
                 # in the order used.
-                start = check.expected
+                start = asked = check.expected  # once per missing number, not per frame
                 got = [(tt, s, p) for tt, s, p in _replay(ctx, replay, start, replay_timeout_ms)
                        if start <= s < seq and not check.held(s)]
                 o.emit("replay", f"replay: asked from batch {start}, got {len(got)} of the "

@@ -198,6 +198,10 @@ class Sequencer:
                      "batches): dropped", frame.record, s))]
         return self._restart(frame)
 
+    def holds(self, seq: int) -> bool:
+        """Whether batch `seq` is waiting in the reorder window."""
+        return seq in self._buffer
+
     def _again(self, frame: Frame, held: Frame) -> list[Step]:
         s, rec = frame.seq, held.record
         if held.digest == frame.digest:
