@@ -228,3 +228,12 @@ def test_record_rechecks_from_the_command_line(tmp_path: Path) -> None:
                         timeout=120)
     assert p2.returncode == 1
     assert comparable(json.loads(p2.stdout)) == comparable(report)
+
+
+def test_bad_endpoint_or_manifest_is_exit_2(tmp_path: Path) -> None:
+    p = run_cli("watch", "notanendpoint", "--claims", manifest_file(tmp_path))
+    assert p.returncode == 2 and "notanendpoint" in p.stdout and "Traceback" not in p.stderr
+    bad = tmp_path / "bad.toml"
+    bad.write_text("x = [")
+    q = run_cli("watch", "tcp://127.0.0.1:9", "--claims", str(bad))
+    assert q.returncode == 2 and "bad.toml:1:1" in q.stdout

@@ -235,8 +235,9 @@ class Sequencer:
         after = self._buffer[nxt].record  # located at the first record after the gap
         where = f"at record {record}" if record is not None else "at the end of the stream"
         if self.decided == 0 and a == 0:
+            were = "was" if b == 1 else "were"
             an = Anomaly(MISSED_HISTORY, f"the stream starts at batch {b} (record {after}): "
-                         f"{span(0, b)} published before the first record received "
+                         f"{span(0, b)} {were} published before the first record received "
                          f"(missed history; declared {where})", after, b, (a, b))
         else:
             an = Anomaly(GAP, f"{span(a, b)} missing before batch {b} (record {after}; "
