@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 
 from kvclaims.kvstream import check_records
 from kvclaims.report import json as json_report
-from kvclaims.trace.kv_records import SEQ_BYTES, Frame, encode_frames
+from kvclaims.trace.kv_records import SEQ_BYTES, Frame, encode_frames, read_frames
 from kvclaims.trace.vllm_events import Manifest, ManifestClaim, manifest_toml
 from kvclaims.watch import watch
 
@@ -177,8 +177,9 @@ def test_nothing_published_is_inconclusive(tmp_path: Path) -> None:
 @pytest.mark.parametrize("sig,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_signal_prints_the_report_and_says_interrupted(tmp_path: Path, sig, code) -> None:
     pub = Publisher()
+    rec = tmp_path / "sig.kvbatches"
     proc = subprocess.Popen([*KV, "watch", pub.endpoint, "--claims", manifest_file(tmp_path),
-                             "--format", "jsonl", "--topic", "kv"], cwd=ROOT,
+                             "--format", "jsonl", "--topic", "kv", "--record", str(rec)], cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         store = msgspec.msgpack.encode([1.0, [{"type": "BlockStored", "block_hashes": HASHES}],
@@ -188,6 +189,8 @@ def test_signal_prints_the_report_and_says_interrupted(tmp_path: Path, sig, code
         for line in proc.stdout:  # the batch was decided: the watch is running
             if json.loads(line)["kind"] == "batch":
                 break
+        # the record is whole while the watch runs
+        assert [f.seq for f in read_frames(rec.read_bytes(), "r")] == [0]
         proc.send_signal(sig)
         rest, err = proc.communicate(timeout=60)
     finally:

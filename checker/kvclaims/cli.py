@@ -272,7 +272,7 @@ def fuzz(runtime: str, examples: int, seed: int, out_dir: str, max_shrinks: int 
 @click.option("--record", default=None, type=click.Path(dir_okay=False),
               metavar="FILE.kvbatches",
               help="Write the received frames with their sequence numbers (what `kvclaims check "
-                   "FILE --claims M` reads) when the watch ends.")
+                   "FILE --claims M` reads), as they arrive.")
 @click.option("--reorder-window", type=click.IntRange(min=0), default=32, show_default=True,
               help="Batches a late batch may trail by before its number is a gap.")
 def watch(endpoint: str, replay: str | None, claims: str, fmt: str, topic: str,

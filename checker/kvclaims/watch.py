@@ -17,7 +17,6 @@ never conformant. Needs pyzmq (the `vllm` extra). Traffic goes only to the endpo
 from __future__ import annotations
 
 import json
-import os
 import signal
 import sys
 import threading
@@ -27,7 +26,7 @@ from typing import IO, Any
 from kvclaims import spec as spec_mod
 from kvclaims.check.verdict import Finding, Report
 from kvclaims.kvstream import StreamCheck
-from kvclaims.trace.kv_records import DEFAULT_WINDOW, SEQ_BYTES, Frame, encode_frames
+from kvclaims.trace.kv_records import DEFAULT_WINDOW, SEQ_BYTES, Frame, RecordWriter
 from kvclaims.trace.model import InputError
 from kvclaims.trace.vllm_events import load_manifest
 
@@ -103,7 +102,15 @@ def watch(endpoint: str, replay: str | None, claims: str, fmt: str = "text", *,
         o.emit("error", f"{err}", message=str(err))
         return EXIT_INPUT
     check = StreamCheck(spec, manifest, endpoint, window=window)
-    frames: list[Frame] = []
+    writer: RecordWriter | None = None
+    if record is not None:
+        try:
+            writer = RecordWriter(record)
+        except OSError as err:
+            o.emit("error", f"{record}: cannot write the record: {err.strerror}",
+                   message=str(err))
+            return EXIT_INPUT
+    records = 0
     want = topic.encode()
 
     shown: set[tuple[Any, ...]] = set()
@@ -120,7 +127,10 @@ def watch(endpoint: str, replay: str | None, claims: str, fmt: str = "text", *,
             show(f, check.location(f))
 
     def take(frame: Frame) -> None:
-        frames.append(frame)
+        nonlocal records
+        records += 1
+        if writer is not None:
+            writer.add(frame)
         for kind, x in check.push(frame):
             if kind == "anomaly":
                 o.emit("anomaly", f"{x.kind}: {x.message}", anomaly=x.kind, message=x.message,
@@ -147,6 +157,8 @@ def watch(endpoint: str, replay: str | None, claims: str, fmt: str = "text", *,
         sub.connect(endpoint)
     except zmq.ZMQError as err:
         sub.close(linger=0)
+        if writer is not None:
+            writer.close()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         o.emit("error", f"kvclaims watch: {endpoint}: {err}", message=str(err))
@@ -190,13 +202,15 @@ def watch(endpoint: str, replay: str | None, claims: str, fmt: str = "text", *,
                        replayed=len(got))
                 for tt, s, p in sorted(got, key=lambda x: x[1]):
                     received += 1
-                    take(Frame(s, p, len(frames) + 1, tt))
+                    take(Frame(s, p, records + 1, tt))
             received += 1
-            take(Frame(seq, payload, len(frames) + 1, t))
+            take(Frame(seq, payload, records + 1, t))
     except KeyboardInterrupt:
         interrupted.append(signal.SIGINT)
     finally:
         sub.close(linger=0)
+        if writer is not None:
+            writer.close()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     if stop is not None and stop.is_set() and not interrupted:
@@ -206,23 +220,11 @@ def watch(endpoint: str, replay: str | None, claims: str, fmt: str = "text", *,
     for f, where in zip(report.findings, report.extra["stream"]["locations"]):
         show(f, where)  # those decided only at the end (and the Z3 engine's)
     if record is not None:
-        _write_record(record, frames, o)
+        o.emit("record", f"recorded {records} frame(s) in {record}", path=record, frames=records)
     _final(o, report, spec)
     if interrupted:
         return SIGNAL_EXIT.get(interrupted[0], 130)
     return EXIT.get(report.verdict, EXIT_INPUT)
-
-
-def _write_record(path: str, frames: list[Frame], o: _Out) -> None:
-    tmp = f"{path}.tmp{os.getpid()}"
-    try:
-        with open(tmp, "wb") as fh:
-            fh.write(encode_frames(frames))
-        os.replace(tmp, path)
-    except OSError as err:
-        o.emit("error", f"{path}: cannot write the record: {err.strerror}", message=str(err))
-        return
-    o.emit("record", f"recorded {len(frames)} frame(s) in {path}", path=path, frames=len(frames))
 
 
 def _final(o: _Out, report: Report, spec: Any) -> None:

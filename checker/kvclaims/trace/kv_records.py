@@ -80,6 +80,28 @@ def encode_frames(frames: list[Frame]) -> bytes:
     return msgspec.msgpack.encode([frame_record(f) for f in frames])
 
 
+class RecordWriter:
+    """Writes a record file as frames arrive (`kvclaims watch --record`): a msgpack array 32
+    whose count is rewritten after each record, so the file is whole after every frame."""
+
+    def __init__(self, path: str) -> None:
+        self.fh = open(path, "wb")  # noqa: SIM115 - closed by close()
+        self.count = 0
+        self.fh.write(b"\xdd" + (0).to_bytes(4, "big"))
+        self.fh.flush()
+
+    def add(self, frame: Frame) -> None:
+        self.fh.write(msgspec.msgpack.encode(frame_record(frame)))
+        self.count += 1
+        self.fh.seek(1)
+        self.fh.write(self.count.to_bytes(4, "big"))
+        self.fh.seek(0, 2)
+        self.fh.flush()
+
+    def close(self) -> None:
+        self.fh.close()
+
+
 def read_frames(data: bytes, file: str) -> list[Frame]:
     """The frames of a record file, in recorded (arrival) order; a located InputError when the
     file is not one (line = record number, column 1)."""
