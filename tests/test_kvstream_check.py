@@ -151,3 +151,11 @@ def test_undecodable_and_conflicting_batches_are_unknown(tmp_path: Path, spec) -
     two = check([base[0], base[2], [2, base[1][1]], base[1]], tmp_path, spec)
     assert "conflict" in [a["kind"] for a in two.extra["stream"]["anomalies"]]
     assert two.verdict == "inconclusive"
+
+
+def test_require_gate_reads_the_joined_stream() -> None:
+    p = kv("check", str(PROBE), "--claims", str(CLAIMS), "--require", "soft_priority",
+           "--format", "json")
+    d = json.loads(p.stdout)
+    assert p.returncode == 1 and d["gate"]["bundle"] == "soft_priority"
+    assert not d["gate"]["passed"]

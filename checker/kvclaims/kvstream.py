@@ -192,12 +192,23 @@ class StreamCheck:
 
 def check_records(data: bytes, file: str, spec: Spec, manifest: Manifest, *,
                   window: int = DEFAULT_WINDOW,
-                  solver_timeout_ms: int = DEFAULT_SOLVER_TIMEOUT_MS) -> Report:
+                  solver_timeout_ms: int = DEFAULT_SOLVER_TIMEOUT_MS,
+                  require: tuple[str, ...] = ()) -> Report:
     """A record file (bytes) decided as `kvclaims watch` decided it live; raises InputError on a
-    malformed file."""
+    malformed file. `require`: the `--require` gates, read from the joined events."""
     from kvclaims.trace.kv_records import read_frames
 
     check = StreamCheck(spec, manifest, file, window=window, solver_timeout_ms=solver_timeout_ms)
     for frame in read_frames(data, file):
         check.push(frame)
-    return check.finish()
+    report = check.finish()
+    if require:
+        from kvclaims.check import gate as gates
+
+        recorder = gates.GateRecorder(spec)
+        for ev in check.events:
+            if ev.kind in recorder.kinds:
+                recorder(ev)
+        report = replace(report, gates=tuple(gates.evaluate(spec, name, report, recorder.records)
+                                             for name in require))
+    return report

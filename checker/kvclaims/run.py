@@ -205,7 +205,8 @@ def check_kv_stream(path: str, spec: Spec, options: Options) -> Report | None:
                                                  f"{err.column}: {err.message}"))
     try:
         return check_records(data, label, spec, manifest, window=options.reorder_window,
-                             solver_timeout_ms=options.solver_timeout_ms)
+                             solver_timeout_ms=options.solver_timeout_ms,
+                             require=options.require)
     except InputError as err:
         return _failed(label, InputProblem(err.line, err.column, err.message))
 
