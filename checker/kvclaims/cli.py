@@ -63,8 +63,13 @@ def _write_witnesses(path: str, rep: Any, spec: Any, options: Any, prefix: str,
 @click.argument("files", nargs=-1, required=True)
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "junit"]), default="text",
               show_default=True, help="Report format.")
-@click.option("--input-format", type=click.Choice(["kvt", "jsonl"]), default=None,
-              help="Override format detection.")
+@click.option("--input-format", type=click.Choice(["kvt", "jsonl", "vllm"]), default=None,
+              help="Override format detection (vllm: a recorded KV event stream).")
+@click.option("--claims", default=None, type=click.Path(dir_okay=False), metavar="MANIFEST.toml",
+              help="The claim manifest a recorded KV event stream (.kvbatches) is joined with.")
+@click.option("--reorder-window", type=click.IntRange(min=0), default=32, show_default=True,
+              help="KV event streams: batches a late batch may trail by before it is a gap "
+                   "(use the value the stream was watched with).")
 @click.option("--require", "require", multiple=True, metavar="MODE",
               help="Also list the rules of MODE's bundle (or the reference gate's requirements) "
                    "the trace does not positively witness; a missing one fails the check.")
@@ -94,7 +99,8 @@ def _write_witnesses(path: str, rep: Any, spec: Any, options: Any, prefix: str,
 @click.option("--max-defer-ns", type=click.IntRange(min=0), default=None, metavar="NS",
               help="A deferral bound of NS nanoseconds (R-progress), checked beside every "
                    "declared bound.")
-def check(files: tuple[str, ...], fmt: str, input_format: str | None, require: tuple[str, ...],
+def check(files: tuple[str, ...], fmt: str, input_format: str | None, claims: str | None,
+          reorder_window: int, require: tuple[str, ...],
           max_line_bytes: int, max_claims: int, progress: bool | None, engine: str,
           skews: tuple[str, ...], witness: str | None, solver_timeout: float,
           max_defer_steps: int | None, max_defer_ns: int | None) -> None:
@@ -124,7 +130,8 @@ def check(files: tuple[str, ...], fmt: str, input_format: str | None, require: t
     options = Options(input_format=input_format, require=require,
                       max_line_bytes=max_line_bytes, max_claims=max_claims, engine=engine,
                       skews=parsed, solver_timeout_ms=max(1, int(solver_timeout * 1000)),
-                      defer_bounds=defer_bounds_option(max_defer_steps, max_defer_ns))
+                      defer_bounds=defer_bounds_option(max_defer_steps, max_defer_ns),
+                      claims=claims, reorder_window=reorder_window)
     # soft_wrap: long lines are not broken, so locations and messages stay greppable.
     out = Console(highlight=False, soft_wrap=True)
     if not out.is_terminal:
@@ -203,12 +210,15 @@ def litmus(out_dir: str | None, fmt: str) -> None:
 @click.option("--claim", default=None, help="Draw only this claim's lane.")
 @click.option("--out", required=True, metavar="FILE.png|FILE.svg|FILE.html",
               help="Output picture; the suffix picks the format.")
-@click.option("--input-format", type=click.Choice(["kvt", "jsonl"]), default=None)
-def explain(trace: str, claim: str | None, out: str, input_format: str | None) -> None:
+@click.option("--input-format", type=click.Choice(["kvt", "jsonl", "vllm"]), default=None)
+@click.option("--claims", default=None, type=click.Path(dir_okay=False), metavar="MANIFEST.toml",
+              help="The claim manifest a recorded KV event stream (.kvbatches) is joined with.")
+def explain(trace: str, claim: str | None, out: str, input_format: str | None,
+            claims: str | None) -> None:
     """Draw what happened to the pool and to each claim in TRACE, findings pinned at their events."""
     from kvclaims.explain import explain_command
 
-    sys.exit(explain_command(trace, claim, out, input_format))
+    sys.exit(explain_command(trace, claim, out, input_format, claims=claims))
 
 
 @cli.command()
@@ -263,11 +273,31 @@ def fuzz(runtime: str, examples: int, seed: int, out_dir: str, max_shrinks: int 
               metavar="MANIFEST.toml", help="The claim manifest: each claim's block hashes.")
 @click.option("--format", "fmt", type=click.Choice(["text", "jsonl"]), default="text",
               show_default=True)
-def watch(endpoint: str, replay: str | None, claims: str, fmt: str) -> None:
-    """Subscribe to a vLLM KV event stream (ZMQ) and report claim verdicts continuously."""
+@click.option("--topic", default="", metavar="T",
+              help="Only frames whose topic is exactly T (vLLM's kv_events_config topic).")
+@click.option("--idle-timeout", type=click.FloatRange(min=0, min_open=True), default=None,
+              metavar="S", help="Stop after S seconds without a batch.")
+@click.option("--max-batches", type=click.IntRange(min=1), default=None, metavar="N",
+              help="Stop after N batches received.")
+@click.option("--record", default=None, type=click.Path(dir_okay=False),
+              metavar="FILE.kvbatches",
+              help="Write the received frames with their sequence numbers (what `kvclaims check "
+                   "FILE --claims M` reads), as they arrive.")
+@click.option("--reorder-window", type=click.IntRange(min=0), default=32, show_default=True,
+              help="Batches a late batch may trail by before its number is a gap.")
+def watch(endpoint: str, replay: str | None, claims: str, fmt: str, topic: str,
+          idle_timeout: float | None, max_batches: int | None, record: str | None,
+          reorder_window: int) -> None:
+    """Subscribe to a vLLM KV event stream (ZMQ) and decide the claims of MANIFEST.toml.
+
+    Exit code: the verdict's (0 conformant, 1 violation, 3 inconclusive: nothing received,
+    missed history or a gap), 2 on a usage or input error, 130/143 when interrupted by
+    SIGINT/SIGTERM (the final report is printed first).
+    """
     from kvclaims.watch import watch_command
 
-    sys.exit(watch_command(endpoint, replay, claims, fmt))
+    sys.exit(watch_command(endpoint, replay, claims, fmt, topic=topic, idle_timeout=idle_timeout,
+                           max_batches=max_batches, record=record, window=reorder_window))
 
 
 @cli.command("shrink")
