@@ -38,6 +38,7 @@ from kvclaims.check.verdict import (
     Finding,
     InputProblem,
     Report,
+    levels_agree,
 )
 from kvclaims.check.z3model import Encoding, Slot, SymFinding
 from kvclaims.spec import Spec
@@ -282,20 +283,30 @@ def _tables(spec: Spec, events: Sequence[Event], file: str) -> Report:
 def _assemble(spec: Spec, file: str, events: Sequence[Event], order: Sequence[int],
               findings: list[Finding], verdict: str, error: InputProblem | None,
               extra: dict[str, Any], batch_fields: Sequence[str],
-              renumber: dict[int, dict[str, Any]]) -> Report:
-    """The Z3 engine's verdict and findings with the §7 outcome tables of the linearization."""
+              renumber: dict[int, dict[str, Any]],
+              possible: frozenset[tuple[str, str | None]] | None = None) -> Report:
+    """The Z3 engine's verdict and findings with the §7 outcome tables of the linearization.
+
+    The tables' claim statuses are those of the one order `order`; they are brought in line with
+    the decided findings (check.verdict.levels_agree): `possible` names the (rule, claim) pairs
+    some admissible order could fail (None: any)."""
     linear = witness_events(events, order, spec, batch_fields, renumber)
     tables = _tables(spec, linear, file)
+    claims = levels_agree(tables.claims, tuple(findings), verdict, possible)
     if extra.get("order") == "partial":
         extra = {**extra, "witnesses": _witness_text(spec, events, extra, batch_fields,
                                                       renumber)}
     counts: dict[str, int] = {}
     for f in findings:
         counts[f.rule] = counts.get(f.rule, 0) + 1
+    # Every occurrence: the chosen order's replay counts them all (findings list the first per
+    # rule, claim and status), for the rules the decided findings name.
+    for rule in counts:
+        counts[rule] = max(counts[rule], tables.finding_counts.get(rule, 0))
     if error is not None:
         verdict = INPUT_ERROR
     return Report(file=file, verdict=verdict, events=len(events), findings=tuple(findings),
-                  finding_counts=counts, claims=tables.claims, requests=tables.requests,
+                  finding_counts=counts, claims=claims, requests=tables.requests,
                   prefixes=tables.prefixes,
                   cached_resident_victims=tables.cached_resident_victims,
                   resident_preserved=tables.resident_preserved,
@@ -371,10 +382,11 @@ def decide(spec: Spec, events: Sequence[Event], *, file: str = "-",
     enc = Encoding(spec, events, ctx)
     found = enc.run(lay.slots) if events else []
     written = list(range(len(events)))
+    possible = frozenset((sf.rule, sf.claim_id) for sf in found if sf.cond is not False)
     if not lay.segments:
         fs = _findings(events, [f for f in found if f.cond is True])
         return _assemble(spec, file, events, written, fs, _verdict_of(fs), error,
-                         {"engine": "z3", "order": "total"}, batch_fields, renumber)
+                         {"engine": "z3", "order": "total"}, batch_fields, renumber, possible)
     base = [*lay.constraints, *enc.defs]
     reasons: list[str] = []
     viol = [f.cond for f in found if f.status == VIOLATION]
@@ -446,7 +458,7 @@ def decide(spec: Spec, events: Sequence[Event], *, file: str = "-",
             event_index=lay.segments[0].first, event=events[lay.segments[0].first].kind)
         extra["linearizations"] = "unknown"
         return _assemble(spec, file, events, written, [f], INCONCLUSIVE, error, extra,
-                         batch_fields, renumber)
+                         batch_fields, renumber, None)
     if r_viol == z3.unsat:
         m = m_unk if m_unk is not None else m_ok if m_ok is not None else m_nv
         assert m is not None
@@ -456,7 +468,7 @@ def decide(spec: Spec, events: Sequence[Event], *, file: str = "-",
         if m_ok is not None:
             extra["conforming"] = order_of(m_ok)
         return _assemble(spec, file, events, order, fs, _verdict_of(fs), error, extra,
-                         batch_fields, renumber)
+                         batch_fields, renumber, possible)
     assert m_viol is not None
     order = order_of(m_viol)
     extra["violating"] = order
@@ -464,7 +476,7 @@ def decide(spec: Spec, events: Sequence[Event], *, file: str = "-",
     if r_nv == z3.unsat:
         extra["linearizations"] = "all_violate"
         return _assemble(spec, file, events, order, fs, VIOLATION, error, extra, batch_fields,
-                         renumber)
+                         renumber, possible)
     assert m_nv is not None
     extra["linearizations"] = "some_violate"
     extra["conforming"] = order_of(m_nv)
@@ -480,7 +492,7 @@ def decide(spec: Spec, events: Sequence[Event], *, file: str = "-",
         event_index=first.first, event=events[first.first].kind))
     fs.sort(key=lambda x: (x.event_index, x.rule))
     return _assemble(spec, file, events, order, fs, INCONCLUSIVE, error, extra, batch_fields,
-                     renumber)
+                     renumber, possible)
 
 
 def _b(c: Any, ctx: z3.Context) -> Any:
