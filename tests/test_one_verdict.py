@@ -378,3 +378,17 @@ def test_verify_anchors_with_nothing_to_verify_against_is_inconclusive(tmp_path:
     res = CliRunner().invoke(cli, ["lower", "--verify-anchors", "--source", str(empty)])
     assert res.exit_code == 3
     assert "inconclusive" in res.stderr and "unchecked vllm source:" in res.stderr
+
+
+# ---- the pytest plug-in and fuzz --replay decide as check does --------------------------------
+def test_the_pytest_plugin_compares_the_overall_result_with_the_check_options():
+    from kvclaims.pytest_plugin import check_trace
+
+    rep = check_trace(ROOT / "traces/partial/batch-hides-silent-loss.kvt", "inconclusive")
+    assert rep.result == INCONCLUSIVE
+    check_trace(NO_RESTORE, "gate_failed", options=Options(require=("offloadable",)))
+    events = read_partial(ROOT / "traces/partial/skew-demotion-within-delta.kvt", None, SPEC)
+    check_trace(events, "inconclusive")  # its skew travels with it
+    check_trace(list(events.events), "conformant")  # without the skew, the written order holds
+    with pytest.raises(pytest.fail.Exception, match="expected conformant, got inconclusive"):
+        check_trace(events, "conformant")
