@@ -1,7 +1,7 @@
 """The one decision path: open, detect, import, decide, gate (ARCHITECTURE.md pipeline).
 
-Every command and view that shows a verdict (check, explain, shrink, fuzz --replay, watch, the
-pytest plug-in) gets it from here, with one :class:`Options` that carries every option able to
+Every command and view that shows a verdict (check, explain, shrink, fuzz and its --replay, the
+pytest plug-in; `watch` not yet, see docs/report-format.md) gets it from here, with one :class:`Options` that carries every option able to
 change a decision (engine, order, skew, bounds, gates): :func:`decide_path` for a file,
 :func:`decide_trace` for events in memory, :class:`Decision` for a live stream. Nothing else
 re-decides (docs/report-format.md, "one verdict everywhere").

@@ -2,8 +2,7 @@
 
 MODEL.md §6 R-stream. Connects a ZMQ SUB socket to vLLM's `ZmqEventPublisher`, checks each
 batch's 8-byte sequence number, asks the ROUTER replay socket (`--replay`) for missed batches,
-joins the events with a claim manifest (trace/vllm_events.py) and feeds the one streaming
-decision (kvclaims.run.Decision, the decision `check` makes; the exit code is run.exit_code).
+joins the events with a claim manifest (trace/vllm_events.py) and feeds the replay checker.
 Findings are printed as they appear (text, or JSON Lines with `--format jsonl`); the final verdict
 comes when the stream ends (`max_batches`, `idle_timeout`, or Ctrl-C). A gap the replay socket
 cannot fill makes every later verdict unknown: the result is inconclusive, never conformant.
@@ -18,7 +17,7 @@ import time
 from typing import IO, Any
 
 from kvclaims import spec as spec_mod
-from kvclaims.run import Decision, Options, decide_trace, exit_code
+from kvclaims.check.replay import Replay
 from kvclaims.trace.model import InputError
 from kvclaims.trace.vllm_events import Batch, StreamJoin, decode_batch, load_manifest
 
@@ -65,7 +64,7 @@ def _replay(ctx: Any, endpoint: str, start: int, timeout_ms: int) -> dict[int, b
 def watch(endpoint: str, replay: str | None, claims: str, fmt: str = "text", *,
           topic: str = "", max_batches: int | None = None, idle_timeout: float | None = None,
           out: IO[str] | None = None, ready: Any = None, replay_timeout_ms: int = 2000,
-          start_seq: int = 0, options: Options = Options()) -> int:
+          start_seq: int = 0) -> int:
     """Run the watcher; returns the checker's exit code (0/1/3, 2 on input errors)."""
     import zmq
 
@@ -77,17 +76,13 @@ def watch(endpoint: str, replay: str | None, claims: str, fmt: str = "text", *,
         o.emit("error", f"{err}", message=str(err))
         return 2
     join = StreamJoin(manifest)
-    # Findings are shown live from the streaming decision; the final verdict is the one `check`
-    # decides on the whole stream (every admissible order of its batches).
-    replay_chk = Decision(spec, endpoint, options)
-    seen: list[Any] = []
+    replay_chk = Replay(spec, endpoint)
     shown = 0
 
     def feed(events: list[Any]) -> None:
         nonlocal shown
         for ev in events:
             replay_chk.feed(ev)
-            seen.append(ev)
         for f in replay_chk.findings[shown:]:
             o.emit("finding", f"{f.status.upper()} {f.rule} claim={f.claim_id}: {f.message}",
                    status=f.status, rule=f.rule, claim_id=f.claim_id, message=f.message)
@@ -164,17 +159,15 @@ def watch(endpoint: str, replay: str | None, claims: str, fmt: str = "text", *,
         pass
     finally:
         sub.close(linger=0)
-    live = replay_chk.finish()
-    report = decide_trace(spec, seen, options, endpoint) if seen else replay_chk.conclude(live)
+    report = replay_chk.finish()
     for f in replay_chk.findings[shown:]:
         o.emit("finding", f"{f.status.upper()} {f.rule} claim={f.claim_id}: {f.message}",
                status=f.status, rule=f.rule, claim_id=f.claim_id, message=f.message)
-    o.emit("verdict", f"{endpoint}: {report.result.upper()} ({n} batch(es), "
-           f"{len(join.gaps)} unfilled gap(s))", verdict=report.verdict, result=report.result,
-           batches=n,
+    o.emit("verdict", f"{endpoint}: {report.verdict.upper()} ({n} batch(es), "
+           f"{len(join.gaps)} unfilled gap(s))", verdict=report.verdict, batches=n,
            gaps=[list(g) for g in join.gaps],
            claims={c.claim_id: c.verdict for c in report.claims})
-    return exit_code([report])
+    return {"conformant": 0, "violation": 1, "inconclusive": 3}.get(report.verdict, 2)
 
 
 def watch_command(endpoint: str, replay: str | None, claims: str, fmt: str = "text") -> int:
