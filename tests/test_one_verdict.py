@@ -65,6 +65,8 @@ def _junit_result(rep: Report) -> str:
     suite = ET.fromstring(junit.render([rep])).find("testsuite")
     assert suite is not None
     failures, errors = int(suite.get("failures", "0")), int(suite.get("errors", "0"))
+    props = {p.get("name"): p.get("value") for p in suite.iterfind("properties/property")}
+    assert props == {"result": rep.result, "verdict": rep.verdict}
     if rep.error is not None:
         assert suite.find("testcase[@name='input']/error") is not None
         return INPUT_ERROR

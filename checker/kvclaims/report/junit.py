@@ -78,6 +78,9 @@ def render(reports: list[Report]) -> str:
                              f"<{tag} message={quoteattr(where)}>{escape(where)}</{tag}></testcase>")
         out.append(f"<testsuite name={quoteattr(rep.file)} tests=\"{len(cases)}\" "
                    f"failures=\"{failures}\" errors=\"{errors}\">")
+        # The overall result first (what the exit code says), then the rules' verdict.
+        out.append(f'  <properties><property name="result" value={quoteattr(rep.result)}/>'
+                   f'<property name="verdict" value={quoteattr(rep.verdict)}/></properties>')
         out.extend(cases)
         out.append("</testsuite>")
     out.append("</testsuites>")
