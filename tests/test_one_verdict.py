@@ -394,3 +394,59 @@ def test_the_pytest_plugin_compares_the_overall_result_with_the_check_options():
     check_trace(list(events.events), "conformant")  # without the skew, the written order holds
     with pytest.raises(pytest.fail.Exception, match="expected conformant, got inconclusive"):
         check_trace(events, "conformant")
+
+
+# ---- levels against brute force: every linearization of small batches --------------------------
+def _linearizations(events: list[Event], limit: int = 400) -> list[list[Event]] | None:
+    """Every admissible order of `events` (batches of the block field permuted in place), as
+    totally ordered traces the Z3 engine's witnesses are (order fields renumbered); None when
+    there are more than `limit`."""
+    import itertools
+
+    from kvclaims.check import partial
+
+    trace = PartialTrace(tuple(events))
+    runs = [(s, e) for s, e, _ in trace.batches(SPEC) if e - s >= 2]
+    count = 1
+    for s, e in runs:
+        count *= len(list(itertools.permutations(range(s, e))))
+    if count > limit:
+        return None
+    _, renumber = partial._stream_breaks(events, [(s, e - 1) for s, e in runs],
+                                         SPEC.order.time_fields)
+    out = []
+    for choice in itertools.product(*(itertools.permutations(range(s, e)) for s, e in runs)):
+        order = list(range(len(events)))
+        for (s, e), perm in zip(runs, choice):
+            order[s:e] = perm
+        out.append(partial.witness_events(events, order, SPEC, SPEC.order.batch_fields,
+                                          renumber))
+    return out
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+@given(events=partial_traces())
+def test_decided_findings_hold_in_every_admissible_order(events):
+    """A `violation` finding (and claim status) of a partly ordered trace holds in every admissible
+    order; a conformant trace conforms in every order; an inconclusive one has no violation."""
+    from kvclaims.check.replay import check_events
+
+    rep = decide_trace(SPEC, events, Options(), "generated")
+    orders = _linearizations(events)
+    if orders is None or rep.error is not None:
+        return
+    each = [check_events(SPEC, linear) for linear in orders]
+    if rep.verdict == CONFORMANT:
+        assert all(r.verdict == CONFORMANT for r in each)
+    if rep.verdict == VIOLATION:
+        assert all(r.verdict == VIOLATION for r in each)
+    for f in rep.findings:
+        if f.status == VIOLATION and f.claim_id is not None:
+            for r in each:
+                assert any(g.status == VIOLATION and (g.rule, g.claim_id) == (f.rule, f.claim_id)
+                           for g in r.findings), (f, r.findings)
+    for c in rep.claims:
+        for rule, status in c.rules.items():
+            if status == VIOLATION:
+                assert all(any(x.claim_id == c.claim_id and x.rules.get(rule) == VIOLATION
+                               for x in r.claims) for r in each), (c.claim_id, rule)

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import z3
@@ -475,6 +475,30 @@ def decide(spec: Spec, events: Sequence[Event], *, file: str = "-",
     fs = _findings(events, chosen(m_viol))
     if r_nv == z3.unsat:
         extra["linearizations"] = "all_violate"
+        # Every order violates some rule, but a finding of this witness that some order avoids
+        # is not a fact of the trace: it is unknown at every level (one question per finding).
+        avoidable: list[Finding] = []
+        for f in fs:
+            if f.status != VIOLATION:
+                continue
+            conds = [_b(sf.cond, ctx) for sf in found if sf.status == VIOLATION
+                     and sf.rule == f.rule and sf.claim_id == f.claim_id]
+            if check(z3.Not(z3.Or(*conds)))[0] != z3.unsat:
+                avoidable.append(f)
+        if avoidable:
+            fs = [replace(f, status=UNKNOWN, message=f.message + " (some admissible orders "
+                          "avoid this one; every order violates a rule)") if f in avoidable
+                  else f for f in fs]
+            if not any(f.status == VIOLATION for f in fs):
+                which = ", ".join(f"{f.rule}" + (f" (claim {f.claim_id})" if f.claim_id else "")
+                                  for f in avoidable)
+                first = lay.segments[0]
+                fs.append(Finding(status=VIOLATION, rule=avoidable[0].rule, message=(
+                    f"every admissible order of {spans} violates one of {which}; which one "
+                    "depends on the order (see the violating witness)"),
+                    line=events[first.first].line, column=1, event_index=first.first,
+                    event=events[first.first].kind))
+                fs.sort(key=lambda x: (x.event_index, x.rule))
         return _assemble(spec, file, events, order, fs, VIOLATION, error, extra, batch_fields,
                          renumber, possible)
     assert m_nv is not None
