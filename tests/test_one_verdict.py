@@ -187,8 +187,7 @@ def test_every_view_of_a_project_trace_shows_the_decided_verdict(path: Path, tmp
 
 @pytest.mark.parametrize("path", CORPUS, ids=_id)
 def test_every_view_of_a_corpus_trace_shows_the_decided_verdict(path: Path, tmp_path: Path):
-    # the corpus traces are many and similar: the picture is drawn for the project traces
-    assert_one_verdict(path, tmp_path, picture=False)
+    assert_one_verdict(path, tmp_path)
 
 
 def test_the_corpus_is_there() -> None:
@@ -227,7 +226,7 @@ def test_every_view_of_a_generated_partial_trace_shows_the_decided_verdict(event
     path = tmp / "generated.jsonl"  # JSON Lines: also events without a .kvt spelling
     with open(path, "w", encoding="utf-8") as fh:
         write_jsonl(events, fh)
-    rep = assert_one_verdict(path, tmp, picture=False)
+    rep = assert_one_verdict(path, tmp)
     # the in-memory decision is the file's
     assert _essence(decide_trace(SPEC, events, Options(), str(path))) == _essence(rep)
 
