@@ -449,3 +449,22 @@ def test_decided_findings_hold_in_every_admissible_order(events):
             if status == VIOLATION:
                 assert all(any(x.claim_id == c.claim_id and x.rules.get(rule) == VIOLATION
                                for x in r.claims) for r in each), (c.claim_id, rule)
+
+
+def test_every_verdict_command_takes_every_decision_option():
+    """No command decides with a subset of the options: check, explain and shrink take the same
+    decision flags, and each flag is an Options field (or converted into one)."""
+    import dataclasses
+
+    from kvclaims.cli import decision_options
+
+    @decision_options
+    def probe(options):  # the flags the decorator adds, by parameter name
+        return options
+
+    flags = {p.name for p in probe.__click_params__}
+    fields = {f.name for f in dataclasses.fields(Options)}
+    converted = {"skews": "skews", "solver_timeout": "solver_timeout_ms"}
+    assert {converted.get(n, n) for n in flags} == fields
+    for name in ("check", "explain", "shrink"):
+        assert flags <= {p.name for p in cli.commands[name].params}, name

@@ -28,7 +28,8 @@ def _exit_code(reports: list[Any]) -> int:
 def decision_options(f: Any) -> Any:
     """The options of every command that shows a verdict (check, explain, shrink), folded into
     ONE kvclaims.run.Options passed as `options`: the commands decide with the same options
-    through the same function. A new decision option is one flag here and one Options field."""
+    through the same function. A new decision option (e.g. a deferral bound) is one Options
+    field and one flag here whose parameter has the field's name; nothing else changes."""
     flags = [
         click.option("--input-format", type=click.Choice(["kvt", "jsonl"]), default=None,
                      help="Override format detection."),
@@ -56,42 +57,39 @@ def decision_options(f: Any) -> Any:
 
     @functools.wraps(f)
     def wrapper(**kw: Any) -> Any:
-        kw["options"] = _options(
-            input_format=kw.pop("input_format"), engine=kw.pop("engine"),
-            skews=kw.pop("skews"), require=kw.pop("require"),
-            solver_timeout=kw.pop("solver_timeout"), max_line_bytes=kw.pop("max_line_bytes"),
-            max_claims=kw.pop("max_claims"))
+        kw["options"] = _options({name: kw.pop(name) for name in names})
         return f(**kw)
 
+    before = len(getattr(wrapper, "__click_params__", ()))
     for flag in reversed(flags):
         wrapper = flag(wrapper)
+    names = [p.name for p in wrapper.__click_params__[before:]]  # type: ignore[attr-defined]
     return wrapper
 
 
-def _options(*, input_format: str | None, engine: str, skews: tuple[str, ...],
-             require: tuple[str, ...], solver_timeout: float, max_line_bytes: int,
-             max_claims: int) -> Any:
+def _options(values: dict[str, Any]) -> Any:
     """The decision options, each checked: an unknown gate or a malformed skew is a usage
-    error naming the valid choices."""
+    error naming the valid choices. A flag named as an Options field is passed through as is."""
     from kvclaims.check import gate as gates
     from kvclaims.run import Options
     from kvclaims.trace.partial_input import parse_skew_option
 
     spec = spec_mod.load()
+    values = dict(values)
+    require = values["require"]
     known = gates.gate_names(spec)
     for name in require:
         if spec.canonical_mode(name) is None and name not in spec.gates:
             raise click.UsageError(f"--require {name}: not a mode or gate; one of "
                                    f"{', '.join(known)}")
     try:
-        parsed = tuple(parse_skew_option(x) for x in skews)
+        parsed = tuple(parse_skew_option(x) for x in values.pop("skews"))
     except ValueError as err:
         raise click.UsageError(f"--skew: {err}") from None
     if len({s.sources for s in parsed}) != len(parsed):
         raise click.UsageError("--skew: a pair of sources is given two skews")
-    return Options(input_format=input_format, require=require, max_line_bytes=max_line_bytes,
-                   max_claims=max_claims, engine=engine, skews=parsed,
-                   solver_timeout_ms=max(1, int(solver_timeout * 1000)))
+    timeout_ms = max(1, int(values.pop("solver_timeout") * 1000))
+    return Options(**values, skews=parsed, solver_timeout_ms=timeout_ms)
 
 
 def _check_skew_sources(options: Any, reports: list[Any]) -> None:

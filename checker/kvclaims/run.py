@@ -59,8 +59,9 @@ def exit_code(reports: Iterable[Report]) -> int:
 @dataclass(frozen=True)
 class Options:
     """Every option that can change a decision or how the input is read. A new decision option
-    (a bound, an order declaration) is one field here plus one flag in cli.decision_options;
-    every command then passes it through the same :func:`decide_path` / :func:`decide_trace`."""
+    (a bound, an order declaration) is one field here plus one flag of the same name in
+    cli.decision_options; every command then passes it through the same :func:`decide_path` /
+    :func:`decide_trace` (and the deciding core reads it from here)."""
 
     input_format: str | None = None  # None: detect from content
     require: tuple[str, ...] = ()
