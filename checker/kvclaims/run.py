@@ -32,6 +32,7 @@ from kvclaims.check.verdict import (
     Finding,
     InputProblem,
     Report,
+    claims_carry_findings,
     levels_agree,
 )
 from kvclaims.spec import Spec
@@ -207,6 +208,7 @@ def conclude(spec: Spec, report: Report, options: Options, records: list[gates.R
     and for an input error no reconstructed outcome (docs/report-format.md)."""
     if report.error is not None:
         return replace(report, claims=(), requests=(), prefixes=(), gates=())
+    report = replace(report, claims=claims_carry_findings(report.claims, report.findings))
     if options.require:
         decided = []
         for name in options.require:

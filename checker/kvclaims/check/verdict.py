@@ -9,7 +9,7 @@ rules' verdict (`Report.verdict`), each gate's status (`Gate.status`), and the o
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 PASS = "pass"
@@ -197,8 +197,33 @@ def levels_agree(claims: tuple[ClaimResult, ...], findings: tuple[Finding, ...],
         floor = UNKNOWN if c.verdict == INCONCLUSIVE and c.mode is None else NOT_EXERCISED
         verdict_c = claim_verdict(rules, floor)
         if rules != c.rules or verdict_c != c.verdict:
-            from dataclasses import replace
-
             c = replace(c, rules=rules, verdict=verdict_c)
+        out.append(c)
+    return tuple(out)
+
+
+def claims_carry_findings(claims: tuple[ClaimResult, ...], findings: tuple[Finding, ...],
+                          ) -> tuple[ClaimResult, ...]:
+    """Claims whose rule statuses include every finding that names them: a finding about a claim
+    (e.g. a refusal blaming it before it was accepted) is that claim's status too, so no level
+    reads kinder than another. Only the claims findings name are touched."""
+    named: dict[str, dict[str, str]] = {}
+    for f in findings:
+        if f.claim_id is not None:
+            rules = named.setdefault(f.claim_id, {})
+            rules[f.rule] = worse(rules.get(f.rule, NOT_EXERCISED), f.status)
+    if not named:
+        return claims
+    out = []
+    for c in claims:
+        extra = named.get(c.claim_id)
+        if extra:
+            rules = dict(c.rules)
+            for rid, st in extra.items():
+                rules[rid] = worse(rules.get(rid, NOT_EXERCISED), st)
+            floor = UNKNOWN if c.verdict == INCONCLUSIVE else NOT_EXERCISED
+            verdict_c = claim_verdict(rules, floor)
+            if rules != c.rules or verdict_c != c.verdict:
+                c = replace(c, rules=rules, verdict=verdict_c)
         out.append(c)
     return tuple(out)
