@@ -288,7 +288,8 @@ def _assemble(spec: Spec, file: str, events: Sequence[Event], order: Sequence[in
               findings: list[Finding], verdict: str, error: InputProblem | None,
               extra: dict[str, Any], batch_fields: Sequence[str],
               renumber: dict[int, dict[str, Any]],
-              possible: frozenset[tuple[str, str | None]] | None = None) -> Report:
+              possible: frozenset[tuple[str, str | None]] | None = None,
+              defer_bounds: Sequence[DeferBound] = ()) -> Report:
     """The Z3 engine's verdict and findings with the §7 outcome tables of the linearization.
 
     The tables' claim statuses are those of the one order `order`; they are brought in line with
