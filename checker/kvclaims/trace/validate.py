@@ -67,7 +67,24 @@ def _range_test(names: tuple[str, ...], lo: int, hi: int) -> ValueTest:
     get = itemgetter(*names)
     if len(names) == 1:
         return lambda f: lo <= get(f) <= hi
-    return lambda f: lo <= min(get(f)) and max(get(f)) <= hi
+
+    def test(f: dict[str, Any]) -> bool:
+        values = get(f)
+        return lo <= min(values) and max(values) <= hi
+    return test
+
+
+def _range_member_test(names: tuple[str, ...], lo: int, hi: int, name: str,
+                       values: frozenset[str]) -> ValueTest:
+    """`_range_test` and `_member_test` in one call."""
+    get = itemgetter(*names)
+    if len(names) == 1:
+        return lambda f: lo <= get(f) <= hi and f[name] in values
+
+    def test(f: dict[str, Any]) -> bool:
+        ints = get(f)
+        return lo <= min(ints) and max(ints) <= hi and f[name] in values
+    return test
 
 
 def _member_test(name: str, values: frozenset[str]) -> ValueTest:
@@ -125,13 +142,19 @@ class Validator:
         ranges grouped by range, closed vocabularies."""
         deep = tuple(k for k in fields if k in self._deep)
         by_range: dict[tuple[int, int], list[str]] = {}
-        tests: list[ValueTest] = []
+        closed: list[tuple[str, frozenset[str]]] = []
         for name, value in fields.items():
             if type(value) is int and name in self._ranges:
                 by_range.setdefault(self._ranges[name], []).append(name)
             elif type(value) is str and name in self._closed:
-                tests.append(_member_test(name, self._closed[name]))
-        tests += [_range_test(tuple(names), lo, hi) for (lo, hi), names in by_range.items()]
+                closed.append((name, self._closed[name]))
+        tests: list[ValueTest] = []
+        if len(by_range) == 1 and len(closed) == 1:  # the common shape: one call per event
+            (lo, hi), names = next(iter(by_range.items()))
+            tests.append(_range_member_test(tuple(names), lo, hi, *closed[0]))
+        else:
+            tests += [_member_test(name, values) for name, values in closed]
+            tests += [_range_test(tuple(names), lo, hi) for (lo, hi), names in by_range.items()]
         if deep:
             tests.append(_problem_test(self, kind, deep))
         return tuple(tests) or NO_DEEP
