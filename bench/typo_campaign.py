@@ -1,6 +1,7 @@
 """Typo campaign (issue 16): every single-field typo of the corpus's violating traces.
 
-For each JSON Lines trace of the reference corpus whose plain check is a violation, and for each
+For each JSON Lines trace of the reference corpus and of the repository's traces/ (the rule
+traces' JSON Lines twins among them) whose plain check is a violation, and for each
 field of each event line, the line is rewritten with one typo in that field, and the whole trace
 is checked again in process (`check_stream`, replay engine):
 
@@ -33,6 +34,7 @@ from kvclaims.run import Options, check_stream
 
 HERE = Path(__file__).resolve().parent
 CORPUS = HERE.parent.parent / "shared" / "corpus" / "resident-kv-artifacts" / "artifacts"
+ROOTS = {"corpus": CORPUS, "traces": HERE.parent / "traces"}
 
 
 def _check(data: bytes, name: str, spec: spec_mod.Spec) -> str:
@@ -83,14 +85,20 @@ def typos(line: bytes, spec: spec_mod.Spec):  # type: ignore[no-untyped-def]
                 yield "value", key, typo, json.dumps(new).encode() + b"\n"
 
 
-def generate(root: Path, out: Path) -> None:
+def _resolve(rel: str) -> Path:
+    label, _, rest = rel.partition(":")
+    return ROOTS[label] / rest
+
+
+def generate(out: Path) -> None:
     """Write every typo of every violating trace as one JSON line (the mutants)."""
     spec = spec_mod.load()
     n = 0
+    paths = [(label, p) for label, root in ROOTS.items() for p in sorted(root.rglob("*.jsonl"))]
     with open(out, "w", encoding="utf-8") as fh:
-        for path in sorted(root.rglob("*.jsonl")):
+        for label, path in paths:
             data = path.read_bytes()
-            rel = path.relative_to(root).as_posix()
+            rel = f"{label}:{path.relative_to(ROOTS[label]).as_posix()}"
             if _check(data, rel, spec) != "violation":
                 continue
             for i, line in enumerate(data.splitlines(keepends=True)):
@@ -103,7 +111,7 @@ def generate(root: Path, out: Path) -> None:
     print(f"{n} typos written to {out}")
 
 
-def check(root: Path, mutants: Path) -> None:
+def check(mutants: Path) -> None:
     """Check every mutant (whatever kvclaims is importable) and print the Markdown table."""
     spec = spec_mod.load()
     rows: dict[str, Counter[str]] = {}
@@ -116,7 +124,7 @@ def check(root: Path, mutants: Path) -> None:
             m = json.loads(raw)
             rel = m["trace"]
             if rel not in cache:
-                cache[rel] = (root / rel).read_bytes().splitlines(keepends=True)
+                cache[rel] = _resolve(rel).read_bytes().splitlines(keepends=True)
                 sizes[rel] = len(cache[rel])
             lines = cache[rel]
             i = m["line"] - 1
@@ -146,12 +154,13 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("step", choices=("generate", "check"))
     ap.add_argument("mutants", help="the file of typos (written by generate, read by check)")
-    ap.add_argument("--corpus", default=str(CORPUS))
+    ap.add_argument("--corpus", default=str(CORPUS), help="the reference corpus's artifacts/")
     args = ap.parse_args()
+    ROOTS["corpus"] = Path(args.corpus)
     if args.step == "generate":
-        generate(Path(args.corpus), Path(args.mutants))
+        generate(Path(args.mutants))
     else:
-        check(Path(args.corpus), Path(args.mutants))
+        check(Path(args.mutants))
 
 
 if __name__ == "__main__":

@@ -24,10 +24,11 @@ import msgspec
 
 from kvclaims.spec import Spec
 from kvclaims.trace.model import Event, InputError, PartialTrace, Skew
-from kvclaims.trace.validate import NO_DEEP, Validator
+from kvclaims.trace.validate import Validator
 
 SUPPORTED_SCHEMA_VERSIONS = frozenset({1})
 DEFAULT_MAX_LINE_BYTES = 1 << 20
+_KNOWN_SHAPES = 4096  # shapes remembered with their tests (a speed limit, not a cap)
 CHUNK_BYTES = 1 << 20
 
 _BYTE_RE = re.compile(r"\(byte (\d+)\)")
@@ -60,14 +61,14 @@ def read_jsonl(
     validator = Validator(spec)
     shapes_get = validator.shapes.get
     check_shape = validator.check_shape
-    no_deep = NO_DEEP
     lineno = 0
     limit = max_line_bytes + 1  # a line with its newline
     read = getattr(fh, "read1", None) or fh.read
     decode = _decode
     decode_error = msgspec.DecodeError
     supported = SUPPORTED_SCHEMA_VERSIONS
-    colon_shapes: dict[tuple[Any, ...], Any] = {}
+    known: dict[tuple[Any, ...], tuple[Any, Any]] = {}  # shape -> (value tests, string fields)
+    known_get = known.get
     tail = b""
     while True:
         chunk = read(CHUNK_BYTES)
@@ -99,36 +100,36 @@ def read_jsonl(
             kind = obj.pop("event", None)
             if type(kind) is not str or not kind:
                 raise InputError(file, lineno, 1, "missing string field 'event'")
-            # Validator.check, with the call skipped for a known shape without container fields
+            # Validator.check, with the tests of a shape seen valid run directly (one dict lookup
+            # per line gives them and the shape's string fields, for the duplicate-key test)
             shape = (kind, *obj, *map(type, obj.values()))
+            entry = known_get(shape)
             # Duplicate keys (msgspec keeps the last one silently). Every written key has a
             # colon after it, so a line with no more colons than decoded keys repeats none;
-            # else the colons of the decoded strings are added (`_colon_free`), and only a
+            # else the colons of the decoded strings are added (`_string_fields`), and only a
             # line that still has more colons is counted exactly.
             if colons != keys:
-                strings = colon_shapes.get(shape)
-                if strings is None:
-                    strings = colon_shapes[shape] = _string_fields(shape, len(obj)) \
-                        if len(colon_shapes) < 4096 else False
+                strings = entry[1] if entry is not None else False
                 if strings is False or b"\\" in raw or colons != keys + kind.count(":") + \
                         "".join(strings(obj)).count(":"):
                     dup = _duplicate_key(raw, {"event": kind, **obj})
                     if dup is not None:
                         raise InputError(file, lineno, dup[0], dup[1])
-            deep = shapes_get(shape)
-            if deep is not no_deep:
-                if deep is None:
-                    bad = check_shape(kind, obj, shape, None)
-                else:  # the value tests of a shape seen valid (ranges, vocabularies, containers)
-                    bad = None
-                    for test in deep:
-                        if not test(obj):
-                            bad = check_shape(kind, obj, shape, deep)
-                            break
-                if bad is not None:
-                    field, message = bad
-                    idx = raw.find(b'"' + field.encode() + b'"')
-                    raise InputError(file, lineno, idx + 1 if idx >= 0 else 1, message)
+            if entry is None:
+                bad = check_shape(kind, obj, shape, None)
+                tests = shapes_get(shape)
+                if bad is None and tests is not None and len(known) < _KNOWN_SHAPES:
+                    entry = known[shape] = (tests, _string_fields(shape, len(obj)))
+            else:  # the value tests of a shape seen valid (ranges, vocabularies, containers)
+                bad = None
+                for test in entry[0]:
+                    if not test(obj):
+                        bad = check_shape(kind, obj, shape, entry[0])
+                        break
+            if bad is not None:
+                field, message = bad
+                idx = raw.find(b'"' + field.encode() + b'"')
+                raise InputError(file, lineno, idx + 1 if idx >= 0 else 1, message)
             version = obj.get("schema_version")
             if version is not None and version not in supported:
                 raise InputError(file, lineno, raw.find(b'"schema_version"') + 1,
