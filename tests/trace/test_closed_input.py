@@ -354,3 +354,20 @@ def test_truncated_kvt_keeps_the_findings_before_it() -> None:
     assert report.verdict == INPUT_ERROR and report.error is not None
     assert "truncated last line" in report.error.message and report.error.line == n
     assert found <= {(f.rule, f.status, f.line) for f in report.findings}, path
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text("ab_", max_size=6), st.text("ab_", max_size=6))
+def test_the_hint_names_exactly_the_keys_one_edit_away(a: str, b: str) -> None:
+    from kvclaims.trace.validate import _one_edit
+
+    assert _one_edit(a, b) == (b in edits(a, "ab_"))
+
+
+def test_an_undeclared_key_names_its_nearest_key() -> None:
+    fields = {"claim_id": "c", "claim_registrathon": "post_hoc"}
+    field, message = VALIDATOR.check("resident_claim_accepted", fields) or ("", "")
+    assert field == "claim_registrathon" and "did you mean 'claim_registration'" in message
+    field, message = VALIDATOR.check("resident_claim_accepted",
+                                     {"claim_id": "c", "registraton": "post_hoc"}) or ("", "")
+    assert "'registration', the .kvt key of 'claim_registration'" in message

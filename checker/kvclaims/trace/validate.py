@@ -110,6 +110,7 @@ class Validator:
         self._deep = {name for name, f in spec.fields.items() if f.type not in _SHALLOW}
         self._required = {name: e.required for name, e in spec.events.items()}
         self._allowed = {name: spec.allowed_keys(name) for name in spec.events}
+        self._kvt = {name: f.kvt for name, f in spec.fields.items() if f.kvt != name}
         # field → (min, max) of an int or list[int] field; field → vocabulary of a closed field
         # whose unknown values are input errors
         self._ranges = {name: (f.min, f.max) for name, f in spec.fields.items()
@@ -166,7 +167,7 @@ class Validator:
         for name, value in fields.items():
             t = types.get(name)
             if allowed is not None and name not in allowed:
-                return name, _unknown_key(kind, name, allowed)
+                return name, _unknown_key(kind, name, allowed, self._kvt)
             if t is None:
                 continue
             if value is None:
@@ -198,9 +199,11 @@ class Validator:
         return None
 
 
-def _unknown_key(kind: str, name: str, allowed: frozenset[str]) -> str:
+def _unknown_key(kind: str, name: str, allowed: frozenset[str], kvt: dict[str, str]) -> str:
     near = sorted(k for k in allowed if _one_edit(name, k))
-    hint = f" (did you mean {near[0]!r}?)" if near else ""
+    alias = sorted((kvt[k], k) for k in allowed if k in kvt and _one_edit(name, kvt[k]))
+    hint = f" (did you mean {near[0]!r}?)" if near else \
+        f" (did you mean {alias[0][0]!r}, the .kvt key of {alias[0][1]!r}?)" if alias else ""
     return (f"event {kind!r} does not carry field {name!r}{hint}: an undeclared key is an input "
             f"error (spec/events.toml; docs/checking.md)")
 
