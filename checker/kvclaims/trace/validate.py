@@ -99,8 +99,10 @@ class Validator:
     """Compiled per-spec checks; `check` returns None or (field, message).
 
     A shape already seen valid (same event, same keys, same value types) is accepted after
-    re-checking only its container fields (lists and objects), whose elements the shape does not
-    capture. This is exact: for scalar fields the type decides validity.
+    running only its value tests: the int ranges and closed vocabularies of its fields and its
+    container fields (lists and objects), which the shape does not capture. This is exact: the
+    shape decides the keys (closed per event) and the types; a failed test re-runs the full
+    check, which names the field.
     """
 
     def __init__(self, spec: Spec):
