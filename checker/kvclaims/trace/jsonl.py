@@ -33,8 +33,9 @@ CHUNK_BYTES = 1 << 20
 
 _BYTE_RE = re.compile(r"\(byte (\d+)\)")
 _decode = msgspec.json.Decoder().decode
-# A JSON string followed by `:` is an object key (a colon outside strings follows a key, always).
-_KEY_RE = re.compile(rb'"([^"\\]*(?:\\.[^"\\]*)*)"[ \t\r\n]*:')
+# Every JSON string of a line, in order (each match starts at an opening quote: matches are
+# consumed left to right), with the colon after it when it is an object key.
+_STRING_RE = re.compile(rb'"([^"\\]*(?:\\.[^"\\]*)*)"([ \t\r\n]*:)?')
 # A key's closing quote, then blanks, then its colon (`"a" : 1`).
 _SPACED_COLON_RE = re.compile(rb'"[ \t\r\n]+:')
 
@@ -202,7 +203,8 @@ def _duplicate_key(raw: bytes, obj: dict[str, Any]) -> tuple[int, str] | None:
     decoded = _decoded_keys(obj)
     if b"\\" not in raw and raw.count(b'":') + len(_SPACED_COLON_RE.findall(raw)) == decoded:
         return None
-    if len(_KEY_RE.findall(raw)) == decoded:
+    keys = [m for m in _STRING_RE.finditer(raw) if m.group(2)]
+    if len(keys) == decoded:
         return None
     seen: list[str] = []
 
@@ -218,7 +220,7 @@ def _duplicate_key(raw: bytes, obj: dict[str, Any]) -> tuple[int, str] | None:
     except ValueError:
         pass
     name = seen[0] if seen else ""
-    spellings = [m for m in _KEY_RE.finditer(raw) if not seen or _unescape(m.group(1)) == name]
+    spellings = [m for m in keys if not seen or _unescape(m.group(1)) == name]
     at = spellings[1] if len(spellings) > 1 else (spellings[0] if spellings else None)
     column = len(raw[: at.start()].decode("utf-8", "replace")) + 1 if at is not None else 1
     return column, f"key {name!r} given twice in one object (JSON Lines keeps no duplicate keys)"
