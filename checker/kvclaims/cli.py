@@ -1,8 +1,9 @@
 """The `kvclaims` command line: check traces, convert them, render the spec.
 
 Exit codes (ARCHITECTURE.md): 0 conformant, 1 violation or failed gate, 2 usage or input error,
-3 inconclusive. Never a Python traceback: an unexpected failure prints one line and exits 2
-(set KVCLAIMS_DEBUG=1 to see the traceback).
+3 inconclusive; 130 interrupted (Ctrl-C), 143 terminated (SIGTERM). Never a Python traceback:
+pipes, signals, a user's mistake and a real defect end as kvclaims.exits decides (set
+KVCLAIMS_DEBUG=1 to see a defect's traceback).
 """
 
 from __future__ import annotations
@@ -399,27 +400,26 @@ def spec_cmd(fmt: str) -> None:
     sys.stdout.write(render_spec(spec_mod.load()))
 
 
-def main() -> None:
+def _click_main() -> None:
+    """The click group, with click's own endings mapped to ours; kvclaims.exits does the rest."""
     try:
         cli.main(standalone_mode=False)
     except click.exceptions.Exit as e:
         sys.exit(e.exit_code)
-    except click.Abort:
+    except click.Abort as e:
+        if isinstance(e.__cause__, KeyboardInterrupt):  # Ctrl-C or SIGTERM: exits.run says which
+            raise e.__cause__ from None
         click.echo("aborted", err=True)
         sys.exit(EXIT_INPUT)
     except click.ClickException as e:
         e.show()
         sys.exit(EXIT_INPUT)
-    except BrokenPipeError:
-        sys.exit(EXIT_OK)
-    except SystemExit:
-        raise
-    except Exception as e:
-        if os.environ.get("KVCLAIMS_DEBUG"):
-            raise
-        click.echo(f"kvclaims: internal error: {type(e).__name__}: {e} "
-                   "(set KVCLAIMS_DEBUG=1 for the traceback)", err=True)
-        sys.exit(EXIT_INPUT)
+
+
+def main() -> None:
+    from kvclaims import exits
+
+    exits.run(_click_main)
 
 
 if __name__ == "__main__":
