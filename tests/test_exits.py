@@ -142,3 +142,14 @@ def test_no_path_mistake_is_an_internal_error(tmp_path: Path, monkeypatch, capsy
         assert ended.value.code in (0, 1, 2), (args, err)
         if ended.value.code == 2:
             assert err.strip() or out.strip(), args  # `check` reports input errors in its report
+
+
+# ---- messages are not wrapped ----------------------------------------------------------------------
+def test_a_long_error_message_stays_on_one_line(tmp_path: Path) -> None:
+    module = "a_plugin_module_with_a_name_long_enough_to_pass_eighty_columns_" + "x" * 40
+    proc = subprocess.run([*KV, "fuzz", "--runtime", f"py:{module}:make", "--examples", "1"],
+                          capture_output=True, text=True, cwd=tmp_path, timeout=120,
+                          env={"PATH": "/usr/bin:/bin", "COLUMNS": "80"})
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and module in lines[0] and len(lines[0]) > 120, proc.stderr

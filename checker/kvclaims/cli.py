@@ -129,7 +129,7 @@ def check(files: tuple[str, ...], fmt: str, input_format: str | None, require: t
     out = Console(highlight=False, soft_wrap=True)
     if not out.is_terminal:
         out = Console(highlight=False, soft_wrap=True, width=120)
-    err = Console(stderr=True)
+    err = Console(stderr=True, soft_wrap=True)
     reports = []
     for path in files:
         show = progress
