@@ -34,7 +34,10 @@ def _exit_code(reports: list[Any]) -> int:
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="kvclaims")
 def cli() -> None:
-    """kvclaims: check that serving runtimes honour resident KV claims (see docs/)."""
+    """kvclaims: check that serving runtimes honour resident KV claims.
+
+    The model as data (events, rules with their sentences, modes and their bundles): `kvclaims
+    spec`. Each command: `kvclaims COMMAND --help`."""
 
 
 def _write_witnesses(path: str, rep: Any, spec: Any, options: Any, prefix: str,
@@ -78,7 +81,7 @@ def _write_witnesses(path: str, rep: Any, spec: Any, options: Any, prefix: str,
               show_default=True,
               help="auto: the replay for totally ordered traces, the Z3 engine when the trace "
                    "has unordered parts; replay: the written order only (unordered parts make "
-                   "it inconclusive); z3: always the Z3 engine (docs/partial.md).")
+                   "it inconclusive); z3: always the Z3 engine.")
 @click.option("--skew", "skews", multiple=True, metavar="A:B:NS",
               help="Events of sources A and B (field `source`) whose times differ by at most "
                    "NS nanoseconds may be in either order.")
@@ -189,7 +192,7 @@ def convert(file: str, to: str, input_format: str | None) -> None:
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
               show_default=True)
 def litmus(out_dir: str | None, fmt: str) -> None:
-    """Run L1-L7, C1 and the capacity sweep (MODEL §8) through the MicroRuntime and check them.
+    """Run L1-L7, C1 and the capacity sweep of the model through the MicroRuntime and check them.
 
     Prints a matrix (case, policy, expected, observed, verdict); exit 1 on any disagreement.
     """
@@ -219,7 +222,7 @@ def explain(trace: str, claim: str | None, out: str, input_format: str | None) -
 @click.option("--source", type=click.Path(exists=True, file_okay=False), default=None,
               help="A source tree or site-packages directory to verify anchors against.")
 def lower(fmt: str, verify_anchors: bool, source: str | None) -> None:
-    """The runtime x mode lowering table (MODEL §9), fail-closed, with its deciding evidence."""
+    """The runtime x mode lowering table, fail-closed, with its deciding evidence."""
     from kvclaims.lower.commands import lower_command
 
     sys.exit(lower_command(fmt, verify_anchors, source))
@@ -288,7 +291,7 @@ def watch(endpoint: str, replay: str | None, claims: str, fmt: str) -> None:
               help="Show progress on stderr (default: on a terminal).")
 def shrink_cmd(trace: str, rule: str | None, engine: str, out: str | None,
                input_format: str | None, max_checks: int | None, progress: bool | None) -> None:
-    """Shrink TRACE to a 1-minimal sub-trace (.kvt) that still violates RULE (docs/shrink.md).
+    """Shrink TRACE to a 1-minimal sub-trace (.kvt) that still violates RULE.
 
     Exit 0 when shrunk and re-checked; 2 on a usage or input error or when TRACE does not violate
     the rule; 1 only if the written trace, read back, does not re-check as that violation.
@@ -394,7 +397,7 @@ def shrink_cmd(trace: str, rule: str | None, engine: str, out: str | None,
 @cli.command("spec")
 @click.option("--format", "fmt", type=click.Choice(["md"]), default="md")
 def spec_cmd(fmt: str) -> None:
-    """Render the spec/ tables (the model as data) as Markdown; docs/spec.md is this output."""
+    """Render the spec tables (the model as data) as Markdown (the repository's docs/spec.md)."""
     from kvclaims.docs import render_spec
 
     sys.stdout.write(render_spec(spec_mod.load()))
