@@ -188,15 +188,8 @@ def run(command: Callable[[], Any], prog: str = "kvclaims") -> NoReturn:
         term = isinstance(e, Terminated)
         _say(f"{prog}: {'terminated' if term else 'interrupted'}")
         code = EXIT_TERMINATED if term else EXIT_INTERRUPTED
-    except ModuleNotFoundError as e:
-        hint = missing_extra(e)
-        if hint is None:
-            code = _internal(prog, e)
-        else:
-            _say(f"{prog}: {hint}")
-            code = EXIT_INPUT
-    except OSError as e:
-        line = user_os_error(e)
+    except (ModuleNotFoundError, OSError) as e:
+        line = missing_extra(e) if isinstance(e, ModuleNotFoundError) else user_os_error(e)
         if line is None:
             code = _internal(prog, e)
         else:
