@@ -69,7 +69,7 @@ def test_a_signal_ends_any_command_with_its_code(command: str, sig: int, code: i
     finally:
         proc.kill()
     assert proc.returncode == code, err.decode()
-    assert err.decode().strip().splitlines()[-1] == f"kvclaims: {word}"
+    assert err.decode().strip().splitlines()[-1] == f"kvclaims: {word}; no result"
     assert b"Traceback" not in err
 
 

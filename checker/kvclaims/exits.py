@@ -5,7 +5,8 @@ Decides, at the top level only (kvclaims.cli.main), what a command's way of stop
 - its own exit code, also when its reader closed the pipe early (`kvclaims check T | head -1`):
   stdout is guarded so a broken pipe silences the rest of the output instead of ending the
   command, which then finishes and exits with its verdict;
-- Ctrl-C: "interrupted" on stderr, exit 130; SIGTERM: "terminated", exit 143 (128 + the signal).
+- Ctrl-C: "interrupted; no result" on stderr, exit 130; SIGTERM: "terminated; no result", exit
+  143 (128 + the signal); a command that has a result to give first (watch) handles them itself.
   SIGTERM is raised as `Terminated`, a KeyboardInterrupt, so every clean-up written for Ctrl-C
   also runs for it;
 - a user's mistake the command did not catch: a path that is missing, a directory, not a
@@ -24,7 +25,7 @@ from collections.abc import Callable
 from typing import Any, NoReturn
 
 EXIT_INPUT = 2
-EXIT_INTERRUPTED = 128 + signal.SIGINT
+EXIT_INTERRUPTED = 128 + signal.SIGINT  # the same as kvclaims.cli.EXIT_INTERRUPTED
 EXIT_TERMINATED = 128 + signal.SIGTERM
 REPORT = "please report it with the command line (KVCLAIMS_DEBUG=1 shows the traceback)"
 
@@ -186,7 +187,7 @@ def run(command: Callable[[], Any], prog: str = "kvclaims") -> NoReturn:
         if handled:
             signal.setitimer(signal.ITIMER_REAL, 0)
         term = isinstance(e, Terminated)
-        _say(f"{prog}: {'terminated' if term else 'interrupted'}")
+        _say(f"{prog}: {'terminated' if term else 'interrupted'}; no result")
         code = EXIT_TERMINATED if term else EXIT_INTERRUPTED
     except (ModuleNotFoundError, OSError) as e:
         line = missing_extra(e) if isinstance(e, ModuleNotFoundError) else user_os_error(e)

@@ -210,7 +210,18 @@ def _bounded_deferral(draw: st.DrawFn, events: list[Event]) -> list[Event]:
     return _defer(draw, events)
 
 
-NEW_RULES = (_mode, _defer, _bound, _decide, _release, _late_release, _bounded_deferral)
+def _arrive(draw: st.DrawFn, events: list[Event]) -> list[Event]:
+    """A request the trace shows arriving with the blocks it needs (it may wait with no event)."""
+    rid = draw(st.sampled_from([*_ids(events, "request_id"), "r-new"]))
+    f: dict[str, Any] = {"request_id": rid, "active_live_blocks_required": draw(st.integers(1, 12))}
+    if draw(st.booleans()):
+        f["scheduler_step"] = draw(st.integers(0, 4))
+    at = draw(st.integers(0, len(events)))
+    return events[:at] + [Event(_E.request_initialized, f, 0, 1)] + events[at:]
+
+
+NEW_RULES = (_mode, _defer, _bound, _decide, _release, _late_release, _bounded_deferral,
+             _arrive)
 GENERIC = (_drop, _swap, _duplicate, _claim_kind, _block_id, *NEW_RULES)
 
 

@@ -54,7 +54,7 @@ def test_fault_is_found_and_shrunk(fault: str, policy: str, tmp_path: Path) -> N
     s = search(rt, examples=2000, seed=SEED, out=tmp_path, max_failures=1)
     assert s.failures, f"{rt}: not found in {s.examples} examples"
     f = s.failures[0]
-    assert f.rule == P.FAULTS[fault].rule and f.status == "violation"
+    assert f.rule in P.FAULTS[fault].rules and f.status == "violation"
     assert f.found_after <= 2000
     assert f.kvt is not None and f.kvt.exists() and f.rechecked
     assert f.kvt_events is not None and f.kvt_events <= 12, f.kvt.read_text()
@@ -220,3 +220,22 @@ def test_workload_file_round_trip() -> None:
     assert workload_from_data(json.loads(json.dumps(workload_to_data(WL, "micro:native")))) == WL
     with pytest.raises(ValueError):
         workload_from_data({"usable": 3})
+
+
+def test_endless_deferral_past_a_declared_bound_is_found_and_checked(tmp_path: Path) -> None:
+    """`kvclaims fuzz --runtime micro:hard_exclude,defer_attempts=2+defer_forever` finds the
+    unbounded deferral (MODEL §6 R-progress), and `kvclaims check` on the written trace says
+    violation (exit 1). Waits for the checker's R-progress (lead's merge)."""
+    from click.testing import CliRunner
+
+    from kvclaims.cli import cli
+
+    rt = "micro:hard_exclude,defer_attempts=2+defer_forever"
+    s = search(rt, examples=2000, seed=SEED, out=tmp_path, max_failures=1)
+    assert s.failures, f"{rt}: not found in {s.examples} examples"
+    f = s.failures[0]
+    assert (f.rule, f.status, f.rechecked) == (P.FAULTS[P.DEFER_FOREVER].rule, "violation", True)
+    assert f.kvt is not None and "defer_steps=2" in f.kvt.read_text()
+    res = CliRunner().invoke(cli, ["check", str(f.kvt)])
+    assert res.exit_code == 1, res.output
+    assert P.FAULTS[P.DEFER_FOREVER].rule in res.output

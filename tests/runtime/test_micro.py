@@ -125,6 +125,8 @@ FIRING = {
         claim=ClaimSpec("claim:resident", 60, duration_steps=1))),
     P.RESTORE_FROM_RECOMPUTE: (P.OFFLOADABLE, _offload(False)),
     P.WRONG_CLAIM_OUTCOME: (P.OFFLOADABLE, _offload(True)),
+    P.DEFER_FOREVER: (P.HARD_EXCLUDE, sixty_seventy_eighty(claim=CLAIM)),
+    P.OVER_PROTECTION: (P.SOFT_PRIORITY, sixty_seventy_eighty(claim=CLAIM)),
 }
 
 

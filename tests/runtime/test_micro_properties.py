@@ -9,6 +9,7 @@ conformant when it does not fire. Example counts stay small by default (CI has 2
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -35,9 +36,15 @@ SETTINGS = settings(max_examples=EXAMPLES, deadline=None, derandomize=not THOROU
 OUTCOMES = tuple(SPEC.offload_outcome_events)
 
 
-def workloads() -> st.SearchStrategy[Workload]:
-    # The public strategy (kvclaims.fuzz.strategies), with pools up to 48 blocks here.
-    return public_workloads(max_usable=48)
+@st.composite
+def workloads(draw: st.DrawFn) -> Workload:
+    # The public strategy (kvclaims.fuzz.strategies), with pools up to 48 blocks here, and an
+    # optional `claim_priority` per claim (soft claims give way lowest first, MODEL §6 R-yield).
+    wl = draw(public_workloads(max_usable=48))
+    prefixes = tuple(
+        replace(p, claim=replace(p.claim, priority=draw(st.none() | st.integers(0, 3))))
+        if p.claim is not None else p for p in wl.prefixes)
+    return replace(wl, prefixes=prefixes)
 
 
 CORRECT = [P.Policy(name) for name in P.POLICIES] + [

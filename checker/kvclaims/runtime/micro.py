@@ -39,6 +39,7 @@ RESPONSIBLE = frozenset({ACCEPTED, MATERIALIZED})
 # Request outcomes (MODEL §7 vocabulary).
 SERVED = "served"
 REFUSED_OUTCOME = "refused"
+DEFERRED_OUTCOME = "deferred"  # only under the fault defer_forever: never decided
 
 # arbiter_action values (papers P1.5.1 and the vLLM prototype's spellings).
 ACTION_CAPACITY_REQUIRED = "capacity_required"
@@ -63,7 +64,7 @@ RECOMPUTE_SOURCE = "fallback_recompute"
 class RunResult:
     events: tuple[Event, ...]
     fired: frozenset[str]  # fault switches that changed the trace
-    outcomes: dict[str, str] = field(default_factory=dict)  # request_id -> served | refused
+    outcomes: dict[str, str] = field(default_factory=dict)  # request_id -> served | refused | deferred
 
 
 class _Claim:
@@ -134,6 +135,9 @@ class MicroRuntime:
         unknown = set(f) - N.fields
         if unknown:
             raise KeyError(f"fields {sorted(unknown)} are not in spec/fields.toml")
+        if not self.events and self.policy.name in P.DEFERRING:
+            # The trace header declares the deferral bound (MODEL §6 R-progress).
+            f["defer_bound_steps"] = self.policy.defer_attempts
         f["event_sequence"] = len(self.events) + 1
         if self.base_fields:
             f.update(schema_version=1, run_id=self.w.run_id, policy=self.policy.name,
@@ -260,6 +264,7 @@ class MicroRuntime:
             "materialization_predicate": c.spec.predicate,
             "predicted_value": c.spec.predicted_value, "confidence": 1.0,
             "duration_steps": c.spec.duration_steps if self.policy.name == P.EXPIRING else None,
+            "claim_priority": c.spec.priority,
             "claim_registration": registration,
         })
 
@@ -299,12 +304,13 @@ class MicroRuntime:
         return c, content.position
 
     def _back_key(self, block: int) -> tuple[float, ...] | None:
-        """Soft priority (and offloadable): blocks of claims under responsibility go last,
-        lower predicted value first."""
+        """Soft priority (and offloadable): blocks of claims under responsibility go last, lower
+        `claim_priority` first (MODEL §6 R-yield: lowest priority gives way first), then lower
+        predicted value."""
         c, _ = self._owner(block)
         if c is None or not c.responsible:
             return None
-        return (c.spec.predicted_value,)
+        return (c.spec.priority or 0, c.spec.predicted_value)
 
     def _allocate(self, rid: str, n: int, *, exclude: set[int]) -> list[int]:
         back = self._back_key if self.policy.name in (P.SOFT_PRIORITY, P.OFFLOADABLE) else None
@@ -520,11 +526,14 @@ class MicroRuntime:
             if c.expiry_due:
                 self._emit_expired(c)
 
-    def _decision(self, r: RequestSpec, kind: str, action: str,
-                  attempts: int | None) -> None:
-        protected = sorted(self._protected(), key=lambda c: c.id)
+    def _decision(self, r: RequestSpec, kind: str, action: str, attempts: int | None,
+                  blockers: list[_Claim] | None = None) -> list[str]:
+        """Emit a refusal or deferral with attribution; return the blocking claim ids named."""
+        protected = sorted(self._protected() if blockers is None else blockers,
+                           key=lambda c: c.id)
         blocks = sum(len(c.positions) for c in protected)
-        free = self.pool.free_count(self._excluded())
+        free = self.pool.free_count(self._excluded() if blockers is None else
+                                    {b for c in protected for b in c.positions.values()})
         need = r.max_live
         shortfall = max(0, need - free)
         blocking = [c.id for c in protected]
@@ -552,13 +561,23 @@ class MicroRuntime:
             "future_reuse_admitted": False,
             "defer_attempts": attempts,
         }, usable=True)
+        return blocking
 
     def _request(self, r: RequestSpec) -> None:
+        """Serve, defer or refuse one active request (MODEL §6). An excluding policy defers at
+        most `defer_attempts` times, the bound its trace declares (R-progress), then refuses with
+        attribution; a deferral is closed early when a claim it named is released (expiry)."""
         attempt = 0
+        open_run = 0  # deferrals since the request's deferral last opened (R-progress)
+        named: list[str] = []  # the claims the latest deferral named as blocking
         while True:
             self.epoch += 1
             self._expire_due()
+            if any(not self.claims[cid].responsible for cid in named):
+                open_run, named = 0, []  # a named claim was released: the deferral is closed
             if not self._reuse(r):
+                return
+            if self.policy.name == P.SOFT_PRIORITY and self._over_protect(r):
                 return
             if self.policy.name not in P.EXCLUDING:
                 break
@@ -569,9 +588,18 @@ class MicroRuntime:
                 self._demote_until_fits(r)
                 break
             self._flush_expiry()
-            if attempt < self.policy.defer_attempts:
-                self._decision(r, N.deferred, ACTION_DEFER, None)
+            bound = self.policy.defer_attempts
+            past = attempt >= bound  # a correct policy refuses now
+            if not past or self._has(P.DEFER_FOREVER):
+                if past and open_run > bound:
+                    # this deferral is the one past the declared bound
+                    self._fire(P.DEFER_FOREVER)
+                named = self._decision(r, N.deferred, ACTION_DEFER, None)
                 attempt += 1
+                open_run += 1
+                if past and open_run > bound + 1:
+                    self.outcomes[r.request_id] = DEFERRED_OUTCOME  # never decided
+                    return
                 continue
             action = ACTION_REFUSED_AFTER_DEFER if attempt else ACTION_CAPACITY_REQUIRED
             self._decision(r, N.refused, action, attempt if attempt else None)
@@ -579,6 +607,21 @@ class MicroRuntime:
             return
         self._serve(r)
         self.outcomes[r.request_id] = SERVED
+
+    def _over_protect(self, r: RequestSpec) -> bool:
+        """Fault over_protection (soft priority): a request that would take blocks of soft claims
+        under responsibility is refused, naming them as blocking, instead of their giving way."""
+        if not self._has(P.OVER_PROTECTION):
+            return False
+        holders = [c for c in self.claims.values()
+                   if c.responsible and c.positions and not c.offloaded]
+        held = {b for c in holders for b in c.positions.values()}
+        if r.max_live <= self.pool.free_count(held):
+            return False
+        self._fire(P.OVER_PROTECTION)
+        self._decision(r, N.refused, ACTION_CAPACITY_REQUIRED, None, blockers=holders)
+        self.outcomes[r.request_id] = REFUSED_OUTCOME
+        return True
 
     def _demote_until_fits(self, r: RequestSpec) -> None:
         for c in sorted(self._protected(), key=lambda c: (c.spec.predicted_value, c.id)):

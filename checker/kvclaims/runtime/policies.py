@@ -27,6 +27,9 @@ POLICIES = (NATIVE, SOFT_PRIORITY, WRITE_NO_ADMIT, HARD_EXCLUDE, RESIDENT_RESERV
 CLAIMLESS = frozenset({NATIVE, WRITE_NO_ADMIT})
 # Policies that exclude protected blocks from the free queue and refuse/defer with attribution.
 EXCLUDING = frozenset({HARD_EXCLUDE, RESIDENT_RESERVE, DEMOTE_ON_CONFLICT, EXPIRING})
+# Excluding policies that may defer (MODEL §6 R-progress): they declare their deferral bound,
+# `defer_attempts` steps, on the trace's first event (demote_on_conflict never defers).
+DEFERRING = EXCLUDING - {DEMOTE_ON_CONFLICT}
 
 # The protection_mode spelling each claim-accepting policy advertises (spec/modes.toml aliases).
 MODE_SPELLING = {
@@ -78,6 +81,8 @@ POST_HOC_ACCEPTANCE = "post_hoc_acceptance"
 EXPIRY_AFTER_LOSS = "expiry_after_loss"
 RESTORE_FROM_RECOMPUTE = "restore_from_recompute"
 WRONG_CLAIM_OUTCOME = "wrong_claim_outcome"
+DEFER_FOREVER = "defer_forever"
+OVER_PROTECTION = "over_protection"
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +130,11 @@ def _faults() -> dict[str, Fault]:
               "an offloaded claim is recomputed and reported as restored"),
         Fault(WRONG_CLAIM_OUTCOME, rule("R-offload"), (OFFLOADABLE,),
               "a restoration failure names another claim as the outcome's claim"),
+        Fault(DEFER_FOREVER, rule("R-progress"), (HARD_EXCLUDE, RESIDENT_RESERVE, EXPIRING),
+              "a request it should refuse is deferred past the declared bound and never decided"),
+        Fault(OVER_PROTECTION, rule("R-yield"), (SOFT_PRIORITY,),
+              "a request that would evict soft claims is refused, naming them as blocking",
+              (rule("R-attribution"),)),  # naming a claim that gives way is also a smear
     )
     return {f.name: f for f in table}
 

@@ -28,6 +28,7 @@ class ClaimSpec:
     duration_steps: int | None = None  # TTL in allocation epochs (expiring policy)
     restore_fails: bool = False  # offloadable: the restoration of its offload fails (injected)
     failure_outcome: str = "refusal"  # claim_scoped_outcome_type after a failed restoration
+    priority: int | None = None  # claim_priority (soft claims: lower gives way first; MODEL §6)
 
     @property
     def predicate(self) -> str:

@@ -1,4 +1,5 @@
-"""Detect a trace's format from its first bytes (MODEL.md §5 inputs): .kvt, JSON Lines.
+"""Detect a trace's format from its first bytes (MODEL.md §5 inputs): .kvt, JSON Lines, or a
+recorded vLLM KV event stream (`vllm`: a msgpack array, decided by kvclaims.kvstream).
 
 Decides only which importer to use; `--input-format` overrides it. A UTF-8 byte-order mark at
 the start of a file is skipped (`skip_bom`), with one note on stderr, in either format.
@@ -12,6 +13,7 @@ from typing import BinaryIO
 from kvclaims.trace.model import InputError
 
 FORMATS = ("kvt", "jsonl")
+STREAM_FORMATS = ("vllm",)  # KV event record files: need a claim manifest (--claims)
 BOM = b"\xef\xbb\xbf"
 _NOTED: set[str] = set()  # files whose mark was already reported (a check may read twice)
 
@@ -31,6 +33,10 @@ def skip_bom(fh: BinaryIO, file: str) -> bool:
 
 def detect(head: bytes) -> str | None:
     """Return the format of a trace that starts with `head`, or None when unknown."""
+    from kvclaims.trace.kv_records import looks_like_records
+
+    if looks_like_records(head):
+        return "vllm"
     for raw in head.removeprefix(BOM).splitlines():
         line = raw.strip()
         if not line:

@@ -17,8 +17,9 @@ scheduler class. A :class:`~kvclaims.runtime.workload.Workload` maps onto vLLM a
   prefix's tokens (``reuses``), if any, followed by ``sum(chunks) × 16`` fresh tokens; one output
   token. Chunking is vLLM's own; ``attention`` and the other MicroRuntime-only fields are ignored;
 - ``step()`` → one ``schedule()`` / ``update_from_output()`` round; ``False`` once no request is
-  left, or nothing was scheduled for ``patience`` rounds in a row (a request vLLM keeps waiting,
-  e.g. beside the plug-in's pinned blocks), or after ``max_steps`` rounds.
+  left, or nothing was scheduled for ``patience`` rounds in a row (a request vLLM keeps waiting;
+  the plug-in leaves none waiting behind claims: soft ones give way, a deferral is refused within
+  its declared bound, MODEL §6 R-yield / R-progress), or after ``max_steps`` rounds.
 
 Why ``soft_priority`` by default: its rule bundle has R-no-silent-loss but not R-hard / R-explicit,
 so what the checker finds on stock vLLM is exactly the unreported loss of the resident prefix

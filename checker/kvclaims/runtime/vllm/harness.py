@@ -73,6 +73,7 @@ class ClaimDecl:
     duration_steps: int | None = None  # plug-in: expire after this many engine steps
     on_conflict: str = "refuse"  # plug-in: refuse | defer | demote
     cache_salt: str | None = None
+    priority: int | None = None  # claim_priority: soft claims give way lowest first (R-yield)
 
     @property
     def prefix(self) -> str:
@@ -83,7 +84,7 @@ class ClaimDecl:
         return {"claim_id": self.claim_id, "tokens": list(self.tokens), "mode": self.mode,
                 "prefix_id": self.prefix, "required_blocks": self.required_blocks,
                 "duration_steps": self.duration_steps, "on_conflict": self.on_conflict,
-                "cache_salt": self.cache_salt}
+                "cache_salt": self.cache_salt, "priority": self.priority}
 
     @staticmethod
     def from_config(d: dict[str, Any]) -> ClaimDecl:
@@ -92,7 +93,7 @@ class ClaimDecl:
                          required_blocks=d.get("required_blocks"),
                          duration_steps=d.get("duration_steps"),
                          on_conflict=d.get("on_conflict", "refuse"),
-                         cache_salt=d.get("cache_salt"))
+                         cache_salt=d.get("cache_salt"), priority=d.get("priority"))
 
 
 def make_block_hasher(block_size: int, algo: str = "sha256") -> Callable[[Request], list[Any]]:

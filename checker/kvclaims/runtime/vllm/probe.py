@@ -94,7 +94,8 @@ if __name__ == "__main__":  # pragma: no cover
 def write_traces(out_dir: str) -> list[str]:
     """Regenerate traces/vllm/: the probe through stock vLLM and through the plug-in (refuse and
     demote), the stock KV event stream vLLM published (msgpack records) with its claim manifest,
-    the restore-failure witness and its controls (restore.py), and expected.json. `.kvt` files are byte-for-byte reproducible; the `.kvbatches` file keeps
+    the restore-failure witness and its controls (restore.py), the queueing traces
+    (queueing.py), and expected.json. `.kvt` files are byte-for-byte reproducible; the `.kvbatches` file keeps
     vLLM's own payloads, whose `ts` is wall-clock time."""
     import json
     import os
@@ -160,6 +161,13 @@ def write_traces(out_dir: str) -> list[str]:
     from kvclaims.runtime.vllm import restore
 
     more, exp = restore.write_traces(out_dir, spec)
+    written.extend(more)
+    expected.update(exp)
+    # Requests queued behind claims: soft claims give way, hard ones defer within the bound
+    # (queueing.py; MODEL §6 R-yield, R-progress).
+    from kvclaims.runtime.vllm import queueing
+
+    more, exp = queueing.write_traces(out_dir, spec)
     written.extend(more)
     expected.update(exp)
     ex = os.path.join(out_dir, "expected.json")

@@ -11,10 +11,23 @@ edited: the subclass only calls the stock `schedule()` and the `BlockPool`'s pub
 - **Keeps protected blocks out of allocation**: once the claim's blocks are in the prefix cache it
   takes one extra reference on each (`BlockPool.touch`), so they leave the free queue and can never
   be handed to `get_new_blocks`; `resident_claim_materialized` follows when every position is held.
-- **Refuses or defers with attribution** a waiting request that cannot fit beside the protected
-  blocks (`protected + required > usable`), before vLLM's waiting loop would silently `break`
-  on it: `active_request_refused` (or `_deferred`) names the blocking claims, their blocks, the
-  shortfall, the free blocks and the feasibility (MODEL §6 R-attribution).
+- **Refuses or defers with attribution** a waiting request that cannot fit beside the blocks of
+  the claims that protect (`protected + required > usable`), before vLLM's waiting loop would
+  silently `break` on it: `active_request_refused` (or `_deferred`) names the blocking claims,
+  their blocks, the shortfall, the free blocks and the feasibility (MODEL §6 R-attribution).
+- **Bounds every deferral** (MODEL §6 R-progress): the plug-in declares `defer_bound_steps`
+  (config `defer_bound_steps`, default :data:`DEFAULT_DEFER_BOUND_STEPS`) on its first event and
+  stamps `scheduler_step` on every event; a deferred request is admitted once a release unblocks
+  it, else refused with attribution (`defer_attempts`) when the bound is reached. While deferred
+  it is set aside from vLLM's waiting queue for the step, so the requests behind it are scheduled
+  (no FCFS stall).
+- **Lets soft claims give way** (MODEL §6 R-yield): claims whose mode does not protect
+  (soft_priority, best_effort; spec/modes.toml `protects`) never block a request. When a waiting
+  request fits beside the protecting claims but not beside the soft ones too, soft claims drop
+  their extra references, best_effort first, then lowest `claim_priority` first, until it fits;
+  vLLM then evicts their blocks, and a soft_priority claim's `resident_claim_harmed` is written
+  just before the victim that breaks its predicate (the harness calls
+  :meth:`kvclaims_before_loss` before each victim).
 - **Demotes** claims whose `on_conflict` is `demote` (emit `resident_claim_demoted`, then drop the
   extra references) and **expires** claims with `duration_steps` (`resident_claim_expired`),
   always before any of their blocks can be lost.
@@ -36,6 +49,7 @@ from vllm.v1.request import Request, RequestStatus
 from kvclaims.runtime.vllm.harness import ClaimDecl, chain_hashes
 
 RESPONSIBLE = ("accepted", "materialized")
+DEFAULT_DEFER_BOUND_STEPS = 2  # scheduler steps a deferral may stay open (R-progress)
 HARD_MODES = ("hard_exclude", "hard_protected", "reserve", "resident_reserve", "demotable",
               "demote_on_conflict", "expiring")
 INFEASIBLE = "infeasible_preserve_resident_and_active"
@@ -55,6 +69,10 @@ class _Claim:
     # failed (restoration failed; the host copy is kept, the claim is not re-pinned)
     off: str | None = None
     generation: int = 0
+    # R-yield: a claim that does not protect gave way (its extra references dropped); `live` are
+    # the positions still cached then, so that the loss that breaks its predicate is known.
+    yielded: bool = False
+    live: set[int] = field(default_factory=set)
 
     @property
     def id(self) -> str:
@@ -67,6 +85,9 @@ class _Claim:
     @property
     def hard(self) -> bool:
         return self.decl.mode in HARD_MODES
+
+    def predicate_holds(self, positions: set[int]) -> bool:
+        return all(p in positions for p in range(self.required))
 
 
 class ClaimAwareScheduler(Scheduler):
@@ -85,8 +106,15 @@ class ClaimAwareScheduler(Scheduler):
         self._hasher = get_request_block_hasher(self.block_size, hash_fn)
         self._claims: dict[str, _Claim] = {}
         self._outcomes: dict[str, str] = {}
-        self._deferred: set[str] = set()
+        self._deferred: dict[str, int] = {}  # request id -> scheduler step of its deferral
         self._step_no = 0
+        self.kvclaims_defer_bound = int(conf.get("defer_bound_steps", DEFAULT_DEFER_BOUND_STEPS))
+        if self.kvclaims_defer_bound < 0:
+            raise ValueError("defer_bound_steps must be >= 0")
+        self._declared = False  # the first event carries defer_bound_steps
+        from kvclaims import spec as spec_mod
+
+        self._spec = spec_mod.load()
         # Restore-failure witness (MODEL §4, §6 offloadable): the host-tier connector
         # (connector.py, loaded through kv_connector_module_path) reports lookups and planned loads.
         self._restoring: dict[str, _Claim] = {}  # request id -> claim awaiting its restore
@@ -96,6 +124,8 @@ class ClaimAwareScheduler(Scheduler):
         # Controls only (deliberately wrong plug-in behaviour, for the checker to reject):
         self._misattribute_to: str | None = conf.get("misattribute_restore_failures_to")
         self._recompute_counts_as_restored = bool(conf.get("recompute_counts_as_restored"))
+        # ... and one that keeps deferring past its declared bound, never deciding (R-progress).
+        self._defer_forever = bool(conf.get("defer_forever"))
         self.kvclaims_unclaimed_load_failures: list[tuple[str, list[int]]] = []
         if self.connector is not None and hasattr(self.connector, "kvclaims_observe"):
             self.connector.kvclaims_observe(self)
@@ -112,6 +142,10 @@ class ClaimAwareScheduler(Scheduler):
 
     def _emit(self, kind: str, **fields: Any) -> None:
         fields = {k: v for k, v in fields.items() if v is not None}
+        fields["scheduler_step"] = self._step_no
+        if not self._declared:
+            self._declared = True
+            fields["defer_bound_steps"] = self.kvclaims_defer_bound  # the trace header's bound
         if self._sink is not None:
             self._sink(kind, fields)
         else:
@@ -125,11 +159,42 @@ class ClaimAwareScheduler(Scheduler):
         return c is not None and c.hard and c.state in RESPONSIBLE
 
     def kvclaims_before_loss(self, claim_id: str, block_id: int, position: int) -> None:
+        """vLLM is about to hand `block_id` (position `position` of the claim) to an allocation:
+        report the loss first (MODEL §6 R-harm, R-no-silent-loss; docs/checking.md timing rule)."""
         c = self._claims.get(claim_id)
-        if c is not None and c.state not in RESPONSIBLE:
+        if c is None:
+            return
+        if c.state not in RESPONSIBLE:
             self._emit("resident_claim_block_lost_after_release", claim_id=c.id,
                        prefix_id=c.decl.prefix, physical_block_id=block_id,
                        logical_block_position=position)
+            return
+        live = c.live if c.yielded else set(c.pinned)
+        before = c.predicate_holds(live)
+        live.discard(position)
+        if before and not c.predicate_holds(live) and self._reports_harm(c):
+            c.state = "harmed"
+            self._emit("resident_claim_harmed", claim_id=c.id, prefix_id=c.decl.prefix,
+                       protection_mode=c.decl.mode, physical_block_id=block_id,
+                       logical_block_position=position, predicate_before=True,
+                       predicate_after=False, resident_blocks_materialized=len(live),
+                       resident_blocks_required=c.required,
+                       claim_priority=c.decl.priority)
+
+    def _canonical(self, c: _Claim) -> str | None:
+        return self._spec.canonical_mode(c.decl.mode)
+
+    def _gives_way(self, c: _Claim) -> bool:
+        """MODEL §6 R-yield: only modes that protect may block an active request."""
+        m = self._canonical(c)
+        return m is not None and not self._spec.modes[m].protects and not c.hard
+
+    def _reports_harm(self, c: _Claim) -> bool:
+        """A claim whose bundle decides harm reports it (soft_priority; best_effort does not)."""
+        from kvclaims.check.state import RuleIds
+
+        m = self._canonical(c)
+        return m is not None and RuleIds(self._spec).harm in self._spec.modes[m].rules
 
     # ---- claims --------------------------------------------------------------------------
     def add_claim(self, decl: ClaimDecl) -> None:
@@ -146,7 +211,7 @@ class ClaimAwareScheduler(Scheduler):
                    prefix_id=decl.prefix, resident_blocks_required=c.required,
                    materialization_predicate=f"leading_prefix_at_least({c.required})",
                    duration_steps=decl.duration_steps, usable_blocks=self.kvclaims_usable,
-                   **self._identity(c))
+                   claim_priority=decl.priority, **self._identity(c))
         self._pin()
 
     def _identity(self, c: _Claim) -> dict[str, Any]:
@@ -193,8 +258,8 @@ class ClaimAwareScheduler(Scheduler):
     def _pin(self) -> None:
         pool = self._kv_pool
         for c in self._claims.values():
-            if c.state not in RESPONSIBLE or c.off is not None:
-                continue  # an offloaded claim's protection is its host copy
+            if c.state not in RESPONSIBLE or c.off is not None or c.yielded:
+                continue  # an offloaded claim's protection is its host copy; a soft one gave way
             for pos, h in enumerate(c.hashes):
                 if pos in c.pinned:
                     continue
@@ -230,56 +295,106 @@ class ClaimAwareScheduler(Scheduler):
         return ids
 
     def _arbitrate(self) -> None:
+        """Decide, before vLLM's waiting loop, each waiting request the claims stand in the way of
+        (MODEL §6 R-explicit, R-progress, R-yield)."""
+        usable = self.kvclaims_usable
         for req in list(self.waiting):
             if req.status != RequestStatus.WAITING or req.num_computed_tokens:
                 continue
+            rid = req.request_id
             shared = self._shared_ids(req)
-            blocking = self._protected(shared)
-            if not blocking:
-                continue
             need = -(-req.num_tokens // self.block_size) - len(shared)
+            blocking = self._protected(shared)
             protected = sum(n for _, n in blocking)
-            usable = self.kvclaims_usable
-            if protected + need <= usable:
-                continue  # fits beside the claims once running requests finish
-            claims = sorted((c for c, _ in blocking), key=lambda c: c.id)
-            if all(c.decl.on_conflict == "demote" for c in claims):
+            # The blocks it reuses stay resident beside its new ones: they count too.
+            if blocking and protected + len(shared) + need > usable:
+                claims = sorted((c for c, _ in blocking), key=lambda c: c.id)
+                if not all(c.decl.on_conflict == "demote" for c in claims):
+                    self._hold(req, claims, protected, need)
+                    continue
                 for c in claims:
                     self._release(c, "resident_claim_demoted",
                                   demotion_reason="conflict_with_active_request",
-                                  request_id=req.request_id)
-                continue
-            free = self._kv_pool.get_num_free_blocks()
-            attribution = dict(
-                request_id=req.request_id,
-                blocking_claim_ids=[c.id for c in claims],
-                blocking_prefix_ids=sorted({c.decl.prefix for c in claims}),
-                protected_resident_blocks=protected,
-                protected_resident_claims=[{
-                    "claim_id": c.id, "prefix_id": c.decl.prefix,
-                    "protection_mode": c.decl.mode,
-                    "resident_blocks_materialized": len(c.pinned),
-                    "resident_blocks_required": c.required,
-                    "predicate_materialized": all(p in c.pinned for p in range(c.required)),
-                } for c in claims],
-                active_live_blocks_required=need,
-                resident_plus_active_blocks=protected + need,
-                capacity_shortfall_blocks=max(0, need - free),
-                feasibility=INFEASIBLE,
-                free_blocks_before_allocate=free,
-                usable_blocks=usable,
-            )
-            if all(c.decl.on_conflict == "defer" for c in claims):
-                if req.request_id not in self._deferred:
-                    self._deferred.add(req.request_id)
-                    self._emit("active_request_deferred", arbiter_action="defer_active_request",
-                               **attribution)
-                self._outcomes[req.request_id] = "deferred"
-                continue
-            self._emit("active_request_refused", arbiter_action="refuse_active_request",
-                       **attribution)
-            self._outcomes[req.request_id] = "refused"
-            self.finish_requests(req.request_id, RequestStatus.FINISHED_ABORTED)
+                                  request_id=rid)
+                protected = 0
+            if self._deferred.pop(rid, None) is not None:
+                # A release unblocked it (the deferral is closed): vLLM admits it now.
+                self._outcomes.pop(rid, None)
+            self._give_way(req, shared, protected, need)
+
+    def _give_way(self, req: Request, shared: set[int], protected: int, need: int) -> None:
+        """MODEL §6 R-yield: a request that fits beside the protecting claims never waits on
+        claims that do not protect. They drop their extra references (best_effort first, then
+        lowest `claim_priority`, then claim id) until it fits; vLLM evicts their blocks in that
+        order (freed blocks join the free queue's tail, tail position first)."""
+        soft = [(c, sum(1 for b in c.pinned.values() if b.block_id not in shared))
+                for c in self._claims.values()
+                if c.state in RESPONSIBLE and c.pinned and self._gives_way(c)]
+        held = sum(n for _, n in soft)
+        usable = self.kvclaims_usable
+        order = sorted(soft, key=lambda cn: (self._reports_harm(cn[0]), cn[0].decl.priority or 0,
+                                             cn[0].id))
+        for c, n in order:
+            if protected + held + len(shared) + need <= usable:
+                return
+            if n == 0:
+                continue  # the request reuses all of it: no conflict
+            c.yielded = True
+            c.live = set(c.pinned)
+            blocks = [c.pinned[p] for p in sorted(c.pinned, reverse=True)]
+            c.pinned.clear()
+            self._kv_pool.free_blocks(blocks)
+            held -= n
+
+    def _hold(self, req: Request, claims: list[_Claim], protected: int, need: int) -> None:
+        """Refuse, or defer within the declared bound and then refuse, a request the protecting
+        `claims` block (MODEL §6 R-attribution, R-progress)."""
+        rid = req.request_id
+        free = self._kv_pool.get_num_free_blocks()
+        usable = self.kvclaims_usable
+        attribution = dict(
+            request_id=rid,
+            blocking_claim_ids=[c.id for c in claims],
+            blocking_prefix_ids=sorted({c.decl.prefix for c in claims}),
+            protected_resident_blocks=protected,
+            protected_resident_claims=[{
+                "claim_id": c.id, "prefix_id": c.decl.prefix,
+                "protection_mode": c.decl.mode,
+                "resident_blocks_materialized": len(c.pinned),
+                "resident_blocks_required": c.required,
+                "predicate_materialized": all(p in c.pinned for p in range(c.required)),
+            } for c in claims],
+            active_live_blocks_required=need,
+            resident_plus_active_blocks=protected + need,
+            capacity_shortfall_blocks=max(0, need - free),
+            feasibility=INFEASIBLE,
+            free_blocks_before_allocate=free,
+            usable_blocks=usable,
+        )
+        attempts = None
+        if all(c.decl.on_conflict == "defer" for c in claims):
+            first = self._deferred.get(rid)
+            if first is None:
+                self._deferred[rid] = self._step_no
+                self._emit("active_request_deferred", arbiter_action="defer_active_request",
+                           **attribution)
+                self._outcomes[rid] = "deferred"
+                if self.kvclaims_defer_bound > 0 or self._defer_forever:
+                    return
+                first = self._step_no
+            attempts = self._step_no - first
+            if self._defer_forever:
+                # The control: still deferring, past the bound, never deciding.
+                self._emit("active_request_deferred", arbiter_action="defer_active_request",
+                           **attribution)
+                return
+            if attempts < self.kvclaims_defer_bound:
+                return  # still within the bound: set aside for this step
+            del self._deferred[rid]
+        self._emit("active_request_refused", arbiter_action="refuse_active_request",
+                   defer_attempts=attempts, **attribution)
+        self._outcomes[rid] = "refused"
+        self.finish_requests(rid, RequestStatus.FINISHED_ABORTED)
 
     def schedule(self, *args: Any, **kwargs: Any) -> Any:
         self._step_no += 1
@@ -289,7 +404,16 @@ class ClaimAwareScheduler(Scheduler):
                 self._release(c, "resident_claim_expired", duration_steps=d)
         self._pin()
         self._arbitrate()
-        out = super().schedule(*args, **kwargs)
+        # Deferred requests sit out this step, so that vLLM's waiting loop (which stops at the
+        # first request it cannot allocate) schedules the requests behind them.
+        held = [r for r in self.waiting if r.request_id in self._deferred]
+        if held:
+            self.waiting.remove_requests(held)
+        try:
+            out = super().schedule(*args, **kwargs)
+        finally:
+            if held:
+                self.waiting.prepend_requests(reversed(held))
         self._pin()
         return out
 
