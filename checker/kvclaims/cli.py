@@ -86,16 +86,24 @@ def _write_witnesses(path: str, rep: Any, spec: Any, options: Any, prefix: str,
                    "PREFIX.violating.kvt and PREFIX.conforming.kvt.")
 @click.option("--solver-timeout", type=click.FloatRange(min=0.001), default=60.0,
               show_default=True, help="Seconds per solver question; a timeout is inconclusive.")
+@click.option("--max-defer-steps", type=click.IntRange(min=0), default=None, metavar="N",
+              help="A deferral bound of N scheduler steps (R-progress), checked beside every "
+                   "bound the trace declares: a bound can tighten a runtime's promise, never "
+                   "loosen it.")
+@click.option("--max-defer-ns", type=click.IntRange(min=0), default=None, metavar="NS",
+              help="A deferral bound of NS nanoseconds (R-progress), checked beside every "
+                   "declared bound.")
 def check(files: tuple[str, ...], fmt: str, input_format: str | None, require: tuple[str, ...],
           max_line_bytes: int, max_claims: int, progress: bool | None, engine: str,
-          skews: tuple[str, ...], witness: str | None, solver_timeout: float) -> None:
+          skews: tuple[str, ...], witness: str | None, solver_timeout: float,
+          max_defer_steps: int | None, max_defer_ns: int | None) -> None:
     """Check trace FILES (or - for standard input) against the resident KV claim model."""
     from rich.console import Console
 
     from kvclaims.check import gate as gates
     from kvclaims.report import json as json_report
     from kvclaims.report import junit, text
-    from kvclaims.run import Options, check_path
+    from kvclaims.run import Options, check_path, defer_bounds_option
     from kvclaims.trace.partial_input import parse_skew_option
 
     spec = spec_mod.load()
@@ -114,7 +122,8 @@ def check(files: tuple[str, ...], fmt: str, input_format: str | None, require: t
         raise click.UsageError("--witness writes one trace's orders: give one FILE")
     options = Options(input_format=input_format, require=require,
                       max_line_bytes=max_line_bytes, max_claims=max_claims, engine=engine,
-                      skews=parsed, solver_timeout_ms=max(1, int(solver_timeout * 1000)))
+                      skews=parsed, solver_timeout_ms=max(1, int(solver_timeout * 1000)),
+                      defer_bounds=defer_bounds_option(max_defer_steps, max_defer_ns))
     # soft_wrap: long lines are not broken, so locations and messages stay greppable.
     out = Console(highlight=False, soft_wrap=True)
     if not out.is_terminal:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from typing import BinaryIO
 
 from kvclaims.check import gate as gates
+from kvclaims.check.progress import NS, STEPS, DeferBound
 from kvclaims.check.replay import DEFAULT_MAX_CLAIMS, ClaimLimit, Replay
 from kvclaims.check.state import RuleIds
 from kvclaims.check.verdict import (
@@ -45,6 +46,19 @@ class Options:
     engine: str = "auto"
     skews: tuple[Skew, ...] = ()
     solver_timeout_ms: int = 60_000
+    # deferral bounds from the command line (MODEL §6 R-progress), checked beside every bound
+    # the trace declares
+    defer_bounds: tuple[DeferBound, ...] = ()
+
+
+def defer_bounds_option(steps: int | None, ns: int | None) -> tuple[DeferBound, ...]:
+    """--max-defer-steps / --max-defer-ns as bounds that name where they were declared."""
+    out = []
+    if steps is not None:
+        out.append(DeferBound(STEPS, steps, "declared by --max-defer-steps"))
+    if ns is not None:
+        out.append(DeferBound(NS, ns, "declared by --max-defer-ns"))
+    return tuple(out)
 
 
 def _kvt_reader() -> Callable[..., Iterator[Event]]:
@@ -72,7 +86,8 @@ def check_stream(fh: BinaryIO, file: str, spec: Spec, options: Options = Options
     # was asked for, so a plain check keeps no per-event history.
     recorder = gates.GateRecorder(spec)
     observers = ((recorder.kinds, recorder),) if options.require else ()
-    replay = Replay(spec, file, max_claims=options.max_claims, observers=observers)
+    replay = Replay(spec, file, max_claims=options.max_claims, observers=observers,
+                    defer_bounds=options.defer_bounds)
     problem: InputProblem | None = None
     declared: list[Skew] = []
     unordered: Event | None = None
@@ -161,7 +176,8 @@ def check_partial(fh: BinaryIO, file: str, spec: Spec, options: Options) -> Repo
                          max_line_bytes=options.max_line_bytes)
     batches = [(s, e) for s, e, _ in trace.batches(spec) if e - s >= 2]
     return partial.decide(spec, trace.events, file=file, batches=batches, skews=trace.skews,
-                          timeout_ms=options.solver_timeout_ms)
+                          timeout_ms=options.solver_timeout_ms,
+                          defer_bounds=options.defer_bounds)
 
 
 def check_path(path: str, spec: Spec, options: Options = Options(),

@@ -210,7 +210,18 @@ def _bounded_deferral(draw: st.DrawFn, events: list[Event]) -> list[Event]:
     return _defer(draw, events)
 
 
-NEW_RULES = (_mode, _defer, _bound, _decide, _release, _late_release, _bounded_deferral)
+def _arrive(draw: st.DrawFn, events: list[Event]) -> list[Event]:
+    """A request the trace shows arriving with the blocks it needs (it may wait with no event)."""
+    rid = draw(st.sampled_from([*_ids(events, "request_id"), "r-new"]))
+    f: dict[str, Any] = {"request_id": rid, "active_live_blocks_required": draw(st.integers(1, 12))}
+    if draw(st.booleans()):
+        f["scheduler_step"] = draw(st.integers(0, 4))
+    at = draw(st.integers(0, len(events)))
+    return events[:at] + [Event(_E.request_initialized, f, 0, 1)] + events[at:]
+
+
+NEW_RULES = (_mode, _defer, _bound, _decide, _release, _late_release, _bounded_deferral,
+             _arrive)
 GENERIC = (_drop, _swap, _duplicate, _claim_kind, _block_id, *NEW_RULES)
 
 
@@ -440,3 +451,52 @@ def test_unfolded_trace_with_an_unknown_event() -> None:
     ]
     assert_engines_agree(events)
     assert_unfolded_agrees(events)
+
+
+# ---- 4. monotonicity (MODEL §6 R-release-order) -------------------------------------------------
+def _violations(rep: Report) -> set[tuple[int, str, str | None]]:
+    """Each violation by the line of the event it is about, its rule and claim. (Its event
+    index is where its window closed: the end of the trace, or a later event, so it is not
+    compared.)"""
+    return {(f.line, f.rule, f.claim_id) for f in rep.findings if f.status == "violation"}
+
+
+def _cuts(events: list[Event]) -> list[int]:
+    """Where a trace may be cut so that what follows comes after every event before: the next
+    event closes the run of block events (the loss-report window of docs/checking.md) and does
+    not continue a batch."""
+    group = _E.block_group
+    keys = SPEC.order.batch_fields
+
+    def key(e: Event) -> Any:
+        return next(((k, e.fields[k]) for k in keys if e.fields.get(k) is not None), None)
+
+    return [k for k in range(1, len(events))
+            if events[k].kind not in group
+            and (key(events[k]) is None or key(events[k]) != key(events[k - 1]))]
+
+
+@hsettings(500, 10_000)
+@given(events=st.one_of(kst.violating_traces().map(lambda c: c.events), new_rule_mutants(),
+                        generic_mutants(), kst.traces()), data=st.data())
+def test_appending_later_events_never_withdraws_a_violation(events: list[Event],
+                                                            data: st.DataObject) -> None:
+    """Once a violation is decided, no later event withdraws it: for every cut after which the
+    remaining events come after every event before it, each violation the prefix decides is
+    still decided, about the same event, by the whole trace; in both engines."""
+    cuts = _cuts(events)
+    if not cuts:
+        return
+    # Prefer cuts after the whole trace's first violation, so most prefixes decide one.
+    first = replay.check_events(SPEC, events).first_violation()
+    later = [k for k in cuts if first is not None and k > first.event_index]
+    k = data.draw(st.sampled_from(later or cuts))
+    head = events[:k]
+    for engine in (replay, partial):
+        before = engine.check_events(SPEC, head)
+        if before.verdict != "violation":
+            continue
+        after = engine.check_events(SPEC, events)
+        assert after.verdict == "violation", (engine.__name__, _render(events))
+        assert _violations(before) <= _violations(after), (
+            engine.__name__, sorted(_violations(before) - _violations(after)), _render(events))

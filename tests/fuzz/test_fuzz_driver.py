@@ -54,7 +54,6 @@ def test_fault_is_found_and_shrunk(fault: str, policy: str, tmp_path: Path) -> N
     s = search(rt, examples=2000, seed=SEED, out=tmp_path, max_failures=1)
     assert s.failures, f"{rt}: not found in {s.examples} examples"
     f = s.failures[0]
-    # the fault's rule, or one the same misbehaviour also breaks (Fault.also)
     assert f.rule in P.FAULTS[fault].rules and f.status == "violation"
     assert f.found_after <= 2000
     assert f.kvt is not None and f.kvt.exists() and f.rechecked

@@ -50,7 +50,7 @@ def bound_fields(spec_fields: Any) -> dict[str, str]:
 class Deferral:
     """An open deferral of one request (the first deferral event starts it)."""
 
-    __slots__ = ("event", "index", "step0", "ns0", "count", "blocking", "steps", "ns")
+    __slots__ = ("event", "index", "step0", "ns0", "count", "blocking", "steps", "ns", "silent")
 
     def __init__(self, ev: Event, index: int, step0: int | None, ns0: int | None):
         self.event = ev
@@ -61,6 +61,7 @@ class Deferral:
         self.blocking: set[str] = set()
         self.steps = 0  # elapsed steps seen so far
         self.ns = 0     # elapsed time seen so far
+        self.silent = False  # waiting since its arrival with no event (no deferral reported)
 
 
 class Progress:
@@ -108,6 +109,18 @@ class Progress:
                 d.blocking.add(bid)
         self._check(ev, [rid])
 
+    def on_waiting(self, ev: Event, rid: str, holders: list[str]) -> None:
+        """A request arrived while claims hold the blocks it needs: an unreported deferral
+        starts here, waiting on every claim that holds blocks."""
+        if rid in self.open or rid in self.late:
+            return
+        f = ev.fields
+        step = f.get("scheduler_step")
+        d = self.open[rid] = Deferral(ev, self.rp.index, step if isinstance(step, int) else None,
+                                      self._time(f))
+        d.silent = True
+        d.blocking.update(holders)
+
     def on_decided(self, rid: str) -> None:
         """The request was admitted or refused: its deferral is settled."""
         self.late.discard(rid)
@@ -150,9 +163,9 @@ class Progress:
                     elapsed = (f"{d.steps} scheduler steps" if b.unit == STEPS
                                else f"{d.ns} ns")
                     self._file(VIOLATION, ev, rid, d,
-                               f"unbounded deferral: request {rid}, deferred at line "
-                               f"{d.event.line}, is still neither admitted, refused nor "
-                               f"unblocked {elapsed} later, past the bound of {b.spelling()}")
+                               f"unbounded deferral: request {rid}, {_since(d)}, is still "
+                               f"neither admitted, refused nor unblocked {elapsed} later, past "
+                               f"the bound of {b.spelling()}")
                     break
 
     def finish(self) -> None:
@@ -160,9 +173,8 @@ class Progress:
             why = ("no deferral bound is declared" if not self.bounds else
                    "the trace ends before any declared bound passed")
             self._file(UNKNOWN, d.event, rid, d,
-                       f"request {rid}, deferred at line {d.event.line}, is still open at the "
-                       f"end of the trace and {why}: whether it was ever decided is unknown",
-                       index=d.index)
+                       f"request {rid}, {_since(d)}, is still open at the end of the trace and "
+                       f"{why}: whether it was ever decided is unknown", index=d.index)
         self.open.clear()
 
     def _file(self, status: str, ev: Event, rid: str, d: Deferral, message: str,
@@ -175,3 +187,10 @@ class Progress:
             c = rp.claims.get(cid)
             if c is not None:
                 rp._mark(c, rp.R.progress, status)
+
+
+def _since(d: Deferral) -> str:
+    if d.silent:
+        return (f"waiting with no event since it arrived at line {d.event.line} while claims "
+                "held the blocks it needs")
+    return f"deferred at line {d.event.line}"

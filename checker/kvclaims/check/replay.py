@@ -203,6 +203,8 @@ class Replay:
                 if req is None:
                     req = self._request(rid)
                 req.allocated += 1
+                if progress.open and rid in progress.open:
+                    progress.on_decided(rid)  # a block allocated to it: service began
             entry = self.block_map.pop(b, None)
             if entry is not None:
                 self._lose(b, entry, ev, cached=f.get("victim_reason") == self._cached_reason)
@@ -317,6 +319,7 @@ class Replay:
 
     def _on_connector_claim(self, ev: Event) -> None:
         f = ev.fields
+        self._on_arrival(ev)
         if f.get(self.values["connector_claim_flag"]) is True:
             cid = f.get(self.values["connector_claim_id"]) or f.get("claim_id")
             if isinstance(cid, str):
@@ -600,6 +603,26 @@ class Replay:
         return [c for c in self.claims.values()
                 if c.protected and c.state in self.responsible and not c.silent
                 and (c.positions.surviving > 0 or (not c.tracked and c.asserted))]
+
+    def _on_arrival(self, ev: Event) -> None:
+        """MODEL §6 R-progress: a request the trace shows arriving (request_initialized with the
+        blocks it needs) while claims hold the blocks it needs, and not yet decided, waits: the
+        runtime defers it without saying so until it is admitted, refused, deferred, given
+        blocks, or a claim holding them is released, and the same bounds apply."""
+        f = ev.fields
+        rid = f.get("request_id")
+        required = f.get("active_live_blocks_required")
+        usable = f.get("usable_blocks", self.usable)
+        if not isinstance(rid, str) or not required or usable is None:
+            return
+        r = self.requests.get(rid)
+        if r is not None and (r.outcome != "unknown" or r.allocated):
+            return
+        holders = [c for c in self.claims.values() if c.state in self.responsible
+                   and not c.silent and self._blocks_of(c) > 0]
+        if sum(self._blocks_of(c) for c in holders) + required > usable:
+            self._request(rid)
+            self.progress.on_waiting(ev, rid, [c.id for c in holders])
 
     def _protecting_claims(self) -> list[Claim]:
         """Claims whose mode may block an active request (MODEL §6 R-yield): under

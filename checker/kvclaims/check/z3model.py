@@ -73,7 +73,7 @@ _DEFAULTS: dict[str, Any] = {
     "bcl": -1, "alloc": False, "usable": NONE, "owedx": -1, "denied": False,
     # R-progress (MODEL §6): the tightest declared bounds, and per request its open deferral
     "bst": NONE, "bns": NONE, "dopen": False, "dlate": False, "dstep0": NONE, "dns0": NONE,
-    "dcnt": 0, "dsteps": 0, "dns": 0, "dev": -1, "dblk": False,
+    "dcnt": 0, "dsteps": 0, "dns": 0, "dev": -1, "dblk": False, "rdec": False,
 }
 
 
@@ -182,7 +182,8 @@ class Encoding:
                 if ev.kind == E.block_materialized:
                     self.binders[b].append(i)
             rid = f.get("request_id")
-            if (ev.kind == E.deferred and isinstance(rid, str)
+            waits = ev.kind == E.request_initialized and f.get("active_live_blocks_required")
+            if ((ev.kind == E.deferred or waits) and isinstance(rid, str)
                     and rid not in self.deferred_requests):
                 self.deferred_requests.append(rid)
             if ev.kind == E.accepted and isinstance(cid, str) and f.get("prefix_id") is not None:
@@ -359,6 +360,10 @@ class Encoding:
         if kind == E.victim:
             b = f["physical_block_id"]
             S[("alloc", b)] = True
+            rid = f.get("request_id")
+            if rid in self.deferred_requests:
+                S[("rdec", rid)] = True
+                self._progress_decided(rid)  # a block allocated to it: service began
             bind = S[("bind", b)]
             cached = f.get("victim_reason") == self.values["cached_victim_reason"]
             for j in self.binders.get(b, ()):
@@ -479,6 +484,7 @@ class Encoding:
     def _on_connector_claim(self, i: int) -> None:
         S, o = self.S, self.ops
         f = self.events[i].fields
+        self._on_arrival(i)
         if f.get(self.values["connector_claim_flag"]) is True:
             cid = f.get(self.values["connector_claim_id"]) or f.get("claim_id")
             if isinstance(cid, str):
@@ -1000,6 +1006,8 @@ class Encoding:
     def _on_admitted(self, i: int) -> None:
         S, o = self.S, self.ops
         f = self.events[i].fields
+        if f.get("request_id") in self.deferred_requests:
+            self.S[("rdec", f["request_id"])] = True
         self._progress_decided(f.get("request_id"))
         required = f.get("active_live_blocks_required")
         usable = self._usable(f)
@@ -1023,10 +1031,13 @@ class Encoding:
         self._attribution(i)
         self._discharge()
         ev = self.events[i]
+        rid = ev.fields["request_id"]
+        if rid in self.deferred_requests:
+            self.S[("rdec", rid)] = True
         if ev.kind == self.E.deferred:
             self._progress_deferred(i)
         else:
-            self._progress_decided(ev.fields["request_id"])
+            self._progress_decided(rid)
 
     # ---- R-yield (MODEL §6): claims that give way never block -------------------------------
     def gives_way(self, c: int) -> Val:
@@ -1100,20 +1111,15 @@ class Encoding:
             if not S.may(op):
                 continue
             with S.when(op):
-                if isinstance(step, int):
-                    s0 = S[("dstep0", rid)]
-                    el = step - s0 if not is_sym(s0) else s0 * -1 + step
-                    g = o.and_(o.not_(o.eq(s0, NONE)), o.cmp(">", el, S[("dsteps", rid)]))
+                for at, start, elapsed in ((step, "dstep0", "dsteps"), (now, "dns0", "dns")):
+                    if not isinstance(at, int):
+                        continue
+                    t0 = S[(start, rid)]
+                    el = at - t0
+                    g = o.and_(o.not_(o.eq(t0, NONE)), o.cmp(">", el, S[(elapsed, rid)]))
                     if S.may(g):
                         with S.when(g):
-                            S[("dsteps", rid)] = el
-                if now is not None:
-                    n0 = S[("dns0", rid)]
-                    el = now - n0 if not is_sym(n0) else n0 * -1 + now
-                    g = o.and_(o.not_(o.eq(n0, NONE)), o.cmp(">", el, S[("dns", rid)]))
-                    if S.may(g):
-                        with S.when(g):
-                            S[("dns", rid)] = el
+                            S[(elapsed, rid)] = el
             self._progress_check(i, rid)
 
     @staticmethod
@@ -1175,6 +1181,40 @@ class Encoding:
                     if isinstance(bid, str) and bid in self.ci:
                         S[("dblk", rid, self.ci[bid])] = True
                 self._progress_check(i, rid)
+
+    def _on_arrival(self, i: int) -> None:
+        """A request arriving while claims hold the blocks it needs waits: an unreported
+        deferral (check/progress.py, replay `_on_arrival`)."""
+        S, o = self.S, self.ops
+        f = self.events[i].fields
+        rid = f.get("request_id")
+        required = f.get("active_live_blocks_required")
+        usable = self._usable(f)
+        if (not isinstance(rid, str) or not required
+                or (not is_sym(usable) and usable == NONE)):
+            return
+        n = len(self.claim_ids)
+        holds = [o.and_(S[("ex", c)], o.member(S[("st", c)], self.responsible),
+                        o.not_(S[("sil", c)]), o.cmp(">", self.blocks_of(c), 0))
+                 for c in range(n)]
+        total = o.total(o.ite(holds[c], self.blocks_of(c), 0) for c in range(n))
+        g = o.and_(o.not_(o.eq(usable, NONE)), o.not_(S[("rdec", rid)]),
+                   o.not_(S[("dopen", rid)]), o.not_(S[("dlate", rid)]),
+                   o.cmp(">", o.total([total, required]), usable))
+        if not S.may(g):
+            return
+        with S.when(g):
+            step = f.get("scheduler_step")
+            now = self._time(f)
+            S[("dopen", rid)] = True
+            S[("dstep0", rid)] = step if isinstance(step, int) else NONE
+            S[("dns0", rid)] = now if now is not None else NONE
+            S[("dcnt", rid)] = 1
+            S[("dsteps", rid)] = 0
+            S[("dns", rid)] = 0
+            S[("dev", rid)] = i
+            for c in range(n):
+                S[("dblk", rid, c)] = holds[c]
 
     def _progress_decided(self, rid: Any) -> None:
         if rid in self.deferred_requests:

@@ -134,7 +134,7 @@ def _faults() -> dict[str, Fault]:
               "a request it should refuse is deferred past the declared bound and never decided"),
         Fault(OVER_PROTECTION, rule("R-yield"), (SOFT_PRIORITY,),
               "a request that would evict soft claims is refused, naming them as blocking",
-              (rule("R-attribution"),)),  # a claim that protects nothing named: also a smear
+              (rule("R-attribution"),)),  # naming a claim that gives way is also a smear
     )
     return {f.name: f for f in table}
 
