@@ -17,6 +17,11 @@ blocks (16 usable):
   `duration_steps` ends first (then its expiry unblocks `r1`, which vLLM admits). The control
   `defer_forever` keeps deferring past the bound and never decides.
 
+The controls `no_give_way` (soft claims keep their pins: the plug-in as it was before MODEL §6
+R-yield) and `defer_forever` are deliberately wrong plug-ins for the checker to reject. The
+harness writes each request's arrival (`request_initialized` with the blocks it needs), so a
+request left waiting with no event while claims hold its blocks is an unreported deferral.
+
 Every number comes from vLLM's own classes at run time.
 """
 
@@ -57,10 +62,12 @@ def _queue(h: VllmHarness, queued: dict[str, tuple[int, ...]]) -> None:
     h.run_until_idle(patience=4)
 
 
-def run_yield(**kw: Any) -> VllmHarness:
-    """The yield workload (module docstring); the caller closes the harness."""
+def run_yield(*, no_give_way: bool = False, **kw: Any) -> VllmHarness:
+    """The yield workload (module docstring); the caller closes the harness. `no_give_way`: the
+    control whose soft claims keep their pins (the queue stalls behind them)."""
     h = VllmHarness(claims=yield_claims(), plugin=True, num_blocks=NUM_BLOCKS,
-                    block_size=BLOCK_SIZE, run_id="queue-yield", **kw)
+                    block_size=BLOCK_SIZE, run_id="queue-yield",
+                    plugin_options={"no_give_way": True} if no_give_way else None, **kw)
     for rid, toks in (("a", A), ("b", B), ("c", C)):
         h.comment(f"resident request {rid} (claimed prefix)")
         h.add_request(rid, toks)
@@ -105,6 +112,8 @@ TRACES = (
      DEFER_WORKLOAD + "; the claim expires after 2 steps"),
     ("plugin-defer-forever", run_defer, {"defer_forever": True},
      DEFER_WORKLOAD + "; control: the plug-in keeps deferring past its bound"),
+    ("plugin-yield-stall", run_yield, {"no_give_way": True},
+     YIELD_WORKLOAD + "; control: the soft claims never give way"),
 )
 
 
