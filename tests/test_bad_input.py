@@ -137,7 +137,7 @@ def test_not_an_object(tmp_path: Path) -> None:
 
 
 def test_ten_megabyte_line(tmp_path: Path) -> None:
-    big = b'{"event":"allocation_victim_selected","physical_block_id":1,"pad":"' + \
+    big = b'{"event":"allocation_victim_selected","physical_block_id":1,"hook_scope":"' + \
         b"x" * (10 << 20) + b'"}\n'
     proc = run(["check", "--format", "json", write(tmp_path, "big.jsonl", VICTIM % (1, 1) + big)])
     assert proc.returncode == 2

@@ -16,6 +16,7 @@ import click
 from kvclaims import spec as spec_mod
 
 EXIT_OK, EXIT_VIOLATION, EXIT_INPUT, EXIT_INCONCLUSIVE = 0, 1, 2, 3
+EXIT_INTERRUPTED = 130  # SIGINT (Ctrl-C): stopped, no result presented (kvclaims.solver)
 
 
 def _exit_code(reports: list[Any]) -> int:
@@ -62,8 +63,13 @@ def _write_witnesses(path: str, rep: Any, spec: Any, options: Any, prefix: str,
 @click.argument("files", nargs=-1, required=True)
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "junit"]), default="text",
               show_default=True, help="Report format.")
-@click.option("--input-format", type=click.Choice(["kvt", "jsonl"]), default=None,
-              help="Override format detection.")
+@click.option("--input-format", type=click.Choice(["kvt", "jsonl", "vllm"]), default=None,
+              help="Override format detection (vllm: a recorded KV event stream).")
+@click.option("--claims", default=None, type=click.Path(dir_okay=False), metavar="MANIFEST.toml",
+              help="The claim manifest a recorded KV event stream (.kvbatches) is joined with.")
+@click.option("--reorder-window", type=click.IntRange(min=0), default=32, show_default=True,
+              help="KV event streams: batches a late batch may trail by before it is a gap "
+                   "(use the value the stream was watched with).")
 @click.option("--require", "require", multiple=True, metavar="MODE",
               help="Also list the rules of MODE's bundle (or the reference gate's requirements) "
                    "the trace does not positively witness; a missing one fails the check.")
@@ -93,7 +99,8 @@ def _write_witnesses(path: str, rep: Any, spec: Any, options: Any, prefix: str,
 @click.option("--max-defer-ns", type=click.IntRange(min=0), default=None, metavar="NS",
               help="A deferral bound of NS nanoseconds (R-progress), checked beside every "
                    "declared bound.")
-def check(files: tuple[str, ...], fmt: str, input_format: str | None, require: tuple[str, ...],
+def check(files: tuple[str, ...], fmt: str, input_format: str | None, claims: str | None,
+          reorder_window: int, require: tuple[str, ...],
           max_line_bytes: int, max_claims: int, progress: bool | None, engine: str,
           skews: tuple[str, ...], witness: str | None, solver_timeout: float,
           max_defer_steps: int | None, max_defer_ns: int | None) -> None:
@@ -123,7 +130,8 @@ def check(files: tuple[str, ...], fmt: str, input_format: str | None, require: t
     options = Options(input_format=input_format, require=require,
                       max_line_bytes=max_line_bytes, max_claims=max_claims, engine=engine,
                       skews=parsed, solver_timeout_ms=max(1, int(solver_timeout * 1000)),
-                      defer_bounds=defer_bounds_option(max_defer_steps, max_defer_ns))
+                      defer_bounds=defer_bounds_option(max_defer_steps, max_defer_ns),
+                      claims=claims, reorder_window=reorder_window)
     # soft_wrap: long lines are not broken, so locations and messages stay greppable.
     out = Console(highlight=False, soft_wrap=True)
     if not out.is_terminal:
@@ -202,12 +210,15 @@ def litmus(out_dir: str | None, fmt: str) -> None:
 @click.option("--claim", default=None, help="Draw only this claim's lane.")
 @click.option("--out", required=True, metavar="FILE.png|FILE.svg|FILE.html",
               help="Output picture; the suffix picks the format.")
-@click.option("--input-format", type=click.Choice(["kvt", "jsonl"]), default=None)
-def explain(trace: str, claim: str | None, out: str, input_format: str | None) -> None:
+@click.option("--input-format", type=click.Choice(["kvt", "jsonl", "vllm"]), default=None)
+@click.option("--claims", default=None, type=click.Path(dir_okay=False), metavar="MANIFEST.toml",
+              help="The claim manifest a recorded KV event stream (.kvbatches) is joined with.")
+def explain(trace: str, claim: str | None, out: str, input_format: str | None,
+            claims: str | None) -> None:
     """Draw what happened to the pool and to each claim in TRACE, findings pinned at their events."""
     from kvclaims.explain import explain_command
 
-    sys.exit(explain_command(trace, claim, out, input_format))
+    sys.exit(explain_command(trace, claim, out, input_format, claims=claims))
 
 
 @cli.command()
@@ -262,11 +273,31 @@ def fuzz(runtime: str, examples: int, seed: int, out_dir: str, max_shrinks: int 
               metavar="MANIFEST.toml", help="The claim manifest: each claim's block hashes.")
 @click.option("--format", "fmt", type=click.Choice(["text", "jsonl"]), default="text",
               show_default=True)
-def watch(endpoint: str, replay: str | None, claims: str, fmt: str) -> None:
-    """Subscribe to a vLLM KV event stream (ZMQ) and report claim verdicts continuously."""
+@click.option("--topic", default="", metavar="T",
+              help="Only frames whose topic is exactly T (vLLM's kv_events_config topic).")
+@click.option("--idle-timeout", type=click.FloatRange(min=0, min_open=True), default=None,
+              metavar="S", help="Stop after S seconds without a batch.")
+@click.option("--max-batches", type=click.IntRange(min=1), default=None, metavar="N",
+              help="Stop after N batches received.")
+@click.option("--record", default=None, type=click.Path(dir_okay=False),
+              metavar="FILE.kvbatches",
+              help="Write the received frames with their sequence numbers (what `kvclaims check "
+                   "FILE --claims M` reads), as they arrive.")
+@click.option("--reorder-window", type=click.IntRange(min=0), default=32, show_default=True,
+              help="Batches a late batch may trail by before its number is a gap.")
+def watch(endpoint: str, replay: str | None, claims: str, fmt: str, topic: str,
+          idle_timeout: float | None, max_batches: int | None, record: str | None,
+          reorder_window: int) -> None:
+    """Subscribe to a vLLM KV event stream (ZMQ) and decide the claims of MANIFEST.toml.
+
+    Exit code: the verdict's (0 conformant, 1 violation, 3 inconclusive: nothing received,
+    missed history or a gap), 2 on a usage or input error, 130/143 when interrupted by
+    SIGINT/SIGTERM (the final report is printed first).
+    """
     from kvclaims.watch import watch_command
 
-    sys.exit(watch_command(endpoint, replay, claims, fmt))
+    sys.exit(watch_command(endpoint, replay, claims, fmt, topic=topic, idle_timeout=idle_timeout,
+                           max_batches=max_batches, record=record, window=reorder_window))
 
 
 @cli.command("shrink")
@@ -290,7 +321,8 @@ def shrink_cmd(trace: str, rule: str | None, engine: str, out: str | None,
     """Shrink TRACE to a 1-minimal sub-trace (.kvt) that still violates RULE (docs/shrink.md).
 
     Exit 0 when shrunk and re-checked; 2 on a usage or input error or when TRACE does not violate
-    the rule; 1 only if the written trace, read back, does not re-check as that violation.
+    the rule; 1 only if the written trace, read back, does not re-check as that violation; 3 when
+    the engine could not decide a candidate (the solver answered unknown): no result.
     """
     import io
     import time
@@ -314,11 +346,17 @@ def shrink_cmd(trace: str, rule: str | None, engine: str, out: str | None,
         sys.exit(EXIT_INPUT)
 
     decide = None
+    skews: list[Any] = []
     if engine == "z3":
         from kvclaims.check.partial import check_events as z3_check
+        from kvclaims.trace.model import PartialTrace
 
         def decide(candidate: Any) -> Any:
-            return z3_check(spec, candidate)
+            # every admissible order of the candidate's batches and the trace's skews (so the
+            # solver is asked, and its `unknown` stops the shrink: kvclaims.solver)
+            trace = PartialTrace(tuple(candidate), tuple(skews))
+            batches = [(a, b) for a, b, _ in trace.batches(spec) if b - a >= 2]
+            return z3_check(spec, candidate, batches=batches, skews=trace.skews)
 
     label = "<stdin>" if trace == "-" else trace
     try:
@@ -326,7 +364,7 @@ def shrink_cmd(trace: str, rule: str | None, engine: str, out: str | None,
     except OSError as e:
         fail(f"{trace}: error: cannot open: {e.strerror}")
     try:
-        events = list(open_events(fh, label, spec, Options(input_format=input_format)))
+        events = list(open_events(fh, label, spec, Options(input_format=input_format), skews))
     except InputError as e:
         fail(f"{e.file}:{e.line}:{e.column}: error: {e.message}")
     except UnicodeDecodeError as e:
@@ -350,6 +388,9 @@ def shrink_cmd(trace: str, rule: str | None, engine: str, out: str | None,
         else:
             result = shrink_mod.shrink(events, spec, rule=rule, decide=decide,
                                        max_checks=max_checks)
+    except shrink_mod.ShrinkInconclusive as e:
+        click.echo(f"kvclaims shrink: {label}: inconclusive: {e}; no result", err=True)
+        sys.exit(EXIT_INCONCLUSIVE)
     except shrink_mod.ShrinkError as e:
         fail(f"kvclaims shrink: {label}: {e}")
     except ClaimLimit as e:
@@ -399,12 +440,30 @@ def spec_cmd(fmt: str) -> None:
     sys.stdout.write(render_spec(spec_mod.load()))
 
 
+def _interrupted(e: BaseException) -> bool:
+    """Whether `e` is Ctrl-C in disguise: raised while a ctypes call (Z3's API) converted its
+    arguments, Python reports the KeyboardInterrupt as a ctypes.ArgumentError."""
+    seen: BaseException | None = e
+    while seen is not None:
+        if isinstance(seen, KeyboardInterrupt) or (
+                type(seen).__name__ == "ArgumentError" and "KeyboardInterrupt" in str(seen)):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
 def main() -> None:
     try:
         cli.main(standalone_mode=False)
     except click.exceptions.Exit as e:
         sys.exit(e.exit_code)
-    except click.Abort:
+    except KeyboardInterrupt:
+        click.echo("kvclaims: interrupted; no result", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    except click.Abort as e:
+        if isinstance(e.__context__, KeyboardInterrupt):  # click's spelling of Ctrl-C
+            click.echo("kvclaims: interrupted; no result", err=True)
+            sys.exit(EXIT_INTERRUPTED)
         click.echo("aborted", err=True)
         sys.exit(EXIT_INPUT)
     except click.ClickException as e:
@@ -415,6 +474,9 @@ def main() -> None:
     except SystemExit:
         raise
     except Exception as e:
+        if _interrupted(e):
+            click.echo("kvclaims: interrupted; no result", err=True)
+            sys.exit(EXIT_INTERRUPTED)
         if os.environ.get("KVCLAIMS_DEBUG"):
             raise
         click.echo(f"kvclaims: internal error: {type(e).__name__}: {e} "

@@ -12,6 +12,11 @@ def _md_escape(s: str) -> str:
     return s.replace("|", "\\|")
 
 
+def _int(n: int | None) -> str:
+    """An int bound as written in docs: 2^63-1 by name."""
+    return "2^63-1" if n == 2**63 - 1 else str(n)
+
+
 def render_spec(spec: Spec) -> str:
     out: list[str] = []
     w = out.append
@@ -19,24 +24,42 @@ def render_spec(spec: Spec) -> str:
     w("Generated from `spec/*.toml` by `kvclaims spec --format md`; do not edit by hand. "
       "The semantic reference is MODEL.md (see ../shared/design/).\n")
     w("## Events (MODEL §5)\n")
-    w("Every event may also carry the base fields "
-      + ", ".join(f"`{b}`" for b in spec.base_fields) + " and any unknown field (kept).\n")
-    w("| event | scope | .kvt spelling | required | reads | meaning |")
-    w("|---|---|---|---|---|---|")
+    o = spec.order
+    w("Keys are closed (docs/checking.md \"Closed input\"): a known event may carry only its "
+      "required, read and carried fields, the base fields "
+      + ", ".join(f"`{b}`" for b in spec.base_fields) + ", the order fields "
+      + ", ".join(f"`{b}`" for b in (*o.batch_fields, o.source_field, *o.time_fields))
+      + " and the informational names below; any other key is an input error. An unknown "
+      "event name is not an input error (what it could affect is unknown).\n")
+    w("| event | scope | .kvt spelling | required | reads | also carries | meaning |")
+    w("|---|---|---|---|---|---|---|")
     for e in spec.events.values():
         idf = spec.subjects[e.subject]
         ident = f"<{spec.kvt_key(idf)}>" if idf else "-"
         req = ", ".join(f"`{r}`" for r in e.required) or "-"
         opt = ", ".join(f"`{r}`" for r in e.optional) or "-"
-        w(f"| `{e.name}` | {e.scope} | `{e.subject} {ident} {e.verb}` | {req} | {opt} | "
+        car = ", ".join(f"`{r}`" for r in e.carries) or "-"
+        w(f"| `{e.name}` | {e.scope} | `{e.subject} {ident} {e.verb}` | {req} | {opt} | {car} | "
           f"{_md_escape(e.doc)} |")
+    w("\nInformational names (fields of the reference telemetry that no rule reads; accepted on "
+      "every known event, values unchecked): "
+      + ", ".join(f"`{n}`" for n in sorted(spec.informational)) + ".\n")
     w("\n## Fields\n")
-    w("| telemetry name | .kvt key | type | meaning |")
-    w("|---|---|---|---|")
+    w("Every int field has a range; a closed field has a vocabulary and says what an unknown "
+      "value does (`error`: an input error, exit 2; `unknown`: the claim is unknown). Other "
+      "string fields are open.\n")
+    w("| telemetry name | .kvt key | type | range or values | unknown value | meaning |")
+    w("|---|---|---|---|---|---|")
     for f in spec.fields.values():
         t = f.type + (" or null" if f.nullable else "")
-        w(f"| `{f.name}` | `{f.kvt}` | {t} | {_md_escape(f.doc)} |")
-    o = spec.order
+        if f.min is not None:
+            dom = f"{f.min}..{_int(f.max)}"
+        elif f.values is not None:
+            dom = ", ".join(f"`{v}`" for v in sorted(f.values))
+        else:
+            dom = "-"
+        w(f"| `{f.name}` | `{f.kvt}` | {t} | {dom} | {f.on_unknown or '-'} | "
+          f"{_md_escape(f.doc)} |")
     w("\n## Partial order (`[order]`, docs/kvt.md)\n")
     w("- batch keys, in precedence: " + ", ".join(f"`{b}`" for b in o.batch_fields)
       + f"; `.kvt` `batch {{ }}` blocks write `{o.block_field}`")

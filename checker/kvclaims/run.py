@@ -49,6 +49,10 @@ class Options:
     # deferral bounds from the command line (MODEL §6 R-progress), checked beside every bound
     # the trace declares
     defer_bounds: tuple[DeferBound, ...] = ()
+    # A recorded KV event stream (format vllm) is joined with this claim manifest and decided by
+    # kvclaims.kvstream, as `kvclaims watch` decides it live (docs/vllm.md).
+    claims: str | None = None
+    reorder_window: int = 32
 
 
 def defer_bounds_option(steps: int | None, ns: int | None) -> tuple[DeferBound, ...]:
@@ -77,6 +81,9 @@ def open_events(fh: BinaryIO, file: str, spec: Spec, options: Options,
         text = io.TextIOWrapper(fh, encoding="utf-8", errors="strict", newline="")
         return _kvt_reader()(text, file, spec=spec, max_line_bytes=options.max_line_bytes,
                              skews=skews)
+    if fmt == "vllm":
+        raise InputError(file, 1, 1, "a recorded KV event stream (vllm) is read with its claim "
+                         "manifest: kvclaims check FILE --claims MANIFEST.toml")
     raise InputError(file, 1, 1, f"unknown input format {fmt!r}")
 
 
@@ -180,8 +187,51 @@ def check_partial(fh: BinaryIO, file: str, spec: Spec, options: Options) -> Repo
                           defer_bounds=options.defer_bounds)
 
 
+def check_kv_stream(path: str, spec: Spec, options: Options) -> Report | None:
+    """A recorded KV event stream (format vllm, detected or given) decided with its claim
+    manifest by kvclaims.kvstream; None when `path` is not one."""
+    from kvclaims.trace.detect import detect
+
+    if options.input_format not in (None, "vllm"):
+        return None
+    label = "<stdin>" if path == "-" else path
+    try:
+        if path == "-":
+            if options.input_format is None and detect(sys.stdin.buffer.peek(16)[:16]) != "vllm":
+                return None
+            data = sys.stdin.buffer.read()
+        else:
+            with open(path, "rb") as fh:
+                if options.input_format is None and detect(fh.read(16)) != "vllm":
+                    return None
+                fh.seek(0)
+                data = fh.read()
+    except OSError:
+        return None  # reported by the ordinary path
+    from kvclaims.kvstream import check_records
+    from kvclaims.trace.vllm_events import load_manifest
+
+    if options.claims is None:
+        return _failed(label, InputProblem(1, 1, "a recorded KV event stream needs its claim "
+                                                 "manifest: --claims MANIFEST.toml"))
+    try:
+        manifest = load_manifest(options.claims)
+    except InputError as err:
+        return _failed(label, InputProblem(1, 1, f"claim manifest {err.file}:{err.line}:"
+                                                 f"{err.column}: {err.message}"))
+    try:
+        return check_records(data, label, spec, manifest, window=options.reorder_window,
+                             solver_timeout_ms=options.solver_timeout_ms,
+                             require=options.require, defer_bounds=options.defer_bounds)
+    except InputError as err:
+        return _failed(label, InputProblem(err.line, err.column, err.message))
+
+
 def check_path(path: str, spec: Spec, options: Options = Options(),
                progress: Callable[[int], None] | None = None) -> Report:
+    stream = check_kv_stream(path, spec, options)
+    if stream is not None:
+        return stream
     if options.engine != "replay":
         # Two passes at most; each opens a fresh stream (standard input is kept in memory).
         label = "<stdin>" if path == "-" else path
@@ -224,7 +274,10 @@ def check_path(path: str, spec: Spec, options: Options = Options(),
 
 
 def _unopened(path: str, err: OSError) -> Report:
+    return _failed(path, InputProblem(0, 0, f"cannot open: {err.strerror}"))
+
+
+def _failed(path: str, problem: InputProblem) -> Report:
     return Report(file=path, verdict=INPUT_ERROR, events=0, findings=(), finding_counts={},
                   claims=(), requests=(), prefixes=(), cached_resident_victims=0,
-                  resident_preserved=True, protected_resident_blocks=0,
-                  error=InputProblem(0, 0, f"cannot open: {err.strerror}"))
+                  resident_preserved=True, protected_resident_blocks=0, error=problem)

@@ -91,6 +91,18 @@ def violates(report: Report, rule: str) -> bool:
     return any(f.status == VIOLATION and f.rule == rule for f in report.findings)
 
 
+class ShrinkInconclusive(Exception):
+    """The engine could not decide a candidate (its report says the solver answered unknown,
+    kvclaims.solver): whether it is interesting is unknown, so no result is 1-minimal or even
+    trustworthy; the search stops (`kvclaims shrink` exits 3)."""
+
+
+def undecided(report: Report) -> str | None:
+    """Why the engine left `report` undecided (the Z3 engine's `solver` entry), else None."""
+    why = report.extra.get("solver")
+    return why if isinstance(why, str) else None
+
+
 class _Budget(Exception):
     """`max_checks` engine calls were spent."""
 
@@ -161,6 +173,10 @@ class _Search:
             raise _Budget
         self.checks += 1
         report = self.decide(self.sequencer.build(indices))
+        why = undecided(report)
+        if why is not None:
+            raise ShrinkInconclusive(f"the engine could not decide a candidate of "
+                                     f"{len(indices)} events ({why})")
         if self.progress is not None:
             self.progress(self.checks, len(self.best))
         return report

@@ -20,6 +20,15 @@ FIELD_TYPES = frozenset(
 )
 
 
+# What an input value outside a closed field's vocabulary does (fields.toml `on_unknown`), and
+# what an undeclared key on a known event does (events.toml `on_unknown_key`); docs/checking.md.
+ON_UNKNOWN = frozenset({"error", "unknown"})
+ON_UNKNOWN_KEY = frozenset({"error"})
+# Spec tables a closed field may take its values from (fields.toml `values_from`).
+VALUE_SOURCES = ("modes.aliases", "lifecycle.offload.outcome_types", "lifecycle.claim.states")
+INT_TYPES = frozenset({"int", "list[int]"})
+
+
 @dataclass(frozen=True, slots=True)
 class FieldSpec:
     name: str
@@ -27,6 +36,10 @@ class FieldSpec:
     nullable: bool
     kvt: str
     doc: str
+    values: frozenset[str] | None = None  # a closed vocabulary; None for an open field
+    on_unknown: str | None = None  # "error" | "unknown" for a closed field
+    min: int | None = None  # inclusive range of an int (or list[int] element) field
+    max: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +51,8 @@ class EventSpec:
     required: tuple[str, ...]
     optional: tuple[str, ...]
     doc: str
+    carries: tuple[str, ...] = ()  # fields recorded on it by the reference telemetry, read by no rule
+    on_unknown_key: str = "error"  # what an undeclared key does (events.toml; docs/checking.md)
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +116,13 @@ class Spec:
     gates: Mapping[str, tuple[str, ...]]
     values: Mapping[str, str]
     order: OrderSpec
+    informational: frozenset[str] = frozenset()  # accepted on every event; no field, no rule
+
+    def allowed_keys(self, event: str) -> frozenset[str] | None:
+        """The keys a known event may carry (its closed key set; None for an unknown event):
+        the base fields, the [order] fields, its required, optional and `carries` fields, and
+        the informational names (events.toml; docs/checking.md "Closed input")."""
+        return _allowed(self).get(event)
 
     # derived lookups -------------------------------------------------------------------------
     def event_for(self, subject: str, verb: str) -> EventSpec | None:
@@ -125,6 +147,15 @@ class Spec:
 @lru_cache(maxsize=None)
 def _by_spelling(spec: Spec) -> dict[tuple[str, str], EventSpec]:
     return {(e.subject, e.verb): e for e in spec.events.values()}
+
+
+@lru_cache(maxsize=None)
+def _allowed(spec: Spec) -> dict[str, frozenset[str]]:
+    o = spec.order
+    common = {*spec.base_fields, *o.batch_fields, o.source_field, *o.time_fields,
+              *spec.informational}
+    return {e.name: frozenset({*common, *e.required, *e.optional, *e.carries})
+            for e in spec.events.values()}
 
 
 @lru_cache(maxsize=None)
@@ -191,12 +222,18 @@ def load(root: Path | None = None) -> Spec:
     rules_t = _read(root, "rules.toml")["rules"]
     modes_t = _read(root, "modes.toml")
 
+    life_early = _read(root, "lifecycle.toml")
+    modes_early = _read(root, "modes.toml")
+    sources = {"modes.aliases": tuple(modes_early["aliases"]),
+               "lifecycle.offload.outcome_types": tuple(life_early["offload"]["outcome_types"]),
+               "lifecycle.claim.states": tuple(life_early["claim"]["states"])}
     fields = {}
     for name, f in fields_t.items():
         if f["type"] not in FIELD_TYPES:
             raise SpecError(f"field {name}: unknown type {f['type']!r}")
         fields[name] = FieldSpec(name, f["type"], bool(f.get("nullable", False)),
-                                 f.get("kvt", name), f.get("doc", ""))
+                                 f.get("kvt", name), f.get("doc", ""),
+                                 *_closed(name, f, sources), *_range(name, f))
     kvt_keys = [f.kvt for f in fields.values()]
     if len(set(kvt_keys)) != len(kvt_keys):
         raise SpecError("two fields share a .kvt key")
@@ -212,8 +249,18 @@ def load(root: Path | None = None) -> Spec:
         if (e["subject"], e["verb"]) in spellings:
             raise SpecError(f"event {name}: .kvt spelling used twice")
         spellings.add((e["subject"], e["verb"]))
+        for fld in e.get("carries", ()):
+            if fld not in fields:
+                raise SpecError(f"event {name}: carries unknown field {fld}")
+        on_key = e.get("on_unknown_key", events_t.get("on_unknown_key", "error"))
+        if on_key not in ON_UNKNOWN_KEY:
+            raise SpecError(f"event {name}: on_unknown_key must be one of {sorted(ON_UNKNOWN_KEY)}")
         events[name] = EventSpec(name, e["scope"], e["subject"], e["verb"],
-                                 tuple(e["required"]), tuple(e["optional"]), e.get("doc", ""))
+                                 tuple(e["required"]), tuple(e["optional"]), e.get("doc", ""),
+                                 tuple(e.get("carries", ())), on_key)
+    informational = frozenset(events_t.get("informational", ()))
+    if informational & set(fields):
+        raise SpecError(f"informational names that are fields: {sorted(informational & set(fields))}")
     claim = _machine(life_t["claim"])
     offload = _machine(life_t["offload"])
     for m in (claim, offload):
@@ -257,4 +304,40 @@ def load(root: Path | None = None) -> Spec:
         gates=MappingProxyType(gates),
         values=MappingProxyType(dict(events_t["values"])),
         order=_order(fields_file["order"], fields),
+        informational=informational,
     )
+
+
+def _closed(name: str, f: dict, sources: dict[str, tuple[str, ...]]
+            ) -> tuple[frozenset[str] | None, str | None]:
+    """A field's closed vocabulary and `on_unknown` (fields.toml), checked for consistency."""
+    if "values" in f and "values_from" in f:
+        raise SpecError(f"field {name}: give `values` or `values_from`, not both")
+    if "values_from" in f:
+        if f["values_from"] not in sources:
+            raise SpecError(f"field {name}: values_from must be one of {list(sources)}")
+        values: frozenset[str] | None = frozenset(sources[f["values_from"]])
+    elif "values" in f:
+        values = frozenset(f["values"])
+    else:
+        values = None
+    on_unknown = f.get("on_unknown")
+    if (values is None) != (on_unknown is None):
+        raise SpecError(f"field {name}: a closed field needs both values and on_unknown")
+    if values is not None and (f["type"] != "str" or not values):
+        raise SpecError(f"field {name}: only a str field takes a non-empty closed vocabulary")
+    if on_unknown is not None and on_unknown not in ON_UNKNOWN:
+        raise SpecError(f"field {name}: on_unknown must be one of {sorted(ON_UNKNOWN)}")
+    return values, on_unknown
+
+
+def _range(name: str, f: dict) -> tuple[int | None, int | None]:
+    """An int field's inclusive range (fields.toml `min`, `max`); only int fields take one."""
+    lo, hi = f.get("min"), f.get("max")
+    if lo is None and hi is None:
+        return None, None
+    if f["type"] not in INT_TYPES:
+        raise SpecError(f"field {name}: only int fields take min/max")
+    if type(lo) is not int or type(hi) is not int or lo > hi:
+        raise SpecError(f"field {name}: min and max must be integers with min <= max")
+    return lo, hi

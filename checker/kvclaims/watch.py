@@ -1,27 +1,41 @@
-"""`kvclaims watch`: subscribe to vLLM's live KV event stream and decide claims continuously.
+"""`kvclaims watch`: subscribe to vLLM's live KV event stream and decide its claims, failing closed.
 
-MODEL.md §6 R-stream. Connects a ZMQ SUB socket to vLLM's `ZmqEventPublisher`, checks each
-batch's 8-byte sequence number, asks the ROUTER replay socket (`--replay`) for missed batches,
-joins the events with a claim manifest (trace/vllm_events.py) and feeds the replay checker.
-Findings are printed as they appear (text, or JSON Lines with `--format jsonl`); the final verdict
-comes when the stream ends (`max_batches`, `idle_timeout`, or Ctrl-C). A gap the replay socket
-cannot fill makes every later verdict unknown: the result is inconclusive, never conformant.
-Needs pyzmq (the `vllm` extra). Network traffic goes only to the endpoints given.
+MODEL.md §6 R-stream; docs/vllm.md. Connects a ZMQ SUB socket to vLLM's `ZmqEventPublisher`
+(frames `[topic, seq (8 bytes, big-endian), payload]`), asks the ROUTER replay socket (`--replay`)
+for batches missing before a received one, and hands every frame, in arrival order, to
+:class:`kvclaims.kvstream.StreamCheck`: the same sequencing, join and decision
+`kvclaims check FILE.kvbatches --claims M` applies to the record `--record` writes, so the live
+and the offline report are one report.
+
+Findings print as the streaming replay makes them; the final report comes when the stream ends
+(`--max-batches`, `--idle-timeout`) or on SIGINT/SIGTERM (then the exit code is 130/143 and the
+report says the watch was interrupted). Otherwise the exit code is the verdict's: nothing
+received, missed history the replay socket did not fill, a gap or a restart is inconclusive (3),
+never conformant. Needs pyzmq (the `vllm` extra). Traffic goes only to the endpoints given.
 """
 
 from __future__ import annotations
 
 import json
+import signal
 import sys
+import threading
 import time
 from typing import IO, Any
 
 from kvclaims import spec as spec_mod
-from kvclaims.check.replay import Replay
+from kvclaims.check.verdict import Finding, Report
+from kvclaims.kvstream import StreamCheck
+from kvclaims.trace.kv_records import DEFAULT_WINDOW, SEQ_BYTES, Frame, RecordWriter
 from kvclaims.trace.model import InputError
-from kvclaims.trace.vllm_events import Batch, StreamJoin, decode_batch, load_manifest
+from kvclaims.trace.vllm_events import load_manifest
 
 END_SEQ = -1
+EXIT = {"conformant": 0, "violation": 1, "inconclusive": 3}
+EXIT_INPUT = 2
+SIGNAL_EXIT = {signal.SIGINT: 130, signal.SIGTERM: 143}
+MISSING_ZMQ = ("kvclaims watch needs pyzmq, which is not installed: "
+               "pip install 'kvclaims[vllm]'")
 
 
 class _Out:
@@ -37,36 +51,48 @@ class _Out:
         self.out.flush()
 
 
-def _replay(ctx: Any, endpoint: str, start: int, timeout_ms: int) -> dict[int, bytes]:
-    """Ask vLLM's replay ROUTER for every buffered batch from `start` on."""
+def _replay(ctx: Any, endpoint: str, start: int, timeout_ms: int) -> list[tuple[bytes, int,
+                                                                                bytes]]:
+    """Ask vLLM's replay ROUTER for every buffered batch from `start` on: (topic, seq, payload)."""
     import zmq
 
     d = ctx.socket(zmq.DEALER)
     d.setsockopt(zmq.LINGER, 0)
     d.connect(endpoint)
-    got: dict[int, bytes] = {}
+    got: list[tuple[bytes, int, bytes]] = []
     try:
-        d.send_multipart([b"", start.to_bytes(8, "big")])
+        d.send_multipart([b"", start.to_bytes(SEQ_BYTES, "big")])
         while d.poll(timeout_ms):
             frames = d.recv_multipart()
             if len(frames) != 4:
                 continue
-            _, _topic, seq_b, payload = frames
+            _, topic, seq_b, payload = frames
             seq = int.from_bytes(seq_b, "big", signed=True)
             if seq == END_SEQ:
                 break
-            got[seq] = payload
+            got.append((topic, seq, payload))
     finally:
         d.close(linger=0)
     return got
 
 
+def _finding_line(f: Finding, where: dict[str, Any]) -> str:
+    at = f"record {where['record']}" if where.get("record") else "claim manifest"
+    return f"{f.status.upper()} {f.rule} claim={f.claim_id} ({at}): {f.message}"
+
+
 def watch(endpoint: str, replay: str | None, claims: str, fmt: str = "text", *,
           topic: str = "", max_batches: int | None = None, idle_timeout: float | None = None,
-          out: IO[str] | None = None, ready: Any = None, replay_timeout_ms: int = 2000,
-          start_seq: int = 0) -> int:
-    """Run the watcher; returns the checker's exit code (0/1/3, 2 on input errors)."""
-    import zmq
+          record: str | None = None, window: int = DEFAULT_WINDOW, out: IO[str] | None = None,
+          ready: Any = None, stop: threading.Event | None = None,
+          replay_timeout_ms: int = 2000) -> int:
+    """Run the watcher; returns the exit code (see the module docstring). `stop` (tests) ends
+    the watch as SIGINT does."""
+    try:
+        import zmq
+    except ImportError:
+        print(f"kvclaims: {MISSING_ZMQ}", file=sys.stderr)
+        return EXIT_INPUT
 
     o = _Out(fmt, out or sys.stdout)
     spec = spec_mod.load()
@@ -74,125 +100,157 @@ def watch(endpoint: str, replay: str | None, claims: str, fmt: str = "text", *,
         manifest = load_manifest(claims)
     except InputError as err:
         o.emit("error", f"{err}", message=str(err))
-        return 2
-    join = StreamJoin(manifest)
-    replay_chk = Replay(spec, endpoint)
-    shown = 0
+        return EXIT_INPUT
+    check = StreamCheck(spec, manifest, endpoint, window=window)
+    writer: RecordWriter | None = None
+    if record is not None:
+        try:
+            writer = RecordWriter(record)
+        except OSError as err:
+            o.emit("error", f"{record}: cannot write the record: {err.strerror}",
+                   message=str(err))
+            return EXIT_INPUT
+    records = 0
+    want = topic.encode()
 
-    def feed(events: list[Any]) -> None:
-        nonlocal shown
-        for ev in events:
-            replay_chk.feed(ev)
-        for f in replay_chk.findings[shown:]:
-            o.emit("finding", f"{f.status.upper()} {f.rule} claim={f.claim_id}: {f.message}",
-                   status=f.status, rule=f.rule, claim_id=f.claim_id, message=f.message)
-        shown = len(replay_chk.findings)
+    shown: set[tuple[Any, ...]] = set()
+
+    def show(f: Finding, where: dict[str, Any]) -> None:
+        key = (f.status, f.rule, f.claim_id, f.event_index)
+        if key not in shown:
+            shown.add(key)
+            o.emit("finding", _finding_line(f, where), status=f.status, rule=f.rule,
+                   claim_id=f.claim_id, message=f.message, **where)
+
+    def show_findings() -> None:
+        for f in check.new_findings():  # as the streaming replay makes them
+            show(f, check.location(f))
+
+    def take(frame: Frame) -> None:
+        nonlocal records
+        records += 1
+        if writer is not None:
+            writer.add(frame)
+        for kind, x in check.push(frame):
+            if kind == "anomaly":
+                o.emit("anomaly", f"{x.kind}: {x.message}", anomaly=x.kind, message=x.message,
+                       record=x.record, batch=x.seq,
+                       missing=list(x.missing) if x.missing else None)
+            else:
+                o.emit("batch", f"batch {x.seq} (record {x.record})", seq=x.seq,
+                       record=x.record)
+        show_findings()
+
+    interrupted: list[int] = []
+    previous: dict[int, Any] = {}
+    if threading.current_thread() is threading.main_thread():
+        def on_signal(signum: int, _frame: Any) -> None:
+            interrupted.append(signum)
+
+        for sig in SIGNAL_EXIT:
+            previous[sig] = signal.signal(sig, on_signal)
 
     ctx = zmq.Context.instance()
     sub = ctx.socket(zmq.SUB)
     sub.setsockopt(zmq.LINGER, 0)
-    sub.connect(endpoint)
-    sub.setsockopt(zmq.SUBSCRIBE, topic.encode())
+    try:
+        sub.connect(endpoint)
+    except zmq.ZMQError as err:
+        sub.close(linger=0)
+        if writer is not None:
+            writer.close()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        o.emit("error", f"kvclaims watch: {endpoint}: {err}", message=str(err))
+        return EXIT_INPUT
+    sub.setsockopt(zmq.SUBSCRIBE, want)
     o.emit("start", f"watching {endpoint}" + (f" (replay {replay})" if replay else "")
            + f", {len(manifest.claims)} claim(s)", endpoint=endpoint, replay=replay,
            claims=[c.claim_id for c in manifest.claims])
-    feed(join.start())
+    show_findings()
     if ready is not None:
         ready.set()
-    expected = start_seq
-    n = 0
+    received = 0
+    asked: int | None = None
     last = time.monotonic()
-
-    def handle(seq: int, payload: bytes) -> None:
-        nonlocal n, expected
-        try:
-            batch = decode_batch(payload, seq)
-        except (ValueError, Exception) as err:  # malformed payload: a gap for the checker
-            o.emit("error", f"batch {seq}: cannot decode: {err}", seq=seq, message=str(err))
-            feed(join.gap(seq, seq + 1))
-            expected = seq + 1
-            n += 1
-            return
-        feed(join.feed_batch(batch))
-        o.emit("batch", f"batch {seq}: {len(batch.events)} event(s)", seq=seq,
-               events=len(batch.events))
-        expected = seq + 1
-        n += 1
-
     try:
-        while max_batches is None or n < max_batches:
-            wait_ms = 200
-            if not sub.poll(wait_ms):
+        while max_batches is None or received < max_batches:
+            if interrupted or (stop is not None and stop.is_set()):
+                break
+            if not sub.poll(100):
                 if idle_timeout is not None and time.monotonic() - last > idle_timeout:
                     break
                 continue
             last = time.monotonic()
-            frames = sub.recv_multipart()
-            if len(frames) != 3:
+            parts = sub.recv_multipart()
+            if len(parts) != 3 or len(parts[1]) != SEQ_BYTES:
+                o.emit("error", f"ignored a message of {len(parts)} frame(s): not [topic, seq, "
+                       "payload]", message="not a KV event frame")
                 continue
-            _topic, seq_b, payload = frames
+            t, seq_b, payload = parts
+            if want and t != want:
+                continue  # another topic sharing the prefix
             seq = int.from_bytes(seq_b, "big")
-            if seq < expected:
-                continue  # already seen (through replay)
-            if seq > expected:
-                missing = (expected, seq)
-                got = _replay(ctx, replay, expected, replay_timeout_ms) if replay else {}
-                filled = [s for s in range(expected, seq) if s in got]
-                o.emit("gap", f"gap: batches {expected}..{seq - 1} missing; "
-                       + (f"replay returned {len(filled)}" if replay else "no replay socket"),
-                       missing=list(missing), replayed=len(filled))
-                for s in range(expected, seq):
-                    if s in got:
-                        if s > expected:
-                            o.emit("gap", f"unfillable gap: batches {expected}..{s - 1}",
-                                   unfilled=[expected, s])
-                            feed(join.gap(expected, s))
-                            expected = s
-                        handle(s, got[s])
-                if expected < seq:
-                    o.emit("gap", f"unfillable gap: batches {expected}..{seq - 1}",
-                           unfilled=[expected, seq])
-                    feed(join.gap(expected, seq))
-                    expected = seq
-            handle(seq, payload)
-    except KeyboardInterrupt:  # pragma: no cover - interactive
-        pass
+            if replay and seq > check.expected and asked != check.expected:
+                # Ask for what is missing before this batch first: decided in order, recorded
+                # in the order used.
+                start = asked = check.expected  # once per missing number, not per frame
+                got = [(tt, s, p) for tt, s, p in _replay(ctx, replay, start, replay_timeout_ms)
+                       if start <= s < seq and not check.held(s)]
+                o.emit("replay", f"replay: asked from batch {start}, got {len(got)} of the "
+                       f"{seq - start} missing", start=start, missing=[start, seq],
+                       replayed=len(got))
+                for tt, s, p in sorted(got, key=lambda x: x[1]):
+                    received += 1
+                    take(Frame(s, p, records + 1, tt))
+            received += 1
+            take(Frame(seq, payload, records + 1, t))
+    except KeyboardInterrupt:
+        interrupted.append(signal.SIGINT)
     finally:
         sub.close(linger=0)
-    report = replay_chk.finish()
-    for f in replay_chk.findings[shown:]:
-        o.emit("finding", f"{f.status.upper()} {f.rule} claim={f.claim_id}: {f.message}",
-               status=f.status, rule=f.rule, claim_id=f.claim_id, message=f.message)
-    o.emit("verdict", f"{endpoint}: {report.verdict.upper()} ({n} batch(es), "
-           f"{len(join.gaps)} unfilled gap(s))", verdict=report.verdict, batches=n,
-           gaps=[list(g) for g in join.gaps],
-           claims={c.claim_id: c.verdict for c in report.claims})
-    return {"conformant": 0, "violation": 1, "inconclusive": 3}.get(report.verdict, 2)
+        if writer is not None:
+            writer.close()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if stop is not None and stop.is_set() and not interrupted:
+        interrupted.append(signal.SIGINT)
+    why = signal.Signals(interrupted[0]).name if interrupted else None
+    report = check.finish({"interrupted": why})
+    for f, where in zip(report.findings, report.extra["stream"]["locations"]):
+        show(f, where)  # those decided only at the end (and the Z3 engine's)
+    if record is not None:
+        o.emit("record", f"recorded {records} frame(s) in {record}", path=record, frames=records)
+    _final(o, report, spec)
+    if interrupted:
+        return SIGNAL_EXIT.get(interrupted[0], 130)
+    return EXIT.get(report.verdict, EXIT_INPUT)
 
 
-def watch_command(endpoint: str, replay: str | None, claims: str, fmt: str = "text") -> int:
+def _final(o: _Out, report: Report, spec: Any) -> None:
+    from kvclaims.report import json as json_report
+
+    stream = report.extra["stream"]
+    if o.fmt == "jsonl":
+        gaps = [a["missing"] for a in stream["anomalies"] if a["unknown"] and a["missing"]]
+        o.emit("verdict", "", verdict=report.verdict, batches=stream["batches"], gaps=gaps,
+               interrupted=stream.get("interrupted"),
+               claims={c.claim_id: c.verdict for c in report.claims},
+               report=json_report.to_dict(report))
+        return
+    from rich.console import Console
+
+    from kvclaims.report import text
+
+    console = Console(file=o.out, highlight=False, soft_wrap=True, width=120)
+    text.render(report, spec, console)
+    o.out.flush()
+
+
+def watch_command(endpoint: str, replay: str | None, claims: str, fmt: str = "text",
+                  **options: Any) -> int:
     """The CLI entry: `kvclaims watch tcp://HOST:5557 [--replay tcp://HOST:5558] --claims M`."""
-    return watch(endpoint, replay, claims, fmt)
+    return watch(endpoint, replay, claims, fmt, **options)
 
 
-def _main(argv: list[str] | None = None) -> int:  # `python -m kvclaims.watch` until wired
-    import argparse
-
-    p = argparse.ArgumentParser(prog="kvclaims watch")
-    p.add_argument("endpoint")
-    p.add_argument("--replay")
-    p.add_argument("--claims", required=True)
-    p.add_argument("--format", default="text", choices=["text", "jsonl"])
-    p.add_argument("--topic", default="")
-    p.add_argument("--max-batches", type=int)
-    p.add_argument("--idle-timeout", type=float)
-    a = p.parse_args(argv)
-    return watch(a.endpoint, a.replay, a.claims, a.format, topic=a.topic,
-                 max_batches=a.max_batches, idle_timeout=a.idle_timeout)
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(_main())
-
-
-__all__ = ["watch", "watch_command", "Batch"]
+__all__ = ["watch", "watch_command", "MISSING_ZMQ"]

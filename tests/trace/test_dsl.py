@@ -63,15 +63,21 @@ def test_predicate_call_range_sequence_and_comments() -> None:
 
 
 def test_values() -> None:
-    e = one('generic - blocks_offloaded x=[] y=[[1, "a b"], {}] z={k=1.5, "s p"=null} '
-            'u=true v=0-8c32530b w="\\u00e9\\n" f=-2.5e3')
-    assert e.fields == {"x": [], "y": [[1, "a b"], {}], "z": {"k": 1.5, "s p": None}, "u": True,
-                        "v": "0-8c32530b", "w": "é\n", "f": -2500.0}
+    # informational keys (events.toml): kept with any value; other undeclared keys are errors
+    e = one('generic - blocks_offloaded contract_event=[] hook_scope=[[1, "a b"], {}] '
+            'instrumentation_scope={k=1.5, "s p"=null} key_count=true failure_reason=0-8c32530b '
+            'failure_mode="\\u00e9\\n" transfer_time=-2.5e3')
+    assert e.fields == {"contract_event": [], "hook_scope": [[1, "a b"], {}],
+                        "instrumentation_scope": {"k": 1.5, "s p": None}, "key_count": True,
+                        "failure_reason": "0-8c32530b", "failure_mode": "é\n",
+                        "transfer_time": -2500.0}
 
 
 def test_absent_id_and_quoted_keys() -> None:
-    e = one('claim - rejected "claim_id"="c" "mode"=1')
-    assert e.fields == {"claim_id": "c", "mode": 1}  # quoted keys are literal field names
+    e = one('claim - rejected "claim_id"="c" "hook_scope"=1')
+    assert e.fields == {"claim_id": "c", "hook_scope": 1}  # quoted keys are literal field names
+    e = error('kvtrace 1\nclaim - rejected "claim_id"="c" "mode"=1\n')  # `mode` is no field name
+    assert (e.line, e.column) == (2, 33) and "does not carry field 'mode'" in e.message
 
 
 @pytest.mark.parametrize(("line", "column", "words"), [
@@ -127,9 +133,9 @@ def test_header_rules() -> None:
 
 def test_max_line_length() -> None:
     with pytest.raises(InputError, match="line exceeds 64 bytes") as info:
-        read("kvtrace 1\nclaim c accepted x=" + "a" * 60 + "\n", max_line_bytes=64)
+        read("kvtrace 1\nclaim c accepted hook_scope=" + "a" * 60 + "\n", max_line_bytes=64)
     assert info.value.line == 2
-    data = ("kvtrace 1\nclaim c accepted x=\"" + "é" * 40 + "\"\n").encode()
+    data = ("kvtrace 1\nclaim c accepted hook_scope=\"" + "é" * 40 + "\"\n").encode()
     with pytest.raises(InputError, match="exceeds 64 bytes"):
         list(dsl.read_kvt(io.BytesIO(data), "b.kvt", max_line_bytes=64))
     assert len(list(dsl.read_kvt(io.BytesIO(data), "b.kvt", max_line_bytes=200))) == 1

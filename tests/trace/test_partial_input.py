@@ -141,7 +141,7 @@ def test_explicit_batch_field_outside_blocks() -> None:
     (("block 1 victim", " batch {", "block 2 victim"), 3, 2,
      "batch block is not closed: `}` is missing before the end of the trace"),
     (("batch {", "# nothing", "}"), 2, 1, "empty batch block: a batch holds at least one event"),
-    (("batch {", "block 1 victim reason=x unordered_batch=1", "}"), 3, 25,
+    (("batch {", "block 1 victim reason=free_uncached unordered_batch=1", "}"), 3, 37,
      "unordered_batch is given by the enclosing `batch {` block (number 1)"),
     (("batch {", 'block 1 victim "unordered_batch"=4', "}"), 3, 16,
      "unordered_batch is given by the enclosing `batch {` block"),

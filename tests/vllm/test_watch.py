@@ -1,4 +1,7 @@
-"""`kvclaims watch` against vLLM's real ZmqEventPublisher on loopback (MODEL.md §6 R-stream)."""
+"""`kvclaims watch` against vLLM's real ZmqEventPublisher on loopback (MODEL.md §6 R-stream).
+
+Each watch records what it received (`--record`); `kvclaims check` of the record must give the
+same report (kvclaims.kvstream is the one decision path)."""
 
 from __future__ import annotations
 
@@ -9,9 +12,12 @@ import time
 
 from vllm.distributed.kv_events import KVEventBatch, ZmqEventPublisher
 
+from kvclaims import spec as spec_mod
+from kvclaims.kvstream import check_records
+from kvclaims.report import json as json_report
 from kvclaims.runtime.vllm.harness import external_hash
 from kvclaims.runtime.vllm.probe import CLAIM_ID
-from kvclaims.trace.vllm_events import Manifest, ManifestClaim, manifest_toml
+from kvclaims.trace.vllm_events import Manifest, ManifestClaim, load_manifest, manifest_toml
 from kvclaims.watch import watch
 
 
@@ -23,12 +29,15 @@ def _manifest_file(tmp_path, probe) -> str:
     return str(p)
 
 
-def _run(tmp_path, probe, ports, *, early: int, replay: bool, buffer_steps: int = 100):
+def _run(tmp_path, probe, ports, *, early: int, replay: bool, buffer_steps: int = 100,
+         upto: int | None = None, idle: float = 2.0):
     pub_port, rep_port = ports
     pub = ZmqEventPublisher(data_parallel_rank=0, endpoint=f"tcp://*:{pub_port}",
                             replay_endpoint=f"tcp://*:{rep_port}" if replay else None,
                             buffer_steps=buffer_steps, topic="kv")
-    batches = [KVEventBatch(ts=b.ts, events=b.events) for b in probe.harness.kv_batches]
+    batches = [KVEventBatch(ts=b.ts, events=b.events) for b in probe.harness.kv_batches][:upto]
+    manifest = _manifest_file(tmp_path, probe)
+    record = str(tmp_path / "watched.kvbatches")
     try:
         time.sleep(0.2)
         for b in batches[:early]:  # published before the watcher connects: missed live
@@ -39,8 +48,8 @@ def _run(tmp_path, probe, ports, *, early: int, replay: bool, buffer_steps: int 
         rc: list[int] = []
         t = threading.Thread(target=lambda: rc.append(watch(
             f"tcp://127.0.0.1:{pub_port}", f"tcp://127.0.0.1:{rep_port}" if replay else None,
-            _manifest_file(tmp_path, probe), "jsonl", topic="kv", idle_timeout=2.0,
-            max_batches=len(batches), out=out, ready=ready)))
+            manifest, "jsonl", topic="kv", idle_timeout=idle,
+            max_batches=len(batches) or None, out=out, ready=ready, record=record)))
         t.start()
         assert ready.wait(10)
         time.sleep(0.5)  # PUB/SUB slow joiner
@@ -51,6 +60,12 @@ def _run(tmp_path, probe, ports, *, early: int, replay: bool, buffer_steps: int 
     finally:
         pub.shutdown()
     lines = [json.loads(x) for x in out.getvalue().splitlines()]
+    # The record, checked offline, gives the same report as the live watch.
+    with open(record, "rb") as fh:
+        offline = check_records(fh.read(), "offline", spec_mod.load(), load_manifest(manifest))
+    live = dict(lines[-1]["report"], file=None)
+    live["stream"] = {k: v for k, v in live["stream"].items() if k != "interrupted"}
+    assert live == dict(json_report.to_dict(offline), file=None)
     return rc[0], lines
 
 
@@ -64,8 +79,8 @@ def test_watch_reports_silent_loss(tmp_path, stock_probe, ports):
 
 def test_watch_replays_missed_batches(tmp_path, stock_probe, ports):
     rc, lines = _run(tmp_path, stock_probe, ports, early=2, replay=True)
-    gaps = [x for x in lines if x["kind"] == "gap"]
-    assert gaps and gaps[0]["replayed"] == 2, lines
+    asked = [x for x in lines if x["kind"] == "replay"]
+    assert asked and asked[0]["replayed"] == 2, lines
     assert lines[-1]["verdict"] == "violation" and lines[-1]["gaps"] == []
     assert rc == 1
 
@@ -84,3 +99,23 @@ def test_watch_replay_buffer_too_short_is_inconclusive(tmp_path, plugin_probe, p
     v = lines[-1]
     assert v["verdict"] == "inconclusive" and v["gaps"] == [[0, 1]], lines
     assert rc == 3
+
+
+def test_watch_nothing_published_is_inconclusive(tmp_path, stock_probe, ports):
+    rc, lines = _run(tmp_path, stock_probe, ports, early=0, replay=False, upto=0, idle=1.0)
+    assert rc == 3 and lines[-1]["verdict"] == "inconclusive"
+    assert [a["kind"] for a in lines[-1]["report"]["stream"]["anomalies"]] == ["empty"]
+
+
+def test_watch_joined_after_the_first_batch_is_never_conformant(tmp_path, stock_probe, ports):
+    # No replay socket: the stock probe's BlockStored batch is missed, so its loss of 50 claimed
+    # blocks cannot be seen; the answer must not be conformant.
+    rc, lines = _run(tmp_path, stock_probe, ports, early=1, replay=False)
+    assert rc == 3 and lines[-1]["verdict"] == "inconclusive", lines[-1]
+    kinds = [a["kind"] for a in lines[-1]["report"]["stream"]["anomalies"]]
+    assert kinds == ["missed_history"]
+
+
+def test_watch_stores_only_is_conformant(tmp_path, stock_probe, ports):
+    rc, lines = _run(tmp_path, stock_probe, ports, early=0, replay=True, upto=1)
+    assert rc == 0 and lines[-1]["verdict"] == "conformant", lines[-1]

@@ -41,6 +41,8 @@ from kvclaims.check.verdict import (
     Report,
 )
 from kvclaims.check.z3model import Encoding, Slot, SymFinding
+from kvclaims.solver import SolverUnknown, ask
+from kvclaims.solver import timeout_ms as solver_timeout_ms
 from kvclaims.spec import Spec
 from kvclaims.trace.model import Event
 
@@ -392,11 +394,12 @@ def decide(spec: Spec, events: Sequence[Event], *, file: str = "-",
         # order?" took 3.8 s fresh against 31 s with push/pop, "a non-violating one?" timed out
         # fresh and took 6.6 s with push/pop. The written order usually answers the latter.
         solver = z3.Solver(ctx=ctx)
-        solver.set("timeout", timeout_ms)
         solver.add(*base, *extra)
-        r = solver.check()
-        if r == z3.unknown:
-            reasons.append(solver.reason_unknown())
+        try:
+            r = ask(solver, timeout=timeout_ms)  # an interrupt stops here (KeyboardInterrupt)
+        except SolverUnknown as unknown:
+            reasons.append(unknown.reason)
+            return z3.unknown, None
         return r, (solver.model() if r == z3.sat else None)
 
     # The written order is admissible: decide it first (folded, no solver). The solver is then
@@ -445,10 +448,12 @@ def decide(spec: Spec, events: Sequence[Event], *, file: str = "-",
     if z3.unknown in (r_viol, r_nv, r_ok, r_unk):
         f = Finding(status=UNKNOWN, rule=R.stream, message=(
             f"the solver could not decide every admissible order of {spans} within "
-            f"{timeout_ms} ms ({'; '.join(reasons)}): inconclusive, never a pass"),
+            f"{solver_timeout_ms(timeout_ms)} ms (solver answered unknown: "
+            f"{'; '.join(reasons)}): inconclusive, never a pass"),
             line=events[lay.segments[0].first].line, column=1,
             event_index=lay.segments[0].first, event=events[lay.segments[0].first].kind)
         extra["linearizations"] = "unknown"
+        extra["solver"] = f"solver answered unknown: {'; '.join(reasons)}"
         return _assemble(spec, file, events, written, [f], INCONCLUSIVE, error, extra,
                          batch_fields, renumber, defer_bounds)
     if r_viol == z3.unsat:

@@ -93,6 +93,7 @@ class EventNames:
         self.block_materialized = ev("resident_block_materialized")
         self.victim = ev("allocation_victim_selected")
         self.request_initialized = ev("request_initialized")
+        self.stream_gap = ev("kv_stream_gap")  # KV stream importer's gap marker (R-stream)
         # KV-RM descriptor and pager events (MODEL §10), dispatched to kvclaims.check.kvrm
         self.kvrm_mapped = ev("kvrm_block_mapped")
         self.kvrm_evicted = ev("kvrm_block_evicted")

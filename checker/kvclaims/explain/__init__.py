@@ -24,13 +24,32 @@ class ExplainError(Exception):
     """A usage or input problem, with the location already in the message."""
 
 
+def _stream_events(path: str, data: bytes, spec: object, claims: str | None) -> list:
+    """A recorded KV event stream's events, joined with its manifest as `kvclaims check` joins
+    them (kvclaims.kvstream), gap markers included."""
+    from kvclaims.kvstream import StreamCheck
+    from kvclaims.trace.kv_records import read_frames
+    from kvclaims.trace.vllm_events import load_manifest
+
+    if claims is None:
+        raise ExplainError(f"{path}:1:1: a recorded KV event stream needs its claim manifest: "
+                           "--claims MANIFEST.toml")
+    check = StreamCheck(spec, load_manifest(claims), path)  # type: ignore[arg-type]
+    for frame in read_frames(data, path):
+        check.push(frame)
+    check.finish()
+    return check.events
+
+
 def read_timeline(path: str, spec: object = None, input_format: str | None = None,
-                  **kwargs: object) -> Timeline:
+                  claims: str | None = None, **kwargs: object) -> Timeline:
     """Read and replay one trace file; raise ExplainError `file:line:column: message` on bad
-    input (the trace must be read to its end for a picture of it to be honest)."""
+    input (the trace must be read to its end for a picture of it to be honest). A recorded KV
+    event stream (format vllm) is joined with the claim manifest `claims` first."""
     from kvclaims import spec as spec_mod
     from kvclaims.check.replay import ClaimLimit
     from kvclaims.run import Options, open_events
+    from kvclaims.trace.detect import detect
     from kvclaims.trace.model import InputError
 
     S = spec if spec is not None else spec_mod.load()
@@ -40,7 +59,11 @@ def read_timeline(path: str, spec: object = None, input_format: str | None = Non
         raise ExplainError(f"{path}: cannot open: {err.strerror}") from None
     with fh:
         try:
-            events = open_events(fh, path, S, Options(input_format=input_format))  # type: ignore[arg-type]
+            if input_format == "vllm" or (input_format is None
+                                          and detect(fh.peek(16)[:16]) == "vllm"):
+                events = _stream_events(path, fh.read(), S, claims)
+            else:
+                events = open_events(fh, path, S, Options(input_format=input_format))  # type: ignore[arg-type]
             timeline = build_timeline(events, S, path, **kwargs)  # type: ignore[arg-type]
         except InputError as err:
             raise ExplainError(f"{err.file}:{err.line}:{err.column}: {err.message}") from None
@@ -81,19 +104,19 @@ def render_to(timeline: Timeline, out: str, claim: str | None = None) -> None:
 
 
 def explain_command(trace: str, claim: str | None, out: str, input_format: str | None,
-                    stderr: TextIO | None = None) -> int:
+                    stderr: TextIO | None = None, claims: str | None = None) -> int:
     """The CLI entry: 0 written, 2 usage or input error (message on stderr)."""
     err = stderr if stderr is not None else sys.stderr
     if os.path.splitext(out)[1].lower() not in SUFFIXES:
         print(f"kvclaims explain: {out}: the output must end in .png, .svg or .html",
               file=err)
         return 2
-    if input_format not in (None, "kvt", "jsonl"):
-        print(f"kvclaims explain: unknown input format {input_format!r} (kvt or jsonl)",
+    if input_format not in (None, "kvt", "jsonl", "vllm"):
+        print(f"kvclaims explain: unknown input format {input_format!r} (kvt, jsonl or vllm)",
               file=err)
         return 2
     try:
-        timeline = read_timeline(trace, input_format=input_format)
+        timeline = read_timeline(trace, input_format=input_format, claims=claims)
         render_to(timeline, out, claim)
     except ExplainError as e:
         print(f"kvclaims explain: {e}", file=err)

@@ -1,7 +1,8 @@
 """Command bodies for the CLI (wired in kvclaims.cli): `kvclaims lower` and `kvclaims prove`.
 
 Exit codes follow the house rules: 0 ok, 1 a violation (drift, over-claim, an accepted bad
-lowering), 2 usage or input error.
+lowering), 2 usage or input error, 3 inconclusive (a solver question answered unknown,
+kvclaims.solver; its reason is printed).
 """
 
 from __future__ import annotations
@@ -32,6 +33,12 @@ def lower_command(fmt: str, verify_anchors: bool, source: str | None,
         print(f"kvclaims lower: {err}", file=sys.stderr)
         return 2
     stream.write(RENDERERS[fmt](table))
+    undecided = [(r, s) for r in table.rows for s in r.semantic if s.status == "unknown"]
+    if undecided:
+        for r, s in undecided:
+            print(f"kvclaims lower: inconclusive: {r.runtime} {r.label}: {s.primitive}: {s.note}",
+                  file=sys.stderr)
+        return 3
     if table.errors:
         for e in table.errors:
             print(f"kvclaims lower: {e}", file=sys.stderr)
@@ -49,8 +56,17 @@ def prove_command(path: str, out: IO[str] | None = None) -> int:
     except DescriptorError as err:
         print(f"kvclaims prove: {err}", file=sys.stderr)
         return 2
+    from kvclaims.lower import kvrm_proof
+
+    kvrm_proof.proof()  # decided before anything is printed: an interrupt leaves no partial report
     bad = 0
+    undecided = 0
     for r in results:
+        if r.inconclusive:
+            undecided += 1
+            print(f"INCONCLUSIVE {r.name} [{r.kind}, {r.mode}]  ({r.file})", file=stream)
+            print(f"    {r.inconclusive}", file=stream)
+            continue
         mark = "REJECTED" if r.ok else "FAILED  "
         print(f"{mark} {r.name} [{r.kind}, {r.mode}]  ({r.file})", file=stream)
         if r.reason:
@@ -68,13 +84,18 @@ def prove_command(path: str, out: IO[str] | None = None) -> int:
         if not r.ok:
             bad += 1
             print(f"    FAILED: {r.why}", file=stream)
-    print(f"{len(results) - bad}/{len(results)} bad lowerings rejected with their reason",
-          file=stream)
-    return 1 if (bad or not _kvrm_section(stream)) else 0
+    print(f"{len(results) - bad - undecided}/{len(results)} bad lowerings rejected with their "
+          f"reason" + (f", {undecided} inconclusive (the solver answered unknown)"
+                       if undecided else ""), file=stream)
+    kvrm = _kvrm_section(stream)
+    if bad or kvrm is False:
+        return 1
+    return 3 if undecided or kvrm is None else 0
 
 
-def _kvrm_section(stream: IO[str]) -> bool:
-    """The KV-RM arbiter proof (issue 8): result and bound; False when it fails."""
+def _kvrm_section(stream: IO[str]) -> bool | None:
+    """The KV-RM arbiter proof (issue 8): result and bound; False when it fails, None when the
+    solver answered unknown (inconclusive)."""
     from kvclaims.lower import kvrm_proof as K
 
     p = K.proof()
@@ -90,4 +111,6 @@ def _kvrm_section(stream: IO[str]) -> bool:
               f"{'confirms' if r.confirmed else 'DISAGREES'} {r.rule}):", file=stream)
         for line in witness_kvt(r.events).splitlines():
             print(f"      {line}", file=stream)
+    if r.status == "unknown":
+        return None
     return r.status == "proved"

@@ -50,6 +50,7 @@ import z3  # type: ignore[import-untyped]
 
 from kvclaims import spec as spec_mod
 from kvclaims.lower.relation import SemanticResult
+from kvclaims.solver import SolverUnknown, ask
 from kvclaims.spec import Spec
 
 NAME = "kvrm_arbiter"
@@ -97,6 +98,8 @@ class KvrmProof:
         if r.status == "witness":
             return (f"witness: {r.depth} transitions ({', '.join(self.steps)}) violate {r.rule}; "
                     f"replay {'confirms' if r.confirmed else 'DISAGREES'} ({size})")
+        if r.status == "unknown":
+            return f"INCONCLUSIVE: {r.note} ({size}, bound {self.bound})"
         ind = f"; {self.k}-induction holds (strengthened with the pager invariant)" \
             if r.status == "proved" else "; k-induction did not close"
         return (f"{r.status}: no violation of {', '.join(r.rules_checked)} in any run up to "
@@ -380,15 +383,34 @@ def search(mode: str = "hard_protected", bound: int = BOUND, blocks: int = BLOCK
         return KvrmProof(SemanticResult(NAME, mode, "not_modelled", (), note=(
             "the arbiter model decides R-hard, R-attribution, K2, K4: no R-hard in this bundle")),
             blocks, requests, bound, None, 0.0, faults=faults)
-    slowest = 0.0
+    timed = _Timed()
+    try:
+        return _decide(mode, bound, blocks, requests, faults, claim_mode, spec, start, timed)
+    except SolverUnknown as unknown:
+        res = SemanticResult(NAME, mode, "unknown", RULES, depth=bound,
+                             seconds=time.perf_counter() - start,
+                             note=f"the solver answered unknown ({unknown.reason}): inconclusive")
+        return KvrmProof(res, blocks, requests, bound, None, timed.slowest, (), faults)
 
-    def timed(s: z3.Solver) -> Any:
-        nonlocal slowest
+
+class _Timed:
+    """Asks a solver (sat or unsat; the third answer raises, kvclaims.solver) and keeps the
+    slowest question's time."""
+
+    def __init__(self) -> None:
+        self.slowest = 0.0
+
+    def __call__(self, s: z3.Solver) -> Any:
         t0 = time.perf_counter()
-        res = s.check()
-        slowest = max(slowest, time.perf_counter() - t0)
-        return res
+        try:
+            return ask(s)
+        finally:
+            self.slowest = max(self.slowest, time.perf_counter() - t0)
 
+
+def _decide(mode: str, bound: int, blocks: int, requests: int, faults: frozenset[str],
+            claim_mode: str | None, spec: Spec, start: float, timed: _Timed) -> KvrmProof:
+    """The search itself (see :func:`search`); `timed` asks every solver question."""
     # a context of its own: the proof must not perturb the witnesses other searches find in the
     # main context (the lowering table and docs/lowering.md are deterministic)
     ctx = z3.Context()
@@ -412,7 +434,7 @@ def search(mode: str = "hard_protected", bound: int = BOUND, blocks: int = BLOCK
             res = SemanticResult(NAME, mode, "witness", RULES, rule=rule, depth=k, events=events,
                                  confirmed=confirmed, seconds=time.perf_counter() - start,
                                  note=f"{k} arbiter transitions: {', '.join(steps)}")
-            return KvrmProof(res, blocks, requests, bound, None, slowest, steps, faults)
+            return KvrmProof(res, blocks, requests, bound, None, timed.slowest, steps, faults)
         s.pop()
         s.add(z3.Not(z3.Or(*bads.values())))
     # base of the strengthened induction: the invariant holds on every reachable state up to k
@@ -450,7 +472,7 @@ def search(mode: str = "hard_protected", bound: int = BOUND, blocks: int = BLOCK
     else:
         res = SemanticResult(NAME, mode, "bounded", RULES, depth=bound, seconds=secs, note=(
             f"no violation up to {bound} arbiter transitions ({size}); induction did not close"))
-    return KvrmProof(res, blocks, requests, bound, proved_k, slowest, (), faults)
+    return KvrmProof(res, blocks, requests, bound, proved_k, timed.slowest, (), faults)
 
 
 @cache

@@ -29,6 +29,7 @@ import z3  # type: ignore[import-untyped]
 from kvclaims import spec as spec_mod
 from kvclaims.lower.descriptor import load_tables
 from kvclaims.lower.relation import SemanticResult
+from kvclaims.solver import SolverUnknown, ask
 from kvclaims.spec import Spec
 
 DEFAULT_BOUND = 8
@@ -367,7 +368,22 @@ def _fresh_context() -> None:
 
 def search(primitive: str, mode: str, bound: int = DEFAULT_BOUND,
            spec: Spec | None = None) -> Search:
-    """Shortest witness of `primitive` violating an encoded rule of O[mode], else k-induction."""
+    """Shortest witness of `primitive` violating an encoded rule of O[mode], else k-induction.
+
+    A solver `unknown` (kvclaims.solver) at any depth ends the search with status "unknown" and
+    Z3's reason: no bad run found below that depth says nothing about it."""
+    start = time.perf_counter()
+    try:
+        return _search(primitive, mode, bound, spec)
+    except SolverUnknown as unknown:
+        rules = _bundle(spec or spec_mod.load(), mode)
+        return Search(SemanticResult(
+            primitive, mode, "unknown", tuple(sorted(set(PRIMITIVES[primitive].rules) & rules)),
+            seconds=time.perf_counter() - start,
+            note=f"the solver answered unknown ({unknown.reason}): inconclusive"))
+
+
+def _search(primitive: str, mode: str, bound: int, spec: Spec | None) -> Search:
     spec = spec or spec_mod.load()
     _fresh_context()
     p = PRIMITIVES[primitive]
@@ -389,7 +405,7 @@ def search(primitive: str, mode: str, bound: int = DEFAULT_BOUND,
         s.add(z3.Or(*bads.values()))
         if p.requires is not None:
             s.add(z3.Or(*[run.act[t] == p.requires for t in range(k - 1)] or [z3.BoolVal(False)]))
-        if s.check() == z3.sat:
+        if ask(s) == z3.sat:
             m = s.model()
             rule = next(r for r, cond in sorted(bads.items())
                         if z3.is_true(m.eval(cond, model_completion=True)))
@@ -410,7 +426,7 @@ def search(primitive: str, mode: str, bound: int = DEFAULT_BOUND,
         for t in range(j):
             s.add(z3.Not(z3.Or(*run.bad(t, rules).values())))
         s.add(z3.Or(*run.bad(j, rules).values()))
-        if s.check() == z3.unsat:
+        if ask(s) == z3.unsat:
             return Search(SemanticResult(
                 primitive, mode, "proved", checked, depth=j + 1,
                 seconds=time.perf_counter() - start,

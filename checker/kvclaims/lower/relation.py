@@ -64,7 +64,7 @@ class SemanticResult:
 
     primitive: str
     mode: str
-    status: str  # witness | proved | bounded | not_modelled
+    status: str  # witness | proved | bounded | not_modelled | unknown (the solver gave up)
     rules_checked: tuple[str, ...] = ()
     rule: str | None = None  # the rule the witness violates
     depth: int = 0  # witness length in steps, or the bound / induction depth
@@ -227,6 +227,12 @@ def classify(spec: Spec, tables: LoweringTables, d: Descriptor, row: Mapping_,
 
     # the primitives' models are checked for every row, so sound rows carry their proofs too
     results = tuple(semantic(p, mode) for p in row.primitives) if semantic else ()
+    # a primitive the solver could not decide (kvclaims.solver) leaves the row unknown: no
+    # witness below the bound is not "none found"
+    undecided = [r for r in results if r.status == "unknown"]
+    if undecided:
+        return done(UNKNOWN, None, "inconclusive: " + "; ".join(
+            f"{r.primitive}: {r.note}" for r in undecided), semantic=results)
     # 1. native conformance
     ok, deciding, _ = lower(spec, tables, bundle, mode, "native", evidence, checks, strict)
     if ok:

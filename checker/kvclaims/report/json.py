@@ -100,6 +100,11 @@ def to_dict(report: Report) -> dict[str, Any]:
     if report.error is not None:
         out["error"] = {"line": report.error.line, "column": report.error.column,
                         "message": report.error.message}
+    stream = report.extra.get("stream")
+    if stream is not None:  # a KV event stream (kvclaims.kvstream): where each finding is
+        for f, where in zip(out["findings"], stream["locations"]):
+            f.update(where)
+        out["stream"] = {k: v for k, v in stream.items() if k != "locations"}
     return out
 
 

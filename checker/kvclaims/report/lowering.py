@@ -24,6 +24,8 @@ def _semantic(s: SemanticResult) -> str:
                f"violates {s.rule} ({ok})"
     if s.status == "proved":
         return f"{s.primitive}: proved ({', '.join(s.rules_checked)}): {s.note}"
+    if s.status == "unknown":
+        return f"{s.primitive}: INCONCLUSIVE ({s.note})"
     if s.status == "bounded":
         return f"{s.primitive}: bounded to {s.depth} ({', '.join(s.rules_checked)})"
     return f"{s.primitive}: not modelled for this mode ({s.note})"

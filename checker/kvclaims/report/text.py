@@ -102,7 +102,9 @@ def render(report: Report, spec: Spec, console: Console) -> None:
         head = Text()
         head.append(f"{f.status.upper()} ", style=_STYLE[f.status])
         head.append(f"{f.rule}", style="bold")
-        head.append(f"  {report.file}:{f.line}:{f.column}  (event #{f.event_index}, {f.event})")
+        where = _where(report, k)
+        head.append(f"  {report.file}:{f.line}:{f.column}  (event #{f.event_index}, {f.event}"
+                    f"{where})")
         parts: list[Text] = [head]
         if f.quote:
             parts.append(Text(f"  {f.line} | {f.quote}", style="cyan", overflow="ellipsis",
@@ -132,6 +134,7 @@ def render(report: Report, spec: Spec, console: Console) -> None:
                            style="dim"))
     _outcome(report, console)
     _order(report, console)
+    _stream(report, console)
     for g in report.gates:
         t = Text()
         t.append(f"gate {g.bundle}: ", style="bold")
@@ -144,6 +147,37 @@ def render(report: Report, spec: Spec, console: Console) -> None:
             if g.violated:
                 t.append(f"  violated: {', '.join(g.violated)}")
         console.print(t)
+
+
+def _where(report: Report, k: int) -> str:
+    """A KV event stream finding's record, batch and event (kvclaims.kvstream)."""
+    stream = report.extra.get("stream")
+    if stream is None:
+        return ""
+    loc = stream["locations"][k]
+    if loc["record"] is None:
+        return "; claim manifest"
+    bits = [f"record {loc['record']}"]
+    if loc["batch"] is not None:
+        bits.append(f"batch {loc['batch']}")
+    if loc["batch_event"] is not None:
+        bits.append(f"event {loc['batch_event']}")
+    return "; " + ", ".join(bits)
+
+
+def _stream(report: Report, console: Console) -> None:
+    """A KV event stream: what was received, and every gap, duplicate, restart."""
+    stream = report.extra.get("stream")
+    if stream is None:
+        return
+    t = Text(f"stream: {stream['records']} record(s), {stream['batches']} batch(es) decided, "
+             f"reorder window {stream['window']}", style="bold")
+    if stream.get("interrupted"):
+        t.append(f"; watch interrupted by {stream['interrupted']}", style="bold yellow")
+    console.print(t)
+    for a in stream["anomalies"]:
+        console.print(Text(f"  {a['kind']}: {a['message']}",
+                           style="yellow" if a["unknown"] else "dim"))
 
 
 _ORDER = {

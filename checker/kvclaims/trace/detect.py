@@ -1,4 +1,5 @@
-"""Detect a trace's format from its first bytes (MODEL.md §5 inputs): .kvt, JSON Lines.
+"""Detect a trace's format from its first bytes (MODEL.md §5 inputs): .kvt, JSON Lines, or a
+recorded vLLM KV event stream (`vllm`: a msgpack array, decided by kvclaims.kvstream).
 
 Decides only which importer to use; `--input-format` overrides it.
 """
@@ -8,10 +9,15 @@ from __future__ import annotations
 from kvclaims.trace.model import InputError
 
 FORMATS = ("kvt", "jsonl")
+STREAM_FORMATS = ("vllm",)  # KV event record files: need a claim manifest (--claims)
 
 
 def detect(head: bytes) -> str | None:
     """Return the format of a trace that starts with `head`, or None when unknown."""
+    from kvclaims.trace.kv_records import looks_like_records
+
+    if looks_like_records(head):
+        return "vllm"
     for raw in head.splitlines():
         line = raw.strip()
         if not line:

@@ -301,16 +301,26 @@ def _lines(source: Source, file: str, limit: int) -> Iterator[tuple[int, str]]:
     if isinstance(source, io.TextIOBase):
         yield from _text_lines(source, file, limit)
         return
+    # An iterable of lines is read as a file when its lines carry their newlines: a last line
+    # without one, after lines with one, is truncated (lines given without newlines are not).
+    ended = False
+    held: tuple[int, str, bool] | None = None
     for lineno, item in enumerate(source, 1):  # type: ignore[arg-type]
         if isinstance(item, bytes):
             if len(item.rstrip(b"\r\n")) > limit:
                 raise _too_long(file, lineno, limit)
-            yield lineno, _decode(item, file, lineno)
+            text, newline = _decode(item, file, lineno), item.endswith(b"\n")
         else:
             text = item.rstrip("\n").removesuffix("\r")
             if len(text) > limit // 4 and len(text.encode("utf-8", "surrogatepass")) > limit:
                 raise _too_long(file, lineno, limit)
-            yield lineno, text
+            newline = item.endswith("\n")
+        if held is not None:
+            yield held[0], held[1]
+        ended = ended or newline
+        held = (lineno, text, newline)
+    if held is not None:
+        yield held[0], (_Cut(held[1]) if ended and not held[2] else held[1])
 
 
 def _text_lines(fh: io.TextIOBase, file: str, limit: int) -> Iterator[tuple[int, str]]:
@@ -327,7 +337,21 @@ def _text_lines(fh: io.TextIOBase, file: str, limit: int) -> Iterator[tuple[int,
         text = item.rstrip("\n").removesuffix("\r")
         if len(text) > limit // 4 and len(text.encode("utf-8", "surrogatepass")) > limit:
             raise _too_long(file, lineno, limit)
-        yield lineno, text
+        yield lineno, (text if item.endswith("\n") else _Cut(text))
+
+
+class _Cut(str):
+    """The text of a last line that has no newline after it (docs/kvt.md "Truncated last
+    line"). The line is parsed as usual, so its own errors are reported first; when it parses
+    (an event, a header, a batch or skew line), read_kvt raises :func:`_truncated` instead of
+    using it: the writer was cut mid-line, so the event may be cut mid-value (`required=6` of
+    `required=60`) and cannot be trusted. Blank and comment lines are not truncation."""
+
+
+def _truncated(file: str, lineno: int, text: str) -> InputError:
+    return InputError(file, lineno, len(text) + 1,
+                      "truncated last line: the file ends inside this line (no newline after "
+                      "it), so the event may be cut; a .kvt file ends with a newline")
 
 
 def _binary_lines(fh: IO[bytes], file: str, limit: int) -> Iterator[tuple[int, str]]:
@@ -341,7 +365,8 @@ def _binary_lines(fh: IO[bytes], file: str, limit: int) -> Iterator[tuple[int, s
         content = raw.rstrip(b"\n").removesuffix(b"\r") if raw.endswith(b"\n") else raw
         if len(content) > limit:
             raise _too_long(file, lineno, limit)
-        yield lineno, _decode(content, file, lineno)
+        text = _decode(content, file, lineno)
+        yield lineno, (_Cut(text) if content is raw else text)
 
 
 def _decode(raw: bytes, file: str, lineno: int) -> str:
@@ -478,6 +503,8 @@ def read_kvt(source: Source, file: str | None = None, *, spec: Spec | None = Non
                 if item is not None:
                     if not seen_header:
                         raise _missing_header(file, header)
+                    if type(line) is _Cut:
+                        raise _truncated(file, lineno, line)
                     if watch:
                         watch = order.event(item)  # type: ignore[arg-type]
                     last = item  # type: ignore[assignment]
@@ -490,6 +517,8 @@ def read_kvt(source: Source, file: str | None = None, *, spec: Spec | None = Non
                 item = _event(raw, line, lineno, file, voc)
                 if not seen_header:
                     raise _missing_header(file, header)
+                if type(line) is _Cut:
+                    raise _truncated(file, lineno, line)
                 if watch:
                     watch = order.event(item)
                 last = item
@@ -501,6 +530,8 @@ def read_kvt(source: Source, file: str | None = None, *, spec: Spec | None = Non
                 item = _finish(raw, line, lineno, file, spec)  # type: ignore[arg-type]
         else:
             item = parse(line, lineno, file, spec)
+        if type(line) is _Cut and item is not None:
+            raise _truncated(file, lineno, line)
         if isinstance(item, Header):
             if seen_header:
                 raise InputError(file, lineno, 1, f"second header; `{header}` opens the trace once")

@@ -3,17 +3,21 @@
 Adapts both layouts of the corpus: the reference telemetry (`schema_version: 1`, `timestamp_ns`)
 and the connector layout (`event_sequence` from 0, `monotonic_ns`, no `schema_version`). It decides
 only well-formedness: each line is one JSON object with a string `event`, known fields have their
-spec types, required fields are present. Order and gaps are the checker's concern (R-stream).
+spec types, ranges and closed vocabularies, required fields are present, no key is undeclared
+(kvclaims.trace.validate) and no key is written twice in one object (msgspec would keep the last
+silently: `_duplicate_key`, an exact test that costs one byte count on most lines). Order and gaps
+are the checker's concern (R-stream).
 Partial order (issue 4): batch keys (`unordered_batch`, `kv_batch_seq`) are ordinary int fields;
 skew declarations have no JSONL spelling and come from the caller (read_partial_jsonl).
 """
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable
 from io import BytesIO
-from typing import BinaryIO, Iterator
+from typing import Any, BinaryIO, Iterator
 
 import msgspec
 
@@ -27,6 +31,8 @@ CHUNK_BYTES = 1 << 20
 
 _BYTE_RE = re.compile(r"\(byte (\d+)\)")
 _decode = msgspec.json.Decoder().decode
+# A JSON string followed by `:` is an object key (a colon outside strings follows a key, always).
+_KEY_RE = re.compile(rb'"((?:[^"\\]|\\.)*)"\s*:')
 
 
 def _column_of(err: msgspec.DecodeError) -> tuple[int, str]:
@@ -85,6 +91,12 @@ def read_jsonl(
                 raise _not_utf8(file, lineno, raw) from None
             if type(obj) is not dict:
                 raise InputError(file, lineno, 1, f"expected a JSON object, got {type(obj).__name__}")
+            # Every written key has a colon after it, so a line with no more colons than the
+            # object has keys has no nested or repeated key; other lines are counted exactly.
+            if raw.count(b":") != len(obj):
+                dup = _duplicate_key(raw, obj)
+                if dup is not None:
+                    raise InputError(file, lineno, dup[0], dup[1])
             kind = obj.pop("event", None)
             if type(kind) is not str or not kind:
                 raise InputError(file, lineno, 1, "missing string field 'event'")
@@ -121,6 +133,49 @@ def read_partial_jsonl(
     `--skew A:B:NS`, see kvclaims.trace.partial_input.parse_skew_option)."""
     events = tuple(read_jsonl(fh, file, spec, max_line_bytes=max_line_bytes))
     return PartialTrace(events, tuple(skews))
+
+
+def _decoded_keys(value: Any) -> int:
+    if type(value) is dict:
+        return len(value) + sum(_decoded_keys(v) for v in value.values())
+    if type(value) is list:
+        return sum(_decoded_keys(v) for v in value)
+    return 0
+
+
+def _duplicate_key(raw: bytes, obj: dict[str, Any]) -> tuple[int, str] | None:
+    """(column, message) of a key written twice in one object of the line, else None.
+
+    Exact: the keys written (strings followed by a colon, at any depth) outnumber the keys
+    decoded exactly when some object repeats a key. The repeated key is then named by a
+    pairs-keeping parse (only on this error path) and located at its second spelling."""
+    if len(_KEY_RE.findall(raw)) == _decoded_keys(obj):
+        return None
+    seen: list[str] = []
+
+    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+        names = [k for k, _ in items]
+        for k in names:
+            if names.count(k) > 1 and not seen:
+                seen.append(k)
+        return dict(items)
+
+    try:
+        json.loads(raw, object_pairs_hook=pairs)
+    except ValueError:
+        pass
+    name = seen[0] if seen else ""
+    spellings = [m for m in _KEY_RE.finditer(raw) if not seen or _unescape(m.group(1)) == name]
+    at = spellings[1] if len(spellings) > 1 else (spellings[0] if spellings else None)
+    column = len(raw[: at.start()].decode("utf-8", "replace")) + 1 if at is not None else 1
+    return column, f"key {name!r} given twice in one object (JSON Lines keeps no duplicate keys)"
+
+
+def _unescape(key: bytes) -> str:
+    try:
+        return json.loads(b'"' + key + b'"')  # type: ignore[no-any-return]
+    except ValueError:
+        return key.decode("utf-8", "replace")
 
 
 def _not_utf8(file: str, lineno: int, raw: bytes) -> InputError:

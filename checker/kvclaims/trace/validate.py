@@ -1,12 +1,17 @@
 """Field-level validation of imported events against spec/fields.toml and spec/events.toml.
 
-Decides whether an event is well-formed: its required fields are present and every field the spec
-knows has the spec's type. Unknown fields are kept unchecked; unknown event names are not an
-input error (they reach the checker, which makes what they could affect unknown, MODEL §5).
+Decides whether an event is well-formed: its required fields are present, every field the spec
+knows has the spec's type, every int is inside its field's range, every value of a closed field
+whose `on_unknown` is "error" is in its vocabulary, and a known event carries only the keys the
+spec allows it (`Spec.allowed_keys`; an undeclared key is an input error, docs/checking.md
+"Closed input"). A closed field whose `on_unknown` is "unknown" (protection_mode) keeps an unknown
+value for the checker, which makes the claim unknown. Unknown event names are not an input error
+(they reach the checker, which makes what they could affect unknown, MODEL §5).
 """
 
 from __future__ import annotations
 
+from operator import itemgetter
 from typing import Any, Callable
 
 from kvclaims.spec import Spec
@@ -52,8 +57,25 @@ _SHALLOW = frozenset({"int", "float", "str", "bool", "any"})
 # Distinct (event, keys, value types) shapes remembered as valid. Traces repeat a handful of
 # shapes; past this many the validator simply checks every field (a speed limit, not a cap).
 _SHAPE_CACHE = 4096
-# The cached entry of a valid shape without container fields (nothing left to re-check).
-NO_DEEP: tuple[str, ...] = ()
+# A cached shape's entry: the value tests its events still need (each takes the fields dict and
+# returns whether those values are valid); NO_DEEP when the shape decides everything.
+ValueTest = Callable[[dict[str, Any]], bool]
+NO_DEEP: tuple[ValueTest, ...] = ()
+
+
+def _range_test(names: tuple[str, ...], lo: int, hi: int) -> ValueTest:
+    get = itemgetter(*names)
+    if len(names) == 1:
+        return lambda f: lo <= get(f) <= hi
+    return lambda f: lo <= min(get(f)) and max(get(f)) <= hi
+
+
+def _member_test(name: str, values: frozenset[str]) -> ValueTest:
+    return lambda f: f[name] in values
+
+
+def _problem_test(check: "Validator", kind: str, names: tuple[str, ...]) -> ValueTest:
+    return lambda f: check._check(kind, {k: f[k] for k in names}, required=False) is None
 
 
 class Validator:
@@ -70,31 +92,58 @@ class Validator:
         }
         self._deep = {name for name, f in spec.fields.items() if f.type not in _SHALLOW}
         self._required = {name: e.required for name, e in spec.events.items()}
-        # shape (kind, *keys, *value types) → its container fields (NO_DEEP when none); importers
-        # may read it to skip the call of `check_shape` for a cached shape whose entry is NO_DEEP.
-        self.shapes: dict[tuple[Any, ...], tuple[str, ...]] = {}
+        self._allowed = {name: spec.allowed_keys(name) for name in spec.events}
+        # field → (min, max) of an int or list[int] field; field → vocabulary of a closed field
+        # whose unknown values are input errors
+        self._ranges = {name: (f.min, f.max) for name, f in spec.fields.items()
+                        if f.min is not None and f.max is not None}
+        self._closed = {name: f.values for name, f in spec.fields.items()
+                        if f.values is not None and f.on_unknown == "error"}
+        # shape (kind, *keys, *value types) → the value tests its events still need (NO_DEEP
+        # when none); importers may read it to skip `check_shape` for a NO_DEEP shape.
+        self.shapes: dict[tuple[Any, ...], tuple[ValueTest, ...]] = {}
 
     def check(self, kind: str, fields: dict[str, Any]) -> tuple[str, str] | None:
         shape = (kind, *fields, *map(type, fields.values()))
         return self.check_shape(kind, fields, shape, self.shapes.get(shape))
 
     def check_shape(self, kind: str, fields: dict[str, Any], shape: tuple[Any, ...],
-                    deep: tuple[str, ...] | None) -> tuple[str, str] | None:
+                    deep: tuple[ValueTest, ...] | None) -> tuple[str, str] | None:
         """`check`, given the event's shape and its cache entry (`shapes.get(shape)`)."""
         if deep is not None:
-            if not deep:
-                return None
-            return self._check(kind, {k: fields[k] for k in deep}, required=False)
+            for test in deep:
+                if not test(fields):
+                    return self._check(kind, fields)
+            return None
         bad = self._check(kind, fields)
         if bad is None and len(self.shapes) < _SHAPE_CACHE:
-            self.shapes[shape] = tuple(k for k in fields if k in self._deep) or NO_DEEP
+            self.shapes[shape] = self._tests(kind, fields)
         return bad
+
+    def _tests(self, kind: str, fields: dict[str, Any]) -> tuple[ValueTest, ...]:
+        """The value tests events of this (valid) shape need: container fields in full, int
+        ranges grouped by range, closed vocabularies."""
+        deep = tuple(k for k in fields if k in self._deep)
+        by_range: dict[tuple[int, int], list[str]] = {}
+        tests: list[ValueTest] = []
+        for name, value in fields.items():
+            if type(value) is int and name in self._ranges:
+                by_range.setdefault(self._ranges[name], []).append(name)
+            elif type(value) is str and name in self._closed:
+                tests.append(_member_test(name, self._closed[name]))
+        tests += [_range_test(tuple(names), lo, hi) for (lo, hi), names in by_range.items()]
+        if deep:
+            tests.append(_problem_test(self, kind, deep))
+        return tuple(tests) or NO_DEEP
 
     def _check(self, kind: str, fields: dict[str, Any], *, required: bool = True
                ) -> tuple[str, str] | None:
         types = self._types
+        allowed = self._allowed.get(kind)
         for name, value in fields.items():
             t = types.get(name)
+            if allowed is not None and name not in allowed:
+                return name, _unknown_key(kind, name, allowed)
             if t is None:
                 continue
             if value is None:
@@ -103,7 +152,46 @@ class Validator:
                 return name, f"field {name!r} must be {t[2]}, got null"
             if not t[0](value):
                 return name, f"field {name!r} must be {t[2]}, got {type(value).__name__} {value!r:.60}"
+            bad = self._value(name, value)
+            if bad is not None:
+                return name, bad
         for name in self._required.get(kind, ()) if required else ():
             if fields.get(name) is None:
                 return name, f"event {kind!r} requires field {name!r}"
         return None
+
+    def _value(self, name: str, value: Any) -> str | None:
+        """Why a well-typed value is outside its field's range or vocabulary, else None."""
+        rng = self._ranges.get(name)
+        if rng is not None:
+            lo, hi = rng
+            for v in value if type(value) is list else (value,):
+                if not lo <= v <= hi:
+                    return f"field {name!r} is {str(v):.60}, outside its range {lo}..{hi}"
+        closed = self._closed.get(name)
+        if closed is not None and value not in closed:
+            return (f"field {name!r} has unknown value {value!r:.60}; expected one of: "
+                    f"{', '.join(sorted(closed))}")
+        return None
+
+
+def _unknown_key(kind: str, name: str, allowed: frozenset[str]) -> str:
+    near = sorted(k for k in allowed if _one_edit(name, k))
+    hint = f" (did you mean {near[0]!r}?)" if near else ""
+    return (f"event {kind!r} does not carry field {name!r}{hint}: an undeclared key is an input "
+            f"error (spec/events.toml; docs/checking.md)")
+
+
+def _one_edit(a: str, b: str) -> bool:
+    """Whether `a` and `b` differ by one deletion, insertion, substitution or adjacent
+    transposition (the typo a hint can name with confidence)."""
+    if abs(len(a) - len(b)) > 1 or a == b:
+        return False
+    i = 0
+    while i < min(len(a), len(b)) and a[i] == b[i]:
+        i += 1
+    if len(a) == len(b):
+        swapped = i + 1 < len(a) and a[i] == b[i + 1] and a[i + 1] == b[i]
+        return a[i + 1:] == b[i + 1:] or (swapped and a[i + 2:] == b[i + 2:])
+    short, long_ = (a, b) if len(a) < len(b) else (b, a)
+    return short[i:] == long_[i + 1:]

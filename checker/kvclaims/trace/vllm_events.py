@@ -13,8 +13,10 @@ decides:
   `victim_reason = cached_prefix_reuse` (vLLM gives no reason; allocation eviction is the only
   ordinary cause);
 - `AllBlocksCleared` loses every live claimed position at once;
-- a batch sequence gap that cannot be filled skips one `event_sequence` number, which the checker
-  reads as a stream gap: every verdict after it is unknown, never conformant (R-stream).
+- a batch sequence gap that cannot be filled (or missed history, or a publisher restart) skips
+  one `event_sequence` number and writes a `kv_stream_gap` marker, which the checker reads as a
+  stream gap: every verdict after it is unknown, never conformant (R-stream). Which batches are
+  missing is decided by kvclaims.trace.kv_records.Sequencer, not here.
 
 Claims are declared by the manifest (`resident_claim_accepted`, `declared_by = "manifest"`), and
 `resident_claim_materialized` is written when the manifest's predicate first holds. Wire layouts:
@@ -103,8 +105,10 @@ def decode_batch(payload: bytes | Any, seq: int | None = None) -> Batch:
 
 
 def read_batches(data: bytes) -> list[Batch]:
-    """A KV event file: one msgpack `KVEventBatch`, or a msgpack array of records, each a batch
-    or `[seq, batch]` (what :func:`encode_records` and `kvclaims watch --record` write)."""
+    """The batches of a KV event file in recorded order: one msgpack `KVEventBatch`, or a msgpack
+    array of records, each a batch or `[seq, batch]` (what :func:`encode_records` and
+    `kvclaims watch --record` write). No sequence checks: `kvclaims check FILE --claims M`
+    (kvclaims.kvstream) orders the records and reports gaps, duplicates and restarts."""
     raw = msgspec.msgpack.decode(data)
     if isinstance(raw, list) and raw and isinstance(raw[0], (int, float)) and not (
             isinstance(raw[0], int) and len(raw) == 2 and isinstance(raw[1], list)
@@ -230,19 +234,31 @@ class _Pos:
 
 @dataclass
 class StreamJoin:
-    """Feed batches in sequence order; collect checker events from :meth:`feed_batch`."""
+    """Feed batches in the order they are decided (kvclaims.trace.kv_records.Sequencer); collect
+    checker events from :meth:`feed_batch`, and a gap marker from :meth:`gap`.
+
+    Every event is located: `line` is the batch's record number, `column` the 1-based position
+    of the KV event within its batch (0 for manifest and marker events), `text` says both in
+    words. A batch in which some claim both gains and loses blocks is one whose order can matter:
+    its block events carry `kv_batch_seq` (an unordered batch, decided over every order); any
+    other batch gives the same verdict in every order and is decided as written."""
 
     manifest: Manifest
     source: str = "vllm"
     _seq: int = 0
-    _expected: int | None = None
     _by_hash: dict[Any, list[_Pos]] = field(default_factory=dict)
     _live: dict[str, set[int]] = field(default_factory=dict)
     _materialized: set[str] = field(default_factory=set)
     _started: bool = False
+    _loc: tuple[int, int, str] = (0, 0, "")
+    _dirs: dict[str, set[bool]] = field(default_factory=dict)
     gaps: list[tuple[int, int]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
+        from kvclaims import spec as spec_mod
+        from kvclaims.check.state import EventNames
+
+        self.E = EventNames(spec_mod.load())
         n = 0
         for c in self.manifest.claims:
             self._live[c.claim_id] = set()
@@ -253,37 +269,52 @@ class StreamJoin:
 
     def _ev(self, kind: str, **fields: Any) -> Event:
         self._seq += 1
+        line, column, text = self._loc
         return Event(kind, {"event_sequence": self._seq,
-                            **{k: v for k, v in fields.items() if v is not None}})
+                            **{k: v for k, v in fields.items() if v is not None}},
+                     line, column, text or None)
 
     def start(self) -> list[Event]:
         if self._started:
             return []
         self._started = True
-        return [self._ev("resident_claim_accepted", claim_id=c.claim_id, protection_mode=c.mode,
-                         prefix_id=c.prefix, resident_blocks_required=c.need,
-                         materialization_predicate=f"leading_prefix_at_least({c.need})",
-                         usable_blocks=self.manifest.usable_blocks, declared_by="manifest")
-                for c in self.manifest.claims]
+        out = []
+        for c in self.manifest.claims:
+            self._loc = (0, 0, f"claim manifest: {c.claim_id} ({c.mode}, {c.need} of "
+                               f"{len(c.hashes)} blocks)")
+            out.append(self._ev(self.E.accepted, claim_id=c.claim_id, protection_mode=c.mode,
+                                prefix_id=c.prefix, resident_blocks_required=c.need,
+                                materialization_predicate=f"leading_prefix_at_least({c.need})",
+                                usable_blocks=self.manifest.usable_blocks,
+                                declared_by="manifest"))
+        return out
 
-    def gap(self, first_missing: int, next_seen: int) -> list[Event]:
-        """Batches [first_missing, next_seen) are lost for good: skip one event_sequence number
-        so the checker sees a stream gap (R-stream: unknown from here on)."""
+    def gap(self, first_missing: int, next_seen: int, *, record: int = 0,
+            why: str | None = None) -> list[Event]:
+        """Batches [first_missing, next_seen) are lost for good (or the stream's history is
+        otherwise unknown, `why`): skip one event_sequence number and write a gap marker, so
+        the checker sees a stream gap (R-stream: unknown from here on) even when no claim event
+        follows."""
         self.gaps.append((first_missing, next_seen))
         self._seq += 1
-        return []
+        self._loc = (record, 0, f"record {record}: " + (
+            why or f"batches {first_missing}..{next_seen - 1} missing"))
+        return [self._ev(self.E.stream_gap)]
 
-    def feed_batch(self, batch: Batch) -> list[Event]:
+    def feed_batch(self, batch: Batch, record: int = 0) -> list[Event]:
         out = self.start()
-        if batch.seq is not None:
-            if self._expected is not None and batch.seq > self._expected:
-                out += self.gap(self._expected, batch.seq)
-            if self._expected is not None and batch.seq < self._expected:
-                return out  # a duplicate (live and replayed): already joined
-            self._expected = batch.seq + 1
-        for e in batch.events:
-            out += self._feed_event(e, batch)
-        return out
+        self._dirs = {}
+        mine: list[Event] = []
+        n = len(batch.events)
+        for i, e in enumerate(batch.events, 1):
+            self._loc = (record, i, f"record {record}, batch {batch.seq}, event {i} of {n}: "
+                                    f"{e.type}")
+            mine += self._feed_event(e, batch)
+        if any(len(d) > 1 for d in self._dirs.values()):
+            block = (self.E.block_materialized, self.E.victim)
+            mine = [Event(ev.kind, {**ev.fields, "kv_batch_seq": batch.seq}, ev.line, ev.column,
+                          ev.text) if ev.kind in block else ev for ev in mine]
+        return out + mine
 
     def _stored(self, h: Any, medium: str | None, batch: Batch) -> list[Event]:
         out: list[Event] = []
@@ -294,16 +325,16 @@ class StreamJoin:
             if p.copies == 1:
                 live = self._live[p.claim.claim_id]
                 live.add(p.position)
-                out.append(self._ev("resident_block_materialized", physical_block_id=p.block_id,
+                self._dirs.setdefault(p.claim.claim_id, set()).add(True)
+                out.append(self._ev(self.E.block_materialized, physical_block_id=p.block_id,
                                     logical_block_position=p.position,
                                     claim_id=p.claim.claim_id, prefix_id=p.claim.prefix,
-                                    block_hash=_text(h), kv_batch_seq=batch.seq,
-                                    is_protected_resident=False))
+                                    block_hash=_text(h), is_protected_resident=False))
                 c = p.claim
                 if c.claim_id not in self._materialized and all(
                         i in live for i in range(c.need)):
                     self._materialized.add(c.claim_id)
-                    out.append(self._ev("resident_claim_materialized", claim_id=c.claim_id,
+                    out.append(self._ev(self.E.materialized, claim_id=c.claim_id,
                                         prefix_id=c.prefix, resident_blocks_materialized=len(live),
                                         predicate_materialized=True, declared_by="manifest"))
         return out
@@ -320,9 +351,10 @@ class StreamJoin:
 
     def _lost(self, p: _Pos, h: Any, batch: Batch, why: str) -> Event:
         self._live[p.claim.claim_id].discard(p.position)
-        return self._ev("allocation_victim_selected", physical_block_id=p.block_id,
+        self._dirs.setdefault(p.claim.claim_id, set()).add(False)
+        return self._ev(self.E.victim, physical_block_id=p.block_id,
                         victim_reason="cached_prefix_reuse", block_hash=_text(h),
-                        kv_batch_seq=batch.seq, kv_event=why, is_protected_resident=False)
+                        kv_event=why, is_protected_resident=False)
 
     def _feed_event(self, e: KVEvent, batch: Batch) -> list[Event]:
         f = e.fields
@@ -348,8 +380,10 @@ def _text(h: Any) -> str:
 
 
 def join_batches(batches: Iterable[Batch], manifest: Manifest) -> list[Event]:
+    """The checker events of `batches` taken in the order given (no sequence checks: a recorded
+    stream is decided through kvclaims.kvstream, which orders it and reports its gaps)."""
     j = StreamJoin(manifest)
     out = j.start()
-    for b in batches:
-        out += j.feed_batch(b)
+    for i, b in enumerate(batches, 1):
+        out += j.feed_batch(b, i)
     return out

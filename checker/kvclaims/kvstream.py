@@ -1,0 +1,220 @@
+"""Decide a runtime's KV event stream against a claim manifest: the one path `kvclaims watch` and
+`kvclaims check FILE.kvbatches --claims M.toml` share (MODEL.md §6 R-stream; docs/vllm.md).
+
+:class:`StreamCheck` takes received frames in arrival order, live or from a record file, and
+puts them through the same three steps:
+
+1. :class:`kvclaims.trace.kv_records.Sequencer`: sequence order, a bounded reorder window, gaps,
+   missed history, duplicates, restarts;
+2. :class:`kvclaims.trace.vllm_events.StreamJoin`: the claim manifest's join, each event located
+   by record, batch and event; every anomaly that can hide events writes a gap marker (R-stream:
+   unknown from there on, never conformant);
+3. the deciding engines: the streaming replay (fed as frames arrive, so a watch can print
+   findings at once), whose report is the answer when every event is totally ordered; when a
+   batch's order can matter (a claim gains and loses blocks in one batch) the Z3 engine decides
+   every order of the whole stream instead (docs/partial.md).
+
+The report carries a `stream` section (records, batches decided, the reorder window, every
+anomaly, and with it each finding's record, batch and event), so a live and an offline check of
+the same frames give the same report.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from kvclaims.check.progress import DeferBound
+from kvclaims.check.replay import Replay
+from kvclaims.check.state import EventNames, RuleIds
+from kvclaims.check.verdict import CONFORMANT, INCONCLUSIVE, UNKNOWN, Finding, Report
+from kvclaims.spec import Spec
+from kvclaims.trace.kv_records import (
+    DEFAULT_WINDOW,
+    UNDECODABLE,
+    Anomaly,
+    Frame,
+    Sequencer,
+    Step,
+)
+from kvclaims.trace.model import Event, PartialTrace
+from kvclaims.trace.vllm_events import Manifest, StreamJoin, decode_batch
+
+DEFAULT_SOLVER_TIMEOUT_MS = 60_000
+
+
+class StreamCheck:
+    """Feed frames with :meth:`push` (arrival order); :meth:`finish` decides and reports."""
+
+    def __init__(self, spec: Spec, manifest: Manifest, file: str, *,
+                 window: int = DEFAULT_WINDOW,
+                 solver_timeout_ms: int = DEFAULT_SOLVER_TIMEOUT_MS,
+                 defer_bounds: tuple[DeferBound, ...] = ()) -> None:
+        self.spec = spec
+        self.defer_bounds = defer_bounds
+        self.file = file
+        self.window = window
+        self.solver_timeout_ms = solver_timeout_ms
+        self.sequencer = Sequencer(window)
+        self.join = StreamJoin(manifest)
+        self.replay = Replay(spec, file, defer_bounds=defer_bounds)
+        self.events: list[Event] = []
+        self.anomalies: list[Anomaly] = []
+        self._markers: dict[int, Anomaly] = {}  # event index of a gap marker -> its anomaly
+        self._seq_of: dict[int, int | None] = {}  # record -> batch number, for decided records
+        self._shown = 0
+        self._finished: Report | None = None
+        self._add(self.join.start())
+
+    # ---- feeding ---------------------------------------------------------------------------
+    def _add(self, events: list[Event]) -> None:
+        for ev in events:
+            self.events.append(ev)
+            self.replay.feed(ev)
+
+    def push(self, frame: Frame) -> list[Step]:
+        """One received frame; returns the steps it caused (batches decided, anomalies)."""
+        steps = self.sequencer.push(frame)
+        self._apply(steps)
+        return steps
+
+    @property
+    def expected(self) -> int:
+        """The next batch number the stream needs (what a replay socket is asked for)."""
+        return self.sequencer.expected
+
+    def held(self, seq: int) -> bool:
+        """Whether batch `seq` is waiting in the reorder window."""
+        return self.sequencer.holds(seq)
+
+    def _apply(self, steps: list[Step]) -> None:
+        for kind, x in steps:
+            if kind == "batch":
+                self._batch(x)
+            else:
+                self._anomaly(x)
+
+    def _batch(self, frame: Frame) -> None:
+        self._seq_of[frame.record] = frame.seq
+        try:
+            batch = decode_batch(frame.payload, frame.seq)
+        except Exception as err:  # noqa: BLE001 - any malformed payload is a lost batch
+            self._anomaly(Anomaly(UNDECODABLE, f"batch {frame.seq} at record {frame.record} is "
+                                  f"not a KVEventBatch ({err}): its events are lost",
+                                  frame.record, frame.seq,
+                                  None if frame.seq is None else (frame.seq, frame.seq + 1)))
+            return
+        self._add(self.join.feed_batch(batch, frame.record))
+
+    def _anomaly(self, a: Anomaly) -> None:
+        self.anomalies.append(a)
+        if a.unknown:
+            lo, hi = a.missing or (a.seq or 0, a.seq or 0)
+            self._markers[len(self.events)] = a
+            self._add(self.join.gap(lo, hi, record=a.record or 0, why=a.message))
+
+    def new_findings(self) -> list[Finding]:
+        """Findings the streaming replay made since the last call (live display only: the
+        report of :meth:`finish` is the answer)."""
+        out = self.replay.findings[self._shown:]
+        self._shown = len(self.replay.findings)
+        return out
+
+    # ---- deciding --------------------------------------------------------------------------
+    def finish(self, extra: dict[str, Any] | None = None) -> Report:
+        """Close the stream (batches still missing become gaps) and decide it."""
+        if self._finished is None:
+            self._apply(self.sequencer.finish())
+            self._finished = self._decide()
+        report = self._finished
+        if extra:
+            stream = {**report.extra["stream"], **extra}
+            report = replace(report, extra={**report.extra, "stream": stream})
+        return report
+
+    def _decide(self) -> Report:
+        spec = self.spec
+        trace = PartialTrace(tuple(self.events))
+        batches = [(s, e) for s, e, _ in trace.batches(spec) if e - s >= 2]
+        if batches:
+            from kvclaims.check import partial  # Z3: only when a batch's order can matter
+
+            report = partial.decide(spec, self.events, file=self.file, batches=batches,
+                                    timeout_ms=self.solver_timeout_ms,
+                                    defer_bounds=self.defer_bounds)
+        else:
+            report = self.replay.finish()
+        return self._located(report)
+
+    def _located(self, report: Report) -> Report:
+        R = RuleIds(self.spec)
+        E = EventNames(self.spec)
+        findings = []
+        covered = set()
+        for f in report.findings:
+            a = self._markers.get(f.event_index)
+            if a is not None and f.rule == R.stream:
+                covered.add(f.event_index)
+                f = replace(f, message=f"{a.message}; verdicts after this point are unknown")
+            findings.append(f)
+        # The engines report the first stream break; every other one is listed too.
+        for index, a in self._markers.items():
+            if index not in covered:
+                ev = self.events[index]
+                findings.append(Finding(status=UNKNOWN, rule=R.stream, line=ev.line,
+                                        column=ev.column, event_index=index, event=E.stream_gap,
+                                        message=f"{a.message}; verdicts after this point are "
+                                                "unknown", quote=ev.text
+                                        if isinstance(ev.text, str) else None))
+        findings.sort(key=lambda x: (x.event_index, x.rule))
+        verdict = report.verdict
+        if verdict == CONFORMANT and any(a.unknown for a in self.anomalies):
+            verdict = INCONCLUSIVE  # fail-closed: the engines saw the marker; say so regardless
+        counts = dict(report.finding_counts)
+        if self._markers:
+            counts[R.stream] = max(counts.get(R.stream, 0), len(self._markers))
+        stream = {
+            "records": self.sequencer.received,
+            "batches": len(self._seq_of),
+            "window": self.window,
+            "anomalies": [{"kind": a.kind, "message": a.message, "record": a.record,
+                           "batch": a.seq, "missing": list(a.missing) if a.missing else None,
+                           "unknown": a.unknown} for a in self.anomalies],
+            "locations": [self.location(f) for f in findings],
+        }
+        return replace(report, verdict=verdict, findings=tuple(findings), finding_counts=counts,
+                       extra={**report.extra, "stream": stream})
+
+    def location(self, f: Finding) -> dict[str, int | None]:
+        """Where a finding is in the stream: record (1-based), batch number, event within the
+        batch (1-based); None where it has none (the manifest, a marker)."""
+        record = f.line or None
+        return {"record": record,
+                "batch": self._seq_of.get(record) if record is not None else None,
+                "batch_event": f.column or None}
+
+
+def check_records(data: bytes, file: str, spec: Spec, manifest: Manifest, *,
+                  window: int = DEFAULT_WINDOW,
+                  solver_timeout_ms: int = DEFAULT_SOLVER_TIMEOUT_MS,
+                  require: tuple[str, ...] = (),
+                  defer_bounds: tuple[DeferBound, ...] = ()) -> Report:
+    """A record file (bytes) decided as `kvclaims watch` decided it live; raises InputError on a
+    malformed file. `require`: the `--require` gates, read from the joined events."""
+    from kvclaims.trace.kv_records import read_frames
+
+    check = StreamCheck(spec, manifest, file, window=window, solver_timeout_ms=solver_timeout_ms,
+                        defer_bounds=defer_bounds)
+    for frame in read_frames(data, file):
+        check.push(frame)
+    report = check.finish()
+    if require:
+        from kvclaims.check import gate as gates
+
+        recorder = gates.GateRecorder(spec)
+        for ev in check.events:
+            if ev.kind in recorder.kinds:
+                recorder(ev)
+        report = replace(report, gates=tuple(gates.evaluate(spec, name, report, recorder.records)
+                                             for name in require))
+    return report
