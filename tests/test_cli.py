@@ -38,13 +38,15 @@ def test_text_report_locates_and_explains() -> None:
     assert "Traceback" not in out
 
 
-def test_json_report_version_1() -> None:
+def test_json_report_version_2() -> None:
     proc = kv("check", "--format", "json", str(RULES / "bad-attribution-smear.kvt"),
               str(RULES / "ok-hard-refusal.kvt"))
     lines = proc.stdout.decode().splitlines()
     assert len(lines) == 2
     bad, ok = (json.loads(x) for x in lines)
-    assert bad["report_version"] == 1 and bad["verdict"] == "violation"
+    assert bad["report_version"] == 2 and bad["verdict"] == "violation"
+    assert list(bad)[:2] == ["report_version", "result"] and bad["result"] == "violation"
+    assert bad["gates"] == [] and ok["gates"] == []  # one shape: a list, also without --require
     f = bad["findings"][0]
     assert {k for k in f} >= {"status", "rule", "claim_id", "request_id", "line",
                               "event_index", "message"}

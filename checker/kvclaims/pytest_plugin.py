@@ -2,12 +2,15 @@
 
 Registered through the ``pytest11`` entry point (``kvclaims = "kvclaims.pytest_plugin"``), or with
 ``pytest_plugins = ["kvclaims.pytest_plugin"]`` in a conftest. It adapts the checker and the fuzz
-driver to pytest; it decides nothing itself (MODEL.md §6 is decided by kvclaims.check.replay).
+driver to pytest; it decides nothing itself: the verdict is kvclaims.run's, the one `check` shows.
 
 Fixtures:
 
-- ``kvclaims_check(trace, expect="conformant")`` — check a trace file (``.kvt`` or JSON Lines, a
-  path) or a list of :class:`~kvclaims.trace.model.Event`; if the verdict is not `expect`, fail
+- ``kvclaims_check(trace, expect="conformant", options=None)`` — check a trace file (``.kvt`` or
+  JSON Lines, a path) or a list of :class:`~kvclaims.trace.model.Event` (or a PartialTrace) with
+  the options of `kvclaims check` (a kvclaims.run.Options: engine, skew, gates); if the overall
+  result (``conformant``, ``violation``, ``gate_failed``, ``inconclusive``, ``input_error``) is
+  not `expect`, fail
   the test with the text report: each finding located (file:line:column, event index), the quoted
   line, the claim's state before, and the rule's sentence. Returns the Report.
 - ``kvclaims_fuzz(runtime, examples=…, seed=…)`` — run a `kvclaims fuzz` style search (output
@@ -49,20 +52,23 @@ def render_report(report: Report) -> str:
 
 
 def check_trace(trace: str | os.PathLike[str] | Iterable[Event], expect: str = CONFORMANT,
-                *, name: str | None = None) -> Report:
-    """Check `trace` (a path, or events); fail the running test unless the verdict is `expect`
-    (``conformant``, ``violation``, ``inconclusive`` or ``input_error``)."""
+                *, name: str | None = None, options: Any = None) -> Report:
+    """Check `trace` (a path, events, or a PartialTrace) as `kvclaims check` does with
+    `options` (a kvclaims.run.Options); fail the running test unless the overall result is
+    `expect` (``conformant``, ``violation``, ``gate_failed``, ``inconclusive`` or
+    ``input_error``)."""
+    from kvclaims.run import Options, decide_path, decide_trace
+    from kvclaims.trace.model import PartialTrace
+
     spec = spec_mod.load()
+    options = Options() if options is None else options
     if isinstance(trace, (str, os.PathLike)):
-        from kvclaims.run import check_path
-
-        report = check_path(os.fspath(trace), spec)
+        report = decide_path(os.fspath(trace), spec, options)
     else:
-        from kvclaims.check.replay import check_events
-
-        report = check_events(spec, list(trace), name or "<events>")
-    if report.verdict != expect:
-        pytest.fail(f"kvclaims: expected {expect}, got {report.verdict}\n"
+        events = trace if isinstance(trace, PartialTrace) else list(trace)
+        report = decide_trace(spec, events, options, name or "<events>")
+    if report.result != expect:
+        pytest.fail(f"kvclaims: expected {expect}, got {report.result}\n"
                     + render_report(report), pytrace=False)
     return report
 

@@ -563,6 +563,10 @@ class Replay:
                     c.silent = True
                     c.silent_line = ev.line
         elif c.state in self.released or c.silent:
+            if c.silent and c.protected and c.state in self.responsible:
+                # Another protected block lost: one more R-hard occurrence (finding_counts counts
+                # every one; the finding itself is listed once per claim).
+                self.counts[R.hard] = self.counts.get(R.hard, 0) + 1
             c.lost_after_release += 1
             if c.pending_lost:
                 c.pending_lost.pop(0)

@@ -32,7 +32,9 @@ CHUNK_BYTES = 1 << 20
 _BYTE_RE = re.compile(r"\(byte (\d+)\)")
 _decode = msgspec.json.Decoder().decode
 # A JSON string followed by `:` is an object key (a colon outside strings follows a key, always).
-_KEY_RE = re.compile(rb'"((?:[^"\\]|\\.)*)"\s*:')
+# Every JSON string of a line, in order (outside strings valid JSON has no quote, so matching
+# whole strings from the first quote on stays aligned); group 2 is set when it is a key.
+_STRING_RE = re.compile(rb'"((?:[^"\\]|\\.)*)"(\s*:)?')
 
 
 def _column_of(err: msgspec.DecodeError) -> tuple[int, str]:
@@ -149,7 +151,8 @@ def _duplicate_key(raw: bytes, obj: dict[str, Any]) -> tuple[int, str] | None:
     Exact: the keys written (strings followed by a colon, at any depth) outnumber the keys
     decoded exactly when some object repeats a key. The repeated key is then named by a
     pairs-keeping parse (only on this error path) and located at its second spelling."""
-    if len(_KEY_RE.findall(raw)) == _decoded_keys(obj):
+    keys = [m for m in _STRING_RE.finditer(raw) if m.group(2) is not None]
+    if len(keys) == _decoded_keys(obj):
         return None
     seen: list[str] = []
 
@@ -165,7 +168,7 @@ def _duplicate_key(raw: bytes, obj: dict[str, Any]) -> tuple[int, str] | None:
     except ValueError:
         pass
     name = seen[0] if seen else ""
-    spellings = [m for m in _KEY_RE.finditer(raw) if not seen or _unescape(m.group(1)) == name]
+    spellings = [m for m in keys if not seen or _unescape(m.group(1)) == name]
     at = spellings[1] if len(spellings) > 1 else (spellings[0] if spellings else None)
     column = len(raw[: at.start()].decode("utf-8", "replace")) + 1 if at is not None else 1
     return column, f"key {name!r} given twice in one object (JSON Lines keeps no duplicate keys)"
