@@ -7,6 +7,8 @@ import subprocess
 import sys
 import xml.etree.ElementTree as ET
 
+import pytest
+
 from conftest import ARTIFACTS, ROOT
 
 RULES = ROOT / "traces" / "rules"
@@ -72,6 +74,7 @@ def test_junit_is_valid_xml_with_failures() -> None:
     assert failure is not None and "bad-hard-victim.kvt:15:1" in failure.get("message")
 
 
+@pytest.mark.corpus
 def test_require_gate_fails_the_check() -> None:
     trace = str(ARTIFACTS / "offload_lifecycle" / "success_restore.jsonl")
     proc = kv("check", "--require", "offloadable", trace)

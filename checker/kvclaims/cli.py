@@ -1,8 +1,9 @@
 """The `kvclaims` command line: check traces, convert them, render the spec.
 
 Exit codes (ARCHITECTURE.md): 0 conformant, 1 violation or failed gate, 2 usage or input error,
-3 inconclusive. Never a Python traceback: an unexpected failure prints one line and exits 2
-(set KVCLAIMS_DEBUG=1 to see the traceback).
+3 inconclusive; 130 interrupted (Ctrl-C), 143 terminated (SIGTERM). Never a Python traceback:
+pipes, signals, a user's mistake and a real defect end as kvclaims.exits decides (set
+KVCLAIMS_DEBUG=1 to see a defect's traceback).
 """
 
 from __future__ import annotations
@@ -55,8 +56,7 @@ def decision_options(f: Any) -> Any:
                      show_default=True,
                      help="auto: the replay for totally ordered traces, the Z3 engine when the "
                           "trace has unordered parts; replay: the written order only (unordered "
-                          "parts make it inconclusive); z3: always the Z3 engine "
-                          "(docs/partial.md)."),
+                          "parts make it inconclusive); z3: always the Z3 engine."),
         click.option("--skew", "skews", multiple=True, metavar="A:B:NS",
                      help="Events of sources A and B (field `source`) whose times differ by at "
                           "most NS nanoseconds may be in either order."),
@@ -126,7 +126,10 @@ def _check_skew_sources(options: Any, reports: list[Any]) -> None:
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="kvclaims")
 def cli() -> None:
-    """kvclaims: check that serving runtimes honour resident KV claims (see docs/)."""
+    """kvclaims: check that serving runtimes honour resident KV claims.
+
+    The model as data (events, rules with their sentences, modes and their bundles): `kvclaims
+    spec`. Each command: `kvclaims COMMAND --help`."""
 
 
 def _write_witnesses(path: str, rep: Any, spec: Any, options: Any, prefix: str,
@@ -177,7 +180,7 @@ def check(files: tuple[str, ...], fmt: str, progress: bool | None, witness: str 
     out = Console(highlight=False, soft_wrap=True)
     if not out.is_terminal:
         out = Console(highlight=False, soft_wrap=True, width=120)
-    err = Console(stderr=True)
+    err = Console(stderr=True, soft_wrap=True)
     reports = []
     for path in files:
         show = progress
@@ -287,7 +290,7 @@ def _write_whole(path: str, text: str) -> None:
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
               show_default=True)
 def litmus(out_dir: str | None, fmt: str) -> None:
-    """Run L1-L7, C1 and the capacity sweep (MODEL §8) through the MicroRuntime and check them.
+    """Run L1-L7, C1 and the capacity sweep of the model through the MicroRuntime and check them.
 
     Prints a matrix (case, policy, expected, observed, verdict); exit 1 on any disagreement.
     """
@@ -321,7 +324,7 @@ def explain(trace: str, claim: str | None, out: str, options: Any) -> None:
 @click.option("--source", type=click.Path(exists=True, file_okay=False), default=None,
               help="A source tree or site-packages directory to verify anchors against.")
 def lower(fmt: str, verify_anchors: bool, source: str | None) -> None:
-    """The runtime x mode lowering table (MODEL §9), fail-closed, with its deciding evidence."""
+    """The runtime x mode lowering table, fail-closed, with its deciding evidence."""
     from kvclaims.lower.commands import lower_command
 
     sys.exit(lower_command(fmt, verify_anchors, source))
@@ -406,7 +409,7 @@ def watch(endpoint: str, replay: str | None, claims: str, fmt: str, topic: str,
 @decision_options
 def shrink_cmd(trace: str, rule: str | None, out: str | None, max_checks: int | None,
                progress: bool | None, options: Any) -> None:
-    """Shrink TRACE to a 1-minimal sub-trace (.kvt) that still violates RULE (docs/shrink.md).
+    """Shrink TRACE to a 1-minimal sub-trace (.kvt) that still violates RULE.
 
     Every candidate, the original and the written result are decided as `kvclaims check` decides
     them with the same options (engine, skew, gates). Exit 0 when shrunk and re-checked; 2 on a
@@ -518,7 +521,7 @@ def shrink_cmd(trace: str, rule: str | None, out: str | None, max_checks: int | 
 @cli.command("spec")
 @click.option("--format", "fmt", type=click.Choice(["md"]), default="md")
 def spec_cmd(fmt: str) -> None:
-    """Render the spec/ tables (the model as data) as Markdown; docs/spec.md is this output."""
+    """Render the spec tables (the model as data) as Markdown (the repository's docs/spec.md)."""
     from kvclaims.docs import render_spec
 
     sys.stdout.write(render_spec(spec_mod.load()))
@@ -536,36 +539,32 @@ def _interrupted(e: BaseException) -> bool:
     return False
 
 
-def main() -> None:
+def _click_main() -> None:
+    """The click group, with click's own endings mapped to ours; kvclaims.exits does the rest
+    (pipes, signals, a user's mistake, a defect)."""
     try:
         cli.main(standalone_mode=False)
     except click.exceptions.Exit as e:
         sys.exit(e.exit_code)
-    except KeyboardInterrupt:
-        click.echo("kvclaims: interrupted; no result", err=True)
-        sys.exit(EXIT_INTERRUPTED)
     except click.Abort as e:
-        if isinstance(e.__context__, KeyboardInterrupt):  # click's spelling of Ctrl-C
-            click.echo("kvclaims: interrupted; no result", err=True)
-            sys.exit(EXIT_INTERRUPTED)
+        cause = e.__cause__ or e.__context__
+        if isinstance(cause, KeyboardInterrupt):  # click's spelling of Ctrl-C (or SIGTERM)
+            raise cause from None
         click.echo("aborted", err=True)
         sys.exit(EXIT_INPUT)
     except click.ClickException as e:
         e.show()
         sys.exit(EXIT_INPUT)
-    except BrokenPipeError:
-        sys.exit(EXIT_OK)
-    except SystemExit:
-        raise
     except Exception as e:
         if _interrupted(e):
-            click.echo("kvclaims: interrupted; no result", err=True)
-            sys.exit(EXIT_INTERRUPTED)
-        if os.environ.get("KVCLAIMS_DEBUG"):
-            raise
-        click.echo(f"kvclaims: internal error: {type(e).__name__}: {e} "
-                   "(set KVCLAIMS_DEBUG=1 for the traceback)", err=True)
-        sys.exit(EXIT_INPUT)
+            raise KeyboardInterrupt from None
+        raise
+
+
+def main() -> None:
+    from kvclaims import exits
+
+    exits.run(_click_main)
 
 
 if __name__ == "__main__":

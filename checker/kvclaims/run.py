@@ -37,7 +37,7 @@ from kvclaims.check.verdict import (
     levels_agree,
 )
 from kvclaims.spec import Spec
-from kvclaims.trace.detect import format_of
+from kvclaims.trace.detect import format_of, skip_bom
 from kvclaims.trace.jsonl import DEFAULT_MAX_LINE_BYTES, read_jsonl
 from kvclaims.trace.model import Event, InputError, PartialTrace, Skew
 
@@ -102,6 +102,7 @@ def _kvt_reader() -> Callable[..., Iterator[Event]]:
 
 def open_events(fh: BinaryIO, file: str, spec: Spec, options: Options,
                 skews: list[Skew] | None = None) -> Iterator[Event]:
+    skip_bom(fh, file)
     peek = fh.peek(4096)[:4096] if hasattr(fh, "peek") else b""
     fmt = format_of(peek, file, options.input_format)
     if fmt == "jsonl":

@@ -293,7 +293,7 @@ def summary_data(s: FuzzSummary) -> dict[str, Any]:
 def _err(message: str) -> int:
     from rich.console import Console
 
-    Console(stderr=True, highlight=False).print(f"kvclaims fuzz: {message}")
+    Console(stderr=True, highlight=False, markup=False, soft_wrap=True).print(f"kvclaims fuzz: {message}")
     return EXIT_USAGE
 
 
@@ -312,7 +312,7 @@ def fuzz_command(runtime: str, examples: int, seed: int, out: str,
         rt = resolve(runtime)
     except RuntimeUnavailable as err:
         return _err(str(err))
-    console = Console(stderr=True, highlight=False)
+    console = Console(stderr=True, highlight=False, soft_wrap=True)
     progress = Progress(TextColumn("[bold]fuzz[/] {task.description}"), BarColumn(),
                         MofNCompleteColumn(), TextColumn("{task.fields[found]}"),
                         TimeElapsedColumn(), console=console, transient=True)
