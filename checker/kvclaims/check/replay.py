@@ -338,8 +338,7 @@ class Replay:
         before = c.state
         if kind in E.releasing and before in self.responsible:
             self.progress.on_release(c.id)
-        if (c.silent and (kind in E.releasing or kind == E.offloaded) and kind != E.harmed
-                and (not c.bundle or R.silent in c.bundle)):
+        if c.silent and (kind in E.releasing or kind == E.offloaded) and kind != E.harmed:
             # MODEL §6 R-release-order: a release written after the claim's predicate-breaking
             # loss excuses nothing; the loss's findings stand and the late release is reported.
             verb = self.spec.events[kind].verb
@@ -623,7 +622,7 @@ class Replay:
         if r is not None and (r.outcome != "unknown" or r.allocated):
             return
         holders = [c for c in self.claims.values() if c.state in self.responsible
-                   and not c.silent and self._blocks_of(c) > 0]
+                   and self._blocks_of(c) > 0]
         if sum(self._blocks_of(c) for c in holders) + required > usable:
             self._request(rid)
             self.progress.on_waiting(ev, rid, [c.id for c in holders])
