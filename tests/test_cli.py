@@ -7,6 +7,8 @@ import subprocess
 import sys
 import xml.etree.ElementTree as ET
 
+import pytest
+
 from conftest import ARTIFACTS, ROOT
 
 RULES = ROOT / "traces" / "rules"
@@ -38,13 +40,15 @@ def test_text_report_locates_and_explains() -> None:
     assert "Traceback" not in out
 
 
-def test_json_report_version_1() -> None:
+def test_json_report_version_2() -> None:
     proc = kv("check", "--format", "json", str(RULES / "bad-attribution-smear.kvt"),
               str(RULES / "ok-hard-refusal.kvt"))
     lines = proc.stdout.decode().splitlines()
     assert len(lines) == 2
     bad, ok = (json.loads(x) for x in lines)
-    assert bad["report_version"] == 1 and bad["verdict"] == "violation"
+    assert bad["report_version"] == 2 and bad["verdict"] == "violation"
+    assert list(bad)[:2] == ["report_version", "result"] and bad["result"] == "violation"
+    assert bad["gates"] == [] and ok["gates"] == []  # one shape: a list, also without --require
     f = bad["findings"][0]
     assert {k for k in f} >= {"status", "rule", "claim_id", "request_id", "line",
                               "event_index", "message"}
@@ -70,6 +74,7 @@ def test_junit_is_valid_xml_with_failures() -> None:
     assert failure is not None and "bad-hard-victim.kvt:15:1" in failure.get("message")
 
 
+@pytest.mark.corpus
 def test_require_gate_fails_the_check() -> None:
     trace = str(ARTIFACTS / "offload_lifecycle" / "success_restore.jsonl")
     proc = kv("check", "--require", "offloadable", trace)

@@ -17,6 +17,8 @@ from kvclaims.run import Options, check_path
 
 from conftest import ARTIFACTS
 
+pytestmark = pytest.mark.corpus
+
 ALL_JSONL = sorted(p.relative_to(ARTIFACTS).as_posix() for p in ARTIFACTS.rglob("*.jsonl"))
 
 # Plain-check verdicts, each with its one-line reason (docs/corpus.md repeats them).

@@ -157,5 +157,5 @@ def test_require_gate_reads_the_joined_stream() -> None:
     p = kv("check", str(PROBE), "--claims", str(CLAIMS), "--require", "soft_priority",
            "--format", "json")
     d = json.loads(p.stdout)
-    assert p.returncode == 1 and d["gate"]["bundle"] == "soft_priority"
-    assert not d["gate"]["passed"]
+    assert p.returncode == 1 and [g["bundle"] for g in d["gates"]] == ["soft_priority"]
+    assert not d["gates"][0]["passed"]

@@ -126,7 +126,8 @@ def test_probe_cli_writes_a_kvt_that_rechecks(silent_trace, spec, tmp_path):
     assert len(back) == 62
     report = check_events(spec, back, str(out))
     assert violates(report, silent)
-    assert "241 → 62 events" in res.stderr and "re-checked with the replay" in res.stderr
+    assert "241 → 62 events" in res.stderr and "re-checked: " in res.stderr
+    assert "(verdict violation)" in res.stderr
     assert res.stdout == ""
 
 
@@ -256,13 +257,13 @@ def test_z3_engine_is_the_one_called(monkeypatch, spec):
     from kvclaims.check import partial
 
     calls: list[int] = []
-    real = partial.check_events
+    real = partial.decide
 
-    def z3_check_events(spec_, events, *a, **kw):
+    def z3_decide(spec_, events, *a, **kw):
         calls.append(len(events))
         return real(spec_, events, *a, **kw)
 
-    monkeypatch.setattr(partial, "check_events", z3_check_events)
+    monkeypatch.setattr(partial, "decide", z3_decide)
     res = _shrink_cli("--engine", "z3", str(RULES / "bad-silent-loss.kvt"))
     assert res.exit_code == 0 and "(z3 engine)" in res.stderr
     assert calls and calls[0] == 12  # the original trace first, then the candidates

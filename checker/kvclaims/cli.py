@@ -1,12 +1,14 @@
 """The `kvclaims` command line: check traces, convert them, render the spec.
 
 Exit codes (ARCHITECTURE.md): 0 conformant, 1 violation or failed gate, 2 usage or input error,
-3 inconclusive. Never a Python traceback: an unexpected failure prints one line and exits 2
-(set KVCLAIMS_DEBUG=1 to see the traceback).
+3 inconclusive; 130 interrupted (Ctrl-C), 143 terminated (SIGTERM). Never a Python traceback:
+pipes, signals, a user's mistake and a real defect end as kvclaims.exits decides (set
+KVCLAIMS_DEBUG=1 to see a defect's traceback).
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 from typing import Any, NoReturn
@@ -20,21 +22,114 @@ EXIT_INTERRUPTED = 130  # SIGINT (Ctrl-C): stopped, no result presented (kvclaim
 
 
 def _exit_code(reports: list[Any]) -> int:
-    from kvclaims.check.verdict import INCONCLUSIVE, INPUT_ERROR, VIOLATION
+    from kvclaims.run import exit_code
 
-    if any(r.verdict == INPUT_ERROR for r in reports):
-        return EXIT_INPUT
-    if any(r.verdict == VIOLATION or any(not g.passed for g in r.gates) for r in reports):
-        return EXIT_VIOLATION
-    if any(r.verdict == INCONCLUSIVE for r in reports):
-        return EXIT_INCONCLUSIVE
-    return EXIT_OK
+    return exit_code(reports)
+
+
+def decision_options(f: Any) -> Any:
+    """The options of every command that shows a verdict (check, explain, shrink), folded into
+    ONE kvclaims.run.Options passed as `options`: the commands decide with the same options
+    through the same function. A new decision option (e.g. a deferral bound) is one Options
+    field and one flag here whose parameter has the field's name; nothing else changes."""
+    flags = [
+        click.option("--input-format", type=click.Choice(["kvt", "jsonl", "vllm"]),
+                     default=None,
+                     help="Override format detection (vllm: a recorded KV event stream)."),
+        click.option("--claims", default=None, type=click.Path(dir_okay=False),
+                     metavar="MANIFEST.toml",
+                     help="The claim manifest a recorded KV event stream (.kvbatches) is joined "
+                          "with."),
+        click.option("--reorder-window", type=click.IntRange(min=0), default=32,
+                     show_default=True,
+                     help="KV event streams: batches a late batch may trail by before it is a "
+                          "gap (use the value the stream was watched with)."),
+        click.option("--max-defer-steps", type=click.IntRange(min=0), default=None,
+                     metavar="N",
+                     help="A deferral bound of N scheduler steps (R-progress), checked beside "
+                          "every bound the trace declares: a bound can tighten a runtime's "
+                          "promise, never loosen it."),
+        click.option("--max-defer-ns", type=click.IntRange(min=0), default=None, metavar="NS",
+                     help="A deferral bound of NS nanoseconds (R-progress), checked beside "
+                          "every declared bound."),
+        click.option("--engine", type=click.Choice(["auto", "replay", "z3"]), default="auto",
+                     show_default=True,
+                     help="auto: the replay for totally ordered traces, the Z3 engine when the "
+                          "trace has unordered parts; replay: the written order only (unordered "
+                          "parts make it inconclusive); z3: always the Z3 engine."),
+        click.option("--skew", "skews", multiple=True, metavar="A:B:NS",
+                     help="Events of sources A and B (field `source`) whose times differ by at "
+                          "most NS nanoseconds may be in either order."),
+        click.option("--require", "require", multiple=True, metavar="MODE",
+                     help="Also list the rules of MODE's bundle (or the reference gate's "
+                          "requirements) the trace does not positively witness; a missing one "
+                          "fails the check."),
+        click.option("--solver-timeout", type=click.FloatRange(min=0.001), default=60.0,
+                     show_default=True,
+                     help="Seconds per solver question; a timeout is inconclusive."),
+        click.option("--max-line-bytes", type=click.IntRange(min=1), default=1 << 20,
+                     show_default=True, help="Longest accepted input line."),
+        click.option("--max-claims", type=click.IntRange(min=1), default=100_000,
+                     show_default=True, help="Most claims one trace may name."),
+    ]
+
+    @functools.wraps(f)
+    def wrapper(**kw: Any) -> Any:
+        kw["options"] = _options({name: kw.pop(name) for name in names})
+        return f(**kw)
+
+    before = len(getattr(wrapper, "__click_params__", ()))
+    for flag in reversed(flags):
+        wrapper = flag(wrapper)
+    names = [p.name for p in wrapper.__click_params__[before:]]  # type: ignore[attr-defined]
+    return wrapper
+
+
+def _options(values: dict[str, Any]) -> Any:
+    """The decision options, each checked: an unknown gate or a malformed skew is a usage
+    error naming the valid choices. A flag named as an Options field is passed through as is."""
+    from kvclaims.check import gate as gates
+    from kvclaims.run import Options, defer_bounds_option
+    from kvclaims.trace.partial_input import parse_skew_option
+
+    spec = spec_mod.load()
+    values = dict(values)
+    require = values["require"]
+    known = gates.gate_names(spec)
+    for name in require:
+        if spec.canonical_mode(name) is None and name not in spec.gates:
+            raise click.UsageError(f"--require {name}: not a mode or gate; one of "
+                                   f"{', '.join(known)}")
+    try:
+        parsed = tuple(parse_skew_option(x) for x in values.pop("skews"))
+    except ValueError as err:
+        raise click.UsageError(f"--skew: {err}") from None
+    if len({s.sources for s in parsed}) != len(parsed):
+        raise click.UsageError("--skew: a pair of sources is given two skews")
+    timeout_ms = max(1, int(values.pop("solver_timeout") * 1000))
+    bounds = defer_bounds_option(values.pop("max_defer_steps"), values.pop("max_defer_ns"))
+    return Options(**values, skews=parsed, solver_timeout_ms=timeout_ms, defer_bounds=bounds)
+
+
+def _check_skew_sources(options: Any, reports: list[Any]) -> None:
+    """A --skew naming a source none of the traces has is a usage error (not a silent no-op)."""
+    from kvclaims.run import skew_sources_missing
+
+    if not options.skews or any(r.error is not None for r in reports):
+        return
+    missing, have = skew_sources_missing(options, reports)
+    if missing:
+        raise click.UsageError(f"--skew: no trace has source {', '.join(missing)}; the sources "
+                               f"the traces have: {', '.join(have) or 'none'}")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="kvclaims")
 def cli() -> None:
-    """kvclaims: check that serving runtimes honour resident KV claims (see docs/)."""
+    """kvclaims: check that serving runtimes honour resident KV claims.
+
+    The model as data (events, rules with their sentences, modes and their bundles): `kvclaims
+    spec`. Each command: `kvclaims COMMAND --help`."""
 
 
 def _write_witnesses(path: str, rep: Any, spec: Any, options: Any, prefix: str,
@@ -63,80 +158,29 @@ def _write_witnesses(path: str, rep: Any, spec: Any, options: Any, prefix: str,
 @click.argument("files", nargs=-1, required=True)
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "junit"]), default="text",
               show_default=True, help="Report format.")
-@click.option("--input-format", type=click.Choice(["kvt", "jsonl", "vllm"]), default=None,
-              help="Override format detection (vllm: a recorded KV event stream).")
-@click.option("--claims", default=None, type=click.Path(dir_okay=False), metavar="MANIFEST.toml",
-              help="The claim manifest a recorded KV event stream (.kvbatches) is joined with.")
-@click.option("--reorder-window", type=click.IntRange(min=0), default=32, show_default=True,
-              help="KV event streams: batches a late batch may trail by before it is a gap "
-                   "(use the value the stream was watched with).")
-@click.option("--require", "require", multiple=True, metavar="MODE",
-              help="Also list the rules of MODE's bundle (or the reference gate's requirements) "
-                   "the trace does not positively witness; a missing one fails the check.")
-@click.option("--max-line-bytes", type=click.IntRange(min=1), default=1 << 20,
-              show_default=True, help="Longest accepted input line.")
-@click.option("--max-claims", type=click.IntRange(min=1), default=100_000,
-              show_default=True, help="Most claims one trace may name.")
 @click.option("--progress/--no-progress", default=None,
               help="Show progress on stderr (default: on a terminal, for large inputs).")
-@click.option("--engine", type=click.Choice(["auto", "replay", "z3"]), default="auto",
-              show_default=True,
-              help="auto: the replay for totally ordered traces, the Z3 engine when the trace "
-                   "has unordered parts; replay: the written order only (unordered parts make "
-                   "it inconclusive); z3: always the Z3 engine (docs/partial.md).")
-@click.option("--skew", "skews", multiple=True, metavar="A:B:NS",
-              help="Events of sources A and B (field `source`) whose times differ by at most "
-                   "NS nanoseconds may be in either order.")
 @click.option("--witness", "witness", default=None, metavar="PREFIX",
               help="Write the violating and conforming orders the Z3 engine found as "
                    "PREFIX.violating.kvt and PREFIX.conforming.kvt.")
-@click.option("--solver-timeout", type=click.FloatRange(min=0.001), default=60.0,
-              show_default=True, help="Seconds per solver question; a timeout is inconclusive.")
-@click.option("--max-defer-steps", type=click.IntRange(min=0), default=None, metavar="N",
-              help="A deferral bound of N scheduler steps (R-progress), checked beside every "
-                   "bound the trace declares: a bound can tighten a runtime's promise, never "
-                   "loosen it.")
-@click.option("--max-defer-ns", type=click.IntRange(min=0), default=None, metavar="NS",
-              help="A deferral bound of NS nanoseconds (R-progress), checked beside every "
-                   "declared bound.")
-def check(files: tuple[str, ...], fmt: str, input_format: str | None, claims: str | None,
-          reorder_window: int, require: tuple[str, ...],
-          max_line_bytes: int, max_claims: int, progress: bool | None, engine: str,
-          skews: tuple[str, ...], witness: str | None, solver_timeout: float,
-          max_defer_steps: int | None, max_defer_ns: int | None) -> None:
+@decision_options
+def check(files: tuple[str, ...], fmt: str, progress: bool | None, witness: str | None,
+          options: Any) -> None:
     """Check trace FILES (or - for standard input) against the resident KV claim model."""
     from rich.console import Console
 
-    from kvclaims.check import gate as gates
     from kvclaims.report import json as json_report
     from kvclaims.report import junit, text
-    from kvclaims.run import Options, check_path, defer_bounds_option
-    from kvclaims.trace.partial_input import parse_skew_option
+    from kvclaims.run import decide_path
 
     spec = spec_mod.load()
-    known = gates.gate_names(spec)
-    for name in require:
-        if spec.canonical_mode(name) is None and name not in spec.gates:
-            raise click.UsageError(f"--require {name}: not a mode or gate; one of "
-                                   f"{', '.join(known)}")
-    try:
-        parsed = tuple(parse_skew_option(x) for x in skews)
-    except ValueError as err:
-        raise click.UsageError(f"--skew: {err}") from None
-    if len({s.sources for s in parsed}) != len(parsed):
-        raise click.UsageError("--skew: a pair of sources is given two skews")
     if witness is not None and len(files) != 1:
         raise click.UsageError("--witness writes one trace's orders: give one FILE")
-    options = Options(input_format=input_format, require=require,
-                      max_line_bytes=max_line_bytes, max_claims=max_claims, engine=engine,
-                      skews=parsed, solver_timeout_ms=max(1, int(solver_timeout * 1000)),
-                      defer_bounds=defer_bounds_option(max_defer_steps, max_defer_ns),
-                      claims=claims, reorder_window=reorder_window)
     # soft_wrap: long lines are not broken, so locations and messages stay greppable.
     out = Console(highlight=False, soft_wrap=True)
     if not out.is_terminal:
         out = Console(highlight=False, soft_wrap=True, width=120)
-    err = Console(stderr=True)
+    err = Console(stderr=True, soft_wrap=True)
     reports = []
     for path in files:
         show = progress
@@ -145,11 +189,14 @@ def check(files: tuple[str, ...], fmt: str, input_format: str | None, claims: st
                 os.path.getsize(path) > (8 << 20)
         if show:
             with err.status(f"checking {path}") as status:
-                rep = check_path(path, spec, options,
-                                 progress=lambda n: status.update(f"checking {path}: {n:,} events"))
+                rep = decide_path(path, spec, options, progress=lambda n: status.update(
+                    f"checking {path}: {n:,} events"))
         else:
-            rep = check_path(path, spec, options)
+            rep = decide_path(path, spec, options)
         reports.append(rep)
+    # Usage is checked against what the traces hold before anything is printed.
+    _check_skew_sources(options, reports)
+    for path, rep in zip(files, reports):
         if witness is not None:
             _write_witnesses(path, rep, spec, options, witness, err)
         if fmt == "json":
@@ -166,28 +213,75 @@ def check(files: tuple[str, ...], fmt: str, input_format: str | None, claims: st
 @click.argument("file")
 @click.option("--to", "to", type=click.Choice(["kvt", "jsonl"]), required=True,
               help="Output format.")
+@click.option("-o", "--out", default=None, metavar="OUT",
+              help="Write here, whole or not at all (default: standard output).")
 @click.option("--input-format", type=click.Choice(["kvt", "jsonl"]), default=None)
-def convert(file: str, to: str, input_format: str | None) -> None:
-    """Write the events of FILE as .kvt or JSON Lines on standard output."""
-    from kvclaims.run import Options, open_events
-    from kvclaims.trace import write
+@click.option("--max-line-bytes", type=click.IntRange(min=1), default=1 << 20,
+              show_default=True, help="Longest accepted input line.")
+def convert(file: str, to: str, out: str | None, input_format: str | None,
+            max_line_bytes: int) -> None:
+    """Write FILE as .kvt or JSON Lines, with every declaration that can change its verdict.
+
+    The whole input is read and accepted before anything is written; exit 2 with nothing written
+    on an input error or when the target cannot express a declaration of FILE (JSON Lines has no
+    skew declaration). With -o the file appears whole or not at all.
+    """
+    from kvclaims.trace.convert import Inexpressible, convert as to_text
     from kvclaims.trace.model import InputError
+    from kvclaims.trace.partial_input import read_partial
 
     spec = spec_mod.load()
-    fh = sys.stdin.buffer if file == "-" else open(file, "rb")
+    label = "<stdin>" if file == "-" else file
     try:
-        label = "<stdin>" if file == "-" else file
-        events = open_events(fh, label, spec, Options(input_format=input_format))
-        if to == "kvt":
-            write.write_kvt(events, sys.stdout, spec=spec)
-        else:
-            write.write_jsonl(events, sys.stdout)
+        source = sys.stdin.buffer if file == "-" else open(file, "rb")
+    except OSError as e:
+        click.echo(f"{file}: error: cannot open: {e.strerror}", err=True)
+        sys.exit(EXIT_INPUT)
+    try:
+        trace = read_partial(source, label, spec, input_format,
+                             max_line_bytes=max_line_bytes)
+        text_out = to_text(trace, to, spec)
     except InputError as e:
         click.echo(f"{e.file}:{e.line}:{e.column}: error: {e.message}", err=True)
         sys.exit(EXIT_INPUT)
+    except UnicodeDecodeError as e:
+        click.echo(f"{label}: error: not UTF-8 text: {e.reason}", err=True)
+        sys.exit(EXIT_INPUT)
+    except Inexpressible as e:
+        click.echo(f"{label}: error: cannot convert to {to}: {e}", err=True)
+        sys.exit(EXIT_INPUT)
     finally:
-        if fh is not sys.stdin.buffer:
-            fh.close()
+        if source is not sys.stdin.buffer:
+            source.close()
+    if out is None:
+        sys.stdout.write(text_out)
+        sys.stdout.flush()
+        return
+    try:
+        _write_whole(out, text_out)
+    except OSError as e:
+        click.echo(f"{out}: error: cannot write: {e.strerror}", err=True)
+        sys.exit(EXIT_INPUT)
+
+
+def _write_whole(path: str, text: str) -> None:
+    """Write `text` to `path` atomically: a temporary file beside it, renamed over it."""
+    import tempfile
+
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".kvclaims-", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
 
 
 @cli.command()
@@ -196,7 +290,7 @@ def convert(file: str, to: str, input_format: str | None) -> None:
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
               show_default=True)
 def litmus(out_dir: str | None, fmt: str) -> None:
-    """Run L1-L7, C1 and the capacity sweep (MODEL §8) through the MicroRuntime and check them.
+    """Run L1-L7, C1 and the capacity sweep of the model through the MicroRuntime and check them.
 
     Prints a matrix (case, policy, expected, observed, verdict); exit 1 on any disagreement.
     """
@@ -210,26 +304,27 @@ def litmus(out_dir: str | None, fmt: str) -> None:
 @click.option("--claim", default=None, help="Draw only this claim's lane.")
 @click.option("--out", required=True, metavar="FILE.png|FILE.svg|FILE.html",
               help="Output picture; the suffix picks the format.")
-@click.option("--input-format", type=click.Choice(["kvt", "jsonl", "vllm"]), default=None)
-@click.option("--claims", default=None, type=click.Path(dir_okay=False), metavar="MANIFEST.toml",
-              help="The claim manifest a recorded KV event stream (.kvbatches) is joined with.")
-def explain(trace: str, claim: str | None, out: str, input_format: str | None,
-            claims: str | None) -> None:
-    """Draw what happened to the pool and to each claim in TRACE, findings pinned at their events."""
+@decision_options
+def explain(trace: str, claim: str | None, out: str, options: Any) -> None:
+    """Draw what happened to the pool and to each claim in TRACE, findings pinned at their events.
+
+    The verdict drawn is the one `kvclaims check` decides with the same options."""
     from kvclaims.explain import explain_command
 
-    sys.exit(explain_command(trace, claim, out, input_format, claims=claims))
+    sys.exit(explain_command(trace, claim, out, options.input_format, options=options))
 
 
 @cli.command()
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "md"]), default="text",
               show_default=True)
 @click.option("--verify-anchors", is_flag=True,
-              help="Check every source anchor against an installed package or --source tree.")
+              help="Check every source anchor against an installed package or --source tree; "
+                   "anchors it could not check are listed and make the result inconclusive "
+                   "(exit 3).")
 @click.option("--source", type=click.Path(exists=True, file_okay=False), default=None,
               help="A source tree or site-packages directory to verify anchors against.")
 def lower(fmt: str, verify_anchors: bool, source: str | None) -> None:
-    """The runtime x mode lowering table (MODEL §9), fail-closed, with its deciding evidence."""
+    """The runtime x mode lowering table, fail-closed, with its deciding evidence."""
     from kvclaims.lower.commands import lower_command
 
     sys.exit(lower_command(fmt, verify_anchors, source))
@@ -305,24 +400,22 @@ def watch(endpoint: str, replay: str | None, claims: str, fmt: str, topic: str,
 @click.option("--rule", default=None, metavar="RULE",
               help="The rule the result must still violate (default: the rule of the trace's "
                    "first violation).")
-@click.option("--engine", type=click.Choice(["replay", "z3"]), default="replay",
-              show_default=True, help="The deciding engine used while shrinking; the result "
-                                      "is always re-checked with the replay.")
 @click.option("-o", "--out", default=None, metavar="OUT.kvt",
               help="Write the minimal trace here (default: standard output).")
-@click.option("--input-format", type=click.Choice(["kvt", "jsonl"]), default=None,
-              help="Override format detection.")
 @click.option("--max-checks", type=click.IntRange(min=1), default=None,
               help="Stop after this many engine calls (the result may then not be 1-minimal).")
 @click.option("--progress/--no-progress", default=None,
               help="Show progress on stderr (default: on a terminal).")
-def shrink_cmd(trace: str, rule: str | None, engine: str, out: str | None,
-               input_format: str | None, max_checks: int | None, progress: bool | None) -> None:
-    """Shrink TRACE to a 1-minimal sub-trace (.kvt) that still violates RULE (docs/shrink.md).
+@decision_options
+def shrink_cmd(trace: str, rule: str | None, out: str | None, max_checks: int | None,
+               progress: bool | None, options: Any) -> None:
+    """Shrink TRACE to a 1-minimal sub-trace (.kvt) that still violates RULE.
 
-    Exit 0 when shrunk and re-checked; 2 on a usage or input error or when TRACE does not violate
-    the rule; 1 only if the written trace, read back, does not re-check as that violation; 3 when
-    the engine could not decide a candidate (the solver answered unknown): no result.
+    Every candidate, the original and the written result are decided as `kvclaims check` decides
+    them with the same options (engine, skew, gates). Exit 0 when shrunk and re-checked; 2 on a
+    usage or input error or when TRACE does not violate the rule; 1 only if the written trace,
+    read back, does not re-check as that violation; 3 when the engine could not decide a
+    candidate (the solver answered unknown): no result.
     """
     import io
     import time
@@ -330,12 +423,12 @@ def shrink_cmd(trace: str, rule: str | None, engine: str, out: str | None,
     from rich.console import Console
 
     from kvclaims import shrink as shrink_mod
-    from kvclaims.check.replay import ClaimLimit, check_events
+    from kvclaims.check.replay import ClaimLimit
     from kvclaims.check.verdict import VIOLATION
-    from kvclaims.run import Options, open_events
+    from kvclaims.run import decide_trace
     from kvclaims.trace import write
-    from kvclaims.trace.dsl import read_kvt
-    from kvclaims.trace.model import InputError
+    from kvclaims.trace.model import InputError, PartialTrace
+    from kvclaims.trace.partial_input import read_partial
 
     spec = spec_mod.load()
     if rule is not None and rule not in spec.rules:
@@ -345,26 +438,15 @@ def shrink_cmd(trace: str, rule: str | None, engine: str, out: str | None,
         click.echo(message, err=True)
         sys.exit(EXIT_INPUT)
 
-    decide = None
-    skews: list[Any] = []
-    if engine == "z3":
-        from kvclaims.check.partial import check_events as z3_check
-        from kvclaims.trace.model import PartialTrace
-
-        def decide(candidate: Any) -> Any:
-            # every admissible order of the candidate's batches and the trace's skews (so the
-            # solver is asked, and its `unknown` stops the shrink: kvclaims.solver)
-            trace = PartialTrace(tuple(candidate), tuple(skews))
-            batches = [(a, b) for a, b, _ in trace.batches(spec) if b - a >= 2]
-            return z3_check(spec, candidate, batches=batches, skews=trace.skews)
-
     label = "<stdin>" if trace == "-" else trace
     try:
         fh = sys.stdin.buffer if trace == "-" else open(trace, "rb")
     except OSError as e:
         fail(f"{trace}: error: cannot open: {e.strerror}")
     try:
-        events = list(open_events(fh, label, spec, Options(input_format=input_format), skews))
+        # The trace's own skew declarations travel with it; --skew ones come from the options.
+        whole = read_partial(fh, label, spec, options.input_format,
+                             max_line_bytes=options.max_line_bytes)
     except InputError as e:
         fail(f"{e.file}:{e.line}:{e.column}: error: {e.message}")
     except UnicodeDecodeError as e:
@@ -372,6 +454,11 @@ def shrink_cmd(trace: str, rule: str | None, engine: str, out: str | None,
     finally:
         if fh is not sys.stdin.buffer:
             fh.close()
+    events = list(whole.events)
+    own_skews = whole.skews
+
+    def decide(candidate: Any) -> Any:
+        return decide_trace(spec, PartialTrace(tuple(candidate), own_skews), options, label)
 
     err = Console(stderr=True, highlight=False, markup=False, soft_wrap=True)
     show = err.is_terminal if progress is None else progress
@@ -400,41 +487,41 @@ def shrink_cmd(trace: str, rule: str | None, engine: str, out: str | None,
     buf = io.StringIO()
     buf.write(shrink_mod.provenance(result, label))
     try:
-        write.write_kvt(result.events, buf, spec=spec)
+        write.write_kvt(result.events, buf, spec=spec, skews=own_skews)
     except ValueError as e:
         fail(f"kvclaims shrink: {label}: the kept events have no .kvt spelling: {e}")
     kvt = buf.getvalue()
 
     target = out or "<stdout>"
-    back = list(read_kvt(io.StringIO(kvt), target, spec=spec))
-    recheck = check_events(spec, back, target)
+    back = read_partial(io.BytesIO(kvt.encode()), target, spec, "kvt")
+    recheck = decide_trace(spec, back, options, target)
     rechecked = shrink_mod.violates(recheck, result.rule)
     if out is None:
         sys.stdout.write(kvt)
         sys.stdout.flush()
     else:
         try:
-            with open(out, "w", encoding="utf-8") as fh_out:
-                fh_out.write(kvt)
+            _write_whole(out, kvt)
         except OSError as e:
             fail(f"{out}: error: cannot write: {e.strerror}")
-    engine_note = "" if engine == "replay" else f" ({engine} engine)"
+    engine_note = "" if options.engine in ("auto", "replay") else f" ({options.engine} engine)"
     err.print(f"{label}: {result.rule}: {result.original_events} → {len(result.events)} events"
               f" (span {result.span}), {result.checks} checks{engine_note}, {seconds:.2f} s"
               f"{'' if result.minimal else ', not 1-minimal (--max-checks reached)'}")
     if not rechecked:
-        err.print(f"{target}: re-check with the replay DIFFERS: no {result.rule} violation "
-                  f"(verdict {recheck.verdict})")
+        err.print(f"{target}: re-check DIFFERS: no {result.rule} violation "
+                  f"(verdict {recheck.result})")
         sys.exit(EXIT_VIOLATION)
     first = next(f for f in recheck.findings if f.status == VIOLATION and f.rule == result.rule)
-    err.print(f"re-checked with the replay: {result.rule} at {target}:{first.line}:{first.column}")
+    err.print(f"re-checked: {result.rule} at {target}:{first.line}:{first.column} "
+              f"(verdict {recheck.result})")
     sys.exit(EXIT_OK)
 
 
 @cli.command("spec")
 @click.option("--format", "fmt", type=click.Choice(["md"]), default="md")
 def spec_cmd(fmt: str) -> None:
-    """Render the spec/ tables (the model as data) as Markdown; docs/spec.md is this output."""
+    """Render the spec tables (the model as data) as Markdown (the repository's docs/spec.md)."""
     from kvclaims.docs import render_spec
 
     sys.stdout.write(render_spec(spec_mod.load()))
@@ -452,36 +539,32 @@ def _interrupted(e: BaseException) -> bool:
     return False
 
 
-def main() -> None:
+def _click_main() -> None:
+    """The click group, with click's own endings mapped to ours; kvclaims.exits does the rest
+    (pipes, signals, a user's mistake, a defect)."""
     try:
         cli.main(standalone_mode=False)
     except click.exceptions.Exit as e:
         sys.exit(e.exit_code)
-    except KeyboardInterrupt:
-        click.echo("kvclaims: interrupted; no result", err=True)
-        sys.exit(EXIT_INTERRUPTED)
     except click.Abort as e:
-        if isinstance(e.__context__, KeyboardInterrupt):  # click's spelling of Ctrl-C
-            click.echo("kvclaims: interrupted; no result", err=True)
-            sys.exit(EXIT_INTERRUPTED)
+        cause = e.__cause__ or e.__context__
+        if isinstance(cause, KeyboardInterrupt):  # click's spelling of Ctrl-C (or SIGTERM)
+            raise cause from None
         click.echo("aborted", err=True)
         sys.exit(EXIT_INPUT)
     except click.ClickException as e:
         e.show()
         sys.exit(EXIT_INPUT)
-    except BrokenPipeError:
-        sys.exit(EXIT_OK)
-    except SystemExit:
-        raise
     except Exception as e:
         if _interrupted(e):
-            click.echo("kvclaims: interrupted; no result", err=True)
-            sys.exit(EXIT_INTERRUPTED)
-        if os.environ.get("KVCLAIMS_DEBUG"):
-            raise
-        click.echo(f"kvclaims: internal error: {type(e).__name__}: {e} "
-                   "(set KVCLAIMS_DEBUG=1 for the traceback)", err=True)
-        sys.exit(EXIT_INPUT)
+            raise KeyboardInterrupt from None
+        raise
+
+
+def main() -> None:
+    from kvclaims import exits
+
+    exits.run(_click_main)
 
 
 if __name__ == "__main__":

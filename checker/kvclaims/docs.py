@@ -22,8 +22,8 @@ def render_spec(spec: Spec) -> str:
     w = out.append
     w("# The kvclaims spec (generated)\n")
     w("Generated from `spec/*.toml` by `kvclaims spec --format md`; do not edit by hand. "
-      "The semantic reference is MODEL.md (see ../shared/design/).\n")
-    w("## Events (MODEL §5)\n")
+      "The model in words is docs/model.md.\n")
+    w("## Events (docs/model.md §5)\n")
     o = spec.order
     w("Keys are closed (docs/checking.md \"Closed input\"): a known event may carry only its "
       "required, read and carried fields, the base fields "
@@ -66,7 +66,7 @@ def render_spec(spec: Spec) -> str:
     w(f"- source field (skew declarations relate two of its values): `{o.source_field}`")
     w("- time fields a skew bound is measured on, in precedence: "
       + ", ".join(f"`{t}`" for t in o.time_fields))
-    w("\n## Claim lifecycle (MODEL §4)\n")
+    w("\n## Claim lifecycle (docs/model.md §4)\n")
     w(f"Initial state `{spec.claim.initial}`. Under responsibility: "
       + ", ".join(f"`{s}`" for s in sorted(spec.responsible)) + ". Released: "
       + ", ".join(f"`{s}`" for s in sorted(spec.released)) + ".\n")
@@ -81,7 +81,7 @@ def render_spec(spec: Spec) -> str:
         w(f"| `{t.event}` | {', '.join(sorted(t.sources))} | {t.target} |")
     w("\nClaim-scoped outcomes of a restoration failure and the event that answers each: "
       + ", ".join(f"{k} → `{v}`" for k, v in spec.offload_outcome_events.items()) + ".\n")
-    w("## Rules (MODEL §6)\n")
+    w("## Rules (docs/model.md §6)\n")
     w("| id | title | section | statement |")
     w("|---|---|---|---|")
     for r in spec.rules.values():

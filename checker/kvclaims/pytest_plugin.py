@@ -2,12 +2,15 @@
 
 Registered through the ``pytest11`` entry point (``kvclaims = "kvclaims.pytest_plugin"``), or with
 ``pytest_plugins = ["kvclaims.pytest_plugin"]`` in a conftest. It adapts the checker and the fuzz
-driver to pytest; it decides nothing itself (MODEL.md §6 is decided by kvclaims.check.replay).
+driver to pytest; it decides nothing itself: the verdict is kvclaims.run's, the one `check` shows.
 
 Fixtures:
 
-- ``kvclaims_check(trace, expect="conformant")`` — check a trace file (``.kvt`` or JSON Lines, a
-  path) or a list of :class:`~kvclaims.trace.model.Event`; if the verdict is not `expect`, fail
+- ``kvclaims_check(trace, expect="conformant", options=None)`` — check a trace file (``.kvt`` or
+  JSON Lines, a path) or a list of :class:`~kvclaims.trace.model.Event` (or a PartialTrace) with
+  the options of `kvclaims check` (a kvclaims.run.Options: engine, skew, gates); if the overall
+  result (``conformant``, ``violation``, ``gate_failed``, ``inconclusive``, ``input_error``) is
+  not `expect`, fail
   the test with the text report: each finding located (file:line:column, event index), the quoted
   line, the claim's state before, and the rule's sentence. Returns the Report.
 - ``kvclaims_fuzz(runtime, examples=…, seed=…)`` — run a `kvclaims fuzz` style search (output
@@ -16,29 +19,36 @@ Fixtures:
 
 The same two are plain functions, :func:`check_trace` and :func:`fuzz_runtime`, for use without
 fixtures. See docs/fuzz.md.
+
+pytest loads this module at the start of every run in an environment where kvclaims is installed,
+so it imports nothing of kvclaims (nor rich, msgspec, z3) until a fixture or function is used:
+about 2 ms of start-up when unused (bench/startup.md).
 """
 
 from __future__ import annotations
 
-import io
 import os
 from collections.abc import Callable, Iterable
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from kvclaims import spec as spec_mod
-from kvclaims.check.verdict import CONFORMANT, Report
-from kvclaims.trace.model import Event
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from kvclaims.check.verdict import Report
+    from kvclaims.trace.model import Event
 
 __all__ = ["check_trace", "fuzz_runtime", "kvclaims_check", "kvclaims_fuzz", "render_report"]
 
 
 def render_report(report: Report) -> str:
     """The `kvclaims check` text report as plain text (no colour), for failure messages."""
+    import io
+
     from rich.console import Console
 
+    from kvclaims import spec as spec_mod
     from kvclaims.report.text import render
 
     buf = io.StringIO()
@@ -48,21 +58,27 @@ def render_report(report: Report) -> str:
     return buf.getvalue()
 
 
-def check_trace(trace: str | os.PathLike[str] | Iterable[Event], expect: str = CONFORMANT,
-                *, name: str | None = None) -> Report:
-    """Check `trace` (a path, or events); fail the running test unless the verdict is `expect`
-    (``conformant``, ``violation``, ``inconclusive`` or ``input_error``)."""
+def check_trace(trace: str | os.PathLike[str] | Iterable[Event], expect: str | None = None,
+                *, name: str | None = None, options: Any = None) -> Report:
+    """Check `trace` (a path, events, or a PartialTrace) as `kvclaims check` does with
+    `options` (a kvclaims.run.Options); fail the running test unless the overall result is
+    `expect` (``conformant``, the default, ``violation``, ``gate_failed``, ``inconclusive`` or
+    ``input_error``)."""
+    from kvclaims import spec as spec_mod
+    from kvclaims.check.verdict import CONFORMANT
+    from kvclaims.run import Options, decide_path, decide_trace
+    from kvclaims.trace.model import PartialTrace
+
+    expect = CONFORMANT if expect is None else expect
     spec = spec_mod.load()
+    options = Options() if options is None else options
     if isinstance(trace, (str, os.PathLike)):
-        from kvclaims.run import check_path
-
-        report = check_path(os.fspath(trace), spec)
+        report = decide_path(os.fspath(trace), spec, options)
     else:
-        from kvclaims.check.replay import check_events
-
-        report = check_events(spec, list(trace), name or "<events>")
-    if report.verdict != expect:
-        pytest.fail(f"kvclaims: expected {expect}, got {report.verdict}\n"
+        events = trace if isinstance(trace, PartialTrace) else list(trace)
+        report = decide_trace(spec, events, options, name or "<events>")
+    if report.result != expect:
+        pytest.fail(f"kvclaims: expected {expect}, got {report.result}\n"
                     + render_report(report), pytrace=False)
     return report
 
@@ -76,6 +92,8 @@ def fuzz_runtime(runtime: str, *, examples: int = 200, seed: int = 0,
     where its `.kvt`, workload and reproduction command were written (under `out`). With
     `expect_rule`, fail unless that rule is found (for testing that a known fault is caught).
     Returns the :class:`~kvclaims.fuzz.driver.FuzzSummary`."""
+    from pathlib import Path
+
     from kvclaims.fuzz.driver import search
     from kvclaims.runtime.interface import RuntimeUnavailable
 

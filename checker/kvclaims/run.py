@@ -1,15 +1,21 @@
-"""Check one input end to end: open, detect, import, replay, gate (ARCHITECTURE.md pipeline).
+"""The one decision path: open, detect, import, decide, gate (ARCHITECTURE.md pipeline).
 
-Adapts files and streams to the deciding core. Bad input never escapes as a traceback: an
-InputError (or the claim limit) ends reading at its location, and the report still carries what the
-part already read decided.
+Every command and view that shows a verdict (check, explain, shrink, fuzz and its --replay, the
+pytest plug-in; `watch` not yet, see docs/report-format.md) gets it from here, with one :class:`Options` that carries every option able to
+change a decision (engine, order, skew, bounds, gates): :func:`decide_path` for a file,
+:func:`decide_trace` for events in memory, :class:`Decision` for a live stream. Nothing else
+re-decides (docs/report-format.md, "one verdict everywhere").
+
+Bad input never escapes as a traceback: an InputError (or the claim limit) ends reading at its
+location, and the report carries what the part already read decided, marked as such, and no
+reconstructed outcome (no claim verdicts, no "resident preserved").
 """
 
 from __future__ import annotations
 
 import io
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import BinaryIO
 
@@ -19,23 +25,46 @@ from kvclaims.check.replay import DEFAULT_MAX_CLAIMS, ClaimLimit, Replay
 from kvclaims.check.state import RuleIds
 from kvclaims.check.verdict import (
     CONFORMANT,
+    GATE_FAILED,
     INCONCLUSIVE,
     INPUT_ERROR,
     UNKNOWN,
+    VIOLATION,
     Finding,
     InputProblem,
     Report,
+    claims_carry_findings,
+    levels_agree,
 )
 from kvclaims.spec import Spec
-from kvclaims.trace.detect import format_of
+from kvclaims.trace.detect import format_of, skip_bom
 from kvclaims.trace.jsonl import DEFAULT_MAX_LINE_BYTES, read_jsonl
-from kvclaims.trace.model import Event, InputError, Skew
+from kvclaims.trace.model import Event, InputError, PartialTrace, Skew
 
 ENGINES = ("auto", "replay", "z3")
 
 
+# What the exit code says for each overall result (Report.result; ARCHITECTURE.md exit codes).
+EXIT_CODES = {CONFORMANT: 0, VIOLATION: 1, GATE_FAILED: 1, INPUT_ERROR: 2, INCONCLUSIVE: 3}
+
+
+def exit_code(reports: Iterable[Report]) -> int:
+    """One exit code for several reports: an input error first, then a violation or a failed
+    gate, then inconclusive; 0 only when every overall result is conformant."""
+    results = {r.result for r in reports}
+    for result in (INPUT_ERROR, VIOLATION, GATE_FAILED, INCONCLUSIVE):
+        if result in results:
+            return EXIT_CODES[result]
+    return EXIT_CODES[CONFORMANT]
+
+
 @dataclass(frozen=True)
 class Options:
+    """Every option that can change a decision or how the input is read. A new decision option
+    (a bound, an order declaration) is one field here plus one flag of the same name in
+    cli.decision_options; every command then passes it through the same :func:`decide_path` /
+    :func:`decide_trace` (and the deciding core reads it from here)."""
+
     input_format: str | None = None  # None: detect from content
     require: tuple[str, ...] = ()
     max_line_bytes: int = DEFAULT_MAX_LINE_BYTES
@@ -73,6 +102,7 @@ def _kvt_reader() -> Callable[..., Iterator[Event]]:
 
 def open_events(fh: BinaryIO, file: str, spec: Spec, options: Options,
                 skews: list[Skew] | None = None) -> Iterator[Event]:
+    skip_bom(fh, file)
     peek = fh.peek(4096)[:4096] if hasattr(fh, "peek") else b""
     fmt = format_of(peek, file, options.input_format)
     if fmt == "jsonl":
@@ -87,104 +117,235 @@ def open_events(fh: BinaryIO, file: str, spec: Spec, options: Options,
     raise InputError(file, 1, 1, f"unknown input format {fmt!r}")
 
 
-def check_stream(fh: BinaryIO, file: str, spec: Spec, options: Options = Options(),
-                 progress: Callable[[int], None] | None = None) -> Report:
-    # The gates read lifecycle and request events in order; they are recorded only when a gate
-    # was asked for, so a plain check keeps no per-event history.
-    recorder = gates.GateRecorder(spec)
-    observers = ((recorder.kinds, recorder),) if options.require else ()
-    replay = Replay(spec, file, max_claims=options.max_claims, observers=observers,
-                    defer_bounds=options.defer_bounds)
-    problem: InputProblem | None = None
-    declared: list[Skew] = []
-    unordered: Event | None = None
-    unordered_index = -1
+class Decision:
+    """The streaming decision of one trace in its written order: the replay, the watch for
+    unordered parts (a batch, a skew), the records --require gates read, and the sources a
+    --skew may name. Feed events, then :meth:`finish`. `declared` collects the trace's own skew
+    declarations (a .kvt reader appends to it while reading)."""
+
+    def __init__(self, spec: Spec, file: str, options: Options = Options(),
+                 declared: list[Skew] | None = None):
+        self.spec = spec
+        self.file = file
+        self.options = options
+        self.declared: list[Skew] = declared if declared is not None else []
+        # The gates read lifecycle and request events in order; they are recorded only when a
+        # gate was asked for, so a plain check keeps no per-event history.
+        self.recorder = gates.GateRecorder(spec)
+        observers = ((self.recorder.kinds, self.recorder),) if options.require else ()
+        self.replay = Replay(spec, file, max_claims=options.max_claims, observers=observers,
+                             defer_bounds=options.defer_bounds)
+        self.unordered: Event | None = None
+        self.unordered_index = -1
+        self.sources: set[str] = set()
+        self._watch_sources = bool(options.skews)
+        self._last_key: tuple[str, object] | None = None
+        self._n = 0
+
+    @property
+    def findings(self) -> list[Finding]:
+        """The findings decided so far (a live view, for watch)."""
+        return self.replay.findings
+
+    def feed(self, ev: Event) -> None:
+        self.replay.feed(ev)
+        f = ev.fields
+        if self._watch_sources:
+            src = f.get(self.spec.order.source_field)
+            if type(src) is str:
+                self.sources.add(src)
+        if self.unordered is None:
+            # Watch for a batch (two consecutive events with one batch key): the replay
+            # decides the written order only, so such a trace is not its to pass.
+            key = None
+            for name in self.spec.order.batch_fields:
+                v = f.get(name)
+                if v is not None:
+                    key = (name, v)
+                    break
+            if key is not None and key == self._last_key:
+                self.unordered = ev
+                self.unordered_index = self._n
+            self._last_key = key
+        self._n += 1
+
+    @property
+    def skews(self) -> tuple[Skew, ...]:
+        return tuple(self.declared) + self.options.skews
+
+    @property
+    def partial(self) -> bool:
+        """Whether some order other than the written one may be admissible."""
+        return self.unordered is not None or bool(self.skews)
+
+    def finish(self, problem: InputProblem | None = None) -> Report:
+        """The written-order report, final when the trace is totally ordered or the engine is
+        the replay (then unordered parts are unknown: never a pass); see :func:`conclude`."""
+        replay = self.replay
+        if problem is None and replay.index < 0:
+            problem = InputProblem(1, 1, "empty trace: no events")
+        if problem is None:
+            own = {s.sources: s for s in self.declared}
+            for skew in self.options.skews:
+                if skew.sources in own:
+                    at = own[skew.sources]
+                    problem = InputProblem(max(1, at.line), max(1, at.column),
+                                           f"skew between {skew.source_a} and {skew.source_b} "
+                                           "is declared both here and by --skew")
+                    break
+        if problem is not None:
+            replay.fail_input(problem)
+        report = replay.finish()
+        if problem is not None and problem.unknown:
+            report = replace(report, verdict=INCONCLUSIVE)
+        if problem is None and self.partial:
+            report = _written_order_only(self.spec, report, self.unordered, self.unordered_index,
+                                         self.skews)
+        return report
+
+    def conclude(self, report: Report) -> Report:
+        """`report` (this written-order one, or the Z3 engine's over every order) with the
+        gates evaluated and an input error's reconstructed facts taken out."""
+        report = conclude(self.spec, report, self.options, self.recorder.records,
+                          partial=self.partial)
+        if self.options.skews:  # for the usage check of --skew (skew_sources_missing)
+            report = replace(report, extra={**report.extra, "sources": tuple(sorted(self.sources))})
+        return report
+
+
+def skew_sources_missing(options: Options, reports: Iterable[Report],
+                         ) -> tuple[list[str], list[str]]:
+    """(sources a --skew names that none of the decided traces has, the sources they have):
+    a skew that relates nothing is a usage mistake, not a silent no-op."""
+    have: set[str] = set()
+    for r in reports:
+        have.update(r.extra.get("sources", ()))
+    named = {x for s in options.skews for x in (s.source_a, s.source_b)}
+    return sorted(named - have), sorted(have)
+
+
+def conclude(spec: Spec, report: Report, options: Options, records: list[gates.Rec],
+             *, partial: bool) -> Report:
+    """The last step of every decision: --require gates on the decided report (a gate that
+    reads events in the written order of a partly ordered trace passes there only: unknown),
+    and for an input error no reconstructed outcome (docs/report-format.md)."""
+    if report.error is not None:
+        return replace(report, claims=(), requests=(), prefixes=(), gates=())
+    report = replace(report, claims=claims_carry_findings(report.claims, report.findings))
+    if options.require:
+        decided = []
+        for name in options.require:
+            g = gates.evaluate(spec, name, report, records)
+            if partial and gates.reads_records(spec, name):
+                g = replace(g, written_order_only=True)
+            decided.append(g)
+        report = replace(report, gates=tuple(decided))
+    return report
+
+
+def _feed_all(decision: Decision, events: Iterable[Event],
+              progress: Callable[[int], None] | None = None) -> InputProblem | None:
+    """Feed `events` (read lazily: the reader may raise) and return the input problem that
+    ended reading, if any."""
+    replay = decision.replay
     try:
-        events = open_events(fh, file, spec, options, declared)
-        feed = replay.feed
-        batch_fields = spec.order.batch_fields
-        last_key: tuple[str, object] | None = None
         n = 0
+        feed = decision.feed
         for ev in events:
             feed(ev)
-            if unordered is None:
-                # Watch for a batch (two consecutive events with one batch key): the replay
-                # decides the written order only, so such a trace is not its to pass.
-                f = ev.fields
-                key = None
-                for name in batch_fields:
-                    v = f.get(name)
-                    if v is not None:
-                        key = (name, v)
-                        break
-                if key is not None and key == last_key:
-                    unordered = ev
-                    unordered_index = n
-                last_key = key
             n += 1
             if progress is not None and n % 65536 == 0:
                 progress(n)
     except InputError as err:
-        problem = InputProblem(err.line, err.column, err.message, err.unknown)
+        return InputProblem(err.line, err.column, err.message, err.unknown)
     except ClaimLimit as err:
-        problem = InputProblem(err.event.line, err.event.column, str(err))
+        return InputProblem(err.event.line, err.event.column, str(err))
     except UnicodeDecodeError as err:
-        problem = InputProblem(replay.index + 2, 1, f"not UTF-8 text: {err.reason}")
-    if problem is None and replay.index < 0:
-        problem = InputProblem(1, 1, "empty trace: no events")
-    if problem is not None:
-        replay.fail_input(problem)
-    report = replay.finish()
-    if problem is not None and problem.unknown:
-        report = replace(report, verdict=INCONCLUSIVE)
-    skews = tuple(declared) + options.skews
-    if problem is None and (unordered is not None or skews):
-        report = _written_order_only(spec, report, unordered, unordered_index, skews)
-    if options.require and problem is None:
-        report = replace(report, gates=tuple(
-            gates.evaluate(spec, name, report, recorder.records) for name in options.require))
-    return report
+        return InputProblem(replay.index + 2, 1, f"not UTF-8 text: {err.reason}")
+    return None
+
+
+def check_stream(fh: BinaryIO, file: str, spec: Spec, options: Options = Options(),
+                 progress: Callable[[int], None] | None = None) -> Report:
+    """The streaming decision of one input in its written order (gates included)."""
+    decision, report = _stream(fh, file, spec, options, progress)
+    return decision.conclude(report)
+
+
+def _stream(fh: BinaryIO, file: str, spec: Spec, options: Options,
+            progress: Callable[[int], None] | None) -> tuple[Decision, Report]:
+    decision = Decision(spec, file, options)
+    problem = None
+    try:
+        events = open_events(fh, file, spec, options, decision.declared)
+    except InputError as err:
+        problem = InputProblem(err.line, err.column, err.message, err.unknown)
+    else:
+        problem = _feed_all(decision, events, progress)
+    return decision, decision.finish(problem)
 
 
 def _written_order_only(spec: Spec, report: Report, at: Event | None, index: int,
                         skews: tuple[Skew, ...]) -> Report:
-    """The replay decided one admissible order of a partly ordered trace: never a pass."""
+    """The replay decided one admissible order of a partly ordered trace: never a pass, and no
+    finding of that one order is a fact of the trace (another order may avoid it)."""
     R = RuleIds(spec)
     where = (f"a batch of events whose order is unknown (line {at.line})" if at is not None
              else f"a skew between {skews[0].source_a} and {skews[0].source_b}")
     finding = Finding(
-        status=UNKNOWN, rule=R.stream, line=at.line if at is not None else skews[0].line,
+        status=UNKNOWN, rule=R.stream, line=at.line if at is not None else max(1, skews[0].line),
         column=at.column if at is not None else max(1, skews[0].column),
         event_index=index if at is not None else 0, event=at.kind if at else "skew",
         message=f"the trace has {where}; the replay engine decided the written order only, "
                 "so other admissible orders are unchecked (use --engine auto or z3)")
-    findings = tuple(sorted(report.findings + (finding,),
-                            key=lambda f: (f.event_index, f.rule)))
-    verdict = INCONCLUSIVE if report.verdict == CONFORMANT else report.verdict
-    return replace(report, verdict=verdict, findings=findings,
+    one_order = tuple(
+        replace(f, status=UNKNOWN, message=f.message + " (in the written order; other "
+                "admissible orders are unchecked)") if f.status == VIOLATION else f
+        for f in report.findings)
+    findings = tuple(sorted(one_order + (finding,), key=lambda f: (f.event_index, f.rule)))
+    claims = levels_agree(report.claims, findings, INCONCLUSIVE, None)
+    return replace(report, verdict=INCONCLUSIVE, findings=findings, claims=claims,
                    extra={**report.extra, "engine": "replay", "order": "partial"})
 
 
-def _gates_written_order(spec: Spec, report: Report) -> Report:
-    R = RuleIds(spec)
-    finding = Finding(status=UNKNOWN, rule=R.stream, line=1, column=1, event_index=0,
-                      event="gate", message="--require gates read the events in the written "
-                      "order; the trace has unordered parts, so other orders are unchecked")
-    verdict = INCONCLUSIVE if report.verdict == CONFORMANT else report.verdict
-    return replace(report, verdict=verdict, findings=report.findings + (finding,))
-
-
-def check_partial(fh: BinaryIO, file: str, spec: Spec, options: Options) -> Report:
-    """The Z3 engine over the whole trace (read into memory: every order is decided at once)."""
+def _decide_every_order(spec: Spec, trace: PartialTrace, file: str, options: Options) -> Report:
+    """The Z3 engine over the whole trace (in memory: every order is decided at once)."""
     from kvclaims.check import partial
-    from kvclaims.trace.partial_input import read_partial
 
-    trace = read_partial(fh, file, spec, options.input_format, options.skews,
-                         max_line_bytes=options.max_line_bytes)
     batches = [(s, e) for s, e, _ in trace.batches(spec) if e - s >= 2]
     return partial.decide(spec, trace.events, file=file, batches=batches, skews=trace.skews,
                           timeout_ms=options.solver_timeout_ms,
                           defer_bounds=options.defer_bounds)
+
+
+def check_partial(fh: BinaryIO, file: str, spec: Spec, options: Options) -> Report:
+    """The Z3 engine over a whole input (gates not evaluated; see :func:`decide_path`)."""
+    from kvclaims.trace.partial_input import read_partial
+
+    trace = read_partial(fh, file, spec, options.input_format, options.skews,
+                         max_line_bytes=options.max_line_bytes)
+    return _decide_every_order(spec, trace, file, options)
+
+
+def _needs_every_order(first: Report, decision: Decision, options: Options) -> bool:
+    if first.error is not None or options.engine == "replay":
+        return False
+    return options.engine == "z3" or decision.partial
+
+
+def decide_trace(spec: Spec, trace: PartialTrace | Sequence[Event], options: Options = Options(),
+                 file: str = "<events>") -> Report:
+    """THE decision of a trace held in memory (events and their skew declarations), with every
+    option: the written-order replay first (input problems, gates, whether the order is total),
+    then the Z3 engine when some order other than the written one is admissible."""
+    if not isinstance(trace, PartialTrace):
+        trace = PartialTrace(tuple(trace))
+    decision = Decision(spec, file, options, list(trace.skews))
+    first = decision.finish(_feed_all(decision, trace.events))
+    if not _needs_every_order(first, decision, options):
+        return decision.conclude(first)
+    every = PartialTrace(trace.events, decision.skews)
+    return decision.conclude(_decide_every_order(spec, every, file, options))
 
 
 def check_kv_stream(path: str, spec: Spec, options: Options) -> Report | None:
@@ -227,57 +388,58 @@ def check_kv_stream(path: str, spec: Spec, options: Options) -> Report | None:
         return _failed(label, InputProblem(err.line, err.column, err.message))
 
 
-def check_path(path: str, spec: Spec, options: Options = Options(),
-               progress: Callable[[int], None] | None = None) -> Report:
+def decide_path(path: str, spec: Spec, options: Options = Options(),
+                progress: Callable[[int], None] | None = None) -> Report:
+    """THE decision of a trace file (`-`: standard input), with every option: streamed in the
+    written order first, read again whole for the Z3 engine when the order is partial."""
+    label = "<stdin>" if path == "-" else path
     stream = check_kv_stream(path, spec, options)
     if stream is not None:
         return stream
-    if options.engine != "replay":
-        # Two passes at most; each opens a fresh stream (standard input is kept in memory).
-        label = "<stdin>" if path == "-" else path
-        stdin = sys.stdin.buffer.read() if path == "-" else b""
-
-        def reopen() -> BinaryIO:
-            if path == "-":
-                return io.BufferedReader(io.BytesIO(stdin))  # type: ignore[arg-type]
-            return open(path, "rb")
-
+    if options.engine == "replay":
+        if path == "-":
+            return check_stream(sys.stdin.buffer, label, spec, options, progress)
         try:
-            data = reopen()
+            fh = open(path, "rb")
         except OSError as err:
             return _unopened(path, err)
-        # The streaming replay reads first: it finds input errors with what was decided
-        # before them, evaluates --require gates, and tells whether the order is total.
-        with data:
-            first = check_stream(data, label, spec, options, progress)
-        if first.error is not None or (options.engine == "auto"
-                                       and first.extra.get("order") != "partial"):
-            return first
-        try:
-            with reopen() as data:
-                report = check_partial(data, label, spec, options)
-        except (InputError, OSError):
-            return first
-        if options.require:
-            report = replace(report, gates=first.gates)
-            if first.extra.get("order") == "partial":
-                report = _gates_written_order(spec, report)
-        return report
-    if path == "-":
-        return check_stream(sys.stdin.buffer, "<stdin>", spec, options, progress)
+        with fh:
+            return check_stream(fh, path, spec, options, progress)
+    # Two passes at most; each opens a fresh stream (standard input is kept in memory).
+    stdin = sys.stdin.buffer.read() if path == "-" else b""
+
+    def reopen() -> BinaryIO:
+        if path == "-":
+            return io.BufferedReader(io.BytesIO(stdin))  # type: ignore[arg-type]
+        return open(path, "rb")
+
     try:
-        fh = open(path, "rb")
+        data = reopen()
     except OSError as err:
         return _unopened(path, err)
-    with fh:
-        return check_stream(fh, path, spec, options, progress)
+    # The streaming replay reads first: it finds input errors with what was decided before
+    # them, records what --require gates read, and tells whether the order is total.
+    with data:
+        decision, first = _stream(data, label, spec, options, progress)
+    if not _needs_every_order(first, decision, options):
+        return decision.conclude(first)
+    try:
+        with reopen() as data:
+            report = check_partial(data, label, spec, options)
+    except (InputError, OSError):
+        return decision.conclude(first)
+    return decision.conclude(report)
+
+
+# The names callers have used; the same decision.
+check_path = decide_path
 
 
 def _unopened(path: str, err: OSError) -> Report:
-    return _failed(path, InputProblem(0, 0, f"cannot open: {err.strerror}"))
+    return _failed(path, InputProblem(None, None, f"cannot open: {err.strerror}"))
 
 
 def _failed(path: str, problem: InputProblem) -> Report:
     return Report(file=path, verdict=INPUT_ERROR, events=0, findings=(), finding_counts={},
                   claims=(), requests=(), prefixes=(), cached_resident_victims=0,
-                  resident_preserved=True, protected_resident_blocks=0, error=problem)
+                  resident_preserved=False, protected_resident_blocks=0, error=problem)

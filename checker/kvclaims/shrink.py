@@ -47,7 +47,6 @@ from dataclasses import dataclass
 
 import msgspec
 
-from kvclaims.check.replay import check_events
 from kvclaims.check.verdict import VIOLATION, Report
 from kvclaims.spec import Spec, SpecError
 from kvclaims.trace.model import Event
@@ -276,8 +275,9 @@ def shrink(
 ) -> ShrinkResult:
     """A 1-minimal sub-trace of `events` that still violates `rule` (module docstring).
 
-    `decide` is the deciding engine (default: the replay checker); `progress` is called after
-    every engine call with (checks so far, events in the smallest interesting sub-trace so far);
+    `decide` is the deciding function (default: kvclaims.run.decide_trace, as `check`);
+    `progress` is called after every engine call with (checks so far, events in the smallest
+    interesting sub-trace so far);
     `max_checks` bounds the engine calls. Raises :class:`ShrinkError` when `rule` is not a rule
     of spec/rules.toml, the trace is empty, or the engine finds no violation of the rule in it.
     """
@@ -289,20 +289,25 @@ def shrink(
     if max_checks is not None and max_checks < 1:
         raise ShrinkError("max_checks must be at least 1")
     if decide is None:
+        from kvclaims.run import decide_trace
 
         def decide(candidate: Sequence[Event]) -> Report:
-            return check_events(spec, candidate)
+            return decide_trace(spec, candidate)
 
     search = _Search(evs, spec, decide, progress, max_checks)
     everything = list(range(len(evs)))
-    original = search.check(everything)
+    # The original is decided as written (not renumbered): its verdict is the one `check` gives.
+    search.checks += 1
+    original = decide(evs)
+    if progress is not None:
+        progress(search.checks, len(evs))
     first = original.first_violation()
     target = rule if rule is not None else (first.rule if first is not None else None)
     if target is None:
-        raise ShrinkError(f"the trace does not violate any rule (verdict {original.verdict})")
+        raise ShrinkError(f"the trace does not violate any rule (verdict {original.result})")
     hits = [f for f in original.findings if f.status == VIOLATION and f.rule == target]
     if not hits:
-        raise ShrinkError(f"the trace does not violate {target} (verdict {original.verdict})")
+        raise ShrinkError(f"the trace does not violate {target} (verdict {original.result})")
     search.rule = target
     search.cache[tuple(everything)] = True
     search.reports[tuple(everything)] = original

@@ -168,14 +168,12 @@ class SpecError(Exception):
 
 
 def spec_root() -> Path:
-    """spec/ inside the installed wheel, else the repository's spec/ (editable installs)."""
+    """spec/ as package data (kvclaims/spec: in the wheel, or the repository's spec/ by a
+    symlink in the checkout), the same place for an installed wheel and an editable install."""
     packaged = resources.files("kvclaims") / "spec"
     if packaged.is_dir():
         return Path(str(packaged))
-    repo = Path(__file__).resolve().parents[2] / "spec"
-    if repo.is_dir():
-        return repo
-    raise SpecError("cannot find spec/: neither kvclaims/spec in the package nor the repository's")
+    raise SpecError("cannot find spec/: kvclaims/spec is missing from the installed package")
 
 
 def grammar_text(root: Path | None = None) -> str:

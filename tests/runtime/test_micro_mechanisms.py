@@ -13,14 +13,13 @@ import pytest
 
 from kvclaims.runtime.mechanisms import DEFAULT_SCENARIO, mechanism_table
 
-from conftest import ROOT
-
-PAPERS = ROOT.parent / "shared" / "reference" / "papers.md"
+from conftest import HAVE_CORPUS, PAPERS
 HEADING = "**Mechanism outcomes in the default scenario**"
 
 
 def _paper_table() -> dict[str, list[str]]:
-    assert PAPERS.is_file(), f"{PAPERS} missing (../shared beside the checkout)"
+    if not HAVE_CORPUS:  # every test here is skipped (conftest.py)
+        return {}
     lines = PAPERS.read_text(encoding="utf-8").splitlines()
     start = next(i for i, line in enumerate(lines) if line.startswith(HEADING))
     rows: dict[str, list[str]] = {}
@@ -44,10 +43,12 @@ def _yes_no(v: bool | None) -> str:
     return "—" if v is None else "yes" if v else "no"
 
 
+@pytest.mark.corpus
 def test_same_mechanisms() -> None:
     assert list(PAPER) == list(OURS)
 
 
+@pytest.mark.corpus
 @pytest.mark.parametrize("mechanism", list(PAPER))
 def test_row(mechanism: str) -> None:
     actions, survives, served, reusable, notes = PAPER[mechanism]

@@ -354,3 +354,45 @@ def test_truncated_kvt_keeps_the_findings_before_it() -> None:
     assert report.verdict == INPUT_ERROR and report.error is not None
     assert "truncated last line" in report.error.message and report.error.line == n
     assert found <= {(f.rule, f.status, f.line) for f in report.findings}, path
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text("ab_", max_size=6), st.text("ab_", max_size=6))
+def test_the_hint_names_exactly_the_keys_one_edit_away(a: str, b: str) -> None:
+    from kvclaims.trace.validate import _one_edit
+
+    assert _one_edit(a, b) == (b in edits(a, "ab_"))
+
+
+def test_an_undeclared_key_names_its_nearest_key() -> None:
+    fields = {"claim_id": "c", "claim_registrathon": "post_hoc"}
+    field, message = VALIDATOR.check("resident_claim_accepted", fields) or ("", "")
+    assert field == "claim_registrathon" and "did you mean 'claim_registration'" in message
+    field, message = VALIDATOR.check("resident_claim_accepted",
+                                     {"claim_id": "c", "registraton": "post_hoc"}) or ("", "")
+    assert "'registration', the .kvt key of 'claim_registration'" in message
+
+
+_KEYS = st.text(alphabet=':"\\ ab{}[],', max_size=4)
+_VALUES = st.recursive(
+    st.none() | st.integers() | st.text(alphabet=':"\\ ab{}[],', max_size=5),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_KEYS, inner, max_size=3),
+    max_leaves=8)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.dictionaries(_KEYS, _VALUES, max_size=5), st.sampled_from([None, ":", " : "]),
+       st.data())
+def test_the_duplicate_key_count_is_exact(obj: dict, sep: str | None,  # type: ignore[type-arg]
+                                          data: st.DataObject) -> None:
+    # colons, quotes, backslashes and brackets inside keys and strings; nested objects
+    from kvclaims.trace.jsonl import _duplicate_key
+
+    seps = (",", sep) if sep is not None else None
+    raw = json.dumps(obj, separators=seps).encode()
+    assert _duplicate_key(raw, obj) is None, raw
+    if obj:
+        key = data.draw(st.sampled_from(sorted(obj)))
+        dup = raw[:-1] + b", " + json.dumps(key).encode() + (sep or ": ").encode() + b"1}"
+        found = _duplicate_key(dup, json.loads(dup))
+        assert found is not None and repr(key) in found[1], (dup, found)

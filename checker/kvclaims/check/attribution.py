@@ -72,7 +72,7 @@ def _over_protection(rp: Replay, ev: Event, r: Request) -> set[str]:
     if not required or usable is None:
         return named
     soft = [c for c in rp.claims.values() if gives_way(rp, c) and c.state in rp.responsible
-            and not c.silent and c.tracked and c.positions.surviving > 0]
+            and c.tracked and c.positions.surviving > 0]
     if not soft:
         return named
     held = sum(rp._blocks_of(c) for c in rp._protecting_claims())

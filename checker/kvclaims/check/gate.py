@@ -332,3 +332,10 @@ def evaluate(spec: Spec, name: str, report: Report, records: list[Rec]) -> Gate:
 def gate_names(spec: Spec) -> list[str]:
     named = {g for g in spec.gates if spec.canonical_mode(g) is None}
     return sorted(set(spec.modes) | named)
+
+
+def reads_records(spec: Spec, name: str) -> bool:
+    """Whether the gate for `--require NAME` reads the recorded events in their written order
+    (the offload and connector gates) rather than the decided claim statuses (mode bundles)."""
+    mode = spec.canonical_mode(name)
+    return mode is None or spec.modes[mode].gate is not None

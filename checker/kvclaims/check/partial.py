@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import z3
@@ -39,6 +39,7 @@ from kvclaims.check.verdict import (
     Finding,
     InputProblem,
     Report,
+    levels_agree,
 )
 from kvclaims.check.z3model import Encoding, Slot, SymFinding
 from kvclaims.solver import SolverUnknown, ask
@@ -287,20 +288,30 @@ def _assemble(spec: Spec, file: str, events: Sequence[Event], order: Sequence[in
               findings: list[Finding], verdict: str, error: InputProblem | None,
               extra: dict[str, Any], batch_fields: Sequence[str],
               renumber: dict[int, dict[str, Any]],
+              possible: frozenset[tuple[str, str | None]] | None = None,
               defer_bounds: Sequence[DeferBound] = ()) -> Report:
-    """The Z3 engine's verdict and findings with the §7 outcome tables of the linearization."""
+    """The Z3 engine's verdict and findings with the §7 outcome tables of the linearization.
+
+    The tables' claim statuses are those of the one order `order`; they are brought in line with
+    the decided findings (check.verdict.levels_agree): `possible` names the (rule, claim) pairs
+    some admissible order could fail (None: any)."""
     linear = witness_events(events, order, spec, batch_fields, renumber)
     tables = _tables(spec, linear, file, defer_bounds)
+    claims = levels_agree(tables.claims, tuple(findings), verdict, possible)
     if extra.get("order") == "partial":
         extra = {**extra, "witnesses": _witness_text(spec, events, extra, batch_fields,
                                                       renumber)}
     counts: dict[str, int] = {}
     for f in findings:
         counts[f.rule] = counts.get(f.rule, 0) + 1
+    # Every occurrence: the chosen order's replay counts them all (findings list the first per
+    # rule, claim and status), for the rules the decided findings name.
+    for rule in counts:
+        counts[rule] = max(counts[rule], tables.finding_counts.get(rule, 0))
     if error is not None:
         verdict = INPUT_ERROR
     return Report(file=file, verdict=verdict, events=len(events), findings=tuple(findings),
-                  finding_counts=counts, claims=tables.claims, requests=tables.requests,
+                  finding_counts=counts, claims=claims, requests=tables.requests,
                   prefixes=tables.prefixes,
                   cached_resident_victims=tables.cached_resident_victims,
                   resident_preserved=tables.resident_preserved,
@@ -372,15 +383,16 @@ def decide(spec: Spec, events: Sequence[Event], *, file: str = "-",
             column=ev.column, event_index=out_of_scope, event=ev.kind)
         return _assemble(spec, file, events, list(range(len(events))), [f], INCONCLUSIVE, error,
                          {"engine": "z3", "order": "total" if not segs else "partial"},
-                         batch_fields, renumber, defer_bounds)
+                         batch_fields, renumber, defer_bounds=defer_bounds)
     enc = Encoding(spec, events, ctx, defer_bounds)
     found = enc.run(lay.slots) if events else []
     written = list(range(len(events)))
+    possible = frozenset((sf.rule, sf.claim_id) for sf in found if sf.cond is not False)
     if not lay.segments:
         fs = _findings(events, [f for f in found if f.cond is True])
         return _assemble(spec, file, events, written, fs, _verdict_of(fs), error,
-                         {"engine": "z3", "order": "total"}, batch_fields, renumber,
-                         defer_bounds)
+                         {"engine": "z3", "order": "total"}, batch_fields, renumber, possible,
+                         defer_bounds=defer_bounds)
     base = [*lay.constraints, *enc.defs]
     reasons: list[str] = []
     viol = [f.cond for f in found if f.status == VIOLATION]
@@ -455,7 +467,8 @@ def decide(spec: Spec, events: Sequence[Event], *, file: str = "-",
         extra["linearizations"] = "unknown"
         extra["solver"] = f"solver answered unknown: {'; '.join(reasons)}"
         return _assemble(spec, file, events, written, [f], INCONCLUSIVE, error, extra,
-                         batch_fields, renumber, defer_bounds)
+                         batch_fields, renumber, None,
+                         defer_bounds=defer_bounds)
     if r_viol == z3.unsat:
         m = m_unk if m_unk is not None else m_ok if m_ok is not None else m_nv
         assert m is not None
@@ -465,15 +478,40 @@ def decide(spec: Spec, events: Sequence[Event], *, file: str = "-",
         if m_ok is not None:
             extra["conforming"] = order_of(m_ok)
         return _assemble(spec, file, events, order, fs, _verdict_of(fs), error, extra,
-                         batch_fields, renumber, defer_bounds)
+                         batch_fields, renumber, possible,
+                         defer_bounds=defer_bounds)
     assert m_viol is not None
     order = order_of(m_viol)
     extra["violating"] = order
     fs = _findings(events, chosen(m_viol))
     if r_nv == z3.unsat:
         extra["linearizations"] = "all_violate"
+        # Every order violates some rule, but a finding of this witness that some order avoids
+        # is not a fact of the trace: it is unknown at every level (one question per finding).
+        avoidable: list[Finding] = []
+        for f in fs:
+            if f.status != VIOLATION:
+                continue
+            conds = [_b(sf.cond, ctx) for sf in found if sf.status == VIOLATION
+                     and sf.rule == f.rule and sf.claim_id == f.claim_id]
+            if check(z3.Not(z3.Or(*conds)))[0] != z3.unsat:
+                avoidable.append(f)
+        if avoidable:
+            fs = [replace(f, status=UNKNOWN, message=f.message + " (some admissible orders "
+                          "avoid this one; every order violates a rule)") if f in avoidable
+                  else f for f in fs]
+            if not any(f.status == VIOLATION for f in fs):
+                which = ", ".join(f"{f.rule}" + (f" (claim {f.claim_id})" if f.claim_id else "")
+                                  for f in avoidable)
+                first = lay.segments[0]
+                fs.append(Finding(status=VIOLATION, rule=avoidable[0].rule, message=(
+                    f"every admissible order of {spans} violates one of {which}; which one "
+                    "depends on the order (see the violating witness)"),
+                    line=events[first.first].line, column=1, event_index=first.first,
+                    event=events[first.first].kind))
+                fs.sort(key=lambda x: (x.event_index, x.rule))
         return _assemble(spec, file, events, order, fs, VIOLATION, error, extra, batch_fields,
-                         renumber)
+                         renumber, possible, defer_bounds=defer_bounds)
     assert m_nv is not None
     extra["linearizations"] = "some_violate"
     extra["conforming"] = order_of(m_nv)
@@ -489,7 +527,7 @@ def decide(spec: Spec, events: Sequence[Event], *, file: str = "-",
         event_index=first.first, event=events[first.first].kind))
     fs.sort(key=lambda x: (x.event_index, x.rule))
     return _assemble(spec, file, events, order, fs, INCONCLUSIVE, error, extra, batch_fields,
-                     renumber)
+                     renumber, possible, defer_bounds=defer_bounds)
 
 
 def _b(c: Any, ctx: z3.Context) -> Any:

@@ -338,8 +338,7 @@ class Replay:
         before = c.state
         if kind in E.releasing and before in self.responsible:
             self.progress.on_release(c.id)
-        if (c.silent and (kind in E.releasing or kind == E.offloaded) and kind != E.harmed
-                and (not c.bundle or R.silent in c.bundle)):
+        if c.silent and (kind in E.releasing or kind == E.offloaded) and kind != E.harmed:
             # MODEL §6 R-release-order: a release written after the claim's predicate-breaking
             # loss excuses nothing; the loss's findings stand and the late release is reported.
             verb = self.spec.events[kind].verb
@@ -563,6 +562,10 @@ class Replay:
                     c.silent = True
                     c.silent_line = ev.line
         elif c.state in self.released or c.silent:
+            if c.silent and c.protected and c.state in self.responsible:
+                # Another protected block lost: one more R-hard occurrence (finding_counts counts
+                # every one; the finding itself is listed once per claim).
+                self.counts[R.hard] = self.counts.get(R.hard, 0) + 1
             c.lost_after_release += 1
             if c.pending_lost:
                 c.pending_lost.pop(0)
@@ -619,7 +622,7 @@ class Replay:
         if r is not None and (r.outcome != "unknown" or r.allocated):
             return
         holders = [c for c in self.claims.values() if c.state in self.responsible
-                   and not c.silent and self._blocks_of(c) > 0]
+                   and self._blocks_of(c) > 0]
         if sum(self._blocks_of(c) for c in holders) + required > usable:
             self._request(rid)
             self.progress.on_waiting(ev, rid, [c.id for c in holders])

@@ -512,7 +512,7 @@ class Encoding:
         if (kind in E.releasing or kind == E.offloaded) and kind != E.harmed:
             # MODEL §6 R-release-order: a release written after the claim's predicate-breaking
             # loss excuses nothing; the loss's findings stand and the late release is reported.
-            late = o.and_(S[("sil", c)], self.in_bundle(c, self.R.silent))
+            late = S[("sil", c)]
             if S.may(late):
                 with S.when(late):
                     verb = self.spec.events[kind].verb
@@ -1075,7 +1075,7 @@ class Encoding:
             return
         n = len(self.claim_ids)
         soft = [o.and_(S[("ex", c)], self.gives_way(c), o.member(S[("st", c)], self.responsible),
-                       o.not_(S[("sil", c)]), S[("trk", c)], o.cmp(">", self.surviving(c), 0))
+                       S[("trk", c)], o.cmp(">", self.surviving(c), 0))
                 for c in range(n)]
         if not any(S.may(x) for x in soft):
             return
@@ -1195,7 +1195,7 @@ class Encoding:
             return
         n = len(self.claim_ids)
         holds = [o.and_(S[("ex", c)], o.member(S[("st", c)], self.responsible),
-                        o.not_(S[("sil", c)]), o.cmp(">", self.blocks_of(c), 0))
+                        o.cmp(">", self.blocks_of(c), 0))
                  for c in range(n)]
         total = o.total(o.ite(holds[c], self.blocks_of(c), 0) for c in range(n))
         g = o.and_(o.not_(o.eq(usable, NONE)), o.not_(S[("rdec", rid)]),

@@ -1,7 +1,9 @@
 """`kvclaims explain`: a picture of what happened to the pool and to each claim (MODEL.md §6-§7).
 
-Adapts a trace file to :func:`kvclaims.explain.timeline.build_timeline` and hands the timeline to
-a renderer chosen by the output's suffix: `.png`/`.svg` (matplotlib, optional: kvclaims[plot]) or
+The verdict, findings and claim verdicts drawn are those of the one decision path
+(kvclaims.run.decide_path, with the same options as `kvclaims check`); the timeline's replay only
+samples the pool and claim states to draw. It hands the timeline to a renderer chosen by the
+output's suffix: `.png`/`.svg` (matplotlib, optional: kvclaims[plot]) or
 `.html` (one self-contained file, drawn without matplotlib). Bad input is a located message and
 exit code 2, never a traceback.
 """
@@ -10,7 +12,7 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import TextIO
+from typing import Any, TextIO
 
 from kvclaims.explain.timeline import Timeline, build_timeline
 
@@ -104,9 +106,16 @@ def render_to(timeline: Timeline, out: str, claim: str | None = None) -> None:
 
 
 def explain_command(trace: str, claim: str | None, out: str, input_format: str | None,
-                    stderr: TextIO | None = None, claims: str | None = None) -> int:
-    """The CLI entry: 0 written, 2 usage or input error (message on stderr)."""
+                    stderr: TextIO | None = None, options: Any = None) -> int:
+    """The CLI entry: 0 written, 2 usage or input error (message on stderr; an input `check`
+    calls inconclusive, e.g. an unknown format version, exits 3 as `check` does). `options`: a
+    kvclaims.run.Options (default: the defaults, with `input_format`)."""
+    from kvclaims import spec as spec_mod
+    from kvclaims.run import Options, decide_path, exit_code
+
     err = stderr if stderr is not None else sys.stderr
+    if options is None:
+        options = Options(input_format=input_format)
     if os.path.splitext(out)[1].lower() not in SUFFIXES:
         print(f"kvclaims explain: {out}: the output must end in .png, .svg or .html",
               file=err)
@@ -115,8 +124,16 @@ def explain_command(trace: str, claim: str | None, out: str, input_format: str |
         print(f"kvclaims explain: unknown input format {input_format!r} (kvt, jsonl or vllm)",
               file=err)
         return 2
+    spec = spec_mod.load()
+    report = decide_path(trace, spec, options)
+    if report.error is not None:
+        e = report.error
+        where = trace if e.line is None else f"{trace}:{e.line}:{e.column}"
+        print(f"kvclaims explain: {where}: {e.message}", file=err)
+        return exit_code([report])
     try:
-        timeline = read_timeline(trace, input_format=input_format, claims=claims)
+        timeline = read_timeline(trace, spec, input_format=options.input_format,
+                                 claims=options.claims, decided=report)
         render_to(timeline, out, claim)
     except ExplainError as e:
         print(f"kvclaims explain: {e}", file=err)

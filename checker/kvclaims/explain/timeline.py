@@ -204,8 +204,15 @@ def _point(index: int, c: dict[str, Any]) -> ClaimPoint:
 
 def build_timeline(events: Iterable[Event], spec: Spec, file: str = "-", *,
                    max_points: int = DEFAULT_MAX_POINTS,
-                   max_victims: int = DEFAULT_MAX_VICTIMS) -> Timeline:
+                   max_victims: int = DEFAULT_MAX_VICTIMS,
+                   decided: Report | None = None) -> Timeline:
     """Replay `events` and sample the state after each one.
+
+    The replay here only samples what to draw. The verdict, the findings and each claim's
+    verdict are `decided`'s, the report of the one decision path (kvclaims.run, with every
+    option: engine, skew, gates), so a picture never shows a kinder verdict than `check`; without
+    `decided` (a caller holding no report) they are the written-order replay's. The timeline's
+    `verdict` is the overall result (Report.result), the headline of every view.
 
     Errors of the event source (kvclaims.trace.model.InputError) and the claim limit propagate:
     the caller decides how to report them.
@@ -294,7 +301,7 @@ def build_timeline(events: Iterable[Event], spec: Spec, file: str = "-", *,
         if key:
             key_indices.append(i)
 
-    report = replay.finish()
+    report = replay.finish() if decided is None else decided
     n = len(cols.index)
     for fd in report.findings:
         if 0 <= fd.event_index < n:
@@ -340,7 +347,7 @@ def build_timeline(events: Iterable[Event], spec: Spec, file: str = "-", *,
     if total > shown:
         notes.append(f"findings: first per (rule, claim, status) pinned; {total - shown} further "
                      "occurrences not drawn")
-    return Timeline(file=file, verdict=report.verdict, events=report.events, pool=pool,
+    return Timeline(file=file, verdict=report.result, events=report.events, pool=pool,
                     claims=tuple(tracks), requests=tuple(lanes_out), victims=tuple(victims),
                     victims_total=victims_total, resident_victims_total=resident_total,
                     findings=report.findings, finding_counts=dict(report.finding_counts),

@@ -28,10 +28,10 @@ from hypothesis import strategies as st
 from hypothesis.database import DirectoryBasedExampleDatabase
 
 from kvclaims import spec as spec_mod
-from kvclaims.check.replay import check_events
 from kvclaims.check.verdict import UNKNOWN, VIOLATION, Finding, Report
 from kvclaims.fuzz import strategies as kst
 from kvclaims.runtime.interface import RuntimeSpec, RuntimeUnavailable, drive, resolve
+from kvclaims.run import decide_trace, exit_code
 from kvclaims.runtime.workload import ClaimSpec, PrefixSpec, RequestSpec, Workload
 from kvclaims.trace.model import Event
 
@@ -98,7 +98,7 @@ def evaluate(runtime: RuntimeSpec, workload: Workload, spec: spec_mod.Spec
         events = tuple(drive(runtime.factory(), workload))
     except Exception as err:  # noqa: BLE001 -- a crashing runtime is a finding, not a crashed fuzzer
         return (), None, [(RUNTIME_ERROR, RUNTIME_ERROR, f"{type(err).__name__}: {err}")]
-    report = check_events(spec, events, runtime.name)
+    report = decide_trace(spec, events, file=runtime.name)  # the decision `check` makes
     return events, report, [(f.rule, f.status, f.message) for f in findings_of(report)]
 
 
@@ -262,7 +262,7 @@ def write_failure(f: Failure, runtime: str, out_dir: Path, spec: spec_mod.Spec) 
     if f.events:
         back = list(read_kvt(kvt, spec=spec))
         n = len(back)
-        report = check_events(spec, back, str(kvt))  # its findings point into the .kvt
+        report = decide_trace(spec, back, file=str(kvt))  # its findings point into the .kvt
         rechecked = any(x.rule == f.rule and x.status == f.status for x in findings_of(report))
     return Failure(f.rule, f.status, f.message, f.workload, f.events, report, f.found_after,
                    f.shrink_steps, kvt, wfile, command, rechecked, n)
@@ -293,7 +293,7 @@ def summary_data(s: FuzzSummary) -> dict[str, Any]:
 def _err(message: str) -> int:
     from rich.console import Console
 
-    Console(stderr=True, highlight=False).print(f"kvclaims fuzz: {message}")
+    Console(stderr=True, highlight=False, markup=False, soft_wrap=True).print(f"kvclaims fuzz: {message}")
     return EXIT_USAGE
 
 
@@ -312,7 +312,7 @@ def fuzz_command(runtime: str, examples: int, seed: int, out: str,
         rt = resolve(runtime)
     except RuntimeUnavailable as err:
         return _err(str(err))
-    console = Console(stderr=True, highlight=False)
+    console = Console(stderr=True, highlight=False, soft_wrap=True)
     progress = Progress(TextColumn("[bold]fuzz[/] {task.description}"), BarColumn(),
                         MofNCompleteColumn(), TextColumn("{task.fields[found]}"),
                         TimeElapsedColumn(), console=console, transient=True)
@@ -383,9 +383,7 @@ def replay_command(runtime: str, workload_file: str, kvt_out: str | None = None)
         with open(kvt_out, "w") as fh:
             write_kvt(events, fh, spec=spec)
     render(report, spec, console)
-    if any(s == VIOLATION for _, s, _ in bad):
-        return EXIT_FAILURES
-    return 3 if bad else EXIT_OK
+    return exit_code([report])
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -20,6 +20,7 @@ import importlib.metadata
 import importlib.util
 import re
 import sys
+from importlib import resources
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,9 +34,11 @@ SOURCE_RE = re.compile(r"^(?P<runtime>[a-z0-9][a-z0-9._-]*)@(?P<version>[^:@\s]+
                        r"(?P<path>[^:\s]+):(?P<target>[^:\s]+)$")
 
 
-def repo_root() -> Path:
-    """The checkout holding traces/ (anchor trace paths are relative to it)."""
-    return Path(__file__).resolve().parents[3]
+def evidence_root() -> Path:
+    """Where a trace anchor's path (`traces/...`) is resolved: the installed package, which ships
+    the evidence traces as package data (kvclaims/traces, the repository's traces/ by a symlink
+    in the checkout), so a wheel decides the same lowering table as the checkout."""
+    return Path(str(resources.files("kvclaims")))
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,7 +174,7 @@ def check_trace(anchor: Anchor, root: Path | None = None) -> AnchorCheck:
     from kvclaims.run import Options, check_path
 
     spec = spec_mod.load()
-    path = (root or repo_root()) / anchor.ref
+    path = (root or evidence_root()) / anchor.ref
     if not path.is_file():
         return AnchorCheck(DRIFT, f"trace {anchor.ref} missing")
     require = (anchor.require,) if anchor.require else ()

@@ -2,7 +2,7 @@
 
 Exit codes follow the house rules: 0 ok, 1 a violation (drift, over-claim, an accepted bad
 lowering), 2 usage or input error, 3 inconclusive (a solver question answered unknown,
-kvclaims.solver; its reason is printed).
+kvclaims.solver, its reason printed; or --verify-anchors with anchors it could not check).
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from typing import IO
 
 from kvclaims.lower.descriptor import DescriptorError
 from kvclaims.lower.primitives import witness_kvt
+from kvclaims.lower.relation import UNCHECKED
 
 
 def lower_command(fmt: str, verify_anchors: bool, source: str | None,
@@ -43,7 +44,28 @@ def lower_command(fmt: str, verify_anchors: bool, source: str | None,
         for e in table.errors:
             print(f"kvclaims lower: {e}", file=sys.stderr)
         return 1
+    if verify_anchors:
+        # Unverified is not verified: asked to verify, an anchor it could not check leaves the
+        # answer open (exit 3, as an inconclusive check), and each one is named.
+        seen: set[str] = set()
+        unchecked = []
+        for row in table.anchors:
+            if row.anchor.kind in CHECKED_KINDS and row.check.status == UNCHECKED and \
+                    row.anchor.text not in seen:
+                seen.add(row.anchor.text)
+                unchecked.append(row)
+        if unchecked:
+            for row in unchecked:
+                print(f"kvclaims lower: unchecked {row.runtime} {row.anchor.text} -- "
+                      f"{row.check.detail}", file=sys.stderr)
+            print(f"kvclaims lower: inconclusive: {len(unchecked)} anchor(s) could not be "
+                  "checked", file=sys.stderr)
+            return 3
     return 0
+
+
+# The anchor kinds --verify-anchors checks (doc and issue anchors are recorded, not fetched).
+CHECKED_KINDS = ("source", "trace", "proof")
 
 
 def prove_command(path: str, out: IO[str] | None = None) -> int:

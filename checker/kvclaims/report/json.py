@@ -1,7 +1,10 @@
-"""JSON report, version 1 (documented in docs/report-format.md): one object per input file.
+"""JSON report, version 2 (documented in docs/report-format.md): one object per input file.
 
-Adapts a :class:`Report` to the stable machine format other tools parse. Field names are part of
-the contract: change them only with a new `report_version`.
+Adapts a decided :class:`Report` to the stable machine format other tools parse; it decides
+nothing. Field names are part of the contract: change them only with a new `report_version`.
+Version 2: `result` (the overall result, what the exit code says) first; `gates` always a list;
+an input error's report holds the error and the findings on the part read (`scope`), no
+reconstructed outcome.
 """
 
 from __future__ import annotations
@@ -12,14 +15,22 @@ import msgspec
 
 from kvclaims.check.verdict import Report
 
-REPORT_VERSION = 1
+REPORT_VERSION = 2
 
 
 def to_dict(report: Report) -> dict[str, Any]:
     out: dict[str, Any] = {
         "report_version": REPORT_VERSION,
+        "result": report.result,
         "file": report.file,
         "verdict": report.verdict,
+        "gates": [{"bundle": g.bundle, "status": g.status, "passed": g.passed,
+                   "missing": list(g.missing), "violated": list(g.violated),
+                   "written_order_only": g.written_order_only} for g in report.gates],
+        "error": None if report.error is None else {
+            "line": report.error.line, "column": report.error.column,
+            "message": report.error.message},
+        "scope": "whole_trace" if report.error is None else "part_read",
         "events": report.events,
         "findings": [
             {
@@ -89,17 +100,11 @@ def to_dict(report: Report) -> dict[str, Any]:
         "resident_preserved": report.resident_preserved,
         "protected_resident_blocks": report.protected_resident_blocks,
     }
-    if report.gates:
-        g = report.gates[0]
-        out["gate"] = {"bundle": g.bundle, "missing": list(g.missing),
-                       "violated": list(g.violated), "passed": g.passed}
-        if len(report.gates) > 1:
-            out["gates"] = [{"bundle": x.bundle, "missing": list(x.missing),
-                             "violated": list(x.violated), "passed": x.passed}
-                            for x in report.gates]
     if report.error is not None:
-        out["error"] = {"line": report.error.line, "column": report.error.column,
-                        "message": report.error.message}
+        # No reconstructed outcome from a trace that was not read to its end.
+        for key in ("order", "claims", "requests", "prefixes", "cached_resident_victims",
+                    "resident_preserved", "protected_resident_blocks"):
+            del out[key]
     stream = report.extra.get("stream")
     if stream is not None:  # a KV event stream (kvclaims.kvstream): where each finding is
         for f, where in zip(out["findings"], stream["locations"]):

@@ -1,7 +1,10 @@
 """JUnit XML for CI systems: one testsuite per input file, one testcase per claim and rule.
 
-Adapts a report; a violation is a <failure>, an unknown is an <error>, a rule not exercised is
-<skipped>, and an input error is an <error> on a testcase for the file.
+Adapts a decided report; it decides nothing. A violation is a <failure>, an unknown is an
+<error>, a rule not exercised is <skipped>, and an input error is an <error> on a testcase for
+the file (with the findings on the part read, no claim cases). Each --require gate has one
+testcase per requirement: a missing obligation or a violated rule is a <failure>, a pass in the
+written order only an <error>; so the suite fails exactly when the overall result does.
 """
 
 from __future__ import annotations
@@ -18,12 +21,15 @@ def render(reports: list[Report]) -> str:
         failures = errors = 0
         if rep.error is not None:
             errors += 1
+            e = rep.error
+            where = rep.file if e.line is None else f"{rep.file}:{e.line}:{e.column}"
             cases.append(f'  <testcase classname={quoteattr(rep.file)} name="input">'
-                         f'<error message={quoteattr(rep.error.message)}>'
-                         f'{escape(f"{rep.file}:{rep.error.line}:{rep.error.column}")}</error>'
+                         f'<error message={quoteattr(e.message)}>{escape(where)}</error>'
                          "</testcase>")
+        shown: set[tuple[str | None, str, str]] = set()  # (claim, rule, status) with a case
         for c in rep.claims:
             for rule, status in c.rules.items():
+                shown.add((c.claim_id, rule, status))
                 name = quoteattr(f"{c.claim_id} {rule}")
                 finding = next((f for f in rep.findings
                                 if f.claim_id == c.claim_id and f.rule == rule), None)
@@ -41,16 +47,40 @@ def render(reports: list[Report]) -> str:
                     body = ""
                 cases.append(f"  <testcase classname={quoteattr(rep.file)} name={name}>"
                              f"{body}</testcase>")
+        for g in rep.gates:
+            for req in dict.fromkeys((*g.requirements, *g.violated)):
+                name = quoteattr(f"gate {g.bundle} {req}")
+                if req in g.missing or req in g.violated:
+                    failures += 1
+                    why = (f"{rep.file}: gate {g.bundle}: "
+                           + ("missing obligation " if req in g.missing else "violated rule ")
+                           + req)
+                    body = f'<failure message={quoteattr(why)}>{escape(why)}</failure>'
+                elif g.status == UNKNOWN:
+                    errors += 1
+                    why = (f"{rep.file}: gate {g.bundle}: {req} witnessed in the written order "
+                           "only; other admissible orders are unchecked")
+                    body = f'<error message={quoteattr(why)}>{escape(why)}</error>'
+                else:
+                    body = ""
+                cases.append(f"  <testcase classname={quoteattr(rep.file)} name={name}>"
+                             f"{body}</testcase>")
         for f in rep.findings:
-            if f.claim_id is None:
+            # A finding no claim case carries (trace-level, about a claim the trace does not
+            # accept, or on the part read before an input error) has its own case.
+            if (f.claim_id, f.rule, f.status) not in shown:
                 tag = "failure" if f.status == VIOLATION else "error"
                 failures += f.status == VIOLATION
                 errors += f.status != VIOLATION
                 where = f"{rep.file}:{f.line}:{f.column}: {f.message}"
-                cases.append(f"  <testcase classname={quoteattr(rep.file)} name={quoteattr(f.rule)}>"
+                name = f.rule if f.claim_id is None else f"{f.claim_id} {f.rule}"
+                cases.append(f"  <testcase classname={quoteattr(rep.file)} name={quoteattr(name)}>"
                              f"<{tag} message={quoteattr(where)}>{escape(where)}</{tag}></testcase>")
         out.append(f"<testsuite name={quoteattr(rep.file)} tests=\"{len(cases)}\" "
                    f"failures=\"{failures}\" errors=\"{errors}\">")
+        # The overall result first (what the exit code says), then the rules' verdict.
+        out.append(f'  <properties><property name="result" value={quoteattr(rep.result)}/>'
+                   f'<property name="verdict" value={quoteattr(rep.verdict)}/></properties>')
         out.extend(cases)
         out.append("</testsuite>")
     out.append("</testsuites>")

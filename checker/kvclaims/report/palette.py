@@ -24,6 +24,7 @@ BAND_LABELS = {
 VERDICT_COLORS = {
     "conformant": "#1a7f37",
     "violation": "#c62828",
+    "gate_failed": "#c62828",
     "inconclusive": "#b26a00",
     "input_error": "#8e24aa",
 }

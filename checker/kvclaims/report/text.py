@@ -1,6 +1,9 @@
-"""The human report: verdict, per-claim table, located findings, reconstructed outcome.
+"""The human report: overall result, gates, claim table, located findings, reconstructed outcome.
 
-Renders a :class:`Report` with rich. Each finding shows file:line:column, the quoted line, the
+Renders a decided :class:`Report` with rich; it decides nothing. The headline is the overall
+result (what the exit code says), then the rules' verdict when it differs, then each gate. An
+input error's report shows the error and the findings on the part read, marked so, and no
+claim table or reconstructed outcome. Each finding shows file:line:column, the quoted line, the
 claim's state before the event, the rule's sentence from spec/rules.toml and what happened.
 """
 
@@ -13,6 +16,8 @@ from rich.text import Text
 
 from kvclaims.check.verdict import (
     CONFORMANT,
+    GATE_FAIL,
+    GATE_FAILED,
     INCONCLUSIVE,
     INPUT_ERROR,
     NOT_EXERCISED,
@@ -25,7 +30,8 @@ from kvclaims.spec import Spec
 
 _STYLE = {CONFORMANT: "bold green", VIOLATION: "bold red", INCONCLUSIVE: "bold yellow",
           INPUT_ERROR: "bold magenta", PASS: "green", UNKNOWN: "yellow",
-          NOT_EXERCISED: "dim"}
+          NOT_EXERCISED: "dim", GATE_FAILED: "bold red", GATE_FAIL: "bold red"}
+_GATE = {PASS: "PASS", GATE_FAIL: "FAIL", UNKNOWN: "UNKNOWN (passed in the written order only)"}
 _SHORT = {PASS: "pass", VIOLATION: "FAIL", UNKNOWN: "?", NOT_EXERCISED: "·"}
 
 
@@ -46,20 +52,38 @@ def _shown(items: list, interesting, label: str) -> tuple[list, str | None]:
 def _verdict_line(report: Report) -> Text:
     t = Text()
     t.append(f"{report.file}: ", style="bold")
-    t.append(report.verdict.upper(), style=_STYLE.get(report.verdict, "bold"))
-    t.append(f"  ({report.events} events, {len(report.claims)} claims, "
-             f"{len(report.requests)} requests)")
+    result = report.result
+    t.append(result.upper(), style=_STYLE.get(result, "bold"))
+    if result != report.verdict and report.error is None:
+        t.append(f" (rules: {report.verdict})", style=_STYLE.get(report.verdict, ""))
+    if report.error is None:
+        t.append(f"  ({report.events} events, {len(report.claims)} claims, "
+                 f"{len(report.requests)} requests)")
     return t
+
+
+def _gates(report: Report, console: Console) -> None:
+    for g in report.gates:
+        t = Text()
+        t.append(f"gate {g.bundle}: ", style="bold")
+        t.append(_GATE[g.status], style=_STYLE[g.status])
+        if g.missing:
+            t.append(f"  missing: {', '.join(g.missing)}")
+        if g.violated:
+            t.append(f"  violated: {', '.join(g.violated)}")
+        console.print(t)
 
 
 def render(report: Report, spec: Spec, console: Console) -> None:
     console.print(_verdict_line(report))
+    _gates(report, console)
     if report.error is not None:
         e = report.error
-        console.print(Text(f"  input error at {report.file}:{e.line}:{e.column}: {e.message}",
-                           style=_STYLE[INPUT_ERROR]))
-        if report.events:
-            console.print(f"  the {report.events} events read before it are reported below")
+        where = report.file if e.line is None else f"{report.file}:{e.line}:{e.column}"
+        console.print(Text(f"  {where}: error: {e.message}", style=_STYLE[INPUT_ERROR]))
+        if report.findings:
+            console.print(f"  findings decided on the {report.events} events read before the "
+                          "error (the part read only; no verdict on the trace):")
     claims, claims_more = _shown(list(report.claims), lambda c: c.verdict != CONFORMANT,
                                  "claims")
     if report.claims:
@@ -132,21 +156,10 @@ def render(report: Report, spec: Spec, console: Console) -> None:
         console.print(Text("  further occurrences not shown (first per claim and rule): "
                            + ", ".join(f"{r} ×{n}" for r, n in sorted(extra.items())),
                            style="dim"))
-    _outcome(report, console)
-    _order(report, console)
+    if report.error is None:
+        _outcome(report, console)
+        _order(report, console)
     _stream(report, console)
-    for g in report.gates:
-        t = Text()
-        t.append(f"gate {g.bundle}: ", style="bold")
-        if g.passed:
-            t.append("PASS", style="bold green")
-        else:
-            t.append("FAIL", style="bold red")
-            if g.missing:
-                t.append(f"  missing: {', '.join(g.missing)}")
-            if g.violated:
-                t.append(f"  violated: {', '.join(g.violated)}")
-        console.print(t)
 
 
 def _where(report: Report, k: int) -> str:

@@ -141,9 +141,11 @@ def _micro(arg: str) -> RuntimeSpec:
 def _module_factory(module: str, attr: str, *args: str) -> Callable[[], Runtime]:
     try:
         mod = importlib.import_module(module)
-        make = getattr(mod, attr)
-    except (ImportError, AttributeError):
-        raise RuntimeUnavailable(f"{module}.{attr} is not available") from None
+    except Exception as err:  # noqa: BLE001 - any failure while importing the user's module
+        raise RuntimeUnavailable(f"cannot import {module}: {type(err).__name__}: {err}") from None
+    make = getattr(mod, attr, None)
+    if make is None:
+        raise RuntimeUnavailable(f"{module} has no {attr}") from None
     return lambda: make(*args)
 
 

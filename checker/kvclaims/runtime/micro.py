@@ -70,7 +70,7 @@ class RunResult:
 class _Claim:
     __slots__ = ("spec", "prefix", "state", "mode", "protected", "tracked", "positions",
                  "epoch", "offloaded", "off_gen", "host_lost", "silent", "harm_count",
-                 "expiry_due")
+                 "expiry_due", "broken")
 
     def __init__(self, spec: ClaimSpec, prefix: PrefixSpec, mode: str, protected: bool,
                  tracked: bool):
@@ -88,6 +88,7 @@ class _Claim:
         self.silent = False  # fault: a loss went unreported, so nothing further is reported
         self.harm_count = 0
         self.expiry_due = False  # fault expiry_after_loss: expired internally, not yet reported
+        self.broken = False  # its predicate broke (reported or not): it is not expired later
 
     @property
     def id(self) -> str:
@@ -360,6 +361,8 @@ class MicroRuntime:
         before = c.holds()
         del c.positions[pos]
         after = c.holds()
+        if before and not after:
+            c.broken = True
         if not c.tracked or c.silent or c.mode == P.BEST_EFFORT_SPELLING:
             return
         if c.responsible and not c.expiry_due:
@@ -508,6 +511,10 @@ class MicroRuntime:
         for c in self.claims.values():
             d = c.spec.duration_steps
             if d is None or not c.responsible or c.expiry_due or self.epoch < c.epoch + d:
+                continue
+            if c.broken and not c.protected:
+                # A claim that gives way lost its predicate already (best effort: unreported);
+                # expiring it now would be a release after the loss (MODEL §6 R-release-order).
                 continue
             if c.protected and self._has(P.EXPIRY_AFTER_LOSS):
                 c.expiry_due = True  # reported only after this request's allocations

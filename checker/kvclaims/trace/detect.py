@@ -1,15 +1,34 @@
 """Detect a trace's format from its first bytes (MODEL.md §5 inputs): .kvt, JSON Lines, or a
 recorded vLLM KV event stream (`vllm`: a msgpack array, decided by kvclaims.kvstream).
 
-Decides only which importer to use; `--input-format` overrides it.
+Decides only which importer to use; `--input-format` overrides it. A UTF-8 byte-order mark at
+the start of a file is skipped (`skip_bom`), with one note on stderr, in either format.
 """
 
 from __future__ import annotations
+
+import sys
+from typing import BinaryIO
 
 from kvclaims.trace.model import InputError
 
 FORMATS = ("kvt", "jsonl")
 STREAM_FORMATS = ("vllm",)  # KV event record files: need a claim manifest (--claims)
+BOM = b"\xef\xbb\xbf"
+_NOTED: set[str] = set()  # files whose mark was already reported (a check may read twice)
+
+
+def skip_bom(fh: BinaryIO, file: str) -> bool:
+    """Consume a UTF-8 byte-order mark at the start of `fh` (a buffered reader), saying so once
+    on stderr; line and column numbers are unchanged (the mark is not part of any line)."""
+    peek = getattr(fh, "peek", None)
+    if peek is None or peek(len(BOM))[:len(BOM)] != BOM:
+        return False
+    fh.read(len(BOM))
+    if file not in _NOTED:
+        _NOTED.add(file)
+        print(f"{file}: note: skipped a UTF-8 byte-order mark", file=sys.stderr)
+    return True
 
 
 def detect(head: bytes) -> str | None:
@@ -18,7 +37,7 @@ def detect(head: bytes) -> str | None:
 
     if looks_like_records(head):
         return "vllm"
-    for raw in head.splitlines():
+    for raw in head.removeprefix(BOM).splitlines():
         line = raw.strip()
         if not line:
             continue

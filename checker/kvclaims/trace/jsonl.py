@@ -17,22 +17,27 @@ import json
 import re
 from collections.abc import Iterable
 from io import BytesIO
+from operator import itemgetter
 from typing import Any, BinaryIO, Iterator
 
 import msgspec
 
 from kvclaims.spec import Spec
 from kvclaims.trace.model import Event, InputError, PartialTrace, Skew
-from kvclaims.trace.validate import NO_DEEP, Validator
+from kvclaims.trace.validate import Validator
 
 SUPPORTED_SCHEMA_VERSIONS = frozenset({1})
 DEFAULT_MAX_LINE_BYTES = 1 << 20
+_KNOWN_SHAPES = 4096  # shapes remembered with their tests (a speed limit, not a cap)
 CHUNK_BYTES = 1 << 20
 
 _BYTE_RE = re.compile(r"\(byte (\d+)\)")
 _decode = msgspec.json.Decoder().decode
-# A JSON string followed by `:` is an object key (a colon outside strings follows a key, always).
-_KEY_RE = re.compile(rb'"((?:[^"\\]|\\.)*)"\s*:')
+# Every JSON string of a line, in order (each match starts at an opening quote: matches are
+# consumed left to right), with the colon after it when it is an object key.
+_STRING_RE = re.compile(rb'"([^"\\]*(?:\\.[^"\\]*)*)"([ \t\r\n]*:)?')
+# A key's closing quote, then blanks, then its colon (`"a" : 1`).
+_SPACED_COLON_RE = re.compile(rb'"[ \t\r\n]+:')
 
 
 def _column_of(err: msgspec.DecodeError) -> tuple[int, str]:
@@ -57,13 +62,14 @@ def read_jsonl(
     validator = Validator(spec)
     shapes_get = validator.shapes.get
     check_shape = validator.check_shape
-    no_deep = NO_DEEP
     lineno = 0
     limit = max_line_bytes + 1  # a line with its newline
     read = getattr(fh, "read1", None) or fh.read
     decode = _decode
     decode_error = msgspec.DecodeError
     supported = SUPPORTED_SCHEMA_VERSIONS
+    known: dict[tuple[Any, ...], tuple[Any, Any]] = {}  # shape -> (value tests, string fields)
+    known_get = known.get
     tail = b""
     while True:
         chunk = read(CHUNK_BYTES)
@@ -91,24 +97,40 @@ def read_jsonl(
                 raise _not_utf8(file, lineno, raw) from None
             if type(obj) is not dict:
                 raise InputError(file, lineno, 1, f"expected a JSON object, got {type(obj).__name__}")
-            # Every written key has a colon after it, so a line with no more colons than the
-            # object has keys has no nested or repeated key; other lines are counted exactly.
-            if raw.count(b":") != len(obj):
-                dup = _duplicate_key(raw, obj)
-                if dup is not None:
-                    raise InputError(file, lineno, dup[0], dup[1])
+            colons, keys = raw.count(b":"), len(obj)
             kind = obj.pop("event", None)
             if type(kind) is not str or not kind:
                 raise InputError(file, lineno, 1, "missing string field 'event'")
-            # Validator.check, with the call skipped for a known shape without container fields
+            # Validator.check, with the tests of a shape seen valid run directly (one dict lookup
+            # per line gives them and the shape's string fields, for the duplicate-key test)
             shape = (kind, *obj, *map(type, obj.values()))
-            deep = shapes_get(shape)
-            if deep is not no_deep:
-                bad = check_shape(kind, obj, shape, deep)
-                if bad is not None:
-                    field, message = bad
-                    idx = raw.find(b'"' + field.encode() + b'"')
-                    raise InputError(file, lineno, idx + 1 if idx >= 0 else 1, message)
+            entry = known_get(shape)
+            # Duplicate keys (msgspec keeps the last one silently). Every written key has a
+            # colon after it, so a line with no more colons than decoded keys repeats none;
+            # else the colons of the decoded strings are added (`_string_fields`), and only a
+            # line that still has more colons is counted exactly.
+            if colons != keys:
+                strings = entry[1] if entry is not None else False
+                if strings is False or b"\\" in raw or colons != keys + kind.count(":") + \
+                        "".join(strings(obj)).count(":"):
+                    dup = _duplicate_key(raw, {"event": kind, **obj})
+                    if dup is not None:
+                        raise InputError(file, lineno, dup[0], dup[1])
+            if entry is None:
+                bad = check_shape(kind, obj, shape, None)
+                tests = shapes_get(shape)
+                if bad is None and tests is not None and len(known) < _KNOWN_SHAPES:
+                    entry = known[shape] = (tests, _string_fields(shape, len(obj)))
+            else:  # the value tests of a shape seen valid (ranges, vocabularies, containers)
+                bad = None
+                for test in entry[0]:
+                    if not test(obj):
+                        bad = check_shape(kind, obj, shape, entry[0])
+                        break
+            if bad is not None:
+                field, message = bad
+                idx = raw.find(b'"' + field.encode() + b'"')
+                raise InputError(file, lineno, idx + 1 if idx >= 0 else 1, message)
             version = obj.get("schema_version")
             if version is not None and version not in supported:
                 raise InputError(file, lineno, raw.find(b'"schema_version"') + 1,
@@ -135,21 +157,54 @@ def read_partial_jsonl(
     return PartialTrace(events, tuple(skews))
 
 
+def _string_fields(shape: tuple[Any, ...], n: int) -> Any:
+    """For a shape (kind, n keys, their n value types) without nested objects or lists: a
+    function giving the event's string values, whose colons with the keys' own colons are
+    all a line without a backslash may have besides one per key; False for other shapes.
+
+    Exact: without a backslash every decoded string is its raw spelling, so the raw colons are
+    at least one per written key plus the decoded strings' colons; as many as that means no
+    key was written twice (a repeated key's dropped value can only add colons)."""
+    keys, types = shape[1:1 + n], shape[1 + n:]
+    if any(t is dict or t is list for t in types) or any(":" in k for k in keys):
+        return False
+    names = [k for k, t in zip(keys, types) if t is str]
+    if not names:
+        return lambda obj: ()
+    get = itemgetter(*names)
+    if len(names) == 1:
+        return lambda obj: (get(obj),)
+    return get
+
+
 def _decoded_keys(value: Any) -> int:
+    """Keys of `value`'s objects at any depth, as decoded (a repeated key counted once)."""
+    n = 0
     if type(value) is dict:
-        return len(value) + sum(_decoded_keys(v) for v in value.values())
-    if type(value) is list:
-        return sum(_decoded_keys(v) for v in value)
-    return 0
+        n = len(value)
+        value = value.values()
+    for v in value:
+        t = type(v)
+        if t is dict or t is list:
+            n += _decoded_keys(v)
+    return n
 
 
 def _duplicate_key(raw: bytes, obj: dict[str, Any]) -> tuple[int, str] | None:
     """(column, message) of a key written twice in one object of the line, else None.
 
     Exact: the keys written (strings followed by a colon, at any depth) outnumber the keys
-    decoded exactly when some object repeats a key. The repeated key is then named by a
-    pairs-keeping parse (only on this error path) and located at its second spelling."""
-    if len(_KEY_RE.findall(raw)) == _decoded_keys(obj):
+    decoded exactly when some object repeats a key. Without a backslash in the line a quote is
+    always a string's delimiter, so every written key ends in `":` or `"`, blanks, `:`; counting
+    those bounds the written keys from above (a string that starts with a colon adds one), and
+    equality with the decoded keys settles it; otherwise the keys are counted by the string
+    grammar. The repeated key is then named by a pairs-keeping parse (only on this error path)
+    and located at its second spelling."""
+    decoded = _decoded_keys(obj)
+    if b"\\" not in raw and raw.count(b'":') + len(_SPACED_COLON_RE.findall(raw)) == decoded:
+        return None
+    keys = [m for m in _STRING_RE.finditer(raw) if m.group(2)]
+    if len(keys) == decoded:
         return None
     seen: list[str] = []
 
@@ -165,7 +220,7 @@ def _duplicate_key(raw: bytes, obj: dict[str, Any]) -> tuple[int, str] | None:
     except ValueError:
         pass
     name = seen[0] if seen else ""
-    spellings = [m for m in _KEY_RE.finditer(raw) if not seen or _unescape(m.group(1)) == name]
+    spellings = [m for m in keys if not seen or _unescape(m.group(1)) == name]
     at = spellings[1] if len(spellings) > 1 else (spellings[0] if spellings else None)
     column = len(raw[: at.start()].decode("utf-8", "replace")) + 1 if at is not None else 1
     return column, f"key {name!r} given twice in one object (JSON Lines keeps no duplicate keys)"

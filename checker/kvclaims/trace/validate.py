@@ -67,7 +67,24 @@ def _range_test(names: tuple[str, ...], lo: int, hi: int) -> ValueTest:
     get = itemgetter(*names)
     if len(names) == 1:
         return lambda f: lo <= get(f) <= hi
-    return lambda f: lo <= min(get(f)) and max(get(f)) <= hi
+
+    def test(f: dict[str, Any]) -> bool:
+        values = get(f)
+        return lo <= min(values) and max(values) <= hi
+    return test
+
+
+def _range_member_test(names: tuple[str, ...], lo: int, hi: int, name: str,
+                       values: frozenset[str]) -> ValueTest:
+    """`_range_test` and `_member_test` in one call."""
+    get = itemgetter(*names)
+    if len(names) == 1:
+        return lambda f: lo <= get(f) <= hi and f[name] in values
+
+    def test(f: dict[str, Any]) -> bool:
+        ints = get(f)
+        return lo <= min(ints) and max(ints) <= hi and f[name] in values
+    return test
 
 
 def _member_test(name: str, values: frozenset[str]) -> ValueTest:
@@ -82,8 +99,10 @@ class Validator:
     """Compiled per-spec checks; `check` returns None or (field, message).
 
     A shape already seen valid (same event, same keys, same value types) is accepted after
-    re-checking only its container fields (lists and objects), whose elements the shape does not
-    capture. This is exact: for scalar fields the type decides validity.
+    running only its value tests: the int ranges and closed vocabularies of its fields and its
+    container fields (lists and objects), which the shape does not capture. This is exact: the
+    shape decides the keys (closed per event) and the types; a failed test re-runs the full
+    check, which names the field.
     """
 
     def __init__(self, spec: Spec):
@@ -93,6 +112,7 @@ class Validator:
         self._deep = {name for name, f in spec.fields.items() if f.type not in _SHALLOW}
         self._required = {name: e.required for name, e in spec.events.items()}
         self._allowed = {name: spec.allowed_keys(name) for name in spec.events}
+        self._kvt = {name: f.kvt for name, f in spec.fields.items() if f.kvt != name}
         # field → (min, max) of an int or list[int] field; field → vocabulary of a closed field
         # whose unknown values are input errors
         self._ranges = {name: (f.min, f.max) for name, f in spec.fields.items()
@@ -125,13 +145,19 @@ class Validator:
         ranges grouped by range, closed vocabularies."""
         deep = tuple(k for k in fields if k in self._deep)
         by_range: dict[tuple[int, int], list[str]] = {}
-        tests: list[ValueTest] = []
+        closed: list[tuple[str, frozenset[str]]] = []
         for name, value in fields.items():
             if type(value) is int and name in self._ranges:
                 by_range.setdefault(self._ranges[name], []).append(name)
             elif type(value) is str and name in self._closed:
-                tests.append(_member_test(name, self._closed[name]))
-        tests += [_range_test(tuple(names), lo, hi) for (lo, hi), names in by_range.items()]
+                closed.append((name, self._closed[name]))
+        tests: list[ValueTest] = []
+        if len(by_range) == 1 and len(closed) == 1:  # the common shape: one call per event
+            (lo, hi), names = next(iter(by_range.items()))
+            tests.append(_range_member_test(tuple(names), lo, hi, *closed[0]))
+        else:
+            tests += [_member_test(name, values) for name, values in closed]
+            tests += [_range_test(tuple(names), lo, hi) for (lo, hi), names in by_range.items()]
         if deep:
             tests.append(_problem_test(self, kind, deep))
         return tuple(tests) or NO_DEEP
@@ -143,7 +169,7 @@ class Validator:
         for name, value in fields.items():
             t = types.get(name)
             if allowed is not None and name not in allowed:
-                return name, _unknown_key(kind, name, allowed)
+                return name, _unknown_key(kind, name, allowed, self._kvt)
             if t is None:
                 continue
             if value is None:
@@ -175,9 +201,11 @@ class Validator:
         return None
 
 
-def _unknown_key(kind: str, name: str, allowed: frozenset[str]) -> str:
+def _unknown_key(kind: str, name: str, allowed: frozenset[str], kvt: dict[str, str]) -> str:
     near = sorted(k for k in allowed if _one_edit(name, k))
-    hint = f" (did you mean {near[0]!r}?)" if near else ""
+    alias = sorted((kvt[k], k) for k in allowed if k in kvt and _one_edit(name, kvt[k]))
+    hint = f" (did you mean {near[0]!r}?)" if near else \
+        f" (did you mean {alias[0][0]!r}, the .kvt key of {alias[0][1]!r}?)" if alias else ""
     return (f"event {kind!r} does not carry field {name!r}{hint}: an undeclared key is an input "
             f"error (spec/events.toml; docs/checking.md)")
 
