@@ -27,7 +27,6 @@ CLAIM_KINDS = SPEC.events_of_scope("claim")
 RELEASED = SPEC.released
 RESPONSIBLE = SPEC.responsible
 HOST_STATES = SPEC.offload_host_states
-SEQ_FIELD = "event_sequence"
 TIME_FIELDS = SPEC.order.time_fields
 BATCH_FIELDS = SPEC.order.batch_fields
 BLOCK_FIELD = SPEC.order.block_field
@@ -77,7 +76,7 @@ DST = fld("dst_slots")
 SUMMARY_POSITIONS = fld("summary_positions")
 COUNTED = fld("counted_as_materialization")
 SOURCE = fld(SPEC.order.source_field)
-SEQ_FIELD = fld(SEQ_FIELD)
+SEQ_FIELD = fld("event_sequence")
 
 # The releases the model lets a claim's loss follow (MODEL §4, §6 R-release-order): every
 # lifecycle event leading into a released state, harm excepted (harm is the loss report itself).
