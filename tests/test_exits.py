@@ -57,8 +57,8 @@ LONG_RUNNING = {
 @pytest.mark.parametrize("command", sorted(LONG_RUNNING))
 def test_a_signal_ends_any_command_with_its_code(command: str, sig: int, code: int, word: str,
                                                  tmp_path: Path) -> None:
-    proc = subprocess.Popen([*KV, *LONG_RUNNING[command]], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            cwd=tmp_path)
+    proc = subprocess.Popen([*KV, *LONG_RUNNING[command]], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp_path)
     try:
         while not _handles_sigterm(proc.pid):  # kvclaims.exits is in charge from here on
             assert proc.poll() is None, proc.communicate()
@@ -144,7 +144,7 @@ def test_no_path_mistake_is_an_internal_error(tmp_path: Path, monkeypatch, capsy
             assert err.strip() or out.strip(), args  # `check` reports input errors in its report
 
 
-# ---- messages are not wrapped ----------------------------------------------------------------------
+# ---- messages are not wrapped -------------------------------------------------------------------
 def test_a_long_error_message_stays_on_one_line(tmp_path: Path) -> None:
     module = "a_plugin_module_with_a_name_long_enough_to_pass_eighty_columns_" + "x" * 40
     proc = subprocess.run([*KV, "fuzz", "--runtime", f"py:{module}:make", "--examples", "1"],

@@ -42,12 +42,13 @@ from kvclaims.trace.model import Event, InputError, PartialTrace
 from kvclaims.trace.partial_input import read_partial
 from kvclaims.trace.write import write_jsonl
 
-ROOT = Path(__file__).resolve().parents[1]
-ARTIFACTS = ROOT.parent / "shared" / "corpus" / "resident-kv-artifacts" / "artifacts"
+from conftest import ARTIFACTS, ROOT
+
 SPEC = spec_mod.load()
 TRACES = sorted(p for p in (ROOT / "traces").rglob("*")
                 if p.suffix in (".kvt", ".jsonl") and p.is_file())
-CORPUS = sorted(ARTIFACTS.rglob("*.jsonl")) if ARTIFACTS.is_dir() else []
+CORPUS = sorted(ARTIFACTS.rglob("*.jsonl")) if ARTIFACTS.is_dir() else [
+    pytest.param(None, id="corpus", marks=pytest.mark.corpus)]  # skipped, with its reason
 
 
 def _id(p: Path) -> str:
@@ -185,11 +186,13 @@ def test_every_view_of_a_project_trace_shows_the_decided_verdict(path: Path, tmp
     assert_one_verdict(path, tmp_path)
 
 
-@pytest.mark.parametrize("path", CORPUS, ids=_id)
+@pytest.mark.parametrize("path", CORPUS, ids=[_id(p) for p in CORPUS if isinstance(p, Path)]
+                         or None)
 def test_every_view_of_a_corpus_trace_shows_the_decided_verdict(path: Path, tmp_path: Path):
     assert_one_verdict(path, tmp_path)
 
 
+@pytest.mark.corpus
 def test_the_corpus_is_there() -> None:
     assert len(CORPUS) >= 30 and len(TRACES) >= 50
 
@@ -252,6 +255,7 @@ def test_the_replay_engine_on_a_partial_trace_states_no_violation():
 NO_RESTORE = ARTIFACTS / "offload_lifecycle" / "false_positive_offload_no_restore.jsonl"
 
 
+@pytest.mark.corpus
 def test_a_failed_gate_fails_the_headline_junit_and_the_exit_code():
     res = CliRunner().invoke(cli, ["check", "--require", "offloadable", str(NO_RESTORE)])
     assert res.exit_code == 1
@@ -267,6 +271,7 @@ def test_a_failed_gate_fails_the_headline_junit_and_the_exit_code():
     assert int(suite.get("failures", "0")) == len(rep.gates[0].missing) > 0
 
 
+@pytest.mark.corpus
 @pytest.mark.parametrize("require", [(), ("offloadable",), ("offloadable", "hard_protected")])
 def test_the_json_gates_are_one_list_whatever_the_flag_count(require):
     args = ["check", "--format", "json", *(x for r in require for x in ("--require", r)),
@@ -382,6 +387,7 @@ def test_verify_anchors_with_nothing_to_verify_against_is_inconclusive(tmp_path:
 
 
 # ---- the pytest plug-in and fuzz --replay decide as check does --------------------------------
+@pytest.mark.corpus
 def test_the_pytest_plugin_compares_the_overall_result_with_the_check_options():
     from kvclaims.pytest_plugin import check_trace
 
@@ -464,7 +470,8 @@ def test_every_verdict_command_takes_every_decision_option():
 
     flags = {p.name for p in probe.__click_params__}
     fields = {f.name for f in dataclasses.fields(Options)}
-    converted = {"skews": "skews", "solver_timeout": "solver_timeout_ms"}
+    converted = {"skews": "skews", "solver_timeout": "solver_timeout_ms",
+                 "max_defer_steps": "defer_bounds", "max_defer_ns": "defer_bounds"}
     assert {converted.get(n, n) for n in flags} == fields
     for name in ("check", "explain", "shrink"):
         assert flags <= {p.name for p in cli.commands[name].params}, name

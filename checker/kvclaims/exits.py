@@ -27,7 +27,8 @@ from typing import Any, NoReturn
 EXIT_INPUT = 2
 EXIT_INTERRUPTED = 128 + signal.SIGINT  # the same as kvclaims.cli.EXIT_INTERRUPTED
 EXIT_TERMINATED = 128 + signal.SIGTERM
-REPORT = "please report it with the command line (KVCLAIMS_DEBUG=1 shows the traceback)"
+REPORT = ("a defect of kvclaims: please report it with the command line; KVCLAIMS_DEBUG=1 shows "
+          "the traceback")
 
 # Optional features: the module a command imports -> (its distribution, kvclaims's extra).
 # tests/test_exits.py checks this table against pyproject.toml's optional dependencies.

@@ -299,6 +299,9 @@ def shrink(
     # The original is decided as written (not renumbered): its verdict is the one `check` gives.
     search.checks += 1
     original = decide(evs)
+    why = undecided(original)
+    if why is not None and original.first_violation() is None:
+        raise ShrinkInconclusive(f"the engine could not decide the trace itself ({why})")
     if progress is not None:
         progress(search.checks, len(evs))
     first = original.first_violation()

@@ -193,3 +193,29 @@ def test_generated_queues_progress_and_never_block_on_soft_claims(spec, runtime,
     assert set(opened) <= decided, (opened, decided)
     rep = check_events(spec, events, runtime)
     assert rep.verdict == "conformant", [(f.rule, f.message) for f in rep.findings]
+
+
+def test_soft_claims_that_never_give_way_stall_the_queue_and_are_not_conformant(spec) -> None:
+    """The control `no_give_way` (the plug-in as it was before R-yield): vLLM's waiting loop stops
+    at r1 and the whole queue behind it waits, with no event; the harness's arrival events let the
+    checker see the unreported deferral: never conformant (R-progress unknown: open at the end)."""
+    h = run_yield(no_give_way=True)
+    try:
+        assert {h.outcomes[r] for r in ("r1", "r2", "r3")} == {"waiting"}
+        assert not any(e.kind in ("active_request_deferred", "active_request_refused",
+                                  "resident_claim_harmed") for e in h.events)
+        rep = check_events(spec, h.events, "stall")
+        assert rep.verdict == "inconclusive", [(f.rule, f.message) for f in rep.findings]
+        progress = [f for f in rep.findings if f.rule == RuleIds(spec).progress]
+        assert progress and {f.status for f in progress} == {"unknown"}
+        assert {f.request_id for f in progress} == {"r1"}
+    finally:
+        h.close()
+
+
+def test_every_request_arrival_is_written(spec, yielded) -> None:
+    arrivals = [e.fields for e in yielded.events if e.kind == "request_initialized"]
+    assert [a["request_id"] for a in arrivals] == ["a", "b", "c", "r1", "r2", "r3"]
+    assert [a["active_live_blocks_required"] for a in arrivals] == [4, 4, 2, 10, 2, 3]
+    # r1..r3 arrive for the step whose schedule() first sees them (vLLM's engine loop)
+    assert [a[STEP] for a in arrivals[3:]] == [4, 4, 4]

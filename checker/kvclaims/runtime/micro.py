@@ -4,8 +4,11 @@ It decides, for one workload under one arbitration policy (kvclaims.runtime.poli
 runtime holding resident claims and serving active requests does, and writes what it did as spec
 events: block allocations in vLLM free-queue order, claim acceptance and materialization,
 harm and post-release losses just before the victim they report, refusals and deferrals with full
-attribution, demotion, expiry (TTL in allocation epochs), offload and restoration. Fault switches
-make it misbehave in one named way each; `RunResult.fired` says which actually changed the trace.
+attribution, demotion, expiry (TTL in allocation epochs), offload and restoration. Policies that
+may defer declare their bound (`defer_bound_steps`) on the first event and decide within it
+(R-progress); soft claims give way lowest `claim_priority` first, with harm (R-yield). Fault
+switches make it misbehave in one named way each; `RunResult.fired` says which actually changed
+the trace.
 Pure: no I/O; the same inputs always give the same events.
 """
 

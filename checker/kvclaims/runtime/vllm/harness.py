@@ -449,6 +449,15 @@ class VllmHarness:
                       None, priority=priority, block_hasher=self.hasher, **kw)
         self.requests[rid] = req
         self.outcomes[rid] = "waiting"
+        # The arrival (MODEL §6 R-progress): a request left waiting from here with no event while
+        # claims hold the blocks it needs is deferred without saying so. vLLM's engine loop adds
+        # the requests that came in before the step whose schedule() first sees them
+        # (EngineCore: process the input queue, then step), so the arrival belongs to the next
+        # scheduler step.
+        self._emit("request_initialized", request_id=rid,
+                   active_live_blocks_required=-(-req.num_tokens // self.block_size),
+                   usable_blocks=self.usable,
+                   scheduler_step=self._step + 1 if self.plugin else None)
         self.scheduler.add_request(req)
         return req
 

@@ -124,8 +124,10 @@ class ClaimAwareScheduler(Scheduler):
         # Controls only (deliberately wrong plug-in behaviour, for the checker to reject):
         self._misattribute_to: str | None = conf.get("misattribute_restore_failures_to")
         self._recompute_counts_as_restored = bool(conf.get("recompute_counts_as_restored"))
-        # ... and one that keeps deferring past its declared bound, never deciding (R-progress).
+        # ... one that keeps deferring past its declared bound, never deciding (R-progress), and
+        # one whose soft claims never give way (the queue stalls behind them: R-progress, R-yield).
         self._defer_forever = bool(conf.get("defer_forever"))
+        self._no_give_way = bool(conf.get("no_give_way"))
         self.kvclaims_unclaimed_load_failures: list[tuple[str, list[int]]] = []
         if self.connector is not None and hasattr(self.connector, "kvclaims_observe"):
             self.connector.kvclaims_observe(self)
@@ -327,6 +329,8 @@ class ClaimAwareScheduler(Scheduler):
         claims that do not protect. They drop their extra references (best_effort first, then
         lowest `claim_priority`, then claim id) until it fits; vLLM evicts their blocks in that
         order (freed blocks join the free queue's tail, tail position first)."""
+        if self._no_give_way:
+            return  # the control: soft claims keep their pins and the request waits, unreported
         soft = [(c, sum(1 for b in c.pinned.values() if b.block_id not in shared))
                 for c in self._claims.values()
                 if c.state in RESPONSIBLE and c.pinned and self._gives_way(c)]
