@@ -1,4 +1,4 @@
-"""Benchmark of the .kvt readers (MODEL.md §5): events/s of the fast path and of Lark line by line.
+"""Benchmark of the .kvt readers (docs/model.md §5): events/s of the fast path and of Lark line by line.
 
 Generates N events of the corpus pattern (mostly `block N victim` / `block N materialized` lines
 with ~5 key=value pairs) into a temporary .kvt file and prints a table. Writes no results file.

@@ -26,7 +26,7 @@ EXPECTED_VERDICT: dict[str, tuple[str, str | None, str]] = {
     "claim_metadata/claim_metadata_60_70_80.jsonl": (
         VIOLATION, "R-hard",
         "a hard_exclude claim loses 50 protected blocks: the harm is reported (R-harm and "
-        "R-no-silent-loss pass) but MODEL §6 R-hard makes harm of a hard claim a violation"),
+        "R-no-silent-loss pass) but docs/model.md §6 R-hard makes harm of a hard claim a violation"),
     "offload_lifecycle/false_positive_fallback_recompute.jsonl": (
         VIOLATION, "R-offload", "restored from fallback_recompute: recompute is not restoration"),
     "offload_lifecycle/false_positive_restore_after_reuse.jsonl": (

@@ -1,5 +1,5 @@
 """`kvclaims check FILE.kvbatches --claims M.toml`: recorded KV event streams as input
-(kvclaims.kvstream; MODEL.md §6 R-stream; docs/vllm.md). Every edit of a record file that loses,
+(kvclaims.kvstream; docs/model.md §6 R-stream; docs/vllm.md). Every edit of a record file that loses,
 repeats or renumbers batches is reported, located, and never conformant where events may be
 missing."""
 

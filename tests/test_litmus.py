@@ -1,4 +1,4 @@
-"""`kvclaims litmus`: every case agrees with MODEL.md §8, and traces/litmus/ is up to date."""
+"""`kvclaims litmus`: every case agrees with docs/model.md §8, and traces/litmus/ is up to date."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""`kvclaims watch` live against `kvclaims check` offline: one answer (MODEL.md §6 R-stream).
+"""`kvclaims watch` live against `kvclaims check` offline: one answer (docs/model.md §6 R-stream).
 
 A publisher in the test sends vLLM's frame layout `[topic, seq (8 bytes), payload]` over real ZMQ
 sockets on 127.0.0.1 (an XPUB socket, so it publishes once the watcher's subscription arrived:

@@ -1,5 +1,5 @@
 """Decide a runtime's KV event stream against a claim manifest: the one path `kvclaims watch` and
-`kvclaims check FILE.kvbatches --claims M.toml` share (MODEL.md §6 R-stream; docs/vllm.md).
+`kvclaims check FILE.kvbatches --claims M.toml` share (docs/model.md §6 R-stream; docs/vllm.md).
 
 :class:`StreamCheck` takes received frames in arrival order, live or from a record file, and
 puts them through the same three steps:

@@ -1,4 +1,4 @@
-"""`kvclaims litmus`: the litmus suite L1-L7, C1 and the capacity sweep (MODEL.md §8).
+"""`kvclaims litmus`: the litmus suite L1-L7, C1 and the capacity sweep (docs/model.md §8).
 
 Decides, for each case, whether what the checker reconstructs from the MicroRuntime's trace alone
 agrees with the number the model predicts: every case is a workload run through the MicroRuntime,
@@ -81,7 +81,7 @@ class LitmusResult:
         return all(r.agrees for r in self.rows)
 
 
-# ---- observation: what the checker reconstructs from one trace (MODEL §7) ---------------------
+# ---- observation: what the checker reconstructs from one trace (docs/model.md §7) ---------------------
 def _count(events: Iterable[Event], kind: str) -> int:
     return sum(1 for e in events if e.kind == kind)
 
@@ -223,7 +223,7 @@ def _l7(spec: Spec, l3: LitmusTrace) -> LitmusRow:
 # ---- C1: capability classification from runs --------------------------------------------------
 def classify(spec: Spec, policy: P.Policy,
              workloads: Iterable[Workload]) -> tuple[str, LitmusTrace | None]:
-    """Classify a primitive for a mode from MicroRuntime runs (MODEL §9 order of decision):
+    """Classify a primitive for a mode from MicroRuntime runs (docs/model.md §9 order of decision):
     `unsound` if some run's trace violates the mode's bundle (the first such trace is the
     witness); `approximate` if every run conforms but some accepted claim is lost under pressure;
     `sound` if every run conforms and no claim is ever lost."""

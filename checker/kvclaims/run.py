@@ -75,7 +75,7 @@ class Options:
     engine: str = "auto"
     skews: tuple[Skew, ...] = ()
     solver_timeout_ms: int = 60_000
-    # deferral bounds from the command line (MODEL §6 R-progress), checked beside every bound
+    # deferral bounds from the command line (docs/model.md §6 R-progress), checked beside every bound
     # the trace declares
     defer_bounds: tuple[DeferBound, ...] = ()
     # A recorded KV event stream (format vllm) is joined with this claim manifest and decided by

@@ -1,4 +1,4 @@
-"""Minimal counterexamples: shrink a trace violating a rule of MODEL.md §6 to a 1-minimal
+"""Minimal counterexamples: shrink a trace violating a rule of docs/model.md §6 to a 1-minimal
 sub-trace that still violates it (issue 4; the Hypothesis and Zeller ddmin tradition).
 
 Deciding only: events and a deciding engine in, a :class:`ShrinkResult` out; no files, no
@@ -10,7 +10,7 @@ rule id; not necessarily at the same event or with the same message). The search
 
 1. the original trace is checked; the target is `rule`, else the rule of its first VIOLATION
    finding (findings are ordered by event index); no such violation is a :class:`ShrinkError`;
-2. relevance cut: the replay decides in stream order (MODEL §5 order), so events after the
+2. relevance cut: the replay decides in stream order (docs/model.md §5 order), so events after the
    target finding's event can matter only through a pending loss report settled at the end of a
    block group (docs/checking.md, the timing rule); the prefix ending at that event is tried
    first and kept only if the engine says it is still interesting;
@@ -54,7 +54,7 @@ from kvclaims.trace.model import Event
 Decide = Callable[[Sequence[Event]], Report]
 Progress = Callable[[int, int], None]  # (checks performed, events in the smallest so far)
 
-# The explicit-order field (MODEL §5); the same name the .kvt `@N` prefix carries.
+# The explicit-order field (docs/model.md §5); the same name the .kvt `@N` prefix carries.
 SEQUENCE_FIELD = "event_sequence"
 
 

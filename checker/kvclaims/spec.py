@@ -1,4 +1,4 @@
-"""The model as data: load spec/ into frozen, typed objects (MODEL.md §2-§6).
+"""The model as data: load spec/ into frozen, typed objects (docs/model.md §2-§6).
 
 This module is the only reader of spec/ files. Everything else (the replay checker, the .kvt
 grammar's vocabulary, the writers, the generated docs) asks it, so an event name, a field, a
@@ -83,7 +83,7 @@ class ModeSpec:
     rules: tuple[str, ...]
     gate: str | None
     undecidable: bool
-    protects: bool = False  # may block an active request (MODEL §6 R-yield)
+    protects: bool = False  # may block an active request (docs/model.md §6 R-yield)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,6 +1,6 @@
 """`kvclaims watch`: subscribe to vLLM's live KV event stream and decide its claims, failing closed.
 
-MODEL.md §6 R-stream; docs/vllm.md. Connects a ZMQ SUB socket to vLLM's `ZmqEventPublisher`
+docs/model.md §6 R-stream; docs/vllm.md. Connects a ZMQ SUB socket to vLLM's `ZmqEventPublisher`
 (frames `[topic, seq (8 bytes, big-endian), payload]`), asks the ROUTER replay socket (`--replay`)
 for batches missing before a received one, and hands every frame, in arrival order, to
 :class:`kvclaims.kvstream.StreamCheck`: the same sequencing, join and decision

@@ -1,4 +1,4 @@
-"""The two deciding engines agree (MODEL.md §6): the replay (kvclaims.check.replay, streaming,
+"""The two deciding engines agree (docs/model.md §6): the replay (kvclaims.check.replay, streaming,
 hand-written) and the Z3 engine (kvclaims.check.partial over kvclaims.check.z3model, a guarded
 symbolic interpreter of the same spec tables).
 
@@ -130,7 +130,7 @@ def _block_id(draw: st.DrawFn, events: list[Event]) -> list[Event]:
     return events[:i] + [_with(events[i], physical_block_id=b)] + events[i + 1 :]
 
 
-# Edits aimed at the rules MODEL §6 gained in December 2026 (R-release-order, R-progress,
+# Edits aimed at the rules docs/model.md §6 gained in December 2026 (R-release-order, R-progress,
 # R-yield): re-declared modes, deferrals with and without blocking claims, declared bounds,
 # decisions and releases inserted anywhere. Names come from the spec, never typed here.
 _E = __import__("kvclaims.check.state", fromlist=["EventNames"]).EventNames(SPEC)
@@ -461,7 +461,7 @@ def test_unfolded_trace_with_an_unknown_event() -> None:
     assert_unfolded_agrees(events)
 
 
-# ---- 4. monotonicity (MODEL §6 R-release-order) -------------------------------------------------
+# ---- 4. monotonicity (docs/model.md §6 R-release-order) -------------------------------------------------
 def _violations(rep: Report) -> set[tuple[int, str, str | None]]:
     """Each violation by the line of the event it is about, its rule and claim. (Its event
     index is where its window closed: the end of the trace, or a later event, so it is not

@@ -224,7 +224,7 @@ def test_workload_file_round_trip() -> None:
 
 def test_endless_deferral_past_a_declared_bound_is_found_and_checked(tmp_path: Path) -> None:
     """`kvclaims fuzz --runtime micro:hard_exclude,defer_attempts=2+defer_forever` finds the
-    unbounded deferral (MODEL §6 R-progress), and `kvclaims check` on the written trace says
+    unbounded deferral (docs/model.md §6 R-progress), and `kvclaims check` on the written trace says
     violation (exit 1). Waits for the checker's R-progress (lead's merge)."""
     from click.testing import CliRunner
 

@@ -1,5 +1,5 @@
 """The public strategies (kvclaims.fuzz.strategies): valid traces are conformant, every mutation
-breaks exactly its rule with its status, workloads are ones the MicroRuntime models (MODEL §6)."""
+breaks exactly its rule with its status, workloads are ones the MicroRuntime models (docs/model.md §6)."""
 
 from __future__ import annotations
 

@@ -18,7 +18,6 @@ def test_proof_holds_at_the_stated_bound():
     assert (p.blocks, p.requests, p.bound, p.k) == (8, 3, 7, 1)
     assert set(r.rules_checked) == {"R-hard", "K4-whole-prefix", "K2-live-mapping",
                                     "R-attribution"}
-    assert p.max_check_seconds < 3.0  # ~1 s on the dev box; slack for CI
 
 
 def test_evict_claimed_arbiter_yields_a_confirmed_r_hard_witness(spec):

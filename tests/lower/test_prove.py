@@ -1,4 +1,4 @@
-"""The bad-lowering suite: every bad lowering of MODEL §9 is present and rejected."""
+"""The bad-lowering suite: every bad lowering of docs/model.md §9 is present and rejected."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from kvclaims.lower.prove import prove
 ROOT = Path(__file__).resolve().parents[2]
 SUITE = ROOT / "traces" / "bad-lowering"
 
-# MODEL §9 "Bad-lowering suite", item by item -> case file
+# docs/model.md §9 "Bad-lowering suite", item by item -> case file
 MODEL_LIST = {
     "generic counters only": "generic-counters-only",
     "restore after reuse": "restore-after-reuse",

@@ -1,6 +1,6 @@
 """Survivors that are checker gaps, reported to the lead (issue 15 item 3), not equivalent mutants.
 
-MODEL.md §6 and spec/rules.toml say these mutants are non-conformant and the checker passes them;
+docs/model.md §6 and spec/rules.toml say these mutants are non-conformant and the checker passes them;
 the checker is being changed elsewhere (check/replay.py, check/z3model.py), so the suite records
 each class here with the reason instead of failing CI. A class is a rule, an operator and a mode,
 optionally narrowed to exact mutant ids. The CI sample fails on a survivor outside every class,

@@ -1,4 +1,4 @@
-"""Mutation operators, each written from the rule it breaks (MODEL.md §6, §10; issue 15 item 3).
+"""Mutation operators, each written from the rule it breaks (docs/model.md §6, §10; issue 15 item 3).
 
 `OPERATORS` maps every rule id of spec/rules.toml (looked up through RuleIds, never typed here) to
 the trace edits that rule forbids. An operator reads a conformant seed through
@@ -296,7 +296,7 @@ def harm_moved_early(v: View) -> Iterator[Cut]:
 
 def harm_without_claim(v: View) -> Iterator[Cut]:
     """A harm for a claim that was never accepted is appended."""
-    # MODEL §6 R-harm, L1: no accepted claim, no harm. Any trace; the claim is never submitted.
+    # docs/model.md §6 R-harm, L1: no accepted claim, no harm. Any trace; the claim is never submitted.
     ev = event(E.harmed, **{CLAIM_ID: v.fresh("claim")})
     yield Cut(NO_MODE, "harm for a never-accepted claim appended", tidy([*v.events, ev], v))
 
@@ -439,7 +439,7 @@ def no_admit_replaces_release(v: View) -> Iterator[Cut]:
 def _attributed(v: View, restore: bool = False) -> Iterator[tuple[Any, ClaimView]]:
     """First claim-caused decision of each request naming only claims whose bundle has
     R-attribution; restore-path refusals (a restoration failure's outcome) only with
-    `restore`, since their numbers are not the pool's (MODEL §6 R-attribution)."""
+    `restore`, since their numbers are not the pool's (docs/model.md §6 R-attribution)."""
     seen: set[str] = set()
     for d in v.decisions:
         if not d.blocking or d.request_id in seen:
@@ -916,7 +916,7 @@ def stalled_behind_yielding(v: View) -> Iterator[Cut]:
     """A request is refused/deferred when only yielding claims stand in its way (unnamed).
 
     No event names them, but only best_effort / soft claims hold what the request needs:
-    H + R <= usable < H + S + R (MODEL §6 R-yield), with R = usable - H."""
+    H + R <= usable < H + S + R (docs/model.md §6 R-yield), with R = usable - H."""
     if v.usable is None:
         return
     h, s = v.protecting_blocks(), v.yielding_blocks()

@@ -1,4 +1,4 @@
-"""What a conformant seed trace holds, read independently of the checker (MODEL.md §3-§6, §10).
+"""What a conformant seed trace holds, read independently of the checker (docs/model.md §3-§6, §10).
 
 The mutation operators (mutation_ops) need to know, for a conformant trace, where each claim is
 accepted, released, harmed and loses blocks, whether a loss breaks its materialization predicate,
@@ -78,7 +78,7 @@ COUNTED = fld("counted_as_materialization")
 SOURCE = fld(SPEC.order.source_field)
 SEQ_FIELD = fld("event_sequence")
 
-# The releases the model lets a claim's loss follow (MODEL §4, §6 R-release-order): every
+# The releases the model lets a claim's loss follow (docs/model.md §4, §6 R-release-order): every
 # lifecycle event leading into a released state, harm excepted (harm is the loss report itself).
 RELEASE_KINDS = tuple(sorted(k for k, t in SPEC.claim.transitions.items()
                              if t.target in RELEASED and k != E.harmed
@@ -95,7 +95,7 @@ def bundle_of(mode: str | None) -> frozenset[str]:
 
 
 def holds(pred: Predicate | None, present: set[int]) -> bool | None:
-    """MODEL §3 over the surviving logical positions."""
+    """docs/model.md §3 over the surviving logical positions."""
     if pred is None:
         return None
     if pred.kind == CONTIGUOUS:

@@ -1,5 +1,5 @@
 """MicroRuntime unit tests: litmus numbers, live-KV model, policies and each fault firing
-(MODEL.md §2, §8; papers P1.5, P1.9)."""
+(docs/model.md §2, §8; papers P1.5, P1.9)."""
 
 from __future__ import annotations
 

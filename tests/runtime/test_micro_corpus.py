@@ -1,4 +1,4 @@
-"""The MicroRuntime's 60/70/80 runs match the reference corpus event for event (MODEL.md §8).
+"""The MicroRuntime's 60/70/80 runs match the reference corpus event for event (docs/model.md §8).
 
 Each corpus trace under ../shared/corpus/resident-kv-artifacts/artifacts/ (read in place, never
 copied) is compared with the MicroRuntime run of the same scenario: the same event kinds in the

@@ -1,4 +1,4 @@
-"""The MicroRuntime honours R-progress and R-yield (MODEL.md §6; issue 15 item 4).
+"""The MicroRuntime honours R-progress and R-yield (docs/model.md §6; issue 15 item 4).
 
 Generated workloads, every policy: a policy that may defer declares its bound on the trace's first
 event and decides every deferred request within it; refusals and deferrals name only claims whose

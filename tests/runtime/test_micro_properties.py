@@ -1,4 +1,4 @@
-"""Properties of the MicroRuntime under generated workloads (MODEL.md §6, issue 3 acceptance).
+"""Properties of the MicroRuntime under generated workloads (docs/model.md §6, issue 3 acceptance).
 
 Every correct policy yields conformant traces on every workload; every fault switch, whenever it
 fires, yields a violation of the rule it breaks and of no other rule, and leaves the trace
@@ -39,7 +39,7 @@ OUTCOMES = tuple(SPEC.offload_outcome_events)
 @st.composite
 def workloads(draw: st.DrawFn) -> Workload:
     # The public strategy (kvclaims.fuzz.strategies), with pools up to 48 blocks here, and an
-    # optional `claim_priority` per claim (soft claims give way lowest first, MODEL §6 R-yield).
+    # optional `claim_priority` per claim (soft claims give way lowest first, docs/model.md §6 R-yield).
     wl = draw(public_workloads(max_usable=48))
     prefixes = tuple(
         replace(p, claim=replace(p.claim, priority=draw(st.none() | st.integers(0, 3))))
@@ -125,3 +125,46 @@ def test_fault_witness_violates_exactly_its_rule(name: str) -> None:
     report = check_events(SPEC, result.events, name)
     violated = _violated(report)
     assert P.FAULTS[fault].rule in violated and violated <= P.FAULTS[fault].rules
+
+
+@settings(max_examples=200, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(events=__import__("kvclaims.fuzz.strategies", fromlist=["traces"]).traces())
+def test_every_runtime_trace_reads_back_under_closed_input(events) -> None:
+    """What the MicroRuntime writes (every correct policy, every restore-failure outcome) is read
+    back by the strict readers of both formats with no input error: the runtime emits only the
+    keys and values spec/ declares for each event (closed input, docs/checking.md)."""
+    import io
+
+    from kvclaims.trace.dsl import read_kvt
+    from kvclaims.trace.jsonl import read_jsonl
+    from kvclaims.trace.write import write_jsonl, write_kvt
+
+    out = io.StringIO()
+    write_jsonl(events, out)
+    assert len(list(read_jsonl(io.BytesIO(out.getvalue().encode()), "t.jsonl", SPEC))) == \
+        len(events)
+    out = io.StringIO()
+    write_kvt(events, out, spec=SPEC)
+    assert len(list(read_kvt(io.StringIO(out.getvalue()), "t.kvt", spec=SPEC))) == len(events)
+
+
+@pytest.mark.parametrize("outcome", sorted(SPEC.offload_outcome_events))
+@pytest.mark.parametrize("usable", [8, 10])
+def test_restore_failure_outcomes_read_back_under_closed_input(outcome: str, usable: int) -> None:
+    """Each restoration-failure outcome the offloadable policy can write reads back (the events
+    of a failure outcome carry offload fields no other run writes)."""
+    import io
+
+    from kvclaims.trace.jsonl import read_jsonl
+    from kvclaims.trace.write import write_jsonl
+
+    wl = Workload(usable, (PrefixSpec("p0", 4, ClaimSpec("claim:p0", 3, restore_fails=True,
+                                                         failure_outcome=outcome)),),
+                  (RequestSpec("r0", (6,)), RequestSpec("r1", (1,), reuses="p0")))
+    events = run(wl, P.Policy(P.OFFLOADABLE)).events
+    out = io.StringIO()
+    write_jsonl(events, out)
+    back = list(read_jsonl(io.BytesIO(out.getvalue().encode()), "t.jsonl", SPEC))
+    assert len(back) == len(events)
+    assert check_events(SPEC, back).verdict == CONFORMANT

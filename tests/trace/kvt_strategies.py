@@ -1,4 +1,4 @@
-"""Hypothesis strategies for events of the spec (MODEL.md §5), shared by the .kvt tests."""
+"""Hypothesis strategies for events of the spec (docs/model.md §5), shared by the .kvt tests."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The .kvt reader on the issue's examples, its errors and its header rules (MODEL §5)."""
+"""The .kvt reader on the issue's examples, its errors and its header rules (docs/model.md §5)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Differential test: the fast .kvt parser accepts exactly the Lark grammar's language (MODEL §5).
+"""Differential test: the fast .kvt parser accepts exactly the Lark grammar's language (docs/model.md §5).
 
 Both the raw parse (tokens, values, columns, value errors) and the final result (Event, or
 InputError line, column and message) must agree, on writer output and on mutated or random lines.

@@ -1,5 +1,5 @@
 """Recorded KV event streams: the record file and the order batches are decided in
-(kvclaims.trace.kv_records; MODEL.md §6 R-stream). Generated streams with drops, duplicates,
+(kvclaims.trace.kv_records; docs/model.md §6 R-stream). Generated streams with drops, duplicates,
 reordering within and beyond the window, and restarts."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Round trips: Event → .kvt → Event and Event → JSONL → Event keep kind and fields (MODEL §5),
+"""Round trips: Event → .kvt → Event and Event → JSONL → Event keep kind and fields (docs/model.md §5),
 and partial-order traces keep their batches and skews (.kvt ↔ events ↔ JSONL)."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The restore-failure witness on vLLM 0.33.0's real scheduler (issue 6 item 6, MODEL §4, §6).
+"""The restore-failure witness on vLLM 0.33.0's real scheduler (issue 6 item 6, docs/model.md §4, §6).
 
 The host-tier connector is loaded by vLLM's own KVConnectorFactory through
 `kv_connector_module_path`; the claim-aware scheduler through `scheduler_cls`; the failed load goes

@@ -68,7 +68,7 @@ def test_adapter_implements_the_protocol() -> None:
 ])
 def test_the_60_70_80_probe_through_the_adapter(spec, runtime, verdict, rules, kinds) -> None:
     """The probe's geometry as a fuzz workload gives the probe's verdicts (tests/vllm/test_probe.py).
-    A soft_priority claim gives way to the active request (MODEL §6 R-yield): vLLM evicts it,
+    A soft_priority claim gives way to the active request (docs/model.md §6 R-yield): vLLM evicts it,
     harm reported first; a hard_exclude claim keeps every block and the request is refused."""
     rt = resolve(runtime)
     a = rt.factory()
@@ -175,7 +175,7 @@ def test_plugin_survives(runtime: str, tmp_path: Path) -> None:
 # another protected claim blocks it: the plug-in leaves the reused claim out of blocking_claim_ids
 # and protected_resident_blocks (its `_shared_ids`), since that claim does not block the request.
 # Found by the fuzzer from seeds 0 and 1 (bench/fuzz.md), when the checker still required every
-# protected claim to be named; MODEL §6 asks blocking ids to name *only* claims under
+# protected claim to be named; docs/model.md §6 asks blocking ids to name *only* claims under
 # responsibility holding protected blocks, and the checker now accepts such a subset with the
 # numbers of the claims named. This is seed 1's shrunk workload.
 ATTRIBUTION_CASE = Workload(

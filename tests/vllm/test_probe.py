@@ -1,4 +1,4 @@
-"""The 60/70/80 probe on vLLM 0.33.0's real Scheduler/KVCacheManager/BlockPool (MODEL.md §8)."""
+"""The 60/70/80 probe on vLLM 0.33.0's real Scheduler/KVCacheManager/BlockPool (docs/model.md §8)."""
 
 from __future__ import annotations
 

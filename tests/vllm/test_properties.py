@@ -1,4 +1,4 @@
-"""Hypothesis workloads through stock vLLM and through the claim-aware plug-in (MODEL.md §6).
+"""Hypothesis workloads through stock vLLM and through the claim-aware plug-in (docs/model.md §6).
 
 Stock vLLM: the checker finds silent loss exactly when vLLM evicted a block of the protected
 prefix (counted independently, from vLLM's own BlockRemoved events). Plug-in: no claimed block is

@@ -1,4 +1,4 @@
-"""Requests queued behind claims on vLLM 0.33.0's real scheduler (MODEL.md §6 R-progress, R-yield;
+"""Requests queued behind claims on vLLM 0.33.0's real scheduler (docs/model.md §6 R-progress, R-yield;
 issue 15 item 4; kvclaims.runtime.vllm.queueing).
 
 Soft and best-effort claims give way (evicted by vLLM, best effort first, then lowest

@@ -1,4 +1,4 @@
-"""`kvclaims watch` against vLLM's real ZmqEventPublisher on loopback (MODEL.md §6 R-stream).
+"""`kvclaims watch` against vLLM's real ZmqEventPublisher on loopback (docs/model.md §6 R-stream).
 
 Each watch records what it received (`--record`); `kvclaims check` of the record must give the
 same report (kvclaims.kvstream is the one decision path)."""

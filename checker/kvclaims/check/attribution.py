@@ -1,4 +1,4 @@
-"""Refusals and deferrals: outcome bookkeeping and attribution (MODEL §6 R-attribution, §7).
+"""Refusals and deferrals: outcome bookkeeping and attribution (docs/model.md §6 R-attribution, §7).
 
 Decides whether a claim-caused refusal or deferral names exactly the blocking claims (no smear) and
 carries numbers consistent with the replayed pool: protected blocks, resident + active, free
@@ -40,7 +40,7 @@ def on_decision(rp: Replay, ev: Event) -> None:
 
 
 def gives_way(rp: Replay, c: Claim) -> bool:
-    """The claim's mode does not protect (MODEL §6 R-yield): best_effort, soft_priority."""
+    """The claim's mode does not protect (docs/model.md §6 R-yield): best_effort, soft_priority."""
     return c.mode is not None and not rp.spec.modes[c.mode].protects
 
 
@@ -53,7 +53,7 @@ def settle_yield(rp: Replay, ev: Event, over: set[str]) -> None:
 
 
 def _over_protection(rp: Replay, ev: Event, r: Request) -> set[str]:
-    """MODEL §6 R-yield: a refusal or deferral never names, nor is caused only by, claims whose
+    """docs/model.md §6 R-yield: a refusal or deferral never names, nor is caused only by, claims whose
     mode gives way. Returns the ids of the named claims found over-protected."""
     R = rp.R
     f = ev.fields
@@ -89,7 +89,7 @@ def _over_protection(rp: Replay, ev: Event, r: Request) -> set[str]:
 
 
 def over_protection_wait(rp: Replay, ev: Event, rid: str, yielders: list[str]) -> None:
-    """MODEL §6 R-yield: a request waiting with no event, past the scheduler step it arrived
+    """docs/model.md §6 R-yield: a request waiting with no event, past the scheduler step it arrived
     in, while only claims that give way hold the blocks it needs."""
     for cid in yielders:
         c = rp.claims.get(cid)
@@ -161,7 +161,7 @@ def _attribution(rp: Replay, ev: Event, r: Request) -> None:
                 request_id=r.id,
             )
     if not restore_path:
-        # MODEL §6: blocking ids name *only* claims under responsibility that hold protected
+        # docs/model.md §6: blocking ids name *only* claims under responsibility that hold protected
         # blocks. A protected claim left out (e.g. one whose blocks the request would reuse)
         # is not a smear; the numbers must then be those of the claims named.
         named = {bid: eligible[bid] for bid in blocking if bid in eligible}

@@ -1,6 +1,6 @@
 """Evidence gates (`kvclaims check --require NAME`): which requirements a trace positively witnesses.
 
-Decides, per MODEL.md §6, the reference offloadable bundle (eight requirement ids of the reference
+Decides, per docs/model.md §6, the reference offloadable bundle (eight requirement ids of the reference
 gate), the two connector witness gates of the patched-vLLM boundary (observation and failure
 outcome), and, for every other protection mode, which rules of the mode's bundle the replay did not
 positively witness (status other than pass for the trace's claims). A missing or violated

@@ -1,6 +1,6 @@
-"""KV-RM descriptor obligations K1-K5 (MODEL.md §10), decided from the pager and descriptor events.
+"""KV-RM descriptor obligations K1-K5 (docs/model.md §10), decided from the pager and descriptor events.
 
-The committed descriptor is the claim boundary (choice, MODEL §10): per decode step exactly one
+The committed descriptor is the claim boundary (choice, docs/model.md §10): per decode step exactly one
 descriptor is committed (K1); each of its entries names a block the pager holds bound to that
 logical position (K2); the step's transfer groups are disjoint, contiguous on both sides and cover
 the descriptor's (source block, staging slot) pairs exactly (K3); a claimed prefix reused in the

@@ -1,4 +1,4 @@
-"""The offloadable sub-lifecycle rules (MODEL §4 offloadable, §6 R-offload), per generation.
+"""The offloadable sub-lifecycle rules (docs/model.md §4 offloadable, §6 R-offload), per generation.
 
 Decides, for each claim-scoped offload event, whether it follows spec/lifecycle.toml's offload
 machine: offloaded (gpu -> host), restore_required, restored from the offload tier (fallback

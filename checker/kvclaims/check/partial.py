@@ -1,7 +1,7 @@
 """Partly ordered traces: which orders are admissible, and whether every, no, or some conforms.
 
 Decides, for a trace with unordered batches and skewed merged sources (docs/partial.md), the
-three-valued answer of MODEL §6 over all admissible linearizations, with the Z3 encoding of
+three-valued answer of docs/model.md §6 over all admissible linearizations, with the Z3 encoding of
 :mod:`kvclaims.check.z3model`:
 
 - *conformant*: no admissible order violates a rule (and none is unknown);
@@ -378,7 +378,7 @@ def decide(spec: Spec, events: Sequence[Event], *, file: str = "-",
     if out_of_scope is not None:
         ev = events[out_of_scope]
         f = Finding(status=UNKNOWN, rule=R.vocabulary, message=(
-            f"'{ev.kind}' is a KV-RM event (MODEL §10): rules K1-K5 are decided by the replay "
+            f"'{ev.kind}' is a KV-RM event (docs/model.md §10): rules K1-K5 are decided by the replay "
             "engine only, so the Z3 engine leaves this trace inconclusive"), line=ev.line,
             column=ev.column, event_index=out_of_scope, event=ev.kind)
         return _assemble(spec, file, events, list(range(len(events))), [f], INCONCLUSIVE, error,

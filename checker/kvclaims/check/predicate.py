@@ -1,4 +1,4 @@
-"""The materialization predicate over surviving logical positions (MODEL.md §3).
+"""The materialization predicate over surviving logical positions (docs/model.md §3).
 
 Decides `leading_prefix_at_least(n)` and `contiguous_range(start, n)` incrementally as positions
 materialize and are lost: never over raw counts. `leading(S)` is the largest k with {0..k-1} ⊆ S.

@@ -1,4 +1,4 @@
-"""Deferral bounds (MODEL §6 R-progress): a deferral is a promise to decide later, not a decision.
+"""Deferral bounds (docs/model.md §6 R-progress): a deferral is a promise to decide later, not a decision.
 
 Decides, for the replay checker, whether each deferred active request is admitted, refused or
 unblocked by a release of a claim it names within every declared deferral bound. Bounds come from
@@ -64,7 +64,7 @@ class Deferral:
         self.steps = 0  # elapsed steps seen so far
         self.ns = 0     # elapsed time seen so far
         self.silent = False  # waiting since its arrival with no event (no deferral reported)
-        # claims that give way and alone stand in the way of a silent wait (MODEL §6 R-yield),
+        # claims that give way and alone stand in the way of a silent wait (docs/model.md §6 R-yield),
         # reported once the wait outlasts the arrival's scheduler step
         self.yielders: list[str] = []
 
@@ -157,7 +157,7 @@ class Progress:
         for rid, d in self.open.items():
             if d.yielders and isinstance(step, int) and d.step0 is not None and step > d.step0:
                 # a later scheduler step and still waiting, with no event, behind claims that
-                # give way: over-protection (MODEL §6 R-yield), reported once
+                # give way: over-protection (docs/model.md §6 R-yield), reported once
                 over_protection_wait(self.rp, ev, rid, d.yielders)
                 d.yielders = []
             if isinstance(step, int) and d.step0 is not None and step - d.step0 > d.steps:

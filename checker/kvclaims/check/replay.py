@@ -1,4 +1,4 @@
-"""The replay checker: one streaming pass that decides every rule of MODEL.md §6 per claim.
+"""The replay checker: one streaming pass that decides every rule of docs/model.md §6 per claim.
 
 It replays the pool (physical block -> claim, logical position), each claim's materialization
 predicate over surviving positions (§3), its lifecycle and responsibility (§4) and offload
@@ -115,7 +115,7 @@ class Replay:
             E.reuse_denied: self._on_reuse,
             E.request_initialized: self._on_connector_claim,
         }
-        # KV-RM descriptor and pager events (MODEL §10): rules K1-K5 in check/kvrm.py
+        # KV-RM descriptor and pager events (docs/model.md §10): rules K1-K5 in check/kvrm.py
         self.kvrm = kvrm.State()
         for k in (E.kvrm_mapped, E.kvrm_evicted, E.kvrm_committed, E.kvrm_group, E.kvrm_summary,
                   E.kvrm_reused):
@@ -339,7 +339,7 @@ class Replay:
         if kind in E.releasing and before in self.responsible:
             self.progress.on_release(c.id)
         if c.silent and (kind in E.releasing or kind == E.offloaded) and kind != E.harmed:
-            # MODEL §6 R-release-order: a release written after the claim's predicate-breaking
+            # docs/model.md §6 R-release-order: a release written after the claim's predicate-breaking
             # loss excuses nothing; the loss's findings stand and the late release is reported.
             verb = self.spec.events[kind].verb
             self._find(VIOLATION, R.release_order, ev,
@@ -513,7 +513,7 @@ class Replay:
         c.positions.remove(pos)
         after = c.positions.holds()
         if c.state in self.responsible and c.off_state in self.host_states:
-            # The claimed KV is in the host tier (MODEL §4 offloadable): evicting the GPU copy
+            # The claimed KV is in the host tier (docs/model.md §4 offloadable): evicting the GPU copy
             # is not a loss of the claim.
             return
         if c.state in self.responsible and not c.silent:
@@ -608,7 +608,7 @@ class Replay:
                 and (c.positions.surviving > 0 or (not c.tracked and c.asserted))]
 
     def _on_arrival(self, ev: Event) -> None:
-        """MODEL §6 R-progress: a request the trace shows arriving (request_initialized with the
+        """docs/model.md §6 R-progress: a request the trace shows arriving (request_initialized with the
         blocks it needs) while claims hold the blocks it needs, and not yet decided, waits: the
         runtime defers it without saying so until it is admitted, refused, deferred, given
         blocks, or a claim holding them is released, and the same bounds apply."""
@@ -631,7 +631,7 @@ class Replay:
             self.progress.on_waiting(ev, rid, [c.id for c in holders], yielders)
 
     def _protecting_claims(self) -> list[Claim]:
-        """Claims whose mode may block an active request (MODEL §6 R-yield): under
+        """Claims whose mode may block an active request (docs/model.md §6 R-yield): under
         responsibility, not silently lost, holding blocks, and not offloaded to the host tier."""
         modes = self.spec.modes
         return [c for c in self.claims.values()
@@ -733,7 +733,7 @@ class Replay:
         if self.kvrm.seen:
             kvrm.finish(self)
         for rid in self.progress.open:
-            # MODEL §6 R-progress: a deferral still open at the end leaves the outcome unknown.
+            # docs/model.md §6 R-progress: a deferral still open at the end leaves the outcome unknown.
             self.requests[rid].outcome = "unknown"
         self.progress.finish()
         for c in self.claims.values():
@@ -824,10 +824,10 @@ class Replay:
         reuse = r.reuse
         outcome = r.outcome
         if outcome == "unknown" and r.allocated > 0:
-            # Blocks were allocated to it: service began (MODEL §7).
+            # Blocks were allocated to it: service began (docs/model.md §7).
             outcome = "served"
         if reuse is None and outcome == "served":
-            # MODEL §2: future-reuse admission is the default; write no-admit must be reported.
+            # docs/model.md §2: future-reuse admission is the default; write no-admit must be reported.
             reuse = True
         return RequestResult(
             request_id=r.id, outcome=outcome, blocking_claim_ids=r.blocking,

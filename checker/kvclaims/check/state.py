@@ -1,4 +1,4 @@
-"""Replay state and the names it dispatches on, checked against spec/ at start-up (MODEL §4-§6).
+"""Replay state and the names it dispatches on, checked against spec/ at start-up (docs/model.md §4-§6).
 
 Decides nothing: the per-claim, per-prefix and per-request records the replay checker keeps, and
 the rule ids and event names it uses, each looked up in the spec tables so that a renamed entry
@@ -13,7 +13,7 @@ from kvclaims.check.predicate import LEADING, Positions, Predicate
 from kvclaims.spec import Spec
 from kvclaims.trace.model import Event
 
-# Identity fields that must take one value per claim (MODEL §6 R-identity).
+# Identity fields that must take one value per claim (docs/model.md §6 R-identity).
 IDENTITY_FIELDS = (
     "predicate_id",
     "prefix_id",
@@ -46,7 +46,7 @@ class RuleIds:
         self.release_order = get("R-release-order")
         self.progress = get("R-progress")
         self.yield_ = get("R-yield")
-        # KV-RM obligations (MODEL §10), decided by kvclaims.check.kvrm
+        # KV-RM obligations (docs/model.md §10), decided by kvclaims.check.kvrm
         self.k_descriptor = get("K1-one-descriptor")
         self.k_live = get("K2-live-mapping")
         self.k_groups = get("K3-transfer-groups")
@@ -94,7 +94,7 @@ class EventNames:
         self.victim = ev("allocation_victim_selected")
         self.request_initialized = ev("request_initialized")
         self.stream_gap = ev("kv_stream_gap")  # KV stream importer's gap marker (R-stream)
-        # KV-RM descriptor and pager events (MODEL §10), dispatched to kvclaims.check.kvrm
+        # KV-RM descriptor and pager events (docs/model.md §10), dispatched to kvclaims.check.kvrm
         self.kvrm_mapped = ev("kvrm_block_mapped")
         self.kvrm_evicted = ev("kvrm_block_evicted")
         self.kvrm_committed = ev("kvrm_descriptor_committed")

@@ -1,4 +1,4 @@
-"""Guarded symbolic values for the Z3 encoding (MODEL.md §6 over partly ordered traces).
+"""Guarded symbolic values for the Z3 encoding (docs/model.md §6 over partly ordered traces).
 
 Decides nothing. A value is a Python bool/int or a Z3 term; every operation folds when its inputs
 are Python values, so the parts of a trace whose order is known stay plain Python and only the

@@ -1,4 +1,4 @@
-"""Verdict data: findings, per-claim and per-request results, the trace report (MODEL.md §6-§7).
+"""Verdict data: findings, per-claim and per-request results, the trace report (docs/model.md §6-§7).
 
 Pure data, rendered last by kvclaims.report. Three-valued: a rule is pass, violation, unknown or
 not exercised for a claim; a trace is conformant, violation or inconclusive (input_error when the
@@ -171,7 +171,7 @@ def levels_agree(claims: tuple[ClaimResult, ...], findings: tuple[Finding, ...],
                  ) -> tuple[ClaimResult, ...]:
     """Claims whose rule statuses and verdicts agree with the trace's decided findings.
 
-    The per-claim tables of a partly ordered trace come from one chosen order (MODEL §6 over
+    The per-claim tables of a partly ordered trace come from one chosen order (docs/model.md §6 over
     every admissible order, docs/partial.md); a status that order shows but the decided findings
     do not is a finding some order avoids: unknown at every level. A (rule, claim) with a
     decided finding takes that finding's status. Unless the trace is conformant (then no order

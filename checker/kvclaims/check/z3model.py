@@ -1,4 +1,4 @@
-"""The Z3 encoding of the claim model: lifecycle, pool, block ownership and every rule of MODEL §6.
+"""The Z3 encoding of the claim model: lifecycle, pool, block ownership and every rule of docs/model.md §6.
 
 Decides the §6 obligations over an event sequence whose order may be only partly known. The trace
 is unrolled over event positions ("slots"); a slot whose event is known holds that event, a slot
@@ -71,7 +71,7 @@ _DEFAULTS: dict[str, Any] = {
     "pl": 0, "plev": -1, "pend": False, "off": -1, "ogen": NONE,
     "failed": False, "owed": -1, "hv": False, "owedev": -1, "id": -1, "pos": False, "cbp": -1, "bind": -1,
     "bcl": -1, "alloc": False, "usable": NONE, "owedx": -1, "denied": False,
-    # R-progress (MODEL §6): the tightest declared bounds, and per request its open deferral
+    # R-progress (docs/model.md §6): the tightest declared bounds, and per request its open deferral
     "bst": NONE, "bns": NONE, "dopen": False, "dlate": False, "dstep0": NONE, "dns0": NONE,
     "dcnt": 0, "dsteps": 0, "dns": 0, "dev": -1, "dblk": False, "rdec": False,
     "dsoft": False, "dyw": False,
@@ -511,7 +511,7 @@ class Encoding:
             self._progress_release(c, o.member(before, self.responsible))
         allowed = o.member(before, [self.code[s] for s in t.sources])
         if (kind in E.releasing or kind == E.offloaded) and kind != E.harmed:
-            # MODEL §6 R-release-order: a release written after the claim's predicate-breaking
+            # docs/model.md §6 R-release-order: a release written after the claim's predicate-breaking
             # loss excuses nothing; the loss's findings stand and the late release is reported.
             late = S[("sil", c)]
             if S.may(late):
@@ -853,7 +853,7 @@ class Encoding:
         R, S, o = self.R, self.S, self.ops
         has, before = self.holds(c)
         S[("pos", c, pos)] = False
-        # Losing a required position breaks a leading or contiguous predicate (MODEL §3).
+        # Losing a required position breaks a leading or contiguous predicate (docs/model.md §3).
         after = o.and_(before, o.not_(self._in_range(c, pos)))
         S[("hv", c)] = after
         resp = o.member(S[("st", c)], self.responsible)
@@ -1040,7 +1040,7 @@ class Encoding:
         else:
             self._progress_decided(rid)
 
-    # ---- R-yield (MODEL §6): claims that give way never block -------------------------------
+    # ---- R-yield (docs/model.md §6): claims that give way never block -------------------------------
     def gives_way(self, c: int) -> Val:
         return self.ops.member(self.S[("mode", c)], self.yielding_modes)
 
@@ -1093,7 +1093,7 @@ class Encoding:
                               "while only claims that give way hold the blocks it needs; "
                               f"{self.claim_ids[c]} must give way", c)
 
-    # ---- R-progress (MODEL §6): a deferral is decided within every declared bound -----------
+    # ---- R-progress (docs/model.md §6): a deferral is decided within every declared bound -----------
     def _progress_advance(self, i: int) -> None:
         """Bounds this event declares, elapsed steps and time as of it, and bounds passed (before
         the event is applied, as in check/progress.py)."""

@@ -1,4 +1,4 @@
-"""`kvclaims explain`: a picture of what happened to the pool and to each claim (MODEL.md §6-§7).
+"""`kvclaims explain`: a picture of what happened to the pool and to each claim (docs/model.md §6-§7).
 
 The verdict, findings and claim verdicts drawn are those of the one decision path
 (kvclaims.run.decide_path, with the same options as `kvclaims check`); the timeline's replay only

@@ -1,7 +1,7 @@
 """The timeline of a trace: the replayed pool, claims, requests and victims sampled per event.
 
-Feeds the replay checker (MODEL.md §6) one event at a time and samples its state after each event:
-pool occupancy (free, active, resident, protected; MODEL §1), each claim's lifecycle state (§4) and
+Feeds the replay checker (docs/model.md §6) one event at a time and samples its state after each event:
+pool occupancy (free, active, resident, protected; docs/model.md §1), each claim's lifecycle state (§4) and
 the leading prefix its materialization predicate measures (§3), each active request's admission and
 outcome (§7), every allocation victim, and the findings pinned at their event. Pure data in, data
 out: no I/O and no drawing; the renderers in kvclaims.report draw it.
@@ -120,7 +120,7 @@ class Timeline:
     notes: tuple[str, ...]
     report: Report
     states: tuple[str, ...] = ()  # lifecycle states in spec order, for stable colors
-    responsible: frozenset[str] = frozenset()  # states under responsibility (MODEL §4)
+    responsible: frozenset[str] = frozenset()  # states under responsibility (docs/model.md §4)
     released: frozenset[str] = frozenset()
     harmed_state: str = ""
     error: InputProblem | None = None

@@ -2,7 +2,7 @@
 
 For one runtime (kvclaims.runtime.interface), Hypothesis generates workloads
 (kvclaims.fuzz.strategies.workloads, or the runtime's own: vllm_workloads for vllm:…); every
-trace is checked by the replay checker (MODEL.md §6).
+trace is checked by the replay checker (docs/model.md §6).
 A trace with a violation or an unknown finding is a failure, named by its rule; Hypothesis then
 shrinks the workload while the trace keeps failing on that rule, and the minimal trace (`.kvt`),
 its workload (JSON) and a one-line reproduction command are written to the output directory. The

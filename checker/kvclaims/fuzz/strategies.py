@@ -1,4 +1,4 @@
-"""Public Hypothesis strategies for resident KV claims (MODEL.md §2-§6), for testing runtimes and checkers.
+"""Public Hypothesis strategies for resident KV claims (docs/model.md §2-§6), for testing runtimes and checkers.
 
 What they generate, smallest first so that Hypothesis shrinks towards tiny pools and short traces:
 
@@ -89,7 +89,7 @@ def policies() -> st.SearchStrategy[P.Policy]:
 
 
 def cache_identities() -> st.SearchStrategy[str]:
-    """A ``cache_identity``: what two KV blocks must share to be interchangeable (MODEL §3)."""
+    """A ``cache_identity``: what two KV blocks must share to be interchangeable (docs/model.md §3)."""
     word = st.from_regex(r"[a-z][a-z0-9\-]{0,11}", fullmatch=True)
     return st.builds(
         lambda model, rev, dtype, bs: f"{model}@{rev}/{dtype}/block{bs}",
@@ -116,7 +116,7 @@ def claims(draw: st.DrawFn, blocks: int, claim_id: str = "claim:p0") -> ClaimSpe
 def active_requests(draw: st.DrawFn, usable: int, request_id: str = "r0",
                     prefix_ids: Sequence[str] = ()) -> RequestSpec:
     """An active request whose live KV fits a pool of `usable` blocks: a chunk schedule, an
-    attention mode (MODEL §2), future-reuse intent, optionally reusing a claimed prefix."""
+    attention mode (docs/model.md §2), future-reuse intent, optionally reusing a claimed prefix."""
     attention = draw(st.sampled_from(ATTENTION_MODES))
     chunks = tuple(draw(st.lists(st.integers(1, usable), min_size=1, max_size=4)))
     window = draw(st.integers(max(chunks), max(usable, max(chunks)))) \

@@ -1,4 +1,4 @@
-"""Fail-closed lowering of resident KV claims onto runtimes (MODEL.md §9).
+"""Fail-closed lowering of resident KV claims onto runtimes (docs/model.md §9).
 
 descriptor.py loads the anchored runtime descriptors (spec/descriptors/) and the lowering tables
 (spec/lowering.toml); relation.py decides Lower(d, a, E, m) and the five-step class (pure);

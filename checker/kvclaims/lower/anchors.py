@@ -1,4 +1,4 @@
-"""Check evidence anchors (MODEL.md §9: "an anchor is checkable").
+"""Check evidence anchors (docs/model.md §9: "an anchor is checkable").
 
 - `source` anchors `runtime@version:path:symbol-or-line` are checked against an installed package
   (importlib.util.find_spec + the file exists + the symbol is defined, found with `ast` for Python

@@ -1,4 +1,4 @@
-"""Load and validate runtime descriptors and the lowering tables (MODEL.md §9, P2.6).
+"""Load and validate runtime descriptors and the lowering tables (docs/model.md §9, P2.6).
 
 Reads spec/descriptor.schema.json, spec/lowering.toml and spec/descriptors/*.toml (via
 `kvclaims.spec.spec_root()`); validates each descriptor against the schema (a small validator for

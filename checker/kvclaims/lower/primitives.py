@@ -1,5 +1,5 @@
 """Runtime primitives as small Z3 transition systems, and the search for shortest witnesses
-(MODEL.md §9: "a primitive's behaviour admits a trace violating O[m]"; issue 5 item 4).
+(docs/model.md §9: "a primitive's behaviour admits a trace violating O[m]"; issue 5 item 4).
 
 One pool of two blocks: block 0 holds the claimed prefix (one block, predicate
 leading_prefix_at_least(1)), block 1 is any other block. Each primitive fixes which blocks are

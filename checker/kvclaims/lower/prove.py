@@ -1,4 +1,4 @@
-"""The bad-lowering suite (MODEL.md §9): every case in traces/bad-lowering/ must be rejected.
+"""The bad-lowering suite (docs/model.md §9): every case in traces/bad-lowering/ must be rejected.
 
 A case is one small TOML file: the mapping (mode, and either the primitive it is lowered onto or
 the evidence offered for it, a trace inline) and the expected rejection reason. Semantic cases get

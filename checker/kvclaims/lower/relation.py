@@ -1,4 +1,4 @@
-"""The lowering relation and the five-step classification (MODEL.md §9; papers P2.4). Pure.
+"""The lowering relation and the five-step classification (docs/model.md §9; papers P2.4). Pure.
 
     Lower(d, a, E, m)  <=>  ∀ o ∈ O[m] ∃ e ∈ d.native ∪ d.adapters[≤ a] ∪ E :
                             supports(e, o) ∧ anchored(e) ∧ depth_allowed(a, o)
@@ -198,7 +198,7 @@ def classify(spec: Spec, tables: LoweringTables, d: Descriptor, row: Mapping_,
              checks: Mapping[str, AnchorCheck],
              semantic: Callable[[str, str], SemanticResult] | None = None,
              extra: Iterable[Evidence] = (), strict: bool = False) -> Decision:
-    """The five-step classification of one runtime/mode row (MODEL §9 order of decision)."""
+    """The five-step classification of one runtime/mode row (docs/model.md §9 order of decision)."""
     mode = row.mode
     bundle = tables.bundle(spec, mode)
     evidence = row_evidence(d, row, extra)

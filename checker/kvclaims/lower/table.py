@@ -1,4 +1,4 @@
-"""The runtime × mode table as data (MODEL.md §9; issue 5 item 5).
+"""The runtime × mode table as data (docs/model.md §9; issue 5 item 5).
 
 Loads every descriptor, checks the anchors (trace anchors always, by replay; source anchors only
 when asked), asks the Z3 primitive models for witnesses, and classifies each row with

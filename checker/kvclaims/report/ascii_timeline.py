@@ -1,6 +1,6 @@
 """A compact ASCII strip of one claim's timeline, for the text report beside each finding.
 
-Renders a :class:`kvclaims.explain.timeline.Timeline` (MODEL.md §3-§4, §6): one row of lifecycle
+Renders a :class:`kvclaims.explain.timeline.Timeline` (docs/model.md §3-§4, §6): one row of lifecycle
 letters per bucket of events, one sparkline of the leading prefix that survives against the
 predicate's required length, one row of markers (blocks lost, findings). Decides nothing.
 """

@@ -1,4 +1,4 @@
-"""One self-contained HTML page of a trace timeline: inline SVG with hover details (MODEL.md §6-§7).
+"""One self-contained HTML page of a trace timeline: inline SVG with hover details (docs/model.md §6-§7).
 
 Renders a :class:`kvclaims.explain.timeline.Timeline` without matplotlib: the pool's occupancy
 bands, each claim's lifecycle spans and leading prefix against the required length, request lanes,
@@ -65,7 +65,7 @@ def render_html(tl: Timeline) -> str:
             y += h + GAP
     else:
         parts.append(f'<text x="{LEFT + 10}" y="{y + 20}" class="note">no claims in this trace: '
-                     "nothing is protected, so residents are ordinary cache (MODEL §1)</text>")
+                     "nothing is protected, so residents are ordinary cache (docs/model.md §1)</text>")
         y += 30 + GAP
     s, h = _lanes(tl, tl.requests, sx, y, xmax)
     parts.append(s)

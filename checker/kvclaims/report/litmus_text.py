@@ -1,6 +1,6 @@
 """Render `kvclaims litmus` rows (kvclaims.litmus.LitmusResult) as a text matrix or JSON.
 
-Rendering only: the rows were decided in kvclaims.litmus (MODEL.md §8). One line per case:
+Rendering only: the rows were decided in kvclaims.litmus (docs/model.md §8). One line per case:
 case, policy, expected, observed, verdict; a row that disagrees shows the differing facts.
 """
 

@@ -1,6 +1,6 @@
 """Colors and one-line captions shared by the timeline renderers (plot, HTML, ASCII).
 
-Lifecycle colors are chosen by the state's category in spec/lifecycle.toml (MODEL.md §4: under
+Lifecycle colors are chosen by the state's category in spec/lifecycle.toml (docs/model.md §4: under
 responsibility, released, harmed), never by re-typed state names, so a new state gets a color.
 Captions say in words what the picture shows: whether residents were kept or evicted.
 """

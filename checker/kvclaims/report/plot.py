@@ -1,4 +1,4 @@
-"""Static pictures (PNG, SVG) of a trace timeline, drawn with matplotlib (MODEL.md §1, §3, §4, §7).
+"""Static pictures (PNG, SVG) of a trace timeline, drawn with matplotlib (docs/model.md §1, §3, §4, §7).
 
 Renders a :class:`kvclaims.explain.timeline.Timeline`, decides nothing: top, the pool's occupancy
 bands (protected, resident, active, free) over event index; then each claim's lifecycle (colored
@@ -81,7 +81,7 @@ def render_plot(tl: Timeline, out: str, *, dpi: int = 110) -> None:
         a = claim_axes[0]
         a.set_yticks([])
         a.text(0.5, 0.5, "no claims in this trace: nothing is protected, so residents are "
-               "ordinary cache (MODEL §1)", ha="center", va="center", transform=a.transAxes,
+               "ordinary cache (docs/model.md §1)", ha="center", va="center", transform=a.transAxes,
                fontsize=11, color="#555555")
         a.set_ylabel("claims", rotation=0, ha="right", va="center")
     _draw_lanes(ax_lanes, tl, lanes, xmax)

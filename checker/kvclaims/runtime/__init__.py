@@ -1,4 +1,4 @@
-"""Trace producers (ARCHITECTURE.md: runtimes produce events): the MicroRuntime (MODEL.md §8)."""
+"""Trace producers (ARCHITECTURE.md: runtimes produce events): the MicroRuntime (docs/model.md §8)."""
 
 from kvclaims.runtime.micro import MicroRuntime, RunResult, run
 from kvclaims.runtime.policies import FAULTS, POLICIES, Fault, Policy

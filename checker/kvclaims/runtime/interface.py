@@ -1,4 +1,4 @@
-"""The runtime protocol the fuzzer drives (ARCHITECTURE.md: runtimes produce events; MODEL.md §2, §5).
+"""The runtime protocol the fuzzer drives (ARCHITECTURE.md: runtimes produce events; docs/model.md §2, §5).
 
 A runtime under test is anything with four methods:
 

@@ -1,6 +1,6 @@
 """The KV-RM runtime: a static-graph decode model with a block pager and committed descriptors.
 
-Decides (MODEL.md §10, issue 8), for one workload, what a KV-RM-style runtime does and writes it as
+Decides (docs/model.md §10, issue 8), for one workload, what a KV-RM-style runtime does and writes it as
 spec events: a fixed-shape decode graph (max batch B, max blocks per sequence W); mixed request
 lengths with asynchronous EOS; logical histories decoupled from physical blocks through a pager
 (`kvrm_block_mapped` / `kvrm_block_evicted`, allocations as `allocation_victim_selected`); one

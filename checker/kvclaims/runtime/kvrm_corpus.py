@@ -1,5 +1,5 @@
 """The KV-RM corpus (traces/kvrm/): named workloads, with and without one fault each, and the
-verdict the checker must give (MODEL §10). Data only; scripts/regen-kvrm-traces writes the files."""
+verdict the checker must give (docs/model.md §10). Data only; scripts/regen-kvrm-traces writes the files."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""KV-RM merge-staged transport: coalescing a descriptor's mapping into transfer groups (MODEL §10).
+"""KV-RM merge-staged transport: coalescing a descriptor's mapping into transfer groups (docs/model.md §10).
 
 A mapping is a set of (source block, staging slot) pairs, each staging slot used once. A transfer
 group is a run of pairs contiguous in both source and destination. Merge-staged coalescing stages

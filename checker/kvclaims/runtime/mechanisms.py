@@ -1,4 +1,4 @@
-"""The MicroRuntime's arbiter mechanism table for its default scenario (papers P1.5.4; MODEL §2).
+"""The MicroRuntime's arbiter mechanism table for its default scenario (papers P1.5.4; docs/model.md §2).
 
 Decides, for each arbiter mechanism, the actions it takes when resident and active live KV do not
 both fit, whether the resident set survives, whether the active request is served and its KV

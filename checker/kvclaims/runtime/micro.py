@@ -1,4 +1,4 @@
-"""The MicroRuntime: a deterministic paged-KV pool that emits reference telemetry (MODEL.md §2, §8).
+"""The MicroRuntime: a deterministic paged-KV pool that emits reference telemetry (docs/model.md §2, §8).
 
 It decides, for one workload under one arbitration policy (kvclaims.runtime.policies), what a
 runtime holding resident claims and serving active requests does, and writes what it did as spec
@@ -39,7 +39,7 @@ HARMED = N.state("harmed")
 REFUSED = N.state("refused")
 RESPONSIBLE = frozenset({ACCEPTED, MATERIALIZED})
 
-# Request outcomes (MODEL §7 vocabulary).
+# Request outcomes (docs/model.md §7 vocabulary).
 SERVED = "served"
 REFUSED_OUTCOME = "refused"
 DEFERRED_OUTCOME = "deferred"  # only under the fault defer_forever: never decided
@@ -140,7 +140,7 @@ class MicroRuntime:
         if unknown:
             raise KeyError(f"fields {sorted(unknown)} are not in spec/fields.toml")
         if not self.events and self.policy.name in P.DEFERRING:
-            # The trace header declares the deferral bound (MODEL §6 R-progress).
+            # The trace header declares the deferral bound (docs/model.md §6 R-progress).
             f["defer_bound_steps"] = self.policy.defer_attempts
         f["event_sequence"] = len(self.events) + 1
         if self.base_fields:
@@ -309,7 +309,7 @@ class MicroRuntime:
 
     def _back_key(self, block: int) -> tuple[float, ...] | None:
         """Soft priority (and offloadable): blocks of claims under responsibility go last, lower
-        `claim_priority` first (MODEL §6 R-yield: lowest priority gives way first), then lower
+        `claim_priority` first (docs/model.md §6 R-yield: lowest priority gives way first), then lower
         predicted value."""
         c, _ = self._owner(block)
         if c is None or not c.responsible:
@@ -517,7 +517,7 @@ class MicroRuntime:
                 continue
             if c.broken and not c.protected:
                 # A claim that gives way lost its predicate already (best effort: unreported);
-                # expiring it now would be a release after the loss (MODEL §6 R-release-order).
+                # expiring it now would be a release after the loss (docs/model.md §6 R-release-order).
                 continue
             if c.protected and self._has(P.EXPIRY_AFTER_LOSS):
                 c.expiry_due = True  # reported only after this request's allocations
@@ -574,7 +574,7 @@ class MicroRuntime:
         return blocking
 
     def _request(self, r: RequestSpec) -> None:
-        """Serve, defer or refuse one active request (MODEL §6). An excluding policy defers at
+        """Serve, defer or refuse one active request (docs/model.md §6). An excluding policy defers at
         most `defer_attempts` times, the bound its trace declares (R-progress), then refuses with
         attribution; a deferral is closed early when a claim it named is released (expiry)."""
         attempt = 0

@@ -1,4 +1,4 @@
-"""The MicroRuntime's arbitration policies and fault switches, as data (MODEL.md §6, papers P1.5).
+"""The MicroRuntime's arbitration policies and fault switches, as data (docs/model.md §6, papers P1.5).
 
 A policy fixes how the runtime treats claims under active pressure; the protection mode spelling it
 advertises in `resident_claim_accepted` decides which rule bundle the checker applies. A fault
@@ -27,7 +27,7 @@ POLICIES = (NATIVE, SOFT_PRIORITY, WRITE_NO_ADMIT, HARD_EXCLUDE, RESIDENT_RESERV
 CLAIMLESS = frozenset({NATIVE, WRITE_NO_ADMIT})
 # Policies that exclude protected blocks from the free queue and refuse/defer with attribution.
 EXCLUDING = frozenset({HARD_EXCLUDE, RESIDENT_RESERVE, DEMOTE_ON_CONFLICT, EXPIRING})
-# Excluding policies that may defer (MODEL §6 R-progress): they declare their deferral bound,
+# Excluding policies that may defer (docs/model.md §6 R-progress): they declare their deferral bound,
 # `defer_attempts` steps, on the trace's first event (demote_on_conflict never defers).
 DEFERRING = EXCLUDING - {DEMOTE_ON_CONFLICT}
 
@@ -124,7 +124,7 @@ def _faults() -> dict[str, Fault]:
               "the claim is named after its blocks materialized (claim_registration post_hoc)"),
         Fault(EXPIRY_AFTER_LOSS, rule("R-expiry"), (EXPIRING,),
               "a claim whose duration ended loses blocks before its expiry is reported",
-              # the loss itself stands (MODEL §6 R-release-order): the late expiry excuses nothing
+              # the loss itself stands (docs/model.md §6 R-release-order): the late expiry excuses nothing
               (rule("R-hard"), rule("R-no-silent-loss"), rule("R-release-order"))),
         Fault(RESTORE_FROM_RECOMPUTE, rule("R-offload"), (OFFLOADABLE,),
               "an offloaded claim is recomputed and reported as restored"),

@@ -1,4 +1,4 @@
-"""The paged KV pool and its free queue (MODEL.md §8, papers P1.9.1: vLLM's BlockPool order).
+"""The paged KV pool and its free queue (docs/model.md §8, papers P1.9.1: vLLM's BlockPool order).
 
 Decides which physical block an allocation takes next. Blocks are 1..usable (vLLM keeps block 0 as
 its null block). The free queue holds never-cached blocks first, then cached blocks least recently

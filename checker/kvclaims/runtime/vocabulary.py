@@ -1,7 +1,7 @@
 """The spec names the MicroRuntime emits, looked up once and checked against spec/ at import.
 
 Event names, field names, fixed values (victim reasons, feasibility strings, tiers, offload outcome
-types) all come from the spec tables (MODEL.md §5, §6); a name the spec lacks fails at import,
+types) all come from the spec tables (docs/model.md §5, §6); a name the spec lacks fails at import,
 never mid-run. Nothing here is decided: it is the runtime's dictionary.
 """
 

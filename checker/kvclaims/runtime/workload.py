@@ -1,6 +1,6 @@
 """What the MicroRuntime is asked to run: resident prefixes, their claims, active requests.
 
-Pure data (MODEL.md §2, papers P1.7.1): a prefix is an ordered run of logical blocks; a claim on it
+Pure data (docs/model.md §2, papers P1.7.1): a prefix is an ordered run of logical blocks; a claim on it
 has identity, a `leading_prefix_at_least(n)` predicate, a footprint (the prefix's blocks), a value,
 an optional duration in allocation epochs, and, when offloadable, an injected restore failure with
 its claim-scoped outcome. An active request has a chunk schedule and an attention mode; its live KV
@@ -28,7 +28,7 @@ class ClaimSpec:
     duration_steps: int | None = None  # TTL in allocation epochs (expiring policy)
     restore_fails: bool = False  # offloadable: the restoration of its offload fails (injected)
     failure_outcome: str = "refusal"  # claim_scoped_outcome_type after a failed restoration
-    priority: int | None = None  # claim_priority (soft claims: lower gives way first; MODEL §6)
+    priority: int | None = None  # claim_priority (soft claims: lower gives way first; docs/model.md §6)
 
     @property
     def predicate(self) -> str:
@@ -57,7 +57,7 @@ class RequestSpec:
     reuses: str | None = None  # prefix_id of a claimed object this request reuses
 
     def live_by_step(self) -> tuple[int, ...]:
-        """Live blocks after each chunk (MODEL §2)."""
+        """Live blocks after each chunk (docs/model.md §2)."""
         cumulative = tuple(accumulate(self.chunks))
         if self.attention == FULL_ATTENTION:
             return cumulative

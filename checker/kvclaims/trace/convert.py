@@ -1,4 +1,4 @@
-"""Lossless conversion between the trace formats (docs/kvt.md, "Converting"; MODEL.md §5).
+"""Lossless conversion between the trace formats (docs/kvt.md, "Converting"; docs/model.md §5).
 
 Decides whether a whole trace (events and skew declarations: every declaration that can change a
 verdict) can be written in a target format, and spells it there. What the target cannot express

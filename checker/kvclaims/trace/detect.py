@@ -1,4 +1,4 @@
-"""Detect a trace's format from its first bytes (MODEL.md §5 inputs): .kvt, JSON Lines, or a
+"""Detect a trace's format from its first bytes (docs/model.md §5 inputs): .kvt, JSON Lines, or a
 recorded vLLM KV event stream (`vllm`: a msgpack array, decided by kvclaims.kvstream).
 
 Decides only which importer to use; `--input-format` overrides it. A UTF-8 byte-order mark at

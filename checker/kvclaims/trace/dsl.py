@@ -1,4 +1,4 @@
-"""Read .kvt traces (spec/trace.lark) into :class:`Event` streams (MODEL.md §5).
+"""Read .kvt traces (spec/trace.lark) into :class:`Event` streams (docs/model.md §5).
 
 Adapts the human-written trace language to the reference telemetry: a parsed line's subject and
 verb name an event of spec/events.toml, its keys are kvt aliases of spec/fields.toml (unknown keys

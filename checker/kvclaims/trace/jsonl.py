@@ -1,4 +1,4 @@
-"""Import the reference telemetry JSON Lines (MODEL.md §5) into a stream of events.
+"""Import the reference telemetry JSON Lines (docs/model.md §5) into a stream of events.
 
 Adapts both layouts of the corpus: the reference telemetry (`schema_version: 1`, `timestamp_ns`)
 and the connector layout (`event_sequence` from 0, `monotonic_ns`, no `schema_version`). It decides

@@ -1,4 +1,4 @@
-"""Recorded KV event streams and the order their batches are decided in (MODEL.md §6 R-stream).
+"""Recorded KV event streams and the order their batches are decided in (docs/model.md §6 R-stream).
 
 A runtime publishes its KV events as numbered batches (vLLM's `ZmqEventPublisher`: frames
 `[topic, seq, payload]`, `seq` 0, 1, 2 ... per publisher; docs/vllm.md). This module decides two

@@ -1,4 +1,4 @@
-"""Accelerator for the .kvt line syntax: a hand-written recursive-descent parser (MODEL.md §5).
+"""Accelerator for the .kvt line syntax: a hand-written recursive-descent parser (docs/model.md §5).
 
 Adapts spec/trace.lark for speed and must accept exactly its language with the same values and
 columns (tests/trace/test_fastpath.py checks this against the Lark parser). It lexes with the

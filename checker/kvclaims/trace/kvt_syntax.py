@@ -1,4 +1,4 @@
-"""The .kvt line syntax: the Lark reference parser and the shared value conversions (MODEL.md §5).
+"""The .kvt line syntax: the Lark reference parser and the shared value conversions (docs/model.md §5).
 
 Decides what a line *says* (its tokens, values and their columns) without any vocabulary: a
 parsed line is a :class:`RawEvent` or :class:`RawHeader`, with subject, verb and keys as written.

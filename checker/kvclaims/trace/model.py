@@ -1,4 +1,4 @@
-"""Event and input-error data shared by every importer and writer (MODEL.md §5).
+"""Event and input-error data shared by every importer and writer (docs/model.md §5).
 
 An :class:`Event` is one line of any trace format after import: the reference telemetry event
 name (`kind`), all its fields under their telemetry names (unknown ones kept), and where it came

@@ -6,7 +6,7 @@ whose `on_unknown` is "error" is in its vocabulary, and a known event carries on
 spec allows it (`Spec.allowed_keys`; an undeclared key is an input error, docs/checking.md
 "Closed input"). A closed field whose `on_unknown` is "unknown" (protection_mode) keeps an unknown
 value for the checker, which makes the claim unknown. Unknown event names are not an input error
-(they reach the checker, which makes what they could affect unknown, MODEL §5).
+(they reach the checker, which makes what they could affect unknown, docs/model.md §5).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""vLLM `KVEventBatch` (msgpack) import and the claim-manifest join (MODEL.md §5 runtime streams).
+"""vLLM `KVEventBatch` (msgpack) import and the claim-manifest join (docs/model.md §5 runtime streams).
 
 vLLM's KV events are block/hash scoped: no claim, no request, no block id. A claim manifest
 (TOML) names each claim's ordered chain of block hashes, given explicitly or as token ids hashed

@@ -1,4 +1,4 @@
-"""Write Event streams as .kvt (spec/trace.lark) or as reference-telemetry JSON Lines (MODEL.md §5).
+"""Write Event streams as .kvt (spec/trace.lark) or as reference-telemetry JSON Lines (docs/model.md §5).
 
 Adapts events to the two text forms and decides the canonical spelling: .kvt lines use the spec's
 subject, ID and verb, then kvt keys (required, optional, then others sorted), and quote a string

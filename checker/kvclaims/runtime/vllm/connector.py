@@ -1,6 +1,6 @@
 """An in-process host-tier KV connector for vLLM 0.33, loaded through `kv_connector_module_path`.
 
-MODEL.md §4 (offloadable sub-lifecycle) and §6 (offloadable bundle). Configure it with vLLM's own
+docs/model.md §4 (offloadable sub-lifecycle) and §6 (offloadable bundle). Configure it with vLLM's own
 settings, no vLLM file edited:
 
     KVTransferConfig(kv_connector="HostTierConnector", kv_role="kv_both",

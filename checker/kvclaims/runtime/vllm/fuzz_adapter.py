@@ -19,7 +19,7 @@ scheduler class. A :class:`~kvclaims.runtime.workload.Workload` maps onto vLLM a
 - ``step()`` → one ``schedule()`` / ``update_from_output()`` round; ``False`` once no request is
   left, or nothing was scheduled for ``patience`` rounds in a row (a request vLLM keeps waiting;
   the plug-in leaves none waiting behind claims: soft ones give way, a deferral is refused within
-  its declared bound, MODEL §6 R-yield / R-progress), or after ``max_steps`` rounds.
+  its declared bound, docs/model.md §6 R-yield / R-progress), or after ``max_steps`` rounds.
 
 Why ``soft_priority`` by default: its rule bundle has R-no-silent-loss but not R-hard / R-explicit,
 so what the checker finds on stock vLLM is exactly the unreported loss of the resident prefix
@@ -40,7 +40,7 @@ from kvclaims.trace.model import Event
 
 BLOCK_SIZE = 16
 DEFAULT_MODE = "soft_priority"
-# Protection modes a declared claim can take here (MODEL §2 spellings the harness and plug-in use).
+# Protection modes a declared claim can take here (docs/model.md §2 spellings the harness and plug-in use).
 MODES = ("soft_priority", "hard_exclude", "demotable", "none")
 ON_CONFLICT = ("refuse", "defer", "demote")
 VARIANTS = ("stock", "plugin")

@@ -1,6 +1,6 @@
 """Drive vLLM 0.33's real Scheduler + KVCacheManager (no model, no GPU) and record a joined trace.
 
-MODEL.md §5 and §8: the trace is in the reference telemetry vocabulary the checker decides.
+docs/model.md §5 and §8: the trace is in the reference telemetry vocabulary the checker decides.
 Nothing of vLLM is copied or re-implemented: the harness builds vLLM's own `VllmConfig`, resolves
 the scheduler class through vLLM's own `scheduler_cls` setting, and steps `schedule()` /
 `update_from_output()` with a model-free `ModelRunnerOutput`. It observes the real `BlockPool`
@@ -449,7 +449,7 @@ class VllmHarness:
                       None, priority=priority, block_hasher=self.hasher, **kw)
         self.requests[rid] = req
         self.outcomes[rid] = "waiting"
-        # The arrival (MODEL §6 R-progress): a request left waiting from here with no event while
+        # The arrival (docs/model.md §6 R-progress): a request left waiting from here with no event while
         # claims hold the blocks it needs is deferred without saying so. vLLM's engine loop adds
         # the requests that came in before the step whose schedule() first sees them
         # (EngineCore: process the input queue, then step), so the arrival belongs to the next

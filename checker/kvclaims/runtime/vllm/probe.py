@@ -1,4 +1,4 @@
-"""The 60/70/80 probe (MODEL.md §8) on vLLM 0.33's real scheduler: stock and claim-aware.
+"""The 60/70/80 probe (docs/model.md §8) on vLLM 0.33's real scheduler: stock and claim-aware.
 
 Geometry as in shared/reference/vllm-0.33.md: block_size 16, 81 GPU blocks (block 0 is the null
 block, 80 usable). A resident request of 960 tokens (60 blocks) runs and finishes, its prefix
@@ -177,7 +177,7 @@ def write_traces(out_dir: str) -> list[str]:
     written.extend(more)
     expected.update(exp)
     # Requests queued behind claims: soft claims give way, hard ones defer within the bound
-    # (queueing.py; MODEL §6 R-yield, R-progress).
+    # (queueing.py; docs/model.md §6 R-yield, R-progress).
     from kvclaims.runtime.vllm import queueing
 
     more, exp = queueing.write_traces(out_dir, spec)

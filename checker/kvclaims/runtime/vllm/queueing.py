@@ -1,4 +1,4 @@
-"""Queued requests behind claims on vLLM 0.33's real scheduler (MODEL.md §6 R-progress, R-yield).
+"""Queued requests behind claims on vLLM 0.33's real scheduler (docs/model.md §6 R-progress, R-yield).
 
 Two workloads, each with several requests queued in one step, run through the claim-aware
 plug-in (scheduler_plugin.py) by the harness (harness.py); both have block size 16 and 17 GPU
@@ -17,7 +17,7 @@ blocks (16 usable):
   `duration_steps` ends first (then its expiry unblocks `r1`, which vLLM admits). The control
   `defer_forever` keeps deferring past the bound and never decides.
 
-The controls `no_give_way` (soft claims keep their pins: the plug-in as it was before MODEL §6
+The controls `no_give_way` (soft claims keep their pins: the plug-in as it was before docs/model.md §6
 R-yield) and `defer_forever` are deliberately wrong plug-ins for the checker to reject. The
 harness writes each request's arrival (`request_initialized` with the blocks it needs), so a
 request left waiting with no event while claims hold its blocks is an unreported deferral.

@@ -1,6 +1,6 @@
 """A claim-aware vLLM 0.33 `Scheduler`, loaded through vLLM's own `scheduler_cls` setting.
 
-MODEL.md §4 (lifecycle), §6 (R-hard, R-explicit, R-attribution, R-expiry). Use it with
+docs/model.md §4 (lifecycle), §6 (R-hard, R-explicit, R-attribution, R-expiry). Use it with
 `--scheduler-cls kvclaims.runtime.vllm.scheduler_plugin.ClaimAwareScheduler` (or
 `SchedulerConfig(scheduler_cls=...)`); claims come from
 `additional_config={"kvclaims": {"claims": [...]}}` or from :meth:`add_claim`. No vLLM file is
@@ -14,14 +14,14 @@ edited: the subclass only calls the stock `schedule()` and the `BlockPool`'s pub
 - **Refuses or defers with attribution** a waiting request that cannot fit beside the blocks of
   the claims that protect (`protected + required > usable`), before vLLM's waiting loop would
   silently `break` on it: `active_request_refused` (or `_deferred`) names the blocking claims,
-  their blocks, the shortfall, the free blocks and the feasibility (MODEL §6 R-attribution).
-- **Bounds every deferral** (MODEL §6 R-progress): the plug-in declares `defer_bound_steps`
+  their blocks, the shortfall, the free blocks and the feasibility (docs/model.md §6 R-attribution).
+- **Bounds every deferral** (docs/model.md §6 R-progress): the plug-in declares `defer_bound_steps`
   (config `defer_bound_steps`, default :data:`DEFAULT_DEFER_BOUND_STEPS`) on its first event and
   stamps `scheduler_step` on every event; a deferred request is admitted once a release unblocks
   it, else refused with attribution (`defer_attempts`) when the bound is reached. While deferred
   it is set aside from vLLM's waiting queue for the step, so the requests behind it are scheduled
   (no FCFS stall).
-- **Lets soft claims give way** (MODEL §6 R-yield): claims whose mode does not protect
+- **Lets soft claims give way** (docs/model.md §6 R-yield): claims whose mode does not protect
   (soft_priority, best_effort; spec/modes.toml `protects`) never block a request. When a waiting
   request fits beside the protecting claims but not beside the soft ones too, soft claims drop
   their extra references, best_effort first, then lowest `claim_priority` first, until it fits;
@@ -65,7 +65,7 @@ class _Claim:
     state: str = "accepted"
     accepted_step: int = 0
     pinned: dict[int, Any] = field(default_factory=dict)  # position -> KVCacheBlock
-    # offloadable sub-lifecycle (MODEL §4): None (resident) | offloaded | restore_required |
+    # offloadable sub-lifecycle (docs/model.md §4): None (resident) | offloaded | restore_required |
     # failed (restoration failed; the host copy is kept, the claim is not re-pinned)
     off: str | None = None
     generation: int = 0
@@ -115,7 +115,7 @@ class ClaimAwareScheduler(Scheduler):
         from kvclaims import spec as spec_mod
 
         self._spec = spec_mod.load()
-        # Restore-failure witness (MODEL §4, §6 offloadable): the host-tier connector
+        # Restore-failure witness (docs/model.md §4, §6 offloadable): the host-tier connector
         # (connector.py, loaded through kv_connector_module_path) reports lookups and planned loads.
         self._restoring: dict[str, _Claim] = {}  # request id -> claim awaiting its restore
         self._load_jobs: dict[str, Any] = {}  # request id -> connector Job
@@ -162,7 +162,7 @@ class ClaimAwareScheduler(Scheduler):
 
     def kvclaims_before_loss(self, claim_id: str, block_id: int, position: int) -> None:
         """vLLM is about to hand `block_id` (position `position` of the claim) to an allocation:
-        report the loss first (MODEL §6 R-harm, R-no-silent-loss; docs/checking.md timing rule)."""
+        report the loss first (docs/model.md §6 R-harm, R-no-silent-loss; docs/checking.md timing rule)."""
         c = self._claims.get(claim_id)
         if c is None:
             return
@@ -187,7 +187,7 @@ class ClaimAwareScheduler(Scheduler):
         return self._spec.canonical_mode(c.decl.mode)
 
     def _gives_way(self, c: _Claim) -> bool:
-        """MODEL §6 R-yield: only modes that protect may block an active request."""
+        """docs/model.md §6 R-yield: only modes that protect may block an active request."""
         m = self._canonical(c)
         return m is not None and not self._spec.modes[m].protects and not c.hard
 
@@ -298,7 +298,7 @@ class ClaimAwareScheduler(Scheduler):
 
     def _arbitrate(self) -> None:
         """Decide, before vLLM's waiting loop, each waiting request the claims stand in the way of
-        (MODEL §6 R-explicit, R-progress, R-yield)."""
+        (docs/model.md §6 R-explicit, R-progress, R-yield)."""
         usable = self.kvclaims_usable
         for req in list(self.waiting):
             if req.status != RequestStatus.WAITING or req.num_computed_tokens:
@@ -325,7 +325,7 @@ class ClaimAwareScheduler(Scheduler):
             self._give_way(req, shared, protected, need)
 
     def _give_way(self, req: Request, shared: set[int], protected: int, need: int) -> None:
-        """MODEL §6 R-yield: a request that fits beside the protecting claims never waits on
+        """docs/model.md §6 R-yield: a request that fits beside the protecting claims never waits on
         claims that do not protect. They drop their extra references (best_effort first, then
         lowest `claim_priority`, then claim id) until it fits; vLLM evicts their blocks in that
         order (freed blocks join the free queue's tail, tail position first)."""
@@ -352,7 +352,7 @@ class ClaimAwareScheduler(Scheduler):
 
     def _hold(self, req: Request, claims: list[_Claim], protected: int, need: int) -> None:
         """Refuse, or defer within the declared bound and then refuse, a request the protecting
-        `claims` block (MODEL §6 R-attribution, R-progress)."""
+        `claims` block (docs/model.md §6 R-attribution, R-progress)."""
         rid = req.request_id
         free = self._kv_pool.get_num_free_blocks()
         usable = self.kvclaims_usable
