@@ -217,9 +217,7 @@ def _arrive(draw: st.DrawFn, events: list[Event]) -> list[Event]:
     if draw(st.booleans()):
         f["scheduler_step"] = draw(st.integers(0, 4))
     at = draw(st.integers(0, len(events)))
-    later = [Event(_E.admitted, {"request_id": "r-other", "scheduler_step": draw(
-        st.integers(0, 6))}, 0, 1)] if draw(st.booleans()) else []  # a later step passing
-    return events[:at] + [Event(_E.request_initialized, f, 0, 1), *later] + events[at:]
+    return events[:at] + [Event(_E.request_initialized, f, 0, 1)] + events[at:]
 
 
 NEW_RULES = (_mode, _defer, _bound, _decide, _release, _late_release, _bounded_deferral,

@@ -88,18 +88,6 @@ def _over_protection(rp: Replay, ev: Event, r: Request) -> set[str]:
     return named
 
 
-def over_protection_wait(rp: Replay, ev: Event, rid: str, yielders: list[str]) -> None:
-    """docs/model.md §6 R-yield: a request waiting with no event, past the scheduler step it arrived
-    in, while only claims that give way hold the blocks it needs."""
-    for cid in yielders:
-        c = rp.claims.get(cid)
-        if c is not None:
-            rp._find(VIOLATION, rp.R.yield_, ev,
-                     f"over-protection: request {rid} waits with no event while only claims "
-                     f"that give way hold the blocks it needs; {cid} ({c.mode}) must give way",
-                     c, request_id=rid)
-
-
 def _attribution(rp: Replay, ev: Event, r: Request) -> None:
     R, V = rp.R, rp.values
     f = ev.fields

@@ -16,7 +16,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from kvclaims.check.attribution import over_protection_wait
 from kvclaims.check.verdict import UNKNOWN, VIOLATION
 from kvclaims.trace.model import Event
 
@@ -51,8 +50,7 @@ def bound_fields(spec_fields: Any) -> dict[str, str]:
 class Deferral:
     """An open deferral of one request (the first deferral event starts it)."""
 
-    __slots__ = ("event", "index", "step0", "ns0", "count", "blocking", "steps", "ns", "silent",
-                 "yielders")
+    __slots__ = ("event", "index", "step0", "ns0", "count", "blocking", "steps", "ns", "silent")
 
     def __init__(self, ev: Event, index: int, step0: int | None, ns0: int | None):
         self.event = ev
@@ -64,9 +62,6 @@ class Deferral:
         self.steps = 0  # elapsed steps seen so far
         self.ns = 0     # elapsed time seen so far
         self.silent = False  # waiting since its arrival with no event (no deferral reported)
-        # claims that give way and alone stand in the way of a silent wait (docs/model.md §6 R-yield),
-        # reported once the wait outlasts the arrival's scheduler step
-        self.yielders: list[str] = []
 
 
 class Progress:
@@ -114,11 +109,9 @@ class Progress:
                 d.blocking.add(bid)
         self._check(ev, [rid])
 
-    def on_waiting(self, ev: Event, rid: str, holders: list[str],
-                   yielders: list[str] = ()) -> None:  # type: ignore[assignment]
+    def on_waiting(self, ev: Event, rid: str, holders: list[str]) -> None:
         """A request arrived while claims hold the blocks it needs: an unreported deferral
-        starts here, waiting on every claim that holds blocks. `yielders`: the claims that give
-        way, when they alone stand in the way."""
+        starts here, waiting on every claim that holds blocks."""
         if rid in self.open or rid in self.late:
             return
         f = ev.fields
@@ -127,7 +120,6 @@ class Progress:
                                       self._time(f))
         d.silent = True
         d.blocking.update(holders)
-        d.yielders = list(yielders)
 
     def on_decided(self, rid: str) -> None:
         """The request was admitted or refused: its deferral is settled."""
@@ -154,12 +146,7 @@ class Progress:
         f = ev.fields
         step = f.get("scheduler_step")
         now = self._time(f)
-        for rid, d in self.open.items():
-            if d.yielders and isinstance(step, int) and d.step0 is not None and step > d.step0:
-                # a later scheduler step and still waiting, with no event, behind claims that
-                # give way: over-protection (docs/model.md §6 R-yield), reported once
-                over_protection_wait(self.rp, ev, rid, d.yielders)
-                d.yielders = []
+        for d in self.open.values():
             if isinstance(step, int) and d.step0 is not None and step - d.step0 > d.steps:
                 d.steps = step - d.step0
             if now is not None and d.ns0 is not None and now - d.ns0 > d.ns:

@@ -625,10 +625,7 @@ class Replay:
                    and self._blocks_of(c) > 0]
         if sum(self._blocks_of(c) for c in holders) + required > usable:
             self._request(rid)
-            held = sum(self._blocks_of(c) for c in self._protecting_claims())
-            yielders = ([c.id for c in holders if attribution.gives_way(self, c)]
-                        if held + required <= usable else [])
-            self.progress.on_waiting(ev, rid, [c.id for c in holders], yielders)
+            self.progress.on_waiting(ev, rid, [c.id for c in holders])
 
     def _protecting_claims(self) -> list[Claim]:
         """Claims whose mode may block an active request (docs/model.md §6 R-yield): under

@@ -74,7 +74,6 @@ _DEFAULTS: dict[str, Any] = {
     # R-progress (docs/model.md §6): the tightest declared bounds, and per request its open deferral
     "bst": NONE, "bns": NONE, "dopen": False, "dlate": False, "dstep0": NONE, "dns0": NONE,
     "dcnt": 0, "dsteps": 0, "dns": 0, "dev": -1, "dblk": False, "rdec": False,
-    "dsoft": False, "dyw": False,
 }
 
 
@@ -1111,22 +1110,6 @@ class Encoding:
             op = S[("dopen", rid)]
             if not S.may(op):
                 continue
-            if isinstance(step, int):
-                # R-yield: still waiting, with no event, in a later scheduler step than its
-                # arrival, behind claims that give way (check/progress.py `advance`)
-                s0 = S[("dstep0", rid)]
-                w = o.and_(op, S[("dyw", rid)], o.not_(o.eq(s0, NONE)), o.cmp(">", step, s0))
-                if S.may(w):
-                    with S.when(w):
-                        for c in range(len(self.claim_ids)):
-                            g = S[("dsoft", rid, c)]
-                            if S.may(g):
-                                with S.when(g):
-                                    self.find(VIOLATION, self.R.yield_, i, "over-protection: "
-                                              f"request {rid} waits with no event while only "
-                                              "claims that give way hold the blocks it needs",
-                                              c)
-                        S[("dyw", rid)] = False
             with S.when(op):
                 for at, start, elapsed in ((step, "dstep0", "dsteps"), (now, "dns0", "dns")):
                     if not isinstance(at, int):
@@ -1182,7 +1165,6 @@ class Encoding:
                 S[("dsteps", rid)] = 0
                 S[("dns", rid)] = 0
                 S[("dev", rid)] = i
-                S[("dyw", rid)] = False
                 for c in range(len(self.claim_ids)):
                     S[("dblk", rid, c)] = False
         more = o.and_(o.not_(late), op)
@@ -1231,13 +1213,8 @@ class Encoding:
             S[("dsteps", rid)] = 0
             S[("dns", rid)] = 0
             S[("dev", rid)] = i
-            held = o.total(o.ite(self.protecting_claim(c), self.blocks_of(c), 0)
-                           for c in range(n))
-            fits = o.cmp("<=", o.total([held, required]), usable)
-            S[("dyw", rid)] = True
             for c in range(n):
                 S[("dblk", rid, c)] = holds[c]
-                S[("dsoft", rid, c)] = o.and_(fits, holds[c], self.gives_way(c))
 
     def _progress_decided(self, rid: Any) -> None:
         if rid in self.deferred_requests:
