@@ -3,7 +3,8 @@
 It replays the pool (physical block -> claim, logical position), each claim's materialization
 predicate over surviving positions (§3), its lifecycle and responsibility (§4) and offload
 sub-lifecycle, and each active request, and decides identity, acceptance, order, harm, silent
-loss, hard exclusion, explicit action, attribution, no-admit, expiry, offload order, stream
+loss, hard exclusion, explicit action, attribution, no-admit, expiry, offload order, release
+order, bounded deferral (check/progress.py), claims that give way (check/attribution.py), stream
 integrity and vocabulary. Memory is proportional to live claims, blocks and requests, never to
 trace length: findings are kept once per (rule, claim, status) and counted beyond that.
 
@@ -14,7 +15,8 @@ event, inside the same allocation. A loss report therefore must come *before* th
 reports and within the same group of consecutive block events; likewise `resident_claim_materialized`
 may be emitted within the group of `resident_block_materialized` events that makes the predicate
 true. Pending reports are settled when the group ends (the first event of another kind) or at the
-end of the trace.
+end of the trace. The rule only orders: a loss's findings are decided at its victim and no later
+event withdraws them (R-release-order).
 """
 
 from __future__ import annotations
