@@ -1153,20 +1153,10 @@ class Encoding:
         rid = f["request_id"]
         late = S[("dlate", rid)]
         op = S[("dopen", rid)]
-        step = f.get("scheduler_step")
-        now = self._time(f)
         first = o.and_(o.not_(late), o.not_(op))
         if S.may(first):
             with S.when(first):
-                S[("dopen", rid)] = True
-                S[("dstep0", rid)] = step if isinstance(step, int) else NONE
-                S[("dns0", rid)] = now if now is not None else NONE
-                S[("dcnt", rid)] = 1
-                S[("dsteps", rid)] = 0
-                S[("dns", rid)] = 0
-                S[("dev", rid)] = i
-                for c in range(len(self.claim_ids)):
-                    S[("dblk", rid, c)] = False
+                self._open_deferral(rid, i, [False] * len(self.claim_ids))
         more = o.and_(o.not_(late), op)
         if S.may(more):
             with S.when(more):
@@ -1204,17 +1194,24 @@ class Encoding:
         if not S.may(g):
             return
         with S.when(g):
-            step = f.get("scheduler_step")
-            now = self._time(f)
-            S[("dopen", rid)] = True
-            S[("dstep0", rid)] = step if isinstance(step, int) else NONE
-            S[("dns0", rid)] = now if now is not None else NONE
-            S[("dcnt", rid)] = 1
-            S[("dsteps", rid)] = 0
-            S[("dns", rid)] = 0
-            S[("dev", rid)] = i
-            for c in range(n):
-                S[("dblk", rid, c)] = holds[c]
+            self._open_deferral(rid, i, holds)
+
+    def _open_deferral(self, rid: str, i: int, blocking: list[Val]) -> None:
+        """A deferral of `rid` opens at event i (reported, or a silent wait from its arrival),
+        waiting on the claims `blocking` marks (check/progress.py `Deferral`)."""
+        S = self.S
+        f = self.events[i].fields
+        step = f.get("scheduler_step")
+        now = self._time(f)
+        S[("dopen", rid)] = True
+        S[("dstep0", rid)] = step if isinstance(step, int) else NONE
+        S[("dns0", rid)] = now if now is not None else NONE
+        S[("dcnt", rid)] = 1
+        S[("dsteps", rid)] = 0
+        S[("dns", rid)] = 0
+        S[("dev", rid)] = i
+        for c, b in enumerate(blocking):
+            S[("dblk", rid, c)] = b
 
     def _progress_decided(self, rid: Any) -> None:
         if rid in self.deferred_requests:
