@@ -163,42 +163,93 @@ def _write_witnesses(path: str, rep: Any, spec: Any, options: Any, prefix: str,
 @click.option("--witness", "witness", default=None, metavar="PREFIX",
               help="Write the violating and conforming orders the Z3 engine found as "
                    "PREFIX.violating.kvt and PREFIX.conforming.kvt.")
+@click.option("-j", "--jobs", type=click.IntRange(min=1), default=None, metavar="N",
+              help="Decide files in N worker processes (default: the machine's cores; 1: in "
+                   "this process). Reports are the same and in the same order for every N.")
+@click.option("--ray", "use_ray", is_flag=True,
+              help="Decide files as Ray tasks (pip install 'kvclaims[ray]'): a local Ray unless "
+                   "--ray-address is given.")
+@click.option("--ray-address", default=None, metavar="ADDR",
+              help="The Ray cluster to run on (implies --ray); every path must be readable "
+                   "there.")
+@click.option("--shard-timeout", type=click.FloatRange(min=0, min_open=True), default=None,
+              metavar="S", help="With --jobs N>1 or --ray: a file not decided in S seconds is "
+                                "reported inconclusive (the others are unaffected).")
+@click.option("-q", "--quiet", is_flag=True,
+              help="Print only the reports of files that are not conformant, then the closing "
+                   "summary (JUnit: the whole document, unchanged).")
 @decision_options
 def check(files: tuple[str, ...], fmt: str, progress: bool | None, witness: str | None,
-          options: Any) -> None:
-    """Check trace FILES (or - for standard input) against the resident KV claim model."""
+          jobs: int | None, use_ray: bool, ray_address: str | None,
+          shard_timeout: float | None, quiet: bool, options: Any) -> None:
+    """Check trace FILES (or - for standard input) against the resident KV claim model.
+
+    A directory is checked recursively: every .kvt, .jsonl and .kvbatches file under it (each
+    also as .gz), in sorted order. With several files or a directory, a closing summary follows
+    the reports (text: one line; JSON: one object with "kind": "summary"). Exit code: the worst
+    overall result of any file (2 input error, 1 violation or failed gate, 3 inconclusive, 0
+    conformant; docs/fleet.md)."""
+    import time
+
     from rich.console import Console
 
+    from kvclaims.check.verdict import CONFORMANT
+    from kvclaims.fleet import inputs
+    from kvclaims.fleet import summary as summary_mod
     from kvclaims.report import json as json_report
     from kvclaims.report import junit, text
     from kvclaims.run import decide_path
 
     spec = spec_mod.load()
-    if witness is not None and len(files) != 1:
+    try:
+        paths, directories = inputs.expand(files)
+    except inputs.NoTraces as err:
+        raise click.UsageError(str(err)) from None
+    if witness is not None and len(paths) != 1:
         raise click.UsageError("--witness writes one trace's orders: give one FILE")
+    use_ray = use_ray or ray_address is not None
+    if use_ray and jobs is not None:
+        raise click.UsageError("--jobs and --ray choose where files are decided: give one")
+    if "-" in paths and (use_ray or (jobs or 1) > 1) and len(paths) > 1:
+        raise click.UsageError("standard input (-) is read in this process: use --jobs 1")
     # soft_wrap: long lines are not broken, so locations and messages stay greppable.
     out = Console(highlight=False, soft_wrap=True)
     if not out.is_terminal:
         out = Console(highlight=False, soft_wrap=True, width=120)
     err = Console(stderr=True, soft_wrap=True)
-    reports = []
-    for path in files:
-        show = progress
-        if show is None:
-            show = err.is_terminal and path != "-" and os.path.exists(path) and \
-                os.path.getsize(path) > (8 << 20)
-        if show:
-            with err.status(f"checking {path}") as status:
-                rep = decide_path(path, spec, options, progress=lambda n: status.update(
-                    f"checking {path}: {n:,} events"))
-        else:
-            rep = decide_path(path, spec, options)
-        reports.append(rep)
+    started = time.perf_counter()
+    workers = jobs if jobs is not None else (os.cpu_count() or 1)
+    if use_ray:
+        from kvclaims.fleet import ray_tasks
+
+        reports = ray_tasks.decide_all(paths, options, address=ray_address,
+                                       timeout=shard_timeout)
+    elif workers > 1 and len(paths) > 1:
+        from kvclaims.fleet import pool
+
+        reports = pool.decide_all(paths, options, workers, timeout=shard_timeout)
+    else:
+        reports = []
+        for path in paths:
+            show = progress
+            if show is None:
+                show = err.is_terminal and path != "-" and os.path.exists(path) and \
+                    os.path.getsize(path) > (8 << 20)
+            if show:
+                with err.status(f"checking {path}") as status:
+                    rep = decide_path(path, spec, options, progress=lambda n: status.update(
+                        f"checking {path}: {n:,} events"))
+            else:
+                rep = decide_path(path, spec, options)
+            reports.append(rep)
+    seconds = time.perf_counter() - started
     # Usage is checked against what the traces hold before anything is printed.
     _check_skew_sources(options, reports)
-    for path, rep in zip(files, reports):
+    for path, rep in zip(paths, reports):
         if witness is not None:
             _write_witnesses(path, rep, spec, options, witness, err)
+        if quiet and rep.result == CONFORMANT:
+            continue
         if fmt == "json":
             sys.stdout.write(json_report.render(rep) + "\n")
             sys.stdout.flush()
@@ -206,6 +257,15 @@ def check(files: tuple[str, ...], fmt: str, progress: bool | None, witness: str 
             text.render(rep, spec, out)
     if fmt == "junit":
         sys.stdout.write(junit.render(reports))
+    elif directories or len(paths) > 1 or quiet:
+        closing = summary_mod.summarize(reports, seconds)
+        if fmt == "json":
+            import msgspec
+
+            sys.stdout.write(msgspec.json.encode(summary_mod.to_dict(closing)).decode() + "\n")
+        else:
+            out.print(summary_mod.text_line(closing), markup=False, highlight=False)
+        sys.stdout.flush()
     sys.exit(_exit_code(reports))
 
 

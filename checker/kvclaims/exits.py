@@ -34,6 +34,7 @@ REPORT = ("a defect of kvclaims: please report it with the command line; KVCLAIM
 # tests/test_exits.py checks this table against pyproject.toml's optional dependencies.
 OPTIONAL: dict[str, tuple[str, str]] = {
     "zmq": ("pyzmq", "vllm"),
+    "ray": ("ray", "ray"),
     "matplotlib": ("matplotlib", "plot"),
 }
 
