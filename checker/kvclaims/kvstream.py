@@ -30,6 +30,7 @@ from kvclaims.check.state import EventNames, RuleIds
 from kvclaims.check.verdict import CONFORMANT, INCONCLUSIVE, UNKNOWN, Finding, Report
 from kvclaims.spec import Spec
 from kvclaims.trace.kv_records import (
+    CROSS_SHARD,
     DEFAULT_WINDOW,
     UNDECODABLE,
     Anomaly,
@@ -64,6 +65,8 @@ class StreamCheck:
         self._seq_of: dict[int, int | None] = {}  # record -> batch number, for decided records
         self._shown = 0
         self._finished: Report | None = None
+        self._rank: int | None = None  # the data-parallel rank (the shard) of the stream
+        self._foreign: set[int] = set()  # other ranks seen (reported once each)
         self._add(self.join.start())
 
     # ---- feeding ---------------------------------------------------------------------------
@@ -104,7 +107,28 @@ class StreamCheck:
                                   frame.record, frame.seq,
                                   None if frame.seq is None else (frame.seq, frame.seq + 1)))
             return
+        if not self._same_shard(batch.data_parallel_rank, frame):
+            return
         self._add(self.join.feed_batch(batch, frame.record))
+
+    def _same_shard(self, rank: int | None, frame: Frame) -> bool:
+        """Whether a batch is of the stream's shard: each data-parallel rank has its own KV
+        pool (docs/fleet.md), so a batch of another rank is not joined with this pool's events
+        (that would be a wrong split); the stream says it crosses shards (unknown from there)."""
+        if rank is None or rank == self._rank:
+            return True
+        if self._rank is None:
+            self._rank = rank
+            return True
+        if rank not in self._foreign:
+            self._foreign.add(rank)
+            self._anomaly(Anomaly(CROSS_SHARD, f"batch {frame.seq} at record {frame.record} is "
+                                  f"from data-parallel rank {rank}, the stream's earlier "
+                                  f"batches from rank {self._rank}: each rank has its own KV "
+                                  "pool, so the stream crosses shards and is not decided as "
+                                  "one (record each rank's stream on its own)",
+                                  frame.record, frame.seq))
+        return False
 
     def _anomaly(self, a: Anomaly) -> None:
         self.anomalies.append(a)

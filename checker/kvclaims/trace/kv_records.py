@@ -148,9 +148,12 @@ EMPTY = "empty"
 UNDECODABLE = "undecodable"
 DUPLICATE = "duplicate"
 LATE = "late"
+# A batch of another data-parallel rank (another KV pool, another shard: docs/fleet.md): its
+# events are not joined with this pool's, and the stream is not decidable as one.
+CROSS_SHARD = "cross_shard"
 # Anomalies after which events may be missing: every verdict after them is unknown.
 UNKNOWN_KINDS = frozenset({GAP, MISSED_HISTORY, RESTART, CONFLICT, UNSEQUENCED, EMPTY,
-                           UNDECODABLE})
+                           UNDECODABLE, CROSS_SHARD})
 
 
 @dataclass(frozen=True, slots=True)
