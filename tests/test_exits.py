@@ -85,6 +85,7 @@ def test_optional_modules_name_the_extras_of_pyproject() -> None:
 @pytest.mark.parametrize("module, args", [
     ("zmq", ["watch", "tcp://127.0.0.1:9", "--claims", CLAIMS]),
     ("matplotlib", ["explain", OK, "--out", "out.png"]),
+    ("ray", ["check", OK, OK, "--ray"]),
 ])
 def test_a_missing_optional_module_names_its_extra(module: str, args: list[str],
                                                    tmp_path: Path) -> None:
