@@ -164,8 +164,9 @@ def _write_witnesses(path: str, rep: Any, spec: Any, options: Any, prefix: str,
               help="Write the violating and conforming orders the Z3 engine found as "
                    "PREFIX.violating.kvt and PREFIX.conforming.kvt.")
 @click.option("-j", "--jobs", type=click.IntRange(min=1), default=None, metavar="N",
-              help="Decide files in N worker processes (default: the machine's cores; 1: in "
-                   "this process). Reports are the same and in the same order for every N.")
+              help="Decide files in N worker processes (default: the machine's cores when the "
+                   "files hold 8 MiB or more, else 1; 1: in this process). Reports are the same "
+                   "and in the same order for every N.")
 @click.option("--ray", "use_ray", is_flag=True,
               help="Decide files as Ray tasks (pip install 'kvclaims[ray]'): a local Ray unless "
                    "--ray-address is given.")
@@ -218,7 +219,7 @@ def check(files: tuple[str, ...], fmt: str, progress: bool | None, witness: str 
         out = Console(highlight=False, soft_wrap=True, width=120)
     err = Console(stderr=True, soft_wrap=True)
     started = time.perf_counter()
-    workers = jobs if jobs is not None else (os.cpu_count() or 1)
+    workers = jobs if jobs is not None else _default_jobs(paths)
     if use_ray:
         from kvclaims.fleet import ray_tasks
 
@@ -267,6 +268,22 @@ def check(files: tuple[str, ...], fmt: str, progress: bool | None, witness: str 
             out.print(summary_mod.text_line(closing), markup=False, highlight=False)
         sys.stdout.flush()
     sys.exit(_exit_code(reports))
+
+
+# Below this much input in total, starting worker processes costs more than it saves: the
+# default --jobs decides in this process (docs/fleet.md).
+PARALLEL_MIN_BYTES = 8 << 20
+
+
+def _default_jobs(paths: list[str]) -> int:
+    """The machine's cores for inputs of at least PARALLEL_MIN_BYTES, else 1."""
+    total = 0
+    for path in paths:
+        try:
+            total += os.path.getsize(path) if path != "-" else 0
+        except OSError:
+            pass
+    return (os.cpu_count() or 1) if total >= PARALLEL_MIN_BYTES else 1
 
 
 @cli.command()

@@ -127,3 +127,16 @@ def test_ctrl_c_exits_130_and_leaves_no_worker(tmp_path: Path) -> None:
     # No process still has the pipe open for reading (a worker left behind would).
     with pytest.raises(OSError):
         os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+
+
+def test_the_default_jobs_uses_workers_only_for_large_inputs(tmp_path: Path) -> None:
+    import os as _os
+
+    from kvclaims.cli import PARALLEL_MIN_BYTES, _default_jobs
+
+    small, big = tmp_path / "a.kvt", tmp_path / "b.kvt"
+    small.write_text("x")
+    with open(big, "wb") as fh:
+        fh.truncate(PARALLEL_MIN_BYTES)  # sparse: the size counts, not the content
+    assert _default_jobs([str(small), str(tmp_path / "missing.kvt"), "-"]) == 1
+    assert _default_jobs([str(small), str(big)]) == (_os.cpu_count() or 1)
