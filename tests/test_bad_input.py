@@ -162,10 +162,15 @@ def test_unknown_schema_version_is_inconclusive(tmp_path: Path) -> None:
 
 
 def test_missing_file_and_directory(tmp_path: Path) -> None:
-    proc = run(["check", str(tmp_path / "nope.jsonl"), str(tmp_path)])
+    proc = run(["check", str(tmp_path / "nope.jsonl"), str(tmp_path / "gone.kvt")])
     assert proc.returncode == 2
     assert_clean(proc)
     assert proc.stdout.count(b"cannot open") == 2
+    # A directory is walked for traces (docs/fleet.md); one with none is a usage error.
+    proc = run(["check", str(tmp_path / "nope.jsonl"), str(tmp_path)])
+    assert proc.returncode == 2
+    assert_clean(proc)
+    assert b"no trace files" in proc.stderr
 
 
 def test_unknown_require_is_a_usage_error(tmp_path: Path) -> None:

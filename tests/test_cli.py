@@ -44,8 +44,9 @@ def test_json_report_version_2() -> None:
     proc = kv("check", "--format", "json", str(RULES / "bad-attribution-smear.kvt"),
               str(RULES / "ok-hard-refusal.kvt"))
     lines = proc.stdout.decode().splitlines()
-    assert len(lines) == 2
-    bad, ok = (json.loads(x) for x in lines)
+    assert len(lines) == 3  # two reports, then the closing summary (docs/fleet.md)
+    bad, ok, summary = (json.loads(x) for x in lines)
+    assert summary["kind"] == "summary" and summary["files"] == 2
     assert bad["report_version"] == 2 and bad["verdict"] == "violation"
     assert list(bad)[:2] == ["report_version", "result"] and bad["result"] == "violation"
     assert bad["gates"] == [] and ok["gates"] == []  # one shape: a list, also without --require
