@@ -17,6 +17,7 @@ from __future__ import annotations
 import multiprocessing as mp
 import signal
 import time
+from collections import deque
 from collections.abc import Callable
 from multiprocessing.connection import Connection, wait
 from typing import Any
@@ -50,19 +51,36 @@ def _serve(conn: Connection, decide: Decide) -> None:
         conn.send(out)
 
 
+# Shards handed to a worker ahead of the one it decides, so it never waits for the parent to
+# be scheduled between two shards (the parent may sleep on a loaded machine).
+AHEAD = 2
+
+
 class _Worker:
+    """One worker process and the shards given to it, in the order it decides them: the first
+    is the one it is deciding, since `started`."""
+
     def __init__(self, ctx: Any, decide: Decide) -> None:
         self.conn, child = ctx.Pipe()
         self.proc = ctx.Process(target=_serve, args=(child, decide), daemon=True)
         self.proc.start()
         child.close()
-        self.shard: Shard | None = None
+        self.queue: deque[Shard] = deque()
         self.started = 0.0
 
     def give(self, shard: Shard, options: Options) -> None:
-        self.shard = shard
+        if not self.queue:
+            self.started = time.monotonic()
+        self.queue.append(shard)
+        try:
+            self.conn.send((shard.path, options))
+        except OSError:
+            pass  # the worker is gone: its sentinel says so, and the shard is reported lost
+
+    def done(self) -> Shard:
+        """The shard just answered; the next one's clock starts now."""
         self.started = time.monotonic()
-        self.conn.send((shard.path, options))
+        return self.queue.popleft()
 
     def stop(self, kill: bool) -> None:
         if kill:
@@ -99,59 +117,61 @@ def decide_all(files: list[str], options: Options, jobs: int, *,
     shards = shards_of(files)
     reports: list[Report | None] = [None] * len(shards)
     ctx = mp.get_context("spawn")
-    todo = list(reversed(shards))
+    todo = deque(shards)
     workers: list[_Worker] = []
+
+    def feed(w: _Worker) -> None:
+        while todo and len(w.queue) < AHEAD:
+            w.give(todo.popleft(), options)
+
     try:
         for _ in range(max(1, min(jobs, len(shards)))):
             workers.append(_Worker(ctx, decide))
-        for w in workers:
-            if todo:
-                w.give(todo.pop(), options)
-        while any(w.shard is not None for w in workers):
-            busy = [w for w in workers if w.shard is not None]
+        for _ in range(AHEAD):  # the first shards spread over the workers
+            for w in workers:
+                if todo and len(w.queue) < AHEAD:
+                    w.give(todo.popleft(), options)
+        while any(w.queue for w in workers):
+            busy = [w for w in workers if w.queue]
             wait_for: float | None = None
             if timeout is not None:
-                now = time.monotonic()
-                wait_for = max(0.0, min(w.started + timeout for w in busy) - now)
-            ready = wait([x for w in busy for x in (w.conn, w.proc.sentinel)], wait_for)
+                wait_for = max(0.0, min(w.started for w in busy) + timeout - time.monotonic())
+            ready = set(wait([x for w in busy for x in (w.conn, w.proc.sentinel)], wait_for))
             for i, w in enumerate(workers):
-                shard = w.shard
-                if shard is None:
+                if not w.queue:
                     continue
-                report: Report | None = None
-                replace_worker = False
+                failed: Report | None = None
                 if w.conn in ready or w.proc.sentinel in ready:
                     try:
-                        kind, value = w.conn.recv()
+                        while w.queue and w.conn.poll():
+                            kind, value = w.conn.recv()
+                            shard = w.done()
+                            reports[shard.index] = (value if kind == "ok"
+                                                    else undecided(shard.path, kind, value))
                     except (EOFError, OSError):
                         w.proc.join(timeout=5)
-                        report = undecided(shard.path, DIED, _death(w.proc))
-                        replace_worker = True
+                        failed = undecided(w.queue[0].path, DIED, _death(w.proc))
                     else:
-                        report = value if kind == "ok" else undecided(shard.path, kind, value)
+                        if w.queue and not w.proc.is_alive():
+                            failed = undecided(w.queue[0].path, DIED, _death(w.proc))
                 elif timeout is not None and time.monotonic() - w.started >= timeout:
-                    report = undecided(shard.path, TIMEOUT, f"--shard-timeout {timeout:g} s")
-                    replace_worker = True
-                if report is None:
-                    continue
-                reports[shard.index] = report
-                w.shard = None
-                if replace_worker:
+                    failed = undecided(w.queue[0].path, TIMEOUT, f"--shard-timeout {timeout:g} s")
+                if failed is not None:
+                    # The shard being decided is lost; those queued behind it go back in front.
+                    reports[w.queue.popleft().index] = failed
+                    todo.extendleft(reversed(w.queue))
+                    w.queue.clear()
                     w.stop(kill=True)
                     if not todo:
-                        workers[i] = _Idle()  # type: ignore[assignment]
-                        continue
+                        continue  # a stopped worker with no shard stays in its slot
                     w = workers[i] = _Worker(ctx, decide)
-                if todo:
-                    w.give(todo.pop(), options)
+                elif todo and not w.queue and not w.proc.is_alive():
+                    w.stop(kill=True)  # died between two shards: nothing of it was lost
+                    w = workers[i] = _Worker(ctx, decide)
+                feed(w)
     finally:
         for w in workers:
-            if isinstance(w, _Worker):
-                w.stop(kill=w.shard is not None)
+            w.stop(kill=bool(w.queue))
     return [r for r in reports if r is not None]
 
 
-class _Idle:
-    """A retired worker slot (its process was replaced after a failure, no shard is left)."""
-
-    shard = None
