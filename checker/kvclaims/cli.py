@@ -276,7 +276,10 @@ PARALLEL_MIN_BYTES = 8 << 20
 
 
 def _default_jobs(paths: list[str]) -> int:
-    """The machine's cores for inputs of at least PARALLEL_MIN_BYTES, else 1."""
+    """The machine's cores for inputs of at least PARALLEL_MIN_BYTES, else 1 (and 1 when
+    standard input is one of them: it is read in this process)."""
+    if "-" in paths:
+        return 1
     total = 0
     for path in paths:
         try:

@@ -140,3 +140,4 @@ def test_the_default_jobs_uses_workers_only_for_large_inputs(tmp_path: Path) -> 
         fh.truncate(PARALLEL_MIN_BYTES)  # sparse: the size counts, not the content
     assert _default_jobs([str(small), str(tmp_path / "missing.kvt"), "-"]) == 1
     assert _default_jobs([str(small), str(big)]) == (_os.cpu_count() or 1)
+    assert _default_jobs([str(big), "-"]) == 1
