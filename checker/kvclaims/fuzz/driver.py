@@ -164,7 +164,7 @@ def search(runtime: str | RuntimeSpec, *, examples: int, seed: int, out: str | P
     if workloads is not None:
         strategy = workloads
     elif rt.workloads is not None:  # the runtime's own (e.g. vllm_workloads for vllm:…)
-        strategy = rt.workloads()
+        strategy = getattr(kst, rt.workloads)()
     else:
         strategy = kst.workloads()
     out_dir = Path(out) if out is not None else None

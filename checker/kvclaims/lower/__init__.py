@@ -4,5 +4,6 @@ descriptor.py loads the anchored runtime descriptors (spec/descriptors/) and the
 (spec/lowering.toml); relation.py decides Lower(d, a, E, m) and the five-step class (pure);
 primitives.py holds the Z3 models of runtime primitives and finds shortest witnesses; anchors.py
 verifies anchors against installed packages or source trees; table.py assembles the runtime ×
-mode table; prove.py runs the bad-lowering suite.
+mode table; prove.py runs the bad-lowering suite; kvrm_proof.py proves the KV-RM arbiter, and
+kvrm_transport.py is the merge-staged transport it and the KV-RM runtime share (§10).
 """
