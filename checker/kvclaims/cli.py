@@ -169,6 +169,7 @@ def check(files: tuple[str, ...], fmt: str, progress: bool | None, witness: str 
     """Check trace FILES (or - for standard input) against the resident KV claim model."""
     from rich.console import Console
 
+    from kvclaims.explain import strips_for_report
     from kvclaims.report import json as json_report
     from kvclaims.report import junit, text
     from kvclaims.run import decide_path
@@ -203,7 +204,7 @@ def check(files: tuple[str, ...], fmt: str, progress: bool | None, witness: str 
             sys.stdout.write(json_report.render(rep) + "\n")
             sys.stdout.flush()
         elif fmt == "text":
-            text.render(rep, spec, out)
+            text.render(rep, spec, out, strips_for_report(rep, spec))
     if fmt == "junit":
         sys.stdout.write(junit.render(reports))
     sys.exit(_exit_code(reports))
