@@ -241,3 +241,16 @@ def test_cycles_are_found_between_parts_and_between_files(tmp_path: Path) -> Non
 
 def test_the_table_module_imports_nothing() -> None:
     assert imports_of(Path(layers.__file__), "kvclaims.layers", modules(PKG)) == []
+
+
+def test_docs_architecture_states_the_table() -> None:
+    doc = (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
+    rows = {}
+    for line in doc.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 4 and cells[0].startswith("`") and cells[0] != "part":
+            may = set() if cells[2] == "nothing of kvclaims" else set(cells[2].split(", "))
+            rows[cells[0].strip("`")] = (cells[1], may, cells[3])
+    assert rows == {p.name: (p.layer, set(p.may_import), p.does) for p in PARTS}
+    assert "checker/kvclaims/layers.py" in doc
+    assert ", ".join(f"**{name}**" for name in LAYERS) in " ".join(doc.split())  # in order
