@@ -6,6 +6,10 @@ samples the pool and claim states to draw. It hands the timeline to a renderer c
 output's suffix: `.png`/`.svg` (matplotlib, optional: kvclaims[plot]) or
 `.html` (one self-contained file, drawn without matplotlib). Bad input is a located message and
 exit code 2, never a traceback.
+
+A command above the pipeline and the renderers (docs/architecture.md): it opens and decides the
+trace through kvclaims.run, builds the timeline (kvclaims.report.timeline) and hands it to a
+renderer; :func:`strips_for_report` does the same for the text report's finding strips.
 """
 
 from __future__ import annotations
