@@ -195,6 +195,7 @@ def check(files: tuple[str, ...], fmt: str, progress: bool | None, witness: str 
     from rich.console import Console
 
     from kvclaims.check.verdict import CONFORMANT
+    from kvclaims.explain import strips_for_report
     from kvclaims.fleet import inputs
     from kvclaims.fleet import summary as summary_mod
     from kvclaims.report import json as json_report
@@ -255,7 +256,7 @@ def check(files: tuple[str, ...], fmt: str, progress: bool | None, witness: str 
             sys.stdout.write(json_report.render(rep) + "\n")
             sys.stdout.flush()
         elif fmt == "text":
-            text.render(rep, spec, out)
+            text.render(rep, spec, out, strips_for_report(rep, spec))
     if fmt == "junit":
         sys.stdout.write(junit.render(reports))
     elif directories or len(paths) > 1 or quiet:

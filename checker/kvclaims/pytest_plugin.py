@@ -49,12 +49,14 @@ def render_report(report: Report) -> str:
     from rich.console import Console
 
     from kvclaims import spec as spec_mod
+    from kvclaims.explain import strips_for_report
     from kvclaims.report.text import render
 
     buf = io.StringIO()
     console = Console(file=buf, width=120, color_system=None, highlight=False, soft_wrap=True,
                       force_terminal=False)
-    render(report, spec_mod.load(), console)
+    spec = spec_mod.load()
+    render(report, spec, console, strips_for_report(report, spec))
     return buf.getvalue()
 
 

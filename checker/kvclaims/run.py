@@ -1,10 +1,14 @@
-"""The one decision path: open, detect, import, decide, gate (ARCHITECTURE.md pipeline).
+"""The one decision path: open, detect, read once, decide, gate (docs/architecture.md pipeline).
 
 Every command and view that shows a verdict (check, explain, shrink, fuzz and its --replay, the
 pytest plug-in; `watch` not yet, see docs/report-format.md) gets it from here, with one :class:`Options` that carries every option able to
 change a decision (engine, order, skew, bounds, gates): :func:`decide_path` for a file,
 :func:`decide_trace` for events in memory, :class:`Decision` for a live stream. Nothing else
 re-decides (docs/report-format.md, "one verdict everywhere").
+
+A file is read once: the written-order replay streams it, and when some other order may be
+admissible (a batch, a skew) the events it kept go to the Z3 engine (:class:`Kept`); nothing
+reads the trace a second time.
 
 Bad input never escapes as a traceback: an InputError (or the claim limit) ends reading at its
 location, and the report carries what the part already read decided, marked as such, and no
@@ -42,6 +46,12 @@ from kvclaims.trace.jsonl import DEFAULT_MAX_LINE_BYTES, read_jsonl
 from kvclaims.trace.model import Event, InputError, PartialTrace, Skew
 
 ENGINES = ("auto", "replay", "z3")
+
+# With --engine auto, the events a streamed trace keeps for the Z3 engine in case its order turns
+# out partial; past this many they are let go, so a long totally ordered trace is decided in flat
+# memory (a kept event costs about 1 KiB), and a longer partly ordered one is inconclusive.
+# --engine z3 keeps every event (every order is decided in memory anyway).
+KEEP_EVENTS = 1 << 17
 
 
 # What the exit code says for each overall result (Report.result; ARCHITECTURE.md exit codes).
@@ -178,9 +188,10 @@ class Decision:
         """Whether some order other than the written one may be admissible."""
         return self.unordered is not None or bool(self.skews)
 
-    def finish(self, problem: InputProblem | None = None) -> Report:
+    def finish(self, problem: InputProblem | None = None, let_go: bool = False) -> Report:
         """The written-order report, final when the trace is totally ordered or the engine is
-        the replay (then unordered parts are unknown: never a pass); see :func:`conclude`."""
+        the replay, or its events were let go (`let_go`, see KEEP_EVENTS): then unordered parts
+        are unknown, never a pass; see :func:`conclude`."""
         replay = self.replay
         if problem is None and replay.index < 0:
             problem = InputProblem(1, 1, "empty trace: no events")
@@ -200,7 +211,7 @@ class Decision:
             report = replace(report, verdict=INCONCLUSIVE)
         if problem is None and self.partial:
             report = _written_order_only(self.spec, report, self.unordered, self.unordered_index,
-                                         self.skews)
+                                         self.skews, let_go)
         return report
 
     def conclude(self, report: Report) -> Report:
@@ -243,15 +254,39 @@ def conclude(spec: Spec, report: Report, options: Options, records: list[gates.R
     return report
 
 
+class Kept:
+    """The events a stream read, kept for the Z3 engine: up to `limit` (None: all), then none
+    (`let_go`: a partly ordered trace longer than that is not decided over every order)."""
+
+    def __init__(self, limit: int | None):
+        self.limit = limit
+        self.events: list[Event] = []
+        self.let_go = False
+
+
 def _feed_all(decision: Decision, events: Iterable[Event],
-              progress: Callable[[int], None] | None = None) -> InputProblem | None:
-    """Feed `events` (read lazily: the reader may raise) and return the input problem that
-    ended reading, if any."""
+              progress: Callable[[int], None] | None = None,
+              keep: Kept | None = None) -> InputProblem | None:
+    """Feed `events` (read lazily: the reader may raise), keeping them in `keep` if given, and
+    return the input problem that ended reading, if any."""
     replay = decision.replay
     try:
         n = 0
         feed = decision.feed
-        for ev in events:
+        events = iter(events)
+        if keep is not None:
+            kept, limit = keep.events, keep.limit
+            for ev in events:
+                feed(ev)
+                n += 1
+                if progress is not None and n % 65536 == 0:
+                    progress(n)
+                if limit is not None and n > limit:
+                    kept.clear()
+                    keep.let_go = True
+                    break
+                kept.append(ev)
+        for ev in events:  # the rest, once the kept events are let go (or all, keeping none)
             feed(ev)
             n += 1
             if progress is not None and n % 65536 == 0:
@@ -273,7 +308,8 @@ def check_stream(fh: BinaryIO, file: str, spec: Spec, options: Options = Options
 
 
 def _stream(fh: BinaryIO, file: str, spec: Spec, options: Options,
-            progress: Callable[[int], None] | None) -> tuple[Decision, Report]:
+            progress: Callable[[int], None] | None,
+            keep: Kept | None = None) -> tuple[Decision, Report]:
     decision = Decision(spec, file, options)
     problem = None
     try:
@@ -281,12 +317,12 @@ def _stream(fh: BinaryIO, file: str, spec: Spec, options: Options,
     except InputError as err:
         problem = InputProblem(err.line, err.column, err.message, err.unknown)
     else:
-        problem = _feed_all(decision, events, progress)
-    return decision, decision.finish(problem)
+        problem = _feed_all(decision, events, progress, keep)
+    return decision, decision.finish(problem, let_go=keep is not None and keep.let_go)
 
 
 def _written_order_only(spec: Spec, report: Report, at: Event | None, index: int,
-                        skews: tuple[Skew, ...]) -> Report:
+                        skews: tuple[Skew, ...], let_go: bool = False) -> Report:
     """The replay decided one admissible order of a partly ordered trace: never a pass, and no
     finding of that one order is a fact of the trace (another order may avoid it)."""
     R = RuleIds(spec)
@@ -297,7 +333,10 @@ def _written_order_only(spec: Spec, report: Report, at: Event | None, index: int
         column=at.column if at is not None else max(1, skews[0].column),
         event_index=index if at is not None else 0, event=at.kind if at else "skew",
         message=f"the trace has {where}; the replay engine decided the written order only, "
-                "so other admissible orders are unchecked (use --engine auto or z3)")
+                "so other admissible orders are unchecked (use --engine auto or z3)" if not let_go
+        else f"the trace has {where} and more than the {KEEP_EVENTS} events --engine auto "
+             "keeps for the Z3 engine; the replay engine decided the written order only, so "
+             "other admissible orders are unchecked (use --engine z3)")
     one_order = tuple(
         replace(f, status=UNKNOWN, message=f.message + " (in the written order; other "
                 "admissible orders are unchecked)") if f.status == VIOLATION else f
@@ -318,15 +357,6 @@ def _decide_every_order(spec: Spec, trace: PartialTrace, file: str, options: Opt
                           defer_bounds=options.defer_bounds)
 
 
-def check_partial(fh: BinaryIO, file: str, spec: Spec, options: Options) -> Report:
-    """The Z3 engine over a whole input (gates not evaluated; see :func:`decide_path`)."""
-    from kvclaims.trace.partial_input import read_partial
-
-    trace = read_partial(fh, file, spec, options.input_format, options.skews,
-                         max_line_bytes=options.max_line_bytes)
-    return _decide_every_order(spec, trace, file, options)
-
-
 def _needs_every_order(first: Report, decision: Decision, options: Options) -> bool:
     if first.error is not None or options.engine == "replay":
         return False
@@ -342,33 +372,57 @@ def decide_trace(spec: Spec, trace: PartialTrace | Sequence[Event], options: Opt
         trace = PartialTrace(tuple(trace))
     decision = Decision(spec, file, options, list(trace.skews))
     first = decision.finish(_feed_all(decision, trace.events))
+    return _every_order(spec, decision, first, trace.events, file, options)
+
+
+def _every_order(spec: Spec, decision: Decision, first: Report, events: Sequence[Event] | None,
+                 file: str, options: Options) -> Report:
+    """The last stage of both decisions: `first` (the written order) when it is final, else
+    the Z3 engine over the events read (None: let go, see KEEP_EVENTS), with the gates."""
     if not _needs_every_order(first, decision, options):
         return decision.conclude(first)
-    every = PartialTrace(trace.events, decision.skews)
+    if events is None:  # let go: `first` says so (Decision.finish)
+        return decision.conclude(first)
+    every = PartialTrace(tuple(events), decision.skews)
     return decision.conclude(_decide_every_order(spec, every, file, options))
 
 
-def check_kv_stream(path: str, spec: Spec, options: Options) -> Report | None:
-    """A recorded KV event stream (format vllm, detected or given) decided with its claim
-    manifest by kvclaims.kvstream; None when `path` is not one."""
+def decide_path(path: str, spec: Spec, options: Options = Options(),
+                progress: Callable[[int], None] | None = None) -> Report:
+    """THE decision of a trace file (`-`: standard input), with every option, read once:
+    streamed in the written order (input problems, gates, whether the order is total), its
+    events kept for the Z3 engine unless the engine is the replay (see KEEP_EVENTS). A recorded
+    KV event stream (format vllm) is joined with its claim manifest by kvclaims.kvstream."""
+    label = "<stdin>" if path == "-" else path
+    if path == "-":
+        return _decide_input(sys.stdin.buffer, label, spec, options, progress)
+    try:
+        fh = open(path, "rb")
+    except OSError as err:
+        return _unopened(path, err)
+    with fh:
+        return _decide_input(fh, label, spec, options, progress)
+
+
+def _decide_input(fh: BinaryIO, label: str, spec: Spec, options: Options,
+                  progress: Callable[[int], None] | None) -> Report:
+    """The stages over one opened input: detect, read (streamed), decide, conclude."""
     from kvclaims.trace.detect import detect
 
-    if options.input_format not in (None, "vllm"):
-        return None
-    label = "<stdin>" if path == "-" else path
-    try:
-        if path == "-":
-            if options.input_format is None and detect(sys.stdin.buffer.peek(16)[:16]) != "vllm":
-                return None
-            data = sys.stdin.buffer.read()
-        else:
-            with open(path, "rb") as fh:
-                if options.input_format is None and detect(fh.read(16)) != "vllm":
-                    return None
-                fh.seek(0)
-                data = fh.read()
-    except OSError:
-        return None  # reported by the ordinary path
+    if options.input_format == "vllm" or (options.input_format is None
+                                          and detect(fh.peek(16)[:16]) == "vllm"):
+        return _kv_stream(fh.read(), label, spec, options)
+    keep = None if options.engine == "replay" else Kept(
+        None if options.engine == "z3" else KEEP_EVENTS)
+    decision, first = _stream(fh, label, spec, options, progress, keep)
+    if keep is None:
+        return decision.conclude(first)
+    return _every_order(spec, decision, first, None if keep.let_go else keep.events, label,
+                        options)
+
+
+def _kv_stream(data: bytes, label: str, spec: Spec, options: Options) -> Report:
+    """A recorded KV event stream decided with its claim manifest by kvclaims.kvstream."""
     from kvclaims.kvstream import check_records
     from kvclaims.trace.vllm_events import load_manifest
 
@@ -386,49 +440,6 @@ def check_kv_stream(path: str, spec: Spec, options: Options) -> Report | None:
                              require=options.require, defer_bounds=options.defer_bounds)
     except InputError as err:
         return _failed(label, InputProblem(err.line, err.column, err.message))
-
-
-def decide_path(path: str, spec: Spec, options: Options = Options(),
-                progress: Callable[[int], None] | None = None) -> Report:
-    """THE decision of a trace file (`-`: standard input), with every option: streamed in the
-    written order first, read again whole for the Z3 engine when the order is partial."""
-    label = "<stdin>" if path == "-" else path
-    stream = check_kv_stream(path, spec, options)
-    if stream is not None:
-        return stream
-    if options.engine == "replay":
-        if path == "-":
-            return check_stream(sys.stdin.buffer, label, spec, options, progress)
-        try:
-            fh = open(path, "rb")
-        except OSError as err:
-            return _unopened(path, err)
-        with fh:
-            return check_stream(fh, path, spec, options, progress)
-    # Two passes at most; each opens a fresh stream (standard input is kept in memory).
-    stdin = sys.stdin.buffer.read() if path == "-" else b""
-
-    def reopen() -> BinaryIO:
-        if path == "-":
-            return io.BufferedReader(io.BytesIO(stdin))  # type: ignore[arg-type]
-        return open(path, "rb")
-
-    try:
-        data = reopen()
-    except OSError as err:
-        return _unopened(path, err)
-    # The streaming replay reads first: it finds input errors with what was decided before
-    # them, records what --require gates read, and tells whether the order is total.
-    with data:
-        decision, first = _stream(data, label, spec, options, progress)
-    if not _needs_every_order(first, decision, options):
-        return decision.conclude(first)
-    try:
-        with reopen() as data:
-            report = check_partial(data, label, spec, options)
-    except (InputError, OSError):
-        return decision.conclude(first)
-    return decision.conclude(report)
 
 
 # The names callers have used; the same decision.

@@ -240,10 +240,11 @@ def _final(o: _Out, report: Report, spec: Any) -> None:
         return
     from rich.console import Console
 
+    from kvclaims.explain import strips_for_report
     from kvclaims.report import text
 
     console = Console(file=o.out, highlight=False, soft_wrap=True, width=120)
-    text.render(report, spec, console)
+    text.render(report, spec, console, strips_for_report(report, spec))
     o.out.flush()
 
 

@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 
 from kvclaims.explain import explain_command, read_timeline
-from kvclaims.explain.timeline import build_timeline
-from kvclaims.report.ascii_timeline import ascii_timeline, strips_for_report
+from kvclaims.report.timeline import build_timeline
+from kvclaims.explain import strips_for_report
+from kvclaims.report.ascii_timeline import ascii_timeline
 from kvclaims.run import Options, check_path, open_events
 
 ROOT = Path(__file__).resolve().parents[2]

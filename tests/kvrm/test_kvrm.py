@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from kvclaims import spec as spec_mod
 from kvclaims.check.replay import check_events
 from kvclaims.run import Options, check_path
-from kvclaims.runtime import kvrm_transport as T
+from kvclaims.lower import kvrm_transport as T
 from kvclaims.runtime.kvrm import FAULT_RULE, FAULTS, kvrm_runtime
 
 from conftest import ROOT

@@ -10,7 +10,7 @@ import pytest
 
 from kvclaims.lower.commands import lower_command
 from kvclaims.lower.table import build
-from kvclaims.report.lowering import render_md
+from kvclaims.lower.render import render_md
 
 ROOT = Path(__file__).resolve().parents[2]
 

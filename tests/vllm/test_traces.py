@@ -7,7 +7,7 @@ from pathlib import Path
 
 from kvclaims.check.replay import check_events
 from kvclaims.run import check_path
-from kvclaims.runtime.vllm.probe import write_traces
+from kvclaims.runtime.vllm.corpus import write_traces
 from kvclaims.trace.vllm_events import join_batches, load_manifest, read_batches
 
 TRACES = Path(__file__).resolve().parents[2] / "traces" / "vllm"

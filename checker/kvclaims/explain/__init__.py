@@ -6,6 +6,10 @@ samples the pool and claim states to draw. It hands the timeline to a renderer c
 output's suffix: `.png`/`.svg` (matplotlib, optional: kvclaims[plot]) or
 `.html` (one self-contained file, drawn without matplotlib). Bad input is a located message and
 exit code 2, never a traceback.
+
+A command above the pipeline and the renderers (docs/architecture.md): it opens and decides the
+trace through kvclaims.run, builds the timeline (kvclaims.report.timeline) and hands it to a
+renderer; :func:`strips_for_report` does the same for the text report's finding strips.
 """
 
 from __future__ import annotations
@@ -14,12 +18,14 @@ import os
 import sys
 from typing import Any, TextIO
 
-from kvclaims.explain.timeline import Timeline, build_timeline
+from kvclaims.report.ascii_timeline import ascii_timeline
+from kvclaims.report.timeline import Timeline, build_timeline
 
 __all__ = ["ExplainError", "Timeline", "build_timeline", "explain_command", "read_timeline",
-           "render_to"]
+           "render_to", "strips_for_report"]
 
 SUFFIXES = (".png", ".svg", ".html", ".htm")
+MAX_REREAD_EVENTS = 200_000
 
 
 class ExplainError(Exception):
@@ -142,3 +148,37 @@ def explain_command(trace: str, claim: str | None, out: str, input_format: str |
         print(f"kvclaims explain: {out}: cannot write: {e.strerror}", file=err)
         return 2
     return 0
+
+
+def strips_for_report(report: Any, spec: Any, width: int = 60) -> dict[int, list[str]]:
+    """Strips for the text report (kvclaims.report.text.render's `strips`): finding position in
+    `report.findings` -> lines.
+
+    The checker streams and keeps no history, so the trace file is read again here (only when the
+    report has findings that name a claim), above the renderers, which never open a trace.
+    Standard input cannot be read again and very long traces are not: then the strip says so
+    instead of silently missing.
+    """
+    wanted = [k for k, f in enumerate(report.findings) if f.claim_id]
+    if not wanted or report.error is not None:
+        return {}
+    path = report.file
+    if path in ("-", "<stdin>") or not os.path.isfile(path):
+        return {}
+    if report.events > MAX_REREAD_EVENTS:
+        note = [f"(timeline omitted: {report.events} events; `kvclaims explain {path} "
+                "--out FILE.html` draws it)"]
+        return {k: note for k in wanted}
+    try:
+        tl = read_timeline(path, spec)
+    except (ExplainError, OSError):
+        return {}
+    cache: dict[str, list[str]] = {}
+    out: dict[int, list[str]] = {}
+    for k in wanted:
+        cid = report.findings[k].claim_id
+        if cid not in cache:
+            cache[cid] = ascii_timeline(tl, cid, width) if tl.claim(cid) else []
+        if cache[cid]:
+            out[k] = cache[cid]
+    return out

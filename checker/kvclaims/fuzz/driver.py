@@ -164,7 +164,7 @@ def search(runtime: str | RuntimeSpec, *, examples: int, seed: int, out: str | P
     if workloads is not None:
         strategy = workloads
     elif rt.workloads is not None:  # the runtime's own (e.g. vllm_workloads for vllm:…)
-        strategy = rt.workloads()
+        strategy = getattr(kst, rt.workloads)()
     else:
         strategy = kst.workloads()
     out_dir = Path(out) if out is not None else None
@@ -364,6 +364,7 @@ def replay_command(runtime: str, workload_file: str, kvt_out: str | None = None)
     would (0 conformant, 1 violation, 3 inconclusive, 2 usage error)."""
     from rich.console import Console
 
+    from kvclaims.explain import strips_for_report
     from kvclaims.report.text import render
 
     try:
@@ -382,7 +383,7 @@ def replay_command(runtime: str, workload_file: str, kvt_out: str | None = None)
 
         with open(kvt_out, "w") as fh:
             write_kvt(events, fh, spec=spec)
-    render(report, spec, console)
+    render(report, spec, console, strips_for_report(report, spec))
     return exit_code([report])
 
 

@@ -19,7 +19,7 @@ def lower_command(fmt: str, verify_anchors: bool, source: str | None,
                   out: IO[str] | None = None) -> int:
     """`kvclaims lower [--format text|json|md] [--verify-anchors [--source DIR]]`."""
     from kvclaims.lower.table import build
-    from kvclaims.report.lowering import RENDERERS
+    from kvclaims.lower.render import RENDERERS
 
     stream = out or sys.stdout
     if fmt not in RENDERERS:

@@ -272,7 +272,7 @@ class _Run:
 
 # ---- decoding a run into KV-RM events (the replay checker re-checks the witness) ---------------
 def _decode(m: z3.ModelRef, run: _Run, k: int) -> tuple[list[str], tuple[str, ...]]:
-    from kvclaims.runtime.kvrm_transport import merge_staged
+    from kvclaims.lower.kvrm_transport import merge_staged
 
     ev = lambda x: m.eval(x, model_completion=True)
     num = lambda x: ev(x).as_long()

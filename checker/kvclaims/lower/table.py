@@ -2,7 +2,7 @@
 
 Loads every descriptor, checks the anchors (trace anchors always, by replay; source anchors only
 when asked), asks the Z3 primitive models for witnesses, and classifies each row with
-`relation.classify`. Pure data out; rendering is kvclaims.report.lowering.
+`relation.classify`. Pure data out; rendering is kvclaims.lower.render.
 """
 
 from __future__ import annotations

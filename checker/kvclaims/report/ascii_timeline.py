@@ -1,19 +1,15 @@
 """A compact ASCII strip of one claim's timeline, for the text report beside each finding.
 
-Renders a :class:`kvclaims.explain.timeline.Timeline` (docs/model.md §3-§4, §6): one row of lifecycle
+Renders a :class:`kvclaims.report.timeline.Timeline` (docs/model.md §3-§4, §6): one row of lifecycle
 letters per bucket of events, one sparkline of the leading prefix that survives against the
 predicate's required length, one row of markers (blocks lost, findings). Decides nothing.
 """
 
 from __future__ import annotations
 
-import os
-from typing import Any
-
-from kvclaims.explain.timeline import Timeline
+from kvclaims.report.timeline import Timeline
 
 SPARK = " ▁▂▃▄▅▆▇█"
-MAX_REREAD_EVENTS = 200_000
 
 
 def _letters(tl: Timeline) -> dict[str, str]:
@@ -118,38 +114,3 @@ def ascii_timeline(tl: Timeline, claim_id: str, width: int = 60) -> list[str]:
 
 def claim_strips(tl: Timeline, claim_ids: list[str], width: int = 60) -> dict[str, list[str]]:
     return {cid: ascii_timeline(tl, cid, width) for cid in claim_ids if tl.claim(cid)}
-
-
-def strips_for_report(report: Any, spec: Any, width: int = 60) -> dict[int, list[str]]:
-    """Strips for the text report: finding position in `report.findings` -> lines.
-
-    The checker streams and keeps no history, so the trace file is read again (only when the
-    report has findings that name a claim). Standard input cannot be read again and very long
-    traces are not: then the strip says so instead of silently missing.
-    """
-    wanted = [k for k, f in enumerate(report.findings) if f.claim_id]
-    if not wanted or report.error is not None:
-        return {}
-    path = report.file
-    if path in ("-", "<stdin>") or not os.path.isfile(path):
-        return {}
-    if report.events > MAX_REREAD_EVENTS:
-        note = [f"(timeline omitted: {report.events} events; `kvclaims explain {path} "
-                "--out FILE.html` draws it)"]
-        return {k: note for k in wanted}
-    from kvclaims.explain import ExplainError, read_timeline
-
-    try:
-        tl = read_timeline(path, spec)
-    except (ExplainError, OSError):
-        return {}
-    cache: dict[str, list[str]] = {}
-    out: dict[int, list[str]] = {}
-    for k in wanted:
-        cid = report.findings[k].claim_id
-        if cid not in cache:
-            cache[cid] = ascii_timeline(tl, cid, width) if tl.claim(cid) else []
-        if cache[cid]:
-            out[k] = cache[cid]
-    return out
-

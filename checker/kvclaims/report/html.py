@@ -1,6 +1,6 @@
 """One self-contained HTML page of a trace timeline: inline SVG with hover details (docs/model.md §6-§7).
 
-Renders a :class:`kvclaims.explain.timeline.Timeline` without matplotlib: the pool's occupancy
+Renders a :class:`kvclaims.report.timeline.Timeline` without matplotlib: the pool's occupancy
 bands, each claim's lifecycle spans and leading prefix against the required length, request lanes,
 victims and every finding pinned at its event with its rule id. Hover text is SVG `<title>`
 elements, so the page needs no script and no network: it references no external resource at all
@@ -12,7 +12,7 @@ from __future__ import annotations
 import html
 import os
 
-from kvclaims.explain.timeline import ClaimTrack, RequestLane, Timeline
+from kvclaims.report.timeline import ClaimTrack, RequestLane, Timeline
 from kvclaims.report.palette import (
     BAND_COLORS,
     BAND_LABELS,
@@ -207,7 +207,7 @@ def _pool(tl: Timeline, sx: _Scale, y0: int, xmax: int) -> tuple[str, int]:
 
 
 def _victim_text(v: object) -> str:
-    from kvclaims.explain.timeline import Victim
+    from kvclaims.report.timeline import Victim
 
     assert isinstance(v, Victim)
     what = "resident block lost" if v.resident else "block taken from the free queue"

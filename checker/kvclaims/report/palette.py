@@ -7,7 +7,7 @@ Captions say in words what the picture shows: whether residents were kept or evi
 
 from __future__ import annotations
 
-from kvclaims.explain.timeline import ClaimTrack, RequestLane, Timeline
+from kvclaims.report.timeline import ClaimTrack, RequestLane, Timeline
 
 BAND_COLORS = {
     "protected": "#1f4e99",

@@ -1,6 +1,6 @@
 """Static pictures (PNG, SVG) of a trace timeline, drawn with matplotlib (docs/model.md §1, §3, §4, §7).
 
-Renders a :class:`kvclaims.explain.timeline.Timeline`, decides nothing: top, the pool's occupancy
+Renders a :class:`kvclaims.report.timeline.Timeline`, decides nothing: top, the pool's occupancy
 bands (protected, resident, active, free) over event index; then each claim's lifecycle (colored
 spans) with the leading prefix its predicate measures against the required length (dashed); then
 one lane per request with its allocations and decisions, and a lane of allocation victims
@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from kvclaims.explain.timeline import ClaimTrack, RequestLane, Timeline
+from kvclaims.report.timeline import ClaimTrack, RequestLane, Timeline
 from kvclaims.report.palette import (
     BAND_COLORS,
     BAND_LABELS,

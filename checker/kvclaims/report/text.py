@@ -9,6 +9,8 @@ claim's state before the event, the rule's sentence from spec/rules.toml and wha
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+
 from rich.console import Console, Group
 from rich.panel import Panel
 from rich.table import Table
@@ -74,7 +76,11 @@ def _gates(report: Report, console: Console) -> None:
         console.print(t)
 
 
-def render(report: Report, spec: Spec, console: Console) -> None:
+def render(report: Report, spec: Spec, console: Console,
+           strips: Mapping[int, Sequence[str]] | None = None) -> None:
+    """Print `report`. `strips`: finding position -> the lines of its claim's ASCII timeline,
+    drawn by the caller (kvclaims.explain.strips_for_report reads the trace again; a renderer
+    never opens a trace)."""
     console.print(_verdict_line(report))
     _gates(report, console)
     if report.error is not None:
@@ -118,9 +124,7 @@ def render(report: Report, spec: Spec, console: Console) -> None:
             if quiet:
                 t.append("(not exercised: " + ", ".join(quiet) + ")", style="dim")
             console.print(t)
-    from kvclaims.report.ascii_timeline import strips_for_report
-
-    strips = strips_for_report(report, spec)
+    strips = strips or {}
     for k, f in enumerate(report.findings):
         rule = spec.rules.get(f.rule)
         head = Text()

@@ -30,7 +30,7 @@ import importlib
 import importlib.metadata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 from kvclaims.runtime import policies as P
 from kvclaims.runtime.micro import run
@@ -56,9 +56,10 @@ class RuntimeSpec:
 
     name: str
     factory: Callable[[], Runtime]
-    # The runtime's default workload strategy (a zero-argument callable returning a Hypothesis
-    # strategy of Workloads); None: kvclaims.fuzz.strategies.workloads().
-    workloads: Callable[[], Any] | None = None
+    # The runtime's default workload strategy, by name: a zero-argument function of
+    # kvclaims.fuzz.strategies returning a Hypothesis strategy of Workloads (the fuzzer, above
+    # the runtimes, looks it up); None: kvclaims.fuzz.strategies.workloads().
+    workloads: str | None = None
 
 
 class MicroAdapter:
@@ -192,12 +193,7 @@ def _vllm(name: str, arg: str) -> RuntimeSpec:
         raise RuntimeUnavailable(f"vLLM could not be imported here ({err}); "
                                  "run scripts/setup-vllm and use .venv-vllm/bin/kvclaims") from None
 
-    def workloads() -> Any:
-        from kvclaims.fuzz.strategies import vllm_workloads
-
-        return vllm_workloads()
-
-    return RuntimeSpec(name, lambda: fa.fuzz_runtime(variant, **kw), workloads)
+    return RuntimeSpec(name, lambda: fa.fuzz_runtime(variant, **kw), "vllm_workloads")
 
 
 def resolve(name: str) -> RuntimeSpec:

@@ -6,7 +6,7 @@ lengths with asynchronous EOS; logical histories decoupled from physical blocks 
 (`kvrm_block_mapped` / `kvrm_block_evicted`, allocations as `allocation_victim_selected`); one
 committed descriptor per decode step (`kvrm_descriptor_committed`, logical -> physical, staging
 slot = slot * W + position); merge-staged transfer groups (`kvrm_transfer_group`, optimal, see
-kvrm_transport); optional bounded far-history summaries (`kvrm_summary_used`); and resident claims
+kvclaims.lower.kvrm_transport); optional bounded far-history summaries (`kvrm_summary_used`); and resident claims
 enforced at descriptor commit: hard exclusion (claimed blocks are never victims while under
 responsibility), refusal with attribution, demotion before loss, expiry before loss, and a reused
 claimed prefix mapped whole (`kvrm_claim_reused`). Fault switches make it misbehave in one named
@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from kvclaims.runtime import kvrm_transport as T
+from kvclaims.lower import kvrm_transport as T
 from kvclaims.runtime.vocabulary import NAMES as N
 from kvclaims.trace.model import Event
 

@@ -151,6 +151,27 @@ class ManifestClaim:
         return self.required or len(self.hashes)
 
 
+@dataclass(frozen=True)
+class JoinNames:
+    """The events the join writes (docs/model.md §5), each checked to exist in
+    spec/events.toml, so the input side names no event the tables lack."""
+
+    accepted: str
+    materialized: str
+    block_materialized: str
+    victim: str
+    stream_gap: str
+
+    @classmethod
+    def of(cls, spec: Any) -> JoinNames:
+        names = cls("resident_claim_accepted", "resident_claim_materialized",
+                    "resident_block_materialized", "allocation_victim_selected", "kv_stream_gap")
+        for name in vars(names).values():
+            if name not in spec.events:
+                raise KeyError(f"spec/events.toml lacks {name}")
+        return names
+
+
 @dataclass
 class Manifest:
     claims: list[ManifestClaim]
@@ -161,13 +182,14 @@ def hash_tokens(tokens: list[int], block_size: int, algo: str = "sha256",
                 cache_salt: str | None = None) -> list[Any]:
     """Token ids -> the chain of block hashes as KV events carry them, with vLLM's own block
     hasher (needs vLLM installed)."""
+    from kvclaims.trace.vllm_hashes import chain_hashes, external_hash, make_block_hasher
+
     try:
-        from kvclaims.runtime.vllm.harness import chain_hashes, external_hash, make_block_hasher
+        hasher = make_block_hasher(block_size, algo)
+        return [external_hash(h) for h in chain_hashes(tokens, hasher, cache_salt)]
     except ImportError as err:  # pragma: no cover - depends on the environment
         raise ValueError("token_ids in a claim manifest need vLLM installed (scripts/setup-vllm) "
                          f"to hash them with vLLM's own block hasher: {err}") from err
-    hasher = make_block_hasher(block_size, algo)
-    return [external_hash(h) for h in chain_hashes(tokens, hasher, cache_salt)]
 
 
 def load_manifest(path: str) -> Manifest:
@@ -256,9 +278,8 @@ class StreamJoin:
 
     def __post_init__(self) -> None:
         from kvclaims import spec as spec_mod
-        from kvclaims.check.state import EventNames
 
-        self.E = EventNames(spec_mod.load())
+        self.E = JoinNames.of(spec_mod.load())
         n = 0
         for c in self.manifest.claims:
             self._live[c.claim_id] = set()

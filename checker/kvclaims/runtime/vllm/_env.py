@@ -6,22 +6,12 @@ model-inspection cache in a private directory and quiets vLLM's startup warnings
 
 from __future__ import annotations
 
-import logging
 import os
-import tempfile
 
-_ROOT = os.path.join(tempfile.gettempdir(), f"kvclaims-vllm-{os.getuid()}")
+from kvclaims.trace.vllm_hashes import SCRATCH as _ROOT
+from kvclaims.trace.vllm_hashes import vllm_environment
 
-os.environ.setdefault("VLLM_TARGET_DEVICE", "cpu")
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-os.environ.setdefault("VLLM_NO_USAGE_STATS", "1")
-os.environ.setdefault("DO_NOT_TRACK", "1")
-os.environ.setdefault("VLLM_CACHE_ROOT", os.path.join(_ROOT, "cache"))
-os.environ.setdefault("VLLM_LOGGING_LEVEL", "ERROR")
-# The default in 0.33.0: KV events carry 64-bit integer hashes.
-os.environ.setdefault("VLLM_KV_EVENTS_USE_INT_BLOCK_HASHES", "1")
-logging.getLogger("vllm").setLevel(logging.ERROR)
+vllm_environment()
 
 # A config.json-only tiny llama: ModelConfig reads it, no weights are ever loaded.
 TINY_LLAMA = {

@@ -32,7 +32,7 @@ from kvclaims.runtime.vllm import _env  # noqa: F401  (before vLLM: CPU platform
 
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
 import torch
 from vllm.config import (
@@ -43,12 +43,6 @@ from vllm.config import (
     VllmConfig,
 )
 from vllm.sampling_params import SamplingParams
-from vllm.utils.hashing import get_hash_fn_by_name
-from vllm.v1.core.kv_cache_utils import (
-    get_request_block_hasher,
-    init_none_hash,
-    maybe_convert_block_hash,
-)
 from vllm.v1.kv_cache_interface import FullAttentionSpec, KVCacheConfig, KVCacheGroupSpec
 from vllm.v1.outputs import ModelRunnerOutput
 from vllm.v1.request import Request
@@ -56,6 +50,7 @@ from vllm.v1.structured_output import StructuredOutputManager
 
 from kvclaims.runtime.vllm import PLUGIN_QUALNAME, STOCK_QUALNAME, VLLM_VERSION
 from kvclaims.trace.model import Event
+from kvclaims.trace.vllm_hashes import chain_hashes, external_hash, hash_text, make_block_hasher
 
 SAMPLED_TOKEN = 5
 
@@ -94,32 +89,6 @@ class ClaimDecl:
                          duration_steps=d.get("duration_steps"),
                          on_conflict=d.get("on_conflict", "refuse"),
                          cache_salt=d.get("cache_salt"), priority=d.get("priority"))
-
-
-def make_block_hasher(block_size: int, algo: str = "sha256") -> Callable[[Request], list[Any]]:
-    """vLLM's own request block hasher, initialised as EngineCore does (v1/engine/core.py)."""
-    hash_fn = get_hash_fn_by_name(algo)
-    init_none_hash(hash_fn)
-    return get_request_block_hasher(block_size, hash_fn)
-
-
-def chain_hashes(tokens: Sequence[int], hasher: Callable[[Request], list[Any]],
-                 cache_salt: str | None = None) -> list[Any]:
-    """The chained block hashes vLLM computes for a prompt (one per full block)."""
-    req = Request("kvclaims-hash-probe", list(tokens), SamplingParams(max_tokens=1), None,
-                  block_hasher=hasher, cache_salt=cache_salt)
-    return list(req.block_hashes)
-
-
-def external_hash(h: Any) -> Any:
-    """A block hash as it appears in KV events (64-bit int by default)."""
-    return maybe_convert_block_hash(h)
-
-
-def hash_text(h: Any) -> str:
-    """A KV-event block hash as the trace's `block_hash` string: decimal for the default 64-bit
-    integers, hex for raw digests (VLLM_KV_EVENTS_USE_INT_BLOCK_HASHES=0)."""
-    return h.hex() if isinstance(h, (bytes, bytearray)) else str(h)
 
 
 # ---- records ----------------------------------------------------------------------------------

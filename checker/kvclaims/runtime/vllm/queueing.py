@@ -115,19 +115,3 @@ TRACES = (
     ("plugin-yield-stall", run_yield, {"no_give_way": True},
      YIELD_WORKLOAD + "; control: the soft claims never give way"),
 )
-
-
-def write_traces(out_dir: str, spec: Any) -> tuple[list[str], dict[str, dict[str, Any]]]:
-    """Write the queueing traces into `out_dir`; return their paths and expected.json entries."""
-    from kvclaims.runtime.vllm.probe import write_checked
-
-    written: list[str] = []
-    expected: dict[str, dict[str, Any]] = {}
-    for name, fn, kw, label in TRACES:
-        h = fn(**kw)
-        path, _, verdict = write_checked(h, out_dir, name, label, spec)
-        written.append(path)
-        expected[f"{name}.kvt"] = {**verdict, "outcomes": dict(sorted(h.outcomes.items())),
-                                   "first_scheduled_step": first_scheduled(h)}
-        h.close()
-    return written, expected

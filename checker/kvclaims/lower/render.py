@@ -1,7 +1,9 @@
 """Render the runtime × mode lowering table (kvclaims.lower.table) as text, JSON or Markdown.
 
 Renderers only: the table is data built by kvclaims.lower.table; docs/lowering.md is the Markdown
-rendering (scripts/regen-lowering-doc; a test checks it is current).
+rendering (scripts/regen-lowering-doc; a test checks it is current). They live beside the table,
+not in kvclaims.report (the renderers of a decided trace's report), so the check report and the
+lowering never import each other.
 """
 
 from __future__ import annotations

@@ -6,6 +6,8 @@ the pairs by destination and merges each pair into the previous group when it co
 sides; because every slot has one source, each pair has at most one successor (s+1, d+1), so the
 groups are exactly the maximal runs and their number is the optimum. The baselines: one transfer
 per block, and a greedy coalescer that merges in pager order (by source) without staging.
+A mechanism of the model, not of one runtime: the KV-RM runtime (kvclaims.runtime.kvrm) and the
+arbiter proof (kvclaims.lower.kvrm_proof) both use it.
 """
 
 from __future__ import annotations
