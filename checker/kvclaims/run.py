@@ -37,6 +37,8 @@ from kvclaims.check.verdict import (
     levels_agree,
 )
 from kvclaims.spec import Spec
+from kvclaims.trace.compressed import decompressed
+from kvclaims.trace.compressed import head as compressed_head
 from kvclaims.trace.detect import format_of, skip_bom
 from kvclaims.trace.jsonl import DEFAULT_MAX_LINE_BYTES, read_jsonl
 from kvclaims.trace.model import Event, InputError, PartialTrace, Skew
@@ -102,6 +104,7 @@ def _kvt_reader() -> Callable[..., Iterator[Event]]:
 
 def open_events(fh: BinaryIO, file: str, spec: Spec, options: Options,
                 skews: list[Skew] | None = None) -> Iterator[Event]:
+    fh = decompressed(fh, file)
     skip_bom(fh, file)
     peek = fh.peek(4096)[:4096] if hasattr(fh, "peek") else b""
     fmt = format_of(peek, file, options.input_format)
@@ -358,17 +361,21 @@ def check_kv_stream(path: str, spec: Spec, options: Options) -> Report | None:
     label = "<stdin>" if path == "-" else path
     try:
         if path == "-":
-            if options.input_format is None and detect(sys.stdin.buffer.peek(16)[:16]) != "vllm":
+            # Detected without consuming standard input: the ordinary path may read it next.
+            first = compressed_head(sys.stdin.buffer.peek(4096), 16)
+            if options.input_format is None and detect(first) != "vllm":
                 return None
-            data = sys.stdin.buffer.read()
+            data = decompressed(sys.stdin.buffer, label).read()
         else:
-            with open(path, "rb") as fh:
-                if options.input_format is None and detect(fh.read(16)) != "vllm":
+            with open(path, "rb") as raw:
+                fh = decompressed(raw, label)
+                if options.input_format is None and detect(fh.peek(16)[:16]) != "vllm":  # type: ignore[attr-defined]
                     return None
-                fh.seek(0)
                 data = fh.read()
     except OSError:
         return None  # reported by the ordinary path
+    except InputError as err:  # a truncated or corrupt compressed stream
+        return _failed(label, InputProblem(err.line, err.column, err.message))
     from kvclaims.kvstream import check_records
     from kvclaims.trace.vllm_events import load_manifest
 
