@@ -71,11 +71,20 @@ def decision_options(f: Any) -> Any:
                      show_default=True, help="Longest accepted input line."),
         click.option("--max-claims", type=click.IntRange(min=1), default=100_000,
                      show_default=True, help="Most claims one trace may name."),
+        click.option("--select", "select", multiple=True, metavar="RULE",
+                     help="Count only these rules in the verdict (repeat or comma-separate; the "
+                          "names the report prints, e.g. no-silent-loss, or full ids). The "
+                          "report names every rule left out."),
+        click.option("--ignore", "ignore", multiple=True, metavar="RULE",
+                     help="Leave these rules out of the verdict: their violations are not "
+                          "counted (the report says how many there were), their unknowns still "
+                          "are."),
     ]
 
     @functools.wraps(f)
     def wrapper(**kw: Any) -> Any:
-        kw["options"] = _options({name: kw.pop(name) for name in names})
+        values = {name: kw.pop(name) for name in names}
+        kw["options"] = _options(values, _configured(values, wrapper))
         return f(**kw)
 
     before = len(getattr(wrapper, "__click_params__", ()))
@@ -85,15 +94,73 @@ def decision_options(f: Any) -> Any:
     return wrapper
 
 
-def _options(values: dict[str, Any]) -> Any:
+def _rule_names(items: Any) -> list[str]:
+    """--select/--ignore values: repeated, comma-separated, or both."""
+    return [x.strip() for item in items for x in str(item).split(",") if x.strip()]
+
+
+def _configured(values: dict[str, Any], command: Any) -> dict[str, str]:
+    """Fill `values` the command line left at their defaults from the configuration file
+    (kvclaims.config: flags win); return {option name: the file that gave it}."""
+    from kvclaims import config as config_mod
+
+    try:
+        found = config_mod.find()
+        if found is None:
+            return {}
+        ctx = click.get_current_context()
+        params = {p.name: p for p in ctx.command.params if p.name in values}
+        keys = {p.opts[0].removeprefix("--"): p for p in params.values()}
+        config_mod.check_keys(found, list(keys))
+    except config_mod.ConfigError as err:
+        raise click.UsageError(str(err)) from None
+    given = {}
+    for key, raw in found.values.items():
+        param = keys[key]
+        if ctx.get_parameter_source(param.name) != click.core.ParameterSource.DEFAULT:
+            continue  # the command line wins
+        items = raw if isinstance(raw, list) else [raw]
+        if not param.multiple and isinstance(raw, list):
+            raise click.UsageError(str(found.error(key, f"{key}: one value, not a list")))
+        try:
+            converted = [param.type.convert(x, param, ctx) for x in items]
+            if param.name in ("select", "ignore"):  # rule names: checked here to be located
+                from kvclaims.check import selection
+
+                selection.resolve(spec_mod.load(), _rule_names(converted))
+        except click.BadParameter as err:
+            raise click.UsageError(str(found.error(key, f"{key}: {err.message}"))) from None
+        except ValueError as err:
+            raise click.UsageError(str(found.error(key, f"{key}: {err}"))) from None
+        values[param.name] = tuple(converted) if param.multiple else converted[0]
+        given[param.name] = found.label
+    return given
+
+
+def _options(values: dict[str, Any], configured: dict[str, str] | None = None) -> Any:
     """The decision options, each checked: an unknown gate or a malformed skew is a usage
     error naming the valid choices. A flag named as an Options field is passed through as is."""
     from kvclaims.check import gate as gates
+    from kvclaims.check import selection
     from kvclaims.run import Options, defer_bounds_option
     from kvclaims.trace.partial_input import parse_skew_option
 
     spec = spec_mod.load()
     values = dict(values)
+    configured = configured or {}
+    by = []
+    for name in ("select", "ignore"):
+        names = _rule_names(values[name])
+        try:
+            values[name] = selection.resolve(spec, names)
+        except ValueError as err:
+            flag = f"--{name}" if name not in configured else f"{configured[name]}: {name}"
+            raise click.UsageError(f"{flag}: {err}") from None
+        if names:
+            label = configured.get(name, f"--{name}")
+            if label not in by:
+                by.append(label)
+    values["rules_by"] = " and ".join(by) or Options.rules_by
     require = values["require"]
     known = gates.gate_names(spec)
     for name in require:
@@ -398,8 +465,9 @@ def watch(endpoint: str, replay: str | None, claims: str, fmt: str, topic: str,
 @cli.command("shrink")
 @click.argument("trace")
 @click.option("--rule", default=None, metavar="RULE",
-              help="The rule the result must still violate (default: the rule of the trace's "
-                   "first violation).")
+              help="The rule the result must still violate, as the report prints it "
+                   "(no-silent-loss) or its full id (default: the rule of the trace's first "
+                   "violation).")
 @click.option("-o", "--out", default=None, metavar="OUT.kvt",
               help="Write the minimal trace here (default: standard output).")
 @click.option("--max-checks", type=click.IntRange(min=1), default=None,
@@ -431,8 +499,13 @@ def shrink_cmd(trace: str, rule: str | None, out: str | None, max_checks: int | 
     from kvclaims.trace.partial_input import read_partial
 
     spec = spec_mod.load()
-    if rule is not None and rule not in spec.rules:
-        raise click.UsageError(f"--rule {rule}: not a rule id; one of {', '.join(spec.rules)}")
+    if rule is not None:  # the name the report prints (no-silent-loss) or the full id
+        from kvclaims.check import selection
+
+        try:
+            (rule,) = selection.resolve(spec, [rule])
+        except ValueError as e:
+            raise click.UsageError(f"--rule: {e}") from None
 
     def fail(message: str) -> NoReturn:
         click.echo(message, err=True)

@@ -84,6 +84,12 @@ class Options:
     # kvclaims.kvstream, as `kvclaims watch` decides it live (docs/vllm.md).
     claims: str | None = None
     reorder_window: int = 32
+    # --select / --ignore (full rule ids, resolved from spec/rules.toml by the caller) and who
+    # gave them (flags or a configuration file): the verdict counts the selected rules only and
+    # says so (kvclaims.check.selection; docs/checking.md "Leaving rules out").
+    select: tuple[str, ...] = ()
+    ignore: tuple[str, ...] = ()
+    rules_by: str = "--select/--ignore"
 
 
 def defer_bounds_option(steps: int | None, ns: int | None) -> tuple[DeferBound, ...]:
@@ -231,9 +237,11 @@ def conclude(spec: Spec, report: Report, options: Options, records: list[gates.R
              *, partial: bool) -> Report:
     """The last step of every decision: --require gates on the decided report (a gate that
     reads events in the written order of a partly ordered trace passes there only: unknown),
-    and for an input error no reconstructed outcome (docs/report-format.md)."""
+    and for an input error no reconstructed outcome (docs/report-format.md); then the rules
+    --select/--ignore leave out (kvclaims.check.selection)."""
     if report.error is not None:
-        return replace(report, claims=(), requests=(), prefixes=(), gates=())
+        return _selected(spec, replace(report, claims=(), requests=(), prefixes=(), gates=()),
+                         options)
     report = replace(report, claims=claims_carry_findings(report.claims, report.findings))
     if options.require:
         decided = []
@@ -243,7 +251,18 @@ def conclude(spec: Spec, report: Report, options: Options, records: list[gates.R
                 g = replace(g, written_order_only=True)
             decided.append(g)
         report = replace(report, gates=tuple(decided))
-    return report
+    # Last: the gates read every rule (a left-out rule never helps a gate pass).
+    return _selected(spec, report, options)
+
+
+def _selected(spec: Spec, report: Report, options: Options) -> Report:
+    """`report` counting only the rules --select/--ignore leave in (and saying which not)."""
+    if not options.select and not options.ignore:
+        return report
+    from kvclaims.check import selection
+
+    return selection.apply(report, selection.selection(spec, options.select, options.ignore,
+                                                       options.rules_by))
 
 
 def _feed_all(decision: Decision, events: Iterable[Event],
@@ -402,7 +421,7 @@ def decide_path(path: str, spec: Spec, options: Options = Options(),
     label = "<stdin>" if path == "-" else path
     stream = check_kv_stream(path, spec, options)
     if stream is not None:
-        return stream
+        return _selected(spec, stream, options)
     if options.engine == "replay":
         if path == "-":
             return check_stream(sys.stdin.buffer, label, spec, options, progress)

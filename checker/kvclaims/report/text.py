@@ -14,6 +14,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from kvclaims.check import selection
 from kvclaims.check.verdict import (
     CONFORMANT,
     GATE_FAIL,
@@ -76,6 +77,9 @@ def _gates(report: Report, console: Console) -> None:
 
 def render(report: Report, spec: Spec, console: Console) -> None:
     console.print(_verdict_line(report))
+    left_out = selection.summary(report, spec)
+    if left_out is not None:  # beside the verdict: it qualifies it (kvclaims.check.selection)
+        console.print(Text(left_out, style="bold yellow"))
     _gates(report, console)
     if report.error is not None:
         e = report.error
