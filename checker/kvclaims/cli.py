@@ -390,20 +390,24 @@ def explain(trace: str, claim: str | None, out: str, options: Any) -> None:
                    "(exit 3).")
 @click.option("--source", type=click.Path(exists=True, file_okay=False), default=None,
               help="A source tree or site-packages directory to verify anchors against.")
-def lower(fmt: str, verify_anchors: bool, source: str | None) -> None:
+@click.option("--runtime", default=None, metavar="NAME",
+              help="Only this runtime's rows (e.g. vllm; an unknown name lists the runtimes).")
+def lower(fmt: str, verify_anchors: bool, source: str | None, runtime: str | None) -> None:
     """The runtime x mode lowering table, fail-closed, with its deciding evidence."""
     from kvclaims.lower.commands import lower_command
 
-    sys.exit(lower_command(fmt, verify_anchors, source))
+    sys.exit(lower_command(fmt, verify_anchors, source, runtime=runtime))
 
 
 @cli.command()
 @click.argument("path", type=click.Path(exists=True))
-def prove(path: str) -> None:
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
+              show_default=True, help="Report format (json: schemas/prove.schema.json).")
+def prove(path: str, fmt: str) -> None:
     """Check that every bad lowering in PATH (a file or directory) is rejected, with witnesses."""
     from kvclaims.lower.commands import prove_command
 
-    sys.exit(prove_command(path))
+    sys.exit(prove_command(path, fmt=fmt))
 
 
 @cli.command()

@@ -31,6 +31,7 @@ from kvclaims.trace.model import InputError
 from kvclaims.trace.vllm_events import load_manifest
 
 END_SEQ = -1
+REPORT_VERSION = 1  # every --format jsonl line carries it (schemas/watch.schema.json)
 EXIT = {"conformant": 0, "violation": 1, "inconclusive": 3}
 EXIT_INPUT = 2
 SIGNAL_EXIT = {signal.SIGINT: 130, signal.SIGTERM: 143}
@@ -45,7 +46,8 @@ class _Out:
 
     def emit(self, kind: str, text: str, **data: Any) -> None:
         if self.fmt == "jsonl":
-            self.out.write(json.dumps({"kind": kind, **data}, sort_keys=True, default=str) + "\n")
+            line = {"report_version": REPORT_VERSION, "kind": kind, **data}
+            self.out.write(json.dumps(line, sort_keys=True, default=str) + "\n")
         else:
             self.out.write(text + "\n")
         self.out.flush()
