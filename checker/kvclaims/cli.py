@@ -359,7 +359,8 @@ def _write_whole(path: str, text: str) -> None:
 def litmus(out_dir: str | None, fmt: str) -> None:
     """Run L1-L7, C1 and the capacity sweep of the model through the MicroRuntime and check them.
 
-    Prints a matrix (case, policy, expected, observed, verdict); exit 1 on any disagreement.
+    Prints one row per case, in this column order: case, policy, verdict, the facts expected
+    (and, on a line below, those observed where they differ); then `N/M litmus cases agree`.
     """
     from kvclaims.litmus import litmus_command
 
@@ -412,8 +413,8 @@ def prove(path: str, fmt: str) -> None:
 
 @cli.command()
 @click.option("--runtime", required=True, metavar="RUNTIME",
-              help="micro:<policy>[,param=v][+fault] | vllm:<stock|plugin> | kvrm | "
-                   "py:<module>:<factory>")
+              help="micro:<policy>[,param=v][+fault] | vllm:<stock|plugin>[,mode=M][,on_conflict=C] "
+                   "(in .venv-vllm) | py:<module>:<factory>")
 @click.option("--examples", type=click.IntRange(min=1), default=1000, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--out", "out_dir", default="fuzz-out", show_default=True, metavar="DIR",
