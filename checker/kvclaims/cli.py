@@ -27,6 +27,15 @@ def _exit_code(reports: list[Any]) -> int:
     return exit_code(reports)
 
 
+def _complete_rules(ctx: Any, param: Any, incomplete: str) -> list[str]:
+    """Shell completion of --select/--ignore/--rule: the rule names the report prints."""
+    from kvclaims.check import selection
+
+    spec = spec_mod.load()
+    names = [selection.printed_name(spec, rid) for rid in spec.rules]
+    return [n for n in names if n.startswith(incomplete)]
+
+
 def decision_options(f: Any) -> Any:
     """The options of every command that shows a verdict (check, explain, shrink), folded into
     ONE kvclaims.run.Options passed as `options`: the commands decide with the same options
@@ -72,10 +81,12 @@ def decision_options(f: Any) -> Any:
         click.option("--max-claims", type=click.IntRange(min=1), default=100_000,
                      show_default=True, help="Most claims one trace may name."),
         click.option("--select", "select", multiple=True, metavar="RULE",
+                     shell_complete=_complete_rules,
                      help="Count only these rules in the verdict (repeat or comma-separate; the "
                           "names the report prints, e.g. no-silent-loss, or full ids). The "
                           "report names every rule left out."),
         click.option("--ignore", "ignore", multiple=True, metavar="RULE",
+                     shell_complete=_complete_rules,
                      help="Leave these rules out of the verdict: their violations are not "
                           "counted (the report says how many there were), their unknowns still "
                           "are."),
@@ -190,13 +201,66 @@ def _check_skew_sources(options: Any, reports: list[Any]) -> None:
                                f"the traces have: {', '.join(have) or 'none'}")
 
 
+# Each command's help ends with its exit codes and an example; every example is also run, with
+# its output shown, in docs/cli.md (tests/test_docs_examples.py runs it; tests/test_cli_help.py
+# checks the two agree).
+INTERRUPTED = "130/143 interrupted (SIGINT/SIGTERM)"
+EXAMPLES: dict[str, tuple[str, ...]] = {
+    "check": ("kvclaims check traces/rules/bad-silent-loss.kvt",
+              "kvclaims check --format json --ignore no-silent-loss traces/rules/bad-silent-loss.kvt"),
+    "convert": ("kvclaims convert traces/rules/bad-silent-loss.kvt --to jsonl -o bad.jsonl",),
+    "litmus": ("kvclaims litmus --format json --out litmus-out",),
+    "explain": ("kvclaims explain traces/rules/bad-silent-loss.kvt --out silent.html",),
+    "lower": ("kvclaims lower --runtime vllm",),
+    "prove": ("kvclaims prove traces/bad-lowering/hard-onto-ttl.toml --format json",),
+    "fuzz": ("kvclaims fuzz --runtime micro:soft_priority+silent_loss --examples 200 "
+             "--out fuzz-out",),
+    "watch": ("kvclaims watch tcp://127.0.0.1:1 --claims traces/vllm/claims.toml "
+              "--idle-timeout 1",),
+    "shrink": ("kvclaims shrink traces/rules/bad-silent-loss.kvt --rule no-silent-loss "
+               "-o min.kvt",),
+    "spec": ("kvclaims spec",),
+}
+EXIT_CODES: dict[str, str] = {
+    "check": "0 conformant, 1 violation or a failed --require gate, 2 usage or input error, "
+             "3 inconclusive",
+    "convert": "0 written, 2 usage or input error, or a declaration the target cannot express "
+               "(nothing written)",
+    "litmus": "0 every case agrees with the model, 1 a disagreement",
+    "explain": "0 written, 2 usage or input error, 3 an input check calls inconclusive (e.g. an "
+               "unknown format version)",
+    "lower": "0 table built, 1 a descriptor error or over-claim, 2 usage error, 3 inconclusive "
+             "(a solver unknown, or anchors --verify-anchors could not check)",
+    "prove": "0 every bad lowering rejected and the KV-RM proof holds, 1 a bad lowering "
+             "accepted or a KV-RM witness, 2 usage or input error, 3 inconclusive",
+    "fuzz": "0 no failure found, 1 failures found (or --replay: the replayed verdict's code), "
+            "2 usage error (an unknown or unavailable runtime)",
+    "watch": "0 conformant, 1 violation, 2 usage or input error, 3 inconclusive (nothing "
+             "received, missed history, a gap)",
+    "shrink": "0 shrunk and re-checked, 1 the written trace does not re-check, 2 usage or input "
+              "error or TRACE does not violate the rule, 3 the engine could not decide",
+    "spec": "0 written",
+}
+
+
+def epilog(command: str) -> str:
+    """The end of `kvclaims COMMAND --help`: exit codes and examples (\\b keeps the lines)."""
+    examples = "\n".join(f"  {e}" for e in EXAMPLES[command])
+    return (f"Exit codes: {EXIT_CODES[command]}; {INTERRUPTED}.\n\n\b\nExample"
+            f"{'s' if len(EXAMPLES[command]) > 1 else ''}:\n{examples}")
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="kvclaims")
 def cli() -> None:
     """kvclaims: check that serving runtimes honour resident KV claims.
 
     The model as data (events, rules with their sentences, modes and their bundles): `kvclaims
-    spec`. Each command: `kvclaims COMMAND --help`."""
+    spec`. Each command: `kvclaims COMMAND --help` (its exit codes and an example at the end).
+    Exit codes: 0 conformant, 1 violation, 2 usage or input error, 3 inconclusive, 130/143
+    interrupted. Decision options may also come from kvclaims.toml or [tool.kvclaims] of
+    pyproject.toml. Shell completion (bash): eval "$(_KVCLAIMS_COMPLETE=bash_source kvclaims)";
+    docs/cli.md."""
 
 
 def _write_witnesses(path: str, rep: Any, spec: Any, options: Any, prefix: str,
@@ -221,7 +285,7 @@ def _write_witnesses(path: str, rep: Any, spec: Any, options: Any, prefix: str,
         err.print(f"wrote {out}")
 
 
-@cli.command()
+@cli.command(epilog=epilog("check"))
 @click.argument("files", nargs=-1, required=True)
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "junit"]), default="text",
               show_default=True, help="Report format.")
@@ -276,7 +340,7 @@ def check(files: tuple[str, ...], fmt: str, progress: bool | None, witness: str 
     sys.exit(_exit_code(reports))
 
 
-@cli.command()
+@cli.command(epilog=epilog("convert"))
 @click.argument("file")
 @click.option("--to", "to", type=click.Choice(["kvt", "jsonl"]), required=True,
               help="Output format.")
@@ -351,7 +415,7 @@ def _write_whole(path: str, text: str) -> None:
         raise
 
 
-@cli.command()
+@cli.command(epilog=epilog("litmus"))
 @click.option("--out", "out_dir", default=None, metavar="DIR",
               help="Also write every litmus trace (.kvt) and expected.json into DIR.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
@@ -367,7 +431,7 @@ def litmus(out_dir: str | None, fmt: str) -> None:
     sys.exit(litmus_command(out_dir, fmt))
 
 
-@cli.command()
+@cli.command(epilog=epilog("explain"))
 @click.argument("trace")
 @click.option("--claim", default=None, help="Draw only this claim's lane.")
 @click.option("--out", required=True, metavar="FILE.png|FILE.svg|FILE.html",
@@ -382,7 +446,7 @@ def explain(trace: str, claim: str | None, out: str, options: Any) -> None:
     sys.exit(explain_command(trace, claim, out, options.input_format, options=options))
 
 
-@cli.command()
+@cli.command(epilog=epilog("lower"))
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "md"]), default="text",
               show_default=True)
 @click.option("--verify-anchors", is_flag=True,
@@ -400,7 +464,7 @@ def lower(fmt: str, verify_anchors: bool, source: str | None, runtime: str | Non
     sys.exit(lower_command(fmt, verify_anchors, source, runtime=runtime))
 
 
-@cli.command()
+@cli.command(epilog=epilog("prove"))
 @click.argument("path", type=click.Path(exists=True))
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
               show_default=True, help="Report format (json: schemas/prove.schema.json).")
@@ -411,7 +475,7 @@ def prove(path: str, fmt: str) -> None:
     sys.exit(prove_command(path, fmt=fmt))
 
 
-@cli.command()
+@cli.command(epilog=epilog("fuzz"))
 @click.option("--runtime", required=True, metavar="RUNTIME",
               help="micro:<policy>[,param=v][+fault] | vllm:<stock|plugin>[,mode=M][,on_conflict=C] "
                    "(in .venv-vllm) | py:<module>:<factory>")
@@ -432,7 +496,7 @@ def fuzz(runtime: str, examples: int, seed: int, out_dir: str, max_shrinks: int 
     sys.exit(fuzz_command(runtime, examples, seed, out_dir, max_shrinks))
 
 
-@cli.command()
+@cli.command(epilog=epilog("watch"))
 @click.argument("endpoint")
 @click.option("--replay", default=None, metavar="ENDPOINT",
               help="vLLM's replay socket, asked for batches missed in a sequence gap.")
@@ -467,9 +531,9 @@ def watch(endpoint: str, replay: str | None, claims: str, fmt: str, topic: str,
                            max_batches=max_batches, record=record, window=reorder_window))
 
 
-@cli.command("shrink")
+@cli.command("shrink", epilog=epilog("shrink"))
 @click.argument("trace")
-@click.option("--rule", default=None, metavar="RULE",
+@click.option("--rule", default=None, metavar="RULE", shell_complete=_complete_rules,
               help="The rule the result must still violate, as the report prints it "
                    "(no-silent-loss) or its full id (default: the rule of the trace's first "
                    "violation).")
@@ -596,7 +660,7 @@ def shrink_cmd(trace: str, rule: str | None, out: str | None, max_checks: int | 
     sys.exit(EXIT_OK)
 
 
-@cli.command("spec")
+@cli.command("spec", epilog=epilog("spec"))
 @click.option("--format", "fmt", type=click.Choice(["md"]), default="md")
 def spec_cmd(fmt: str) -> None:
     """Render the spec tables (the model as data) as Markdown (the repository's docs/spec.md)."""
