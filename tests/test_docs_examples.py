@@ -12,7 +12,7 @@ The convention (docs/cli.md "Examples in the docs"):
 
 How they are run: each document's blocks in order, each command by bash in one scratch directory
 per document that mirrors the repository root (every top-level entry is a symbolic link, so
-`traces/...` and `docs/...` read the checkout, `../shared` the reference corpus beside it, and
+`traces/...` and `docs/...` read the checkout, `../shared/corpus` the reference corpus beside it, and
 whatever a command writes lands in the scratch directory), with the bin/ directory of the Python running the tests first on PATH (`kvclaims` is
 that environment's), a scratch HOME, NO_COLOR=1, TERM=dumb, PYTHONUNBUFFERED=1 (so the two
 streams interleave as on a terminal). Normalisation of the output before comparing: the scratch
