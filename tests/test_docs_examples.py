@@ -40,7 +40,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT
+from conftest import HAVE_CORPUS, NO_CORPUS, ROOT
 
 STAGE_ENV = "KVCLAIMS_DOCS_STAGE"
 STAGE = os.environ.get(STAGE_ENV, "")
@@ -199,6 +199,8 @@ def test_doc_examples_run_as_shown(doc: Path, tmp_path: Path) -> None:
     mine = [b for b in ALL[doc] if b.info == "console" and b.stage == STAGE]
     if not any(b.commands for b in mine):
         return  # nothing of this stage in this document (the other tests below still hold)
+    if not HAVE_CORPUS and any("../shared/corpus" in c.text for b in mine for c in b.commands):
+        pytest.skip(NO_CORPUS)  # as every corpus test (conftest); CI requires the corpus
     cwd = scratch_root(tmp_path)
     home = tmp_path / "home"
     home.mkdir()

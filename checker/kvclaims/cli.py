@@ -131,6 +131,9 @@ def _configured(values: dict[str, Any], command: Any) -> dict[str, str]:
         if ctx.get_parameter_source(param.name) != click.core.ParameterSource.DEFAULT:
             continue  # the command line wins
         items = raw if isinstance(raw, list) else [raw]
+        if isinstance(param.type, click.Path):  # a path in the file is relative to the file
+            items = [os.path.join(found.path.parent, x) if isinstance(x, str) else x
+                     for x in items]
         if not param.multiple and isinstance(raw, list):
             raise click.UsageError(str(found.error(key, f"{key}: one value, not a list")))
         try:

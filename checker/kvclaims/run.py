@@ -86,7 +86,7 @@ class Options:
     reorder_window: int = 32
     # --select / --ignore (full rule ids, resolved from spec/rules.toml by the caller) and who
     # gave them (flags or a configuration file): the verdict counts the selected rules only and
-    # says so (kvclaims.check.selection; docs/checking.md "Leaving rules out").
+    # says so (kvclaims.check.selection; docs/cli.md "Leaving rules out").
     select: tuple[str, ...] = ()
     ignore: tuple[str, ...] = ()
     rules_by: str = "--select/--ignore"

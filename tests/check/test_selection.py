@@ -153,3 +153,13 @@ def test_configuration_file_upward_with_flags_winning(tmp_path: Path) -> None:
     # a pyproject.toml without [tool.kvclaims] is passed over
     r = kv("check", bad, cwd=deep)
     assert r.returncode == 0 and "no-silent-loss" in r.stdout.decode()
+
+
+def test_a_path_in_the_configuration_is_relative_to_its_file(tmp_path: Path) -> None:
+    project = tmp_path / "p"
+    (project / "sub").mkdir(parents=True)
+    vllm = ROOT / "traces" / "vllm"
+    (project / "manifest.toml").write_bytes((vllm / "claims.toml").read_bytes())
+    (project / "kvclaims.toml").write_text('claims = "manifest.toml"\n')
+    r = kv("check", str(vllm / "stock-probe.kvbatches"), cwd=project / "sub")
+    assert r.returncode == 1, r.stdout + r.stderr

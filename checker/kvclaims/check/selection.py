@@ -1,5 +1,5 @@
 """Which rules a verdict counts: `--select` / `--ignore` (and their configuration keys), applied
-to a decided report (docs/checking.md "Leaving rules out"; the rules are docs/model.md §6).
+to a decided report (docs/cli.md "Leaving rules out"; the rules are docs/model.md §6).
 
 Decides, on data only: which rule ids a list of names means (the names the report prints,
 e.g. `no-silent-loss`, or full ids, `R-no-silent-loss`, resolved from spec/rules.toml), and what

@@ -1,4 +1,4 @@
-"""gzip-compressed input, read wherever the plain file is (docs/checking.md "Inputs").
+"""gzip-compressed input, read wherever the plain file is (docs/cli.md, `check`; README "Inputs").
 
 Adapts the bytes of an input before any format is detected: a stream that starts with gzip's
 magic bytes (1f 8b) is decompressed as it is read, whatever its name (`.kvt.gz`, `.jsonl.gz`,
