@@ -240,3 +240,43 @@ def test_bad_endpoint_or_manifest_is_exit_2(tmp_path: Path) -> None:
     bad.write_text("x = [")
     q = run_cli("watch", "tcp://127.0.0.1:9", "--claims", str(bad))
     assert q.returncode == 2 and "bad.toml:1:1" in q.stdout
+
+
+def test_rules_left_out_live_as_offline(tmp_path: Path, spec) -> None:
+    """--select/--ignore (kvclaims.check.selection): the live watch leaves out what `check` of
+    the same frames leaves out, shows no finding it does not count, and names the rules."""
+    from kvclaims.check import selection
+    from kvclaims.run import Options, decide_path
+
+    vllm = ROOT / "traces" / "vllm"
+    data = (vllm / "stock-probe.kvbatches").read_bytes()
+    frames = [(f.seq, f.payload if isinstance(f.payload, bytes) else msgspec.msgpack.encode(
+        f.payload)) for f in read_frames(data, "probe")]
+    left = selection.resolve(spec, ["no-silent-loss", "hard"])
+    rules = selection.selection(spec, (), left, "--ignore")
+    pub = Publisher()
+    out = io.StringIO()
+    rc: list[int] = []
+    t = threading.Thread(target=lambda: rc.append(watch(
+        pub.endpoint, None, str(vllm / "claims.toml"), "jsonl", topic="kv",
+        max_batches=len(frames), out=out, rules=rules)))
+    t.start()
+    try:
+        pub.send(frames)
+        t.join(120)
+        assert not t.is_alive(), "watch did not stop"
+    finally:
+        pub.close()
+    lines = [json.loads(x) for x in out.getvalue().splitlines()]
+    live_report = lines[-1]["report"]
+    offline = decide_path(str(vllm / "stock-probe.kvbatches"), spec,
+                          Options(claims=str(vllm / "claims.toml"), ignore=left,
+                                  rules_by="--ignore"))
+    whole = decide_path(str(vllm / "stock-probe.kvbatches"), spec,
+                        Options(claims=str(vllm / "claims.toml")))
+    assert {f.rule for f in whole.findings if f.status == "violation"} & set(left)
+    assert comparable(live_report) == comparable(json_report.to_dict(offline))
+    assert live_report["rules_left_out"]["rules"] == list(left)
+    assert not any(x["kind"] == "finding" and x["rule"] in left and x["status"] == "violation"
+                   for x in lines)
+    assert rc == [{"conformant": 0, "violation": 1, "inconclusive": 3}[offline.verdict]]

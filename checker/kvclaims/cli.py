@@ -519,19 +519,39 @@ def fuzz(runtime: str, examples: int, seed: int, out_dir: str, max_shrinks: int 
                    "FILE --claims M` reads), as they arrive.")
 @click.option("--reorder-window", type=click.IntRange(min=0), default=32, show_default=True,
               help="Batches a late batch may trail by before its number is a gap.")
+@click.option("--select", "select", multiple=True, metavar="RULE",
+              shell_complete=_complete_rules,
+              help="Count only these rules (as check --select; the configuration file is not "
+                   "read by watch).")
+@click.option("--ignore", "ignore", multiple=True, metavar="RULE",
+              shell_complete=_complete_rules,
+              help="Leave these rules out: their violations are neither shown nor counted; the "
+                   "final report names them.")
 def watch(endpoint: str, replay: str | None, claims: str, fmt: str, topic: str,
           idle_timeout: float | None, max_batches: int | None, record: str | None,
-          reorder_window: int) -> None:
+          reorder_window: int, select: tuple[str, ...], ignore: tuple[str, ...]) -> None:
     """Subscribe to a vLLM KV event stream (ZMQ) and decide the claims of MANIFEST.toml.
 
     Exit code: the verdict's (0 conformant, 1 violation, 3 inconclusive: nothing received,
     missed history or a gap), 2 on a usage or input error, 130/143 when interrupted by
     SIGINT/SIGTERM (the final report is printed first).
     """
+    from kvclaims.check import selection
     from kvclaims.watch import watch_command
 
+    spec = spec_mod.load()
+    chosen, by = {}, []
+    for name, given in (("select", select), ("ignore", ignore)):
+        try:
+            chosen[name] = selection.resolve(spec, _rule_names(given))
+        except ValueError as e:
+            raise click.UsageError(f"--{name}: {e}") from None
+        if chosen[name]:
+            by.append(f"--{name}")
+    rules = selection.selection(spec, chosen["select"], chosen["ignore"], " and ".join(by))
     sys.exit(watch_command(endpoint, replay, claims, fmt, topic=topic, idle_timeout=idle_timeout,
-                           max_batches=max_batches, record=record, window=reorder_window))
+                           max_batches=max_batches, record=record, window=reorder_window,
+                           rules=rules))
 
 
 @cli.command("shrink", epilog=epilog("shrink"))
