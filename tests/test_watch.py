@@ -64,25 +64,30 @@ class Publisher:
         self.ctx.term()
 
 
-def live(tmp: Path, frames: list[tuple[int, bytes]], window: int) -> tuple[int, dict, str]:
+def live(tmp: Path, frames: list[tuple[int, bytes]], window: int, manifest: str | None = None,
+         lines: list[dict] | None = None, **options) -> tuple[int, dict, str]:
+    """Watch `frames` published live: (exit code, final report, the record written); every
+    JSON line the watch printed is appended to `lines` when given."""
     pub = Publisher()
     out = io.StringIO()
     rec = str(tmp / "live.kvbatches")
     rc: list[int] = []
     t = threading.Thread(target=lambda: rc.append(watch(
-        pub.endpoint, None, manifest_file(tmp), "jsonl", topic="kv", record=rec,
+        pub.endpoint, None, manifest or manifest_file(tmp), "jsonl", topic="kv", record=rec,
         max_batches=len(frames) or None, idle_timeout=None if frames else 0.5, window=window,
-        out=out)))
+        out=out, **options)))
     t.start()
     try:
         pub.send(frames)
-        t.join(60)
+        t.join(120)
         assert not t.is_alive(), "watch did not stop"
     finally:
         pub.close()
-    final = json.loads(out.getvalue().splitlines()[-1])
-    assert final["kind"] == "verdict"
-    return rc[0], final["report"], rec
+    printed = [json.loads(x) for x in out.getvalue().splitlines()]
+    if lines is not None:
+        lines.extend(printed)
+    assert printed[-1]["kind"] == "verdict"
+    return rc[0], printed[-1]["report"], rec
 
 
 def comparable(d: dict) -> dict:
@@ -254,21 +259,9 @@ def test_rules_left_out_live_as_offline(tmp_path: Path, spec) -> None:
         f.payload)) for f in read_frames(data, "probe")]
     left = selection.resolve(spec, ["no-silent-loss", "hard"])
     rules = selection.selection(spec, (), left, "--ignore")
-    pub = Publisher()
-    out = io.StringIO()
-    rc: list[int] = []
-    t = threading.Thread(target=lambda: rc.append(watch(
-        pub.endpoint, None, str(vllm / "claims.toml"), "jsonl", topic="kv",
-        max_batches=len(frames), out=out, rules=rules)))
-    t.start()
-    try:
-        pub.send(frames)
-        t.join(120)
-        assert not t.is_alive(), "watch did not stop"
-    finally:
-        pub.close()
-    lines = [json.loads(x) for x in out.getvalue().splitlines()]
-    live_report = lines[-1]["report"]
+    lines: list[dict] = []
+    code, live_report, _ = live(tmp_path, frames, 32, str(vllm / "claims.toml"), lines,
+                                rules=rules)
     offline = decide_path(str(vllm / "stock-probe.kvbatches"), spec,
                           Options(claims=str(vllm / "claims.toml"), ignore=left,
                                   rules_by="--ignore"))
@@ -279,4 +272,4 @@ def test_rules_left_out_live_as_offline(tmp_path: Path, spec) -> None:
     assert live_report["rules_left_out"]["rules"] == list(left)
     assert not any(x["kind"] == "finding" and x["rule"] in left and x["status"] == "violation"
                    for x in lines)
-    assert rc == [{"conformant": 0, "violation": 1, "inconclusive": 3}[offline.verdict]]
+    assert code == {"conformant": 0, "violation": 1, "inconclusive": 3}[offline.verdict]
