@@ -235,7 +235,7 @@ def test_rule_not_violated_is_exit_2(spec):
 
 def test_unknown_rule_and_bad_input_are_exit_2(tmp_path):
     res = _shrink_cli(str(RULES / "bad-silent-loss.kvt"), "--rule", "R-nope")
-    assert res.exit_code == 2 and "not a rule id" in res.output
+    assert res.exit_code == 2 and "is not a rule" in res.output
     bad = tmp_path / "bad.kvt"
     bad.write_text("kvtrace 1\nclaim claim:r accepted mode=\n")
     res = _shrink_cli(str(bad))

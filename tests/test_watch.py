@@ -64,25 +64,30 @@ class Publisher:
         self.ctx.term()
 
 
-def live(tmp: Path, frames: list[tuple[int, bytes]], window: int) -> tuple[int, dict, str]:
+def live(tmp: Path, frames: list[tuple[int, bytes]], window: int, manifest: str | None = None,
+         lines: list[dict] | None = None, **options) -> tuple[int, dict, str]:
+    """Watch `frames` published live: (exit code, final report, the record written); every
+    JSON line the watch printed is appended to `lines` when given."""
     pub = Publisher()
     out = io.StringIO()
     rec = str(tmp / "live.kvbatches")
     rc: list[int] = []
     t = threading.Thread(target=lambda: rc.append(watch(
-        pub.endpoint, None, manifest_file(tmp), "jsonl", topic="kv", record=rec,
+        pub.endpoint, None, manifest or manifest_file(tmp), "jsonl", topic="kv", record=rec,
         max_batches=len(frames) or None, idle_timeout=None if frames else 0.5, window=window,
-        out=out)))
+        out=out, **options)))
     t.start()
     try:
         pub.send(frames)
-        t.join(60)
+        t.join(120)
         assert not t.is_alive(), "watch did not stop"
     finally:
         pub.close()
-    final = json.loads(out.getvalue().splitlines()[-1])
-    assert final["kind"] == "verdict"
-    return rc[0], final["report"], rec
+    printed = [json.loads(x) for x in out.getvalue().splitlines()]
+    if lines is not None:
+        lines.extend(printed)
+    assert printed[-1]["kind"] == "verdict"
+    return rc[0], printed[-1]["report"], rec
 
 
 def comparable(d: dict) -> dict:
@@ -240,3 +245,31 @@ def test_bad_endpoint_or_manifest_is_exit_2(tmp_path: Path) -> None:
     bad.write_text("x = [")
     q = run_cli("watch", "tcp://127.0.0.1:9", "--claims", str(bad))
     assert q.returncode == 2 and "bad.toml:1:1" in q.stdout
+
+
+def test_rules_left_out_live_as_offline(tmp_path: Path, spec) -> None:
+    """--select/--ignore (kvclaims.check.selection): the live watch leaves out what `check` of
+    the same frames leaves out, shows no finding it does not count, and names the rules."""
+    from kvclaims.check import selection
+    from kvclaims.run import Options, decide_path
+
+    vllm = ROOT / "traces" / "vllm"
+    data = (vllm / "stock-probe.kvbatches").read_bytes()
+    frames = [(f.seq, f.payload if isinstance(f.payload, bytes) else msgspec.msgpack.encode(
+        f.payload)) for f in read_frames(data, "probe")]
+    left = selection.resolve(spec, ["no-silent-loss", "hard"])
+    rules = selection.selection(spec, (), left, "--ignore")
+    lines: list[dict] = []
+    code, live_report, _ = live(tmp_path, frames, 32, str(vllm / "claims.toml"), lines,
+                                rules=rules)
+    offline = decide_path(str(vllm / "stock-probe.kvbatches"), spec,
+                          Options(claims=str(vllm / "claims.toml"), ignore=left,
+                                  rules_by="--ignore"))
+    whole = decide_path(str(vllm / "stock-probe.kvbatches"), spec,
+                        Options(claims=str(vllm / "claims.toml")))
+    assert {f.rule for f in whole.findings if f.status == "violation"} & set(left)
+    assert comparable(live_report) == comparable(json_report.to_dict(offline))
+    assert live_report["rules_left_out"]["rules"] == list(left)
+    assert not any(x["kind"] == "finding" and x["rule"] in left and x["status"] == "violation"
+                   for x in lines)
+    assert code == {"conformant": 0, "violation": 1, "inconclusive": 3}[offline.verdict]

@@ -64,3 +64,13 @@ def test_wheel_answers_as_the_checkout(installed: Path, args: tuple[str, ...], t
                             "import kvclaims; print(kvclaims.__file__)"],
                            capture_output=True, text=True, cwd=tmp_path, env=env, check=True)
     assert str(ROOT) not in where.stdout and str(installed.parent) in where.stdout
+
+
+def test_wheel_ships_every_report_schema(installed: Path) -> None:
+    """The JSON Schemas of the reports (checker/kvclaims/schemas/) are package data (issue 20)."""
+    ours = ROOT / "checker" / "kvclaims" / "schemas"
+    (theirs,) = installed.parent.glob("lib/python*/site-packages/kvclaims/schemas")
+    names = sorted(p.name for p in ours.glob("*.schema.json"))
+    assert names and sorted(p.name for p in theirs.glob("*.schema.json")) == names
+    for name in names:
+        assert (theirs / name).read_bytes() == (ours / name).read_bytes()

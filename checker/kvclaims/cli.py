@@ -27,6 +27,15 @@ def _exit_code(reports: list[Any]) -> int:
     return exit_code(reports)
 
 
+def _complete_rules(ctx: Any, param: Any, incomplete: str) -> list[str]:
+    """Shell completion of --select/--ignore/--rule: the rule names the report prints."""
+    from kvclaims.check import selection
+
+    spec = spec_mod.load()
+    names = [selection.printed_name(spec, rid) for rid in spec.rules]
+    return [n for n in names if n.startswith(incomplete)]
+
+
 def decision_options(f: Any) -> Any:
     """The options of every command that shows a verdict (check, explain, shrink), folded into
     ONE kvclaims.run.Options passed as `options`: the commands decide with the same options
@@ -71,11 +80,22 @@ def decision_options(f: Any) -> Any:
                      show_default=True, help="Longest accepted input line."),
         click.option("--max-claims", type=click.IntRange(min=1), default=100_000,
                      show_default=True, help="Most claims one trace may name."),
+        click.option("--select", "select", multiple=True, metavar="RULE",
+                     shell_complete=_complete_rules,
+                     help="Count only these rules in the verdict (repeat or comma-separate; the "
+                          "names the report prints, e.g. no-silent-loss, or full ids). The "
+                          "report names every rule left out."),
+        click.option("--ignore", "ignore", multiple=True, metavar="RULE",
+                     shell_complete=_complete_rules,
+                     help="Leave these rules out of the verdict: their violations are not "
+                          "counted (the report says how many there were), their unknowns still "
+                          "are."),
     ]
 
     @functools.wraps(f)
     def wrapper(**kw: Any) -> Any:
-        kw["options"] = _options({name: kw.pop(name) for name in names})
+        values = {name: kw.pop(name) for name in names}
+        kw["options"] = _options(values, _configured(values, wrapper))
         return f(**kw)
 
     before = len(getattr(wrapper, "__click_params__", ()))
@@ -85,15 +105,76 @@ def decision_options(f: Any) -> Any:
     return wrapper
 
 
-def _options(values: dict[str, Any]) -> Any:
+def _rule_names(items: Any) -> list[str]:
+    """--select/--ignore values: repeated, comma-separated, or both."""
+    return [x.strip() for item in items for x in str(item).split(",") if x.strip()]
+
+
+def _configured(values: dict[str, Any], command: Any) -> dict[str, str]:
+    """Fill `values` the command line left at their defaults from the configuration file
+    (kvclaims.config: flags win); return {option name: the file that gave it}."""
+    from kvclaims import config as config_mod
+
+    try:
+        found = config_mod.find()
+        if found is None:
+            return {}
+        ctx = click.get_current_context()
+        params = {p.name: p for p in ctx.command.params if p.name in values}
+        keys = {p.opts[0].removeprefix("--"): p for p in params.values()}
+        config_mod.check_keys(found, list(keys))
+    except config_mod.ConfigError as err:
+        raise click.UsageError(str(err)) from None
+    given = {}
+    for key, raw in found.values.items():
+        param = keys[key]
+        if ctx.get_parameter_source(param.name) != click.core.ParameterSource.DEFAULT:
+            continue  # the command line wins
+        items = raw if isinstance(raw, list) else [raw]
+        if isinstance(param.type, click.Path):  # a path in the file is relative to the file
+            items = [os.path.join(found.path.parent, x) if isinstance(x, str) else x
+                     for x in items]
+        if not param.multiple and isinstance(raw, list):
+            raise click.UsageError(str(found.error(key, f"{key}: one value, not a list")))
+        try:
+            converted = [param.type.convert(x, param, ctx) for x in items]
+            if param.name in ("select", "ignore"):  # rule names: checked here to be located
+                from kvclaims.check import selection
+
+                selection.resolve(spec_mod.load(), _rule_names(converted))
+        except click.BadParameter as err:
+            raise click.UsageError(str(found.error(key, f"{key}: {err.message}"))) from None
+        except ValueError as err:
+            raise click.UsageError(str(found.error(key, f"{key}: {err}"))) from None
+        values[param.name] = tuple(converted) if param.multiple else converted[0]
+        given[param.name] = found.label
+    return given
+
+
+def _options(values: dict[str, Any], configured: dict[str, str] | None = None) -> Any:
     """The decision options, each checked: an unknown gate or a malformed skew is a usage
     error naming the valid choices. A flag named as an Options field is passed through as is."""
     from kvclaims.check import gate as gates
+    from kvclaims.check import selection
     from kvclaims.run import Options, defer_bounds_option
     from kvclaims.trace.partial_input import parse_skew_option
 
     spec = spec_mod.load()
     values = dict(values)
+    configured = configured or {}
+    by = []
+    for name in ("select", "ignore"):
+        names = _rule_names(values[name])
+        try:
+            values[name] = selection.resolve(spec, names)
+        except ValueError as err:
+            flag = f"--{name}" if name not in configured else f"{configured[name]}: {name}"
+            raise click.UsageError(f"{flag}: {err}") from None
+        if names:
+            label = configured.get(name, f"--{name}")
+            if label not in by:
+                by.append(label)
+    values["rules_by"] = " and ".join(by) or Options.rules_by
     require = values["require"]
     known = gates.gate_names(spec)
     for name in require:
@@ -123,13 +204,66 @@ def _check_skew_sources(options: Any, reports: list[Any]) -> None:
                                f"the traces have: {', '.join(have) or 'none'}")
 
 
+# Each command's help ends with its exit codes and an example; every example is also run, with
+# its output shown, in docs/cli.md (tests/test_docs_examples.py runs it; tests/test_cli_help.py
+# checks the two agree).
+INTERRUPTED = "130/143 interrupted (SIGINT/SIGTERM)"
+EXAMPLES: dict[str, tuple[str, ...]] = {
+    "check": ("kvclaims check traces/rules/bad-silent-loss.kvt",
+              "kvclaims check --format json --ignore no-silent-loss traces/rules/bad-silent-loss.kvt"),
+    "convert": ("kvclaims convert traces/rules/bad-silent-loss.kvt --to jsonl -o bad.jsonl",),
+    "litmus": ("kvclaims litmus --format json --out litmus-out",),
+    "explain": ("kvclaims explain traces/rules/bad-silent-loss.kvt --out silent.html",),
+    "lower": ("kvclaims lower --runtime vllm",),
+    "prove": ("kvclaims prove traces/bad-lowering/hard-onto-ttl.toml --format json",),
+    "fuzz": ("kvclaims fuzz --runtime micro:soft_priority+silent_loss --examples 200 "
+             "--out fuzz-out",),
+    "watch": ("kvclaims watch tcp://127.0.0.1:1 --claims traces/vllm/claims.toml "
+              "--idle-timeout 1",),
+    "shrink": ("kvclaims shrink traces/rules/bad-silent-loss.kvt --rule no-silent-loss "
+               "-o min.kvt",),
+    "spec": ("kvclaims spec",),
+}
+EXIT_CODES: dict[str, str] = {
+    "check": "0 conformant, 1 violation or a failed --require gate, 2 usage or input error, "
+             "3 inconclusive",
+    "convert": "0 written, 2 usage or input error, or a declaration the target cannot express "
+               "(nothing written)",
+    "litmus": "0 every case agrees with the model, 1 a disagreement",
+    "explain": "0 written, 2 usage or input error, 3 an input check calls inconclusive (e.g. an "
+               "unknown format version)",
+    "lower": "0 table built, 1 a descriptor error or over-claim, 2 usage error, 3 inconclusive "
+             "(a solver unknown, or anchors --verify-anchors could not check)",
+    "prove": "0 every bad lowering rejected and the KV-RM proof holds, 1 a bad lowering "
+             "accepted or a KV-RM witness, 2 usage or input error, 3 inconclusive",
+    "fuzz": "0 no failure found, 1 failures found (or --replay: the replayed verdict's code), "
+            "2 usage error (an unknown or unavailable runtime)",
+    "watch": "0 conformant, 1 violation, 2 usage or input error, 3 inconclusive (nothing "
+             "received, missed history, a gap)",
+    "shrink": "0 shrunk and re-checked, 1 the written trace does not re-check, 2 usage or input "
+              "error or TRACE does not violate the rule, 3 the engine could not decide",
+    "spec": "0 written",
+}
+
+
+def epilog(command: str) -> str:
+    """The end of `kvclaims COMMAND --help`: exit codes and examples (\\b keeps the lines)."""
+    examples = "\n".join(f"  {e}" for e in EXAMPLES[command])
+    return (f"Exit codes: {EXIT_CODES[command]}; {INTERRUPTED}.\n\n\b\nExample"
+            f"{'s' if len(EXAMPLES[command]) > 1 else ''}:\n{examples}")
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="kvclaims")
 def cli() -> None:
     """kvclaims: check that serving runtimes honour resident KV claims.
 
     The model as data (events, rules with their sentences, modes and their bundles): `kvclaims
-    spec`. Each command: `kvclaims COMMAND --help`."""
+    spec`. Each command: `kvclaims COMMAND --help` (its exit codes and an example at the end).
+    Exit codes: 0 conformant, 1 violation, 2 usage or input error, 3 inconclusive, 130/143
+    interrupted. Decision options may also come from kvclaims.toml or [tool.kvclaims] of
+    pyproject.toml. Shell completion (bash): eval "$(_KVCLAIMS_COMPLETE=bash_source kvclaims)";
+    docs/cli.md."""
 
 
 def _write_witnesses(path: str, rep: Any, spec: Any, options: Any, prefix: str,
@@ -154,7 +288,7 @@ def _write_witnesses(path: str, rep: Any, spec: Any, options: Any, prefix: str,
         err.print(f"wrote {out}")
 
 
-@cli.command()
+@cli.command(epilog=epilog("check"))
 @click.argument("files", nargs=-1, required=True)
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "junit"]), default="text",
               show_default=True, help="Report format.")
@@ -290,7 +424,7 @@ def _default_jobs(paths: list[str]) -> int:
     return (os.cpu_count() or 1) if total >= PARALLEL_MIN_BYTES else 1
 
 
-@cli.command()
+@cli.command(epilog=epilog("convert"))
 @click.argument("file")
 @click.option("--to", "to", type=click.Choice(["kvt", "jsonl"]), required=True,
               help="Output format.")
@@ -365,7 +499,7 @@ def _write_whole(path: str, text: str) -> None:
         raise
 
 
-@cli.command()
+@cli.command(epilog=epilog("litmus"))
 @click.option("--out", "out_dir", default=None, metavar="DIR",
               help="Also write every litmus trace (.kvt) and expected.json into DIR.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
@@ -373,14 +507,15 @@ def _write_whole(path: str, text: str) -> None:
 def litmus(out_dir: str | None, fmt: str) -> None:
     """Run L1-L7, C1 and the capacity sweep of the model through the MicroRuntime and check them.
 
-    Prints a matrix (case, policy, expected, observed, verdict); exit 1 on any disagreement.
+    Prints one row per case, in this column order: case, policy, verdict, the facts expected
+    (and, on a line below, those observed where they differ); then `N/M litmus cases agree`.
     """
     from kvclaims.litmus import litmus_command
 
     sys.exit(litmus_command(out_dir, fmt))
 
 
-@cli.command()
+@cli.command(epilog=epilog("explain"))
 @click.argument("trace")
 @click.option("--claim", default=None, help="Draw only this claim's lane.")
 @click.option("--out", required=True, metavar="FILE.png|FILE.svg|FILE.html",
@@ -395,7 +530,7 @@ def explain(trace: str, claim: str | None, out: str, options: Any) -> None:
     sys.exit(explain_command(trace, claim, out, options.input_format, options=options))
 
 
-@cli.command()
+@cli.command(epilog=epilog("lower"))
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "md"]), default="text",
               show_default=True)
 @click.option("--verify-anchors", is_flag=True,
@@ -404,26 +539,30 @@ def explain(trace: str, claim: str | None, out: str, options: Any) -> None:
                    "(exit 3).")
 @click.option("--source", type=click.Path(exists=True, file_okay=False), default=None,
               help="A source tree or site-packages directory to verify anchors against.")
-def lower(fmt: str, verify_anchors: bool, source: str | None) -> None:
+@click.option("--runtime", default=None, metavar="NAME",
+              help="Only this runtime's rows (e.g. vllm; an unknown name lists the runtimes).")
+def lower(fmt: str, verify_anchors: bool, source: str | None, runtime: str | None) -> None:
     """The runtime x mode lowering table, fail-closed, with its deciding evidence."""
     from kvclaims.lower.commands import lower_command
 
-    sys.exit(lower_command(fmt, verify_anchors, source))
+    sys.exit(lower_command(fmt, verify_anchors, source, runtime=runtime))
 
 
-@cli.command()
+@cli.command(epilog=epilog("prove"))
 @click.argument("path", type=click.Path(exists=True))
-def prove(path: str) -> None:
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
+              show_default=True, help="Report format (json: schemas/prove.schema.json).")
+def prove(path: str, fmt: str) -> None:
     """Check that every bad lowering in PATH (a file or directory) is rejected, with witnesses."""
     from kvclaims.lower.commands import prove_command
 
-    sys.exit(prove_command(path))
+    sys.exit(prove_command(path, fmt=fmt))
 
 
-@cli.command()
+@cli.command(epilog=epilog("fuzz"))
 @click.option("--runtime", required=True, metavar="RUNTIME",
-              help="micro:<policy>[,param=v][+fault] | vllm:<stock|plugin> | kvrm | "
-                   "py:<module>:<factory>")
+              help="micro:<policy>[,param=v][+fault] | vllm:<stock|plugin>[,mode=M][,on_conflict=C] "
+                   "(in .venv-vllm) | py:<module>:<factory>")
 @click.option("--examples", type=click.IntRange(min=1), default=1000, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--out", "out_dir", default="fuzz-out", show_default=True, metavar="DIR",
@@ -441,7 +580,7 @@ def fuzz(runtime: str, examples: int, seed: int, out_dir: str, max_shrinks: int 
     sys.exit(fuzz_command(runtime, examples, seed, out_dir, max_shrinks))
 
 
-@cli.command()
+@cli.command(epilog=epilog("watch"))
 @click.argument("endpoint")
 @click.option("--replay", default=None, metavar="ENDPOINT",
               help="vLLM's replay socket, asked for batches missed in a sequence gap.")
@@ -461,26 +600,47 @@ def fuzz(runtime: str, examples: int, seed: int, out_dir: str, max_shrinks: int 
                    "FILE --claims M` reads), as they arrive.")
 @click.option("--reorder-window", type=click.IntRange(min=0), default=32, show_default=True,
               help="Batches a late batch may trail by before its number is a gap.")
+@click.option("--select", "select", multiple=True, metavar="RULE",
+              shell_complete=_complete_rules,
+              help="Count only these rules (as check --select; the configuration file is not "
+                   "read by watch).")
+@click.option("--ignore", "ignore", multiple=True, metavar="RULE",
+              shell_complete=_complete_rules,
+              help="Leave these rules out: their violations are neither shown nor counted; the "
+                   "final report names them.")
 def watch(endpoint: str, replay: str | None, claims: str, fmt: str, topic: str,
           idle_timeout: float | None, max_batches: int | None, record: str | None,
-          reorder_window: int) -> None:
+          reorder_window: int, select: tuple[str, ...], ignore: tuple[str, ...]) -> None:
     """Subscribe to a vLLM KV event stream (ZMQ) and decide the claims of MANIFEST.toml.
 
     Exit code: the verdict's (0 conformant, 1 violation, 3 inconclusive: nothing received,
     missed history or a gap), 2 on a usage or input error, 130/143 when interrupted by
     SIGINT/SIGTERM (the final report is printed first).
     """
+    from kvclaims.check import selection
     from kvclaims.watch import watch_command
 
+    spec = spec_mod.load()
+    chosen, by = {}, []
+    for name, given in (("select", select), ("ignore", ignore)):
+        try:
+            chosen[name] = selection.resolve(spec, _rule_names(given))
+        except ValueError as e:
+            raise click.UsageError(f"--{name}: {e}") from None
+        if chosen[name]:
+            by.append(f"--{name}")
+    rules = selection.selection(spec, chosen["select"], chosen["ignore"], " and ".join(by))
     sys.exit(watch_command(endpoint, replay, claims, fmt, topic=topic, idle_timeout=idle_timeout,
-                           max_batches=max_batches, record=record, window=reorder_window))
+                           max_batches=max_batches, record=record, window=reorder_window,
+                           rules=rules))
 
 
-@cli.command("shrink")
+@cli.command("shrink", epilog=epilog("shrink"))
 @click.argument("trace")
-@click.option("--rule", default=None, metavar="RULE",
-              help="The rule the result must still violate (default: the rule of the trace's "
-                   "first violation).")
+@click.option("--rule", default=None, metavar="RULE", shell_complete=_complete_rules,
+              help="The rule the result must still violate, as the report prints it "
+                   "(no-silent-loss) or its full id (default: the rule of the trace's first "
+                   "violation).")
 @click.option("-o", "--out", default=None, metavar="OUT.kvt",
               help="Write the minimal trace here (default: standard output).")
 @click.option("--max-checks", type=click.IntRange(min=1), default=None,
@@ -512,8 +672,13 @@ def shrink_cmd(trace: str, rule: str | None, out: str | None, max_checks: int | 
     from kvclaims.trace.partial_input import read_partial
 
     spec = spec_mod.load()
-    if rule is not None and rule not in spec.rules:
-        raise click.UsageError(f"--rule {rule}: not a rule id; one of {', '.join(spec.rules)}")
+    if rule is not None:  # the name the report prints (no-silent-loss) or the full id
+        from kvclaims.check import selection
+
+        try:
+            (rule,) = selection.resolve(spec, [rule])
+        except ValueError as e:
+            raise click.UsageError(f"--rule: {e}") from None
 
     def fail(message: str) -> NoReturn:
         click.echo(message, err=True)
@@ -599,7 +764,7 @@ def shrink_cmd(trace: str, rule: str | None, out: str | None, max_checks: int | 
     sys.exit(EXIT_OK)
 
 
-@cli.command("spec")
+@cli.command("spec", epilog=epilog("spec"))
 @click.option("--format", "fmt", type=click.Choice(["md"]), default="md")
 def spec_cmd(fmt: str) -> None:
     """Render the spec tables (the model as data) as Markdown (the repository's docs/spec.md)."""

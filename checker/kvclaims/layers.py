@@ -38,6 +38,8 @@ PARTS = (
     _part("solver", "model", "", "one way to ask Z3, timeouts as unknown"),
     _part("exits", "model", "", "how the process ends: exit codes, a reader closing the pipe"),
     _part("layers", "model", "", "this table"),
+    _part("config", "model", "",
+          "the [tool.kvclaims] / kvclaims.toml settings, found and read; flags win in cli"),
     _part("trace", "input", "spec",
           "formats -> events (and partial order: batches, skews); knows events, not rules or "
           "runtimes"),
@@ -71,8 +73,8 @@ PARTS = (
     _part("litmus", "producers", "spec trace check run report runtime",
           "the litmus suite run through the MicroRuntime"),
     _part("cli", "face",
-          "spec solver exits layers trace check kvstream run shrink lower report docs explain "
-          "watch fleet runtime fuzz litmus",
+          "spec solver exits layers config trace check kvstream run shrink lower report docs "
+          "explain watch fleet runtime fuzz litmus",
           "`kvclaims ...`: parse options, call the pipeline, print"),
     _part("pytest_plugin", "face",
           "spec exits trace check run shrink report explain runtime fuzz",

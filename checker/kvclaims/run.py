@@ -41,6 +41,7 @@ from kvclaims.check.verdict import (
     levels_agree,
 )
 from kvclaims.spec import Spec
+from kvclaims.trace.compressed import decompressed
 from kvclaims.trace.detect import format_of, skip_bom
 from kvclaims.trace.jsonl import DEFAULT_MAX_LINE_BYTES, read_jsonl
 from kvclaims.trace.model import Event, InputError, PartialTrace, Skew
@@ -92,6 +93,12 @@ class Options:
     # kvclaims.kvstream, as `kvclaims watch` decides it live (docs/vllm.md).
     claims: str | None = None
     reorder_window: int = 32
+    # --select / --ignore (full rule ids, resolved from spec/rules.toml by the caller) and who
+    # gave them (flags or a configuration file): the verdict counts the selected rules only and
+    # says so (kvclaims.check.selection; docs/cli.md "Leaving rules out").
+    select: tuple[str, ...] = ()
+    ignore: tuple[str, ...] = ()
+    rules_by: str = "--select/--ignore"
 
 
 def defer_bounds_option(steps: int | None, ns: int | None) -> tuple[DeferBound, ...]:
@@ -112,6 +119,7 @@ def _kvt_reader() -> Callable[..., Iterator[Event]]:
 
 def open_events(fh: BinaryIO, file: str, spec: Spec, options: Options,
                 skews: list[Skew] | None = None) -> Iterator[Event]:
+    fh = decompressed(fh, file)
     skip_bom(fh, file)
     peek = fh.peek(4096)[:4096] if hasattr(fh, "peek") else b""
     fmt = format_of(peek, file, options.input_format)
@@ -239,9 +247,11 @@ def conclude(spec: Spec, report: Report, options: Options, records: list[gates.R
              *, partial: bool) -> Report:
     """The last step of every decision: --require gates on the decided report (a gate that
     reads events in the written order of a partly ordered trace passes there only: unknown),
-    and for an input error no reconstructed outcome (docs/report-format.md)."""
+    and for an input error no reconstructed outcome (docs/report-format.md); then the rules
+    --select/--ignore leave out (kvclaims.check.selection)."""
     if report.error is not None:
-        return replace(report, claims=(), requests=(), prefixes=(), gates=())
+        return _selected(spec, replace(report, claims=(), requests=(), prefixes=(), gates=()),
+                         options)
     report = replace(report, claims=claims_carry_findings(report.claims, report.findings))
     if options.require:
         decided = []
@@ -251,7 +261,18 @@ def conclude(spec: Spec, report: Report, options: Options, records: list[gates.R
                 g = replace(g, written_order_only=True)
             decided.append(g)
         report = replace(report, gates=tuple(decided))
-    return report
+    # Last: the gates read every rule (a left-out rule never helps a gate pass).
+    return _selected(spec, report, options)
+
+
+def _selected(spec: Spec, report: Report, options: Options) -> Report:
+    """`report` counting only the rules --select/--ignore leave in (and saying which not)."""
+    if not options.select and not options.ignore:
+        return report
+    from kvclaims.check import selection
+
+    return selection.apply(report, selection.selection(spec, options.select, options.ignore,
+                                                       options.rules_by))
 
 
 class Kept:
@@ -409,9 +430,14 @@ def _decide_input(fh: BinaryIO, label: str, spec: Spec, options: Options,
     """The stages over one opened input: detect, read (streamed), decide, conclude."""
     from kvclaims.trace.detect import detect
 
+    fh = decompressed(fh, label)
     if options.input_format == "vllm" or (options.input_format is None
-                                          and detect(fh.peek(16)[:16]) == "vllm"):
-        return _kv_stream(fh.read(), label, spec, options)
+                                          and detect(fh.peek(16)[:16]) == "vllm"):  # type: ignore[attr-defined]
+        try:
+            data = fh.read()
+        except InputError as err:  # a truncated or corrupt compressed stream
+            return _failed(label, InputProblem(err.line, err.column, err.message))
+        return _selected(spec, _kv_stream(data, label, spec, options), options)
     keep = None if options.engine == "replay" else Kept(
         None if options.engine == "z3" else KEEP_EVENTS)
     decision, first = _stream(fh, label, spec, options, progress, keep)

@@ -24,13 +24,16 @@ import time
 from typing import IO, Any
 
 from kvclaims import spec as spec_mod
-from kvclaims.check.verdict import Finding, Report
+from kvclaims.check.selection import RuleSelection
+from kvclaims.check.selection import apply as apply_selection
+from kvclaims.check.verdict import VIOLATION, Finding, Report
 from kvclaims.kvstream import StreamCheck
 from kvclaims.trace.kv_records import DEFAULT_WINDOW, SEQ_BYTES, Frame, RecordWriter
 from kvclaims.trace.model import InputError
 from kvclaims.trace.vllm_events import load_manifest
 
 END_SEQ = -1
+REPORT_VERSION = 1  # every --format jsonl line carries it (schemas/watch.schema.json)
 EXIT = {"conformant": 0, "violation": 1, "inconclusive": 3}
 EXIT_INPUT = 2
 SIGNAL_EXIT = {signal.SIGINT: 130, signal.SIGTERM: 143}
@@ -45,7 +48,8 @@ class _Out:
 
     def emit(self, kind: str, text: str, **data: Any) -> None:
         if self.fmt == "jsonl":
-            self.out.write(json.dumps({"kind": kind, **data}, sort_keys=True, default=str) + "\n")
+            line = {"report_version": REPORT_VERSION, "kind": kind, **data}
+            self.out.write(json.dumps(line, sort_keys=True, default=str) + "\n")
         else:
             self.out.write(text + "\n")
         self.out.flush()
@@ -85,9 +89,10 @@ def watch(endpoint: str, replay: str | None, claims: str, fmt: str = "text", *,
           topic: str = "", max_batches: int | None = None, idle_timeout: float | None = None,
           record: str | None = None, window: int = DEFAULT_WINDOW, out: IO[str] | None = None,
           ready: Any = None, stop: threading.Event | None = None,
-          replay_timeout_ms: int = 2000) -> int:
+          replay_timeout_ms: int = 2000, rules: RuleSelection | None = None) -> int:
     """Run the watcher; returns the exit code (see the module docstring). `stop` (tests) ends
-    the watch as SIGINT does."""
+    the watch as SIGINT does. `rules`: the rules --select/--ignore leave out (their violations
+    are neither shown nor counted, and the final report says so; kvclaims.check.selection)."""
     try:
         import zmq
     except ImportError:
@@ -115,8 +120,12 @@ def watch(endpoint: str, replay: str | None, claims: str, fmt: str = "text", *,
 
     shown: set[tuple[Any, ...]] = set()
 
+    left_out = set(rules.left_out) if rules is not None else set()
+
     def show(f: Finding, where: dict[str, Any]) -> None:
         key = (f.status, f.rule, f.claim_id, f.event_index)
+        if f.rule in left_out and f.status == VIOLATION:
+            return  # not counted: the final report names the rule and how many there were
         if key not in shown:
             shown.add(key)
             o.emit("finding", _finding_line(f, where), status=f.status, rule=f.rule,
@@ -216,7 +225,7 @@ def watch(endpoint: str, replay: str | None, claims: str, fmt: str = "text", *,
     if stop is not None and stop.is_set() and not interrupted:
         interrupted.append(signal.SIGINT)
     why = signal.Signals(interrupted[0]).name if interrupted else None
-    report = check.finish({"interrupted": why})
+    report = apply_selection(check.finish({"interrupted": why}), rules)
     for f, where in zip(report.findings, report.extra["stream"]["locations"]):
         show(f, where)  # those decided only at the end (and the Z3 engine's)
     if record is not None:

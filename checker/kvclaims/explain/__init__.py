@@ -57,6 +57,7 @@ def read_timeline(path: str, spec: object = None, input_format: str | None = Non
     from kvclaims import spec as spec_mod
     from kvclaims.check.replay import ClaimLimit
     from kvclaims.run import Options, open_events
+    from kvclaims.trace.compressed import decompressed
     from kvclaims.trace.detect import detect
     from kvclaims.trace.model import InputError
 
@@ -67,6 +68,7 @@ def read_timeline(path: str, spec: object = None, input_format: str | None = Non
         raise ExplainError(f"{path}: cannot open: {err.strerror}") from None
     with fh:
         try:
+            fh = decompressed(fh, path)  # type: ignore[assignment]
             if input_format == "vllm" or (input_format is None
                                           and detect(fh.peek(16)[:16]) == "vllm"):
                 events = _stream_events(path, fh.read(), S, claims)

@@ -37,7 +37,9 @@ from kvclaims.trace.model import Event
 
 EXIT_OK, EXIT_FAILURES, EXIT_USAGE = 0, 1, 2
 RUNTIME_ERROR = "runtime-error"  # the runtime raised instead of emitting a trace
-WORKLOAD_FORMAT = 1
+WORKLOAD_FORMAT = 1  # a saved workload's report_version (schemas/workload.schema.json)
+WORKLOAD_KIND = "kvclaims_workload"
+SUMMARY_VERSION = 1  # summary.json's report_version (schemas/fuzz-summary.schema.json)
 
 
 # ---- data ---------------------------------------------------------------------------------------
@@ -215,7 +217,7 @@ def search(runtime: str | RuntimeSpec, *, examples: int, seed: int, out: str | P
 
 # ---- files --------------------------------------------------------------------------------------
 def workload_to_data(wl: Workload, runtime: str | None = None) -> dict[str, Any]:
-    data: dict[str, Any] = {"kvclaims_workload": WORKLOAD_FORMAT}
+    data: dict[str, Any] = {"report_version": WORKLOAD_FORMAT, "kind": WORKLOAD_KIND}
     if runtime is not None:
         data["runtime"] = runtime
     data.update(asdict(wl))
@@ -224,8 +226,11 @@ def workload_to_data(wl: Workload, runtime: str | None = None) -> dict[str, Any]
 
 def workload_from_data(data: dict[str, Any]) -> Workload:
     """Inverse of :func:`workload_to_data`; raises ValueError on anything else."""
-    if data.get("kvclaims_workload") != WORKLOAD_FORMAT:
-        raise ValueError(f"not a kvclaims workload file (kvclaims_workload: {WORKLOAD_FORMAT})")
+    # Files written before issue 20 carry `"kvclaims_workload": 1` instead.
+    if not ((data.get("kind") == WORKLOAD_KIND and data.get("report_version") == WORKLOAD_FORMAT)
+            or data.get(WORKLOAD_KIND) == WORKLOAD_FORMAT):
+        raise ValueError(f"not a kvclaims workload file (kind: {WORKLOAD_KIND}, "
+                         f"report_version: {WORKLOAD_FORMAT})")
     try:
         prefixes = tuple(
             PrefixSpec(p["prefix_id"], p["blocks"],
@@ -275,7 +280,9 @@ def replay_line(runtime: str, workload_file: Path) -> str:
 
 
 def summary_data(s: FuzzSummary) -> dict[str, Any]:
+    """summary.json (checker/kvclaims/schemas/fuzz-summary.schema.json)."""
     return {
+        "report_version": SUMMARY_VERSION,
         "runtime": s.runtime, "seed": s.seed, "examples": s.examples,
         "shrink_steps": s.shrink_steps, "seconds": round(s.seconds, 3),
         "failures_by_rule": s.by_rule(),

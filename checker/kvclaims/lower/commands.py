@@ -8,7 +8,7 @@ kvclaims.solver, its reason printed; or --verify-anchors with anchors it could n
 from __future__ import annotations
 
 import sys
-from typing import IO
+from typing import IO, Any
 
 from kvclaims.lower.descriptor import DescriptorError
 from kvclaims.lower.primitives import witness_kvt
@@ -16,8 +16,10 @@ from kvclaims.lower.relation import UNCHECKED
 
 
 def lower_command(fmt: str, verify_anchors: bool, source: str | None,
-                  out: IO[str] | None = None) -> int:
-    """`kvclaims lower [--format text|json|md] [--verify-anchors [--source DIR]]`."""
+                  out: IO[str] | None = None, runtime: str | None = None) -> int:
+    """`kvclaims lower [--format text|json|md] [--runtime NAME] [--verify-anchors [--source
+    DIR]]`; --runtime keeps one runtime's rows (its descriptors only)."""
+    from kvclaims.lower.descriptor import load_descriptors
     from kvclaims.lower.table import build
     from kvclaims.lower.render import RENDERERS
 
@@ -29,7 +31,16 @@ def lower_command(fmt: str, verify_anchors: bool, source: str | None,
         print("kvclaims lower: --source needs --verify-anchors", file=sys.stderr)
         return 2
     try:
-        table = build(verify_sources=verify_anchors, source=source)
+        descriptors = None
+        if runtime is not None:
+            every = load_descriptors()
+            descriptors = tuple(d for d in every if d.runtime == runtime)
+            if not descriptors:
+                known = ", ".join(sorted({d.runtime for d in every}))
+                print(f"kvclaims lower: --runtime {runtime}: no descriptor; the runtimes are "
+                      f"{known}", file=sys.stderr)
+                return 2
+        table = build(verify_sources=verify_anchors, source=source, descriptors=descriptors)
     except DescriptorError as err:
         print(f"kvclaims lower: {err}", file=sys.stderr)
         return 2
@@ -68,8 +79,9 @@ def lower_command(fmt: str, verify_anchors: bool, source: str | None,
 CHECKED_KINDS = ("source", "trace", "proof")
 
 
-def prove_command(path: str, out: IO[str] | None = None) -> int:
-    """`kvclaims prove DIR|FILE`: each bad lowering rejected with its reason (and witness)."""
+def prove_command(path: str, out: IO[str] | None = None, fmt: str = "text") -> int:
+    """`kvclaims prove DIR|FILE [--format text|json]`: each bad lowering rejected with its
+    reason (and witness); the JSON report is schemas/prove.schema.json."""
     from kvclaims.lower.prove import prove
 
     stream = out or sys.stdout
@@ -80,7 +92,9 @@ def prove_command(path: str, out: IO[str] | None = None) -> int:
         return 2
     from kvclaims.lower import kvrm_proof
 
-    kvrm_proof.proof()  # decided before anything is printed: an interrupt leaves no partial report
+    kvrm = kvrm_proof.proof()  # decided before anything is printed: an interrupt leaves no partial report
+    if fmt == "json":
+        return _prove_json(results, kvrm, stream)
     bad = 0
     undecided = 0
     for r in results:
@@ -136,3 +150,49 @@ def _kvrm_section(stream: IO[str]) -> bool | None:
     if r.status == "unknown":
         return None
     return r.status == "proved"
+
+
+PROVE_REPORT_VERSION = 1  # `kvclaims prove --format json` (schemas/prove.schema.json)
+
+
+def _witness_dict(w: Any, steps: tuple[str, ...]) -> dict[str, Any] | None:
+    if w is None:
+        return None
+    return {"depth": w.depth, "steps": list(steps), "rule": w.rule, "confirmed": w.confirmed,
+            "kvt": witness_kvt(w.events).splitlines()}
+
+
+def _prove_json(results: list[Any], kvrm: Any, stream: IO[str]) -> int:
+    """The prove report as one JSON object; the exit code as for the text."""
+    import json
+
+    cases = []
+    for r in results:
+        result = "inconclusive" if r.inconclusive else "rejected" if r.ok else "failed"
+        cases.append({
+            "name": r.name, "kind": r.kind, "mode": r.mode, "file": r.file, "result": result,
+            "reason": r.reason or None, "decided_class": r.decision.cls,
+            "decided_reason": r.decision.reason,
+            "contradictions": [what for _, _, what in r.decision.contradictions],
+            "witness": _witness_dict(r.decision.witness, tuple(r.steps)),
+            "why_failed": r.why if not r.ok and not r.inconclusive else None,
+            "inconclusive": r.inconclusive or None})
+    k = kvrm.result
+    kvrm_status = k.status  # proved | witness | unknown
+    doc = {
+        "report_version": PROVE_REPORT_VERSION,
+        "rejected": sum(c["result"] == "rejected" for c in cases),
+        "failed": sum(c["result"] == "failed" for c in cases),
+        "inconclusive": sum(c["result"] == "inconclusive" for c in cases),
+        "total": len(cases),
+        "cases": cases,
+        "kvrm": {"summary": kvrm.summary, "status": kvrm_status, "blocks": kvrm.blocks,
+                 "requests": kvrm.requests, "bound": kvrm.bound, "k": kvrm.k,
+                 "witness": ({"rule": k.rule, "confirmed": k.confirmed,
+                              "kvt": witness_kvt(k.events).splitlines()}
+                             if kvrm_status == "witness" else None)},
+    }
+    stream.write(json.dumps(doc, indent=2) + "\n")
+    if doc["failed"] or kvrm_status == "witness":
+        return 1
+    return 3 if doc["inconclusive"] or kvrm_status == "unknown" else 0

@@ -55,9 +55,13 @@ def decision_dict(r: Decision) -> dict[str, Any]:
     }
 
 
+# The JSON table's version (checker/kvclaims/schemas/lower.schema.json; `"version"` before issue 20).
+REPORT_VERSION = 1
+
+
 def render_json(t: LoweringTable) -> str:
     doc = {
-        "version": 1, "bound": t.bound, "verified_sources": t.verified_sources,
+        "report_version": REPORT_VERSION, "bound": t.bound, "verified_sources": t.verified_sources,
         "counts": t.counts(), "errors": list(t.errors),
         "rows": [decision_dict(r) for r in t.rows],
         "anchors": [{"runtime": a.runtime, "evidence": a.evidence, "anchor": a.anchor.text,

@@ -48,6 +48,9 @@ def to_dict(report: Report) -> dict[str, Any]:
             for f in report.findings
         ],
         "finding_counts": report.finding_counts,
+        # The rules --select/--ignore (or a configuration file) left out of the verdict, by
+        # whom, and the violations of them not counted (kvclaims.check.selection); null: none.
+        "rules_left_out": report.extra.get("rules_left_out"),
         "engine": report.extra.get("engine", "replay"),
         "order": {k: report.extra[k] for k in ("linearizations", "unordered", "violating",
                                                "conforming", "witnesses") if k in report.extra}

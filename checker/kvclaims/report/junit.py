@@ -5,12 +5,15 @@ Adapts a decided report; it decides nothing. A violation is a <failure>, an unkn
 the file (with the findings on the part read, no claim cases). Each --require gate has one
 testcase per requirement: a missing obligation or a violated rule is a <failure>, a pass in the
 written order only an <error>; so the suite fails exactly when the overall result does.
+Rules left out by --select/--ignore are named in the suite's `rules_left_out` property.
 """
 
 from __future__ import annotations
 
 from xml.sax.saxutils import escape, quoteattr
 
+from kvclaims import spec as spec_mod
+from kvclaims.check import selection
 from kvclaims.check.verdict import NOT_EXERCISED, UNKNOWN, VIOLATION, Report
 
 
@@ -79,8 +82,12 @@ def render(reports: list[Report]) -> str:
         out.append(f"<testsuite name={quoteattr(rep.file)} tests=\"{len(cases)}\" "
                    f"failures=\"{failures}\" errors=\"{errors}\">")
         # The overall result first (what the exit code says), then the rules' verdict.
+        left_out = selection.summary(rep, spec_mod.load())
         out.append(f'  <properties><property name="result" value={quoteattr(rep.result)}/>'
-                   f'<property name="verdict" value={quoteattr(rep.verdict)}/></properties>')
+                   f'<property name="verdict" value={quoteattr(rep.verdict)}/>'
+                   + ("" if left_out is None else
+                      f'<property name="rules_left_out" value={quoteattr(left_out)}/>')
+                   + "</properties>")
         out.extend(cases)
         out.append("</testsuite>")
     out.append("</testsuites>")

@@ -16,6 +16,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from kvclaims.check import selection
 from kvclaims.check.verdict import (
     CONFORMANT,
     GATE_FAIL,
@@ -82,6 +83,9 @@ def render(report: Report, spec: Spec, console: Console,
     drawn by the caller (kvclaims.explain.strips_for_report reads the trace again; a renderer
     never opens a trace)."""
     console.print(_verdict_line(report))
+    left_out = selection.summary(report, spec)
+    if left_out is not None:  # beside the verdict: it qualifies it (kvclaims.check.selection)
+        console.print(Text(left_out, style="bold yellow"))
     _gates(report, console)
     if report.error is not None:
         e = report.error

@@ -347,6 +347,10 @@ def build_timeline(events: Iterable[Event], spec: Spec, file: str = "-", *,
     if total > shown:
         notes.append(f"findings: first per (rule, claim, status) pinned; {total - shown} further "
                      "occurrences not drawn")
+    from kvclaims.check.selection import summary as left_out
+
+    if (line := left_out(report, spec)) is not None:  # the verdict drawn counts these rules not
+        notes.insert(0, line)
     return Timeline(file=file, verdict=report.result, events=report.events, pool=pool,
                     claims=tuple(tracks), requests=tuple(lanes_out), victims=tuple(victims),
                     victims_total=victims_total, resident_victims_total=resident_total,

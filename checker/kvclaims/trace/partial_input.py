@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from typing import BinaryIO, cast
 
 from kvclaims.spec import Spec
+from kvclaims.trace.compressed import decompressed
 from kvclaims.trace.detect import FORMATS, format_of, skip_bom
 from kvclaims.trace.jsonl import DEFAULT_MAX_LINE_BYTES, read_partial_jsonl
 from kvclaims.trace.model import InputError, PartialTrace, Skew
@@ -61,6 +62,7 @@ def read_partial(path_or_fh: str | os.PathLike[str] | BinaryIO, file: str | None
     file = file or "<trace>"
     if not hasattr(fh, "peek"):  # a PartialTrace holds the whole trace anyway
         fh = cast(BinaryIO, io.BufferedReader(io.BytesIO(fh.read())))  # type: ignore[arg-type]
+    fh = decompressed(fh, file)
     skip_bom(fh, file)
     head = fh.peek(HEAD_BYTES)[:HEAD_BYTES]  # type: ignore[attr-defined]
     fmt = format_of(head, file, input_format)
