@@ -361,6 +361,31 @@ def fuzz(runtime: str, examples: int, seed: int, out_dir: str, max_shrinks: int 
 
 
 @cli.command()
+@click.argument("runtime", metavar="RUNTIME")
+@click.option("--plugin", is_flag=True,
+              help="Run the probe through the runtime's claim-aware extension.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
+              show_default=True)
+def probe(runtime: str, plugin: bool, fmt: str) -> None:
+    """Run the 60/70/80 probe on RUNTIME's real code (vllm, sglang) and print its facts.
+
+    The runtime must be installed in this environment (scripts/setup-runtime NAME==VERSION
+    prints one that has it). The verdict is the checker's, over the trace the probe recorded.
+    Exit 0 conformant, 1 violation, 3 inconclusive, 2 usage error (e.g. runtime not installed).
+    """
+    from kvclaims.runtime import probe_command as pc
+
+    try:
+        probe_facts = pc.load_probe(runtime)
+    except pc.ProbeUnavailable as e:
+        click.echo(f"kvclaims {e}", err=True)
+        sys.exit(EXIT_INPUT)
+    facts = probe_facts(plugin)
+    click.echo(pc.render(facts, fmt))
+    sys.exit(pc.exit_code(facts))
+
+
+@cli.command()
 @click.argument("endpoint")
 @click.option("--replay", default=None, metavar="ENDPOINT",
               help="vLLM's replay socket, asked for batches missed in a sequence gap.")

@@ -1,4 +1,5 @@
-"""The 60/70/80 probe (docs/model.md §8) on vLLM 0.33's real scheduler: stock and claim-aware.
+"""The 60/70/80 probe (docs/model.md §8) on vLLM's real scheduler (0.33.0, 0.34.0): stock and
+claim-aware; :func:`probe_facts` answers `kvclaims probe vllm`.
 
 Geometry as in shared/reference/vllm-0.33.md: block_size 16, 81 GPU blocks (block 0 is the null
 block, 80 usable). A resident request of 960 tokens (60 blocks) runs and finishes, its prefix
@@ -12,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from kvclaims.runtime.probe_facts import ProbeFacts
 from kvclaims.runtime.vllm.harness import ClaimDecl, VllmHarness
 
 BLOCK_SIZE = 16
@@ -74,6 +76,33 @@ def run_probe(plugin: bool, *, mode: str = "hard_exclude", on_conflict: str = "r
     return ProbeResult(h, surviving, active_outcome, hit, kinds)
 
 
+def probe_facts(plugin: bool) -> ProbeFacts:
+    """`kvclaims probe vllm [--plugin]` (kvclaims.runtime.probe_command): the 60/70/80 probe on
+    the installed vLLM's real scheduler. Surviving positions and the re-request's hit come from
+    vLLM's own prefix cache; the verdict, the victims and (plug-in) the refusal's shortfall and
+    free counts from run.decide_trace over the trace the run recorded."""
+    from kvclaims import spec as spec_mod
+    from kvclaims.run import decide_trace
+    from kvclaims.runtime.vllm import adapter
+
+    r = run_probe(plugin)
+    try:
+        rep = decide_trace(spec_mod.load(), r.events, file="probe")
+    finally:
+        r.harness.close()
+    claim = next((c for c in rep.claims if c.claim_id == CLAIM_ID), None)
+    if claim is None:  # fail closed: a probe whose trace lost its claim has no facts to show
+        raise RuntimeError(f"the probe's trace has no claim {CLAIM_ID} ({rep.result})")
+    active = next((q for q in rep.requests if q.request_id == "active"), None)
+    return ProbeFacts(
+        runtime="vllm", runtime_version=adapter.installed_version(), plugin=plugin,
+        verdict=rep.result, victims=claim.victims,
+        surviving_positions=tuple(r.surviving_positions),
+        rerequest_hit_blocks=r.rerequest_hit_blocks,
+        shortfall_blocks=active.capacity_shortfall_blocks if plugin and active else None,
+        free_blocks=active.free_blocks_before_allocate if plugin and active else None)
+
+
 def main() -> None:  # pragma: no cover - manual use
     from kvclaims import spec as spec_mod
     from kvclaims.check.replay import check_events
@@ -121,6 +150,7 @@ def write_traces(out_dir: str) -> list[str]:
     import msgspec
 
     from kvclaims import spec as spec_mod
+    from kvclaims.runtime.vllm import adapter
     from kvclaims.runtime.vllm.harness import external_hash
     from kvclaims.trace.vllm_events import (
         Manifest,
@@ -161,8 +191,8 @@ def write_traces(out_dir: str) -> list[str]:
             hs = [external_hash(x) for x in h.claim_hashes[CLAIM_ID]]
             with open(man, "w") as fh:
                 fh.write("# claim manifest for stock-probe.kvbatches: the resident prefix's chain "
-                         "of block hashes\n# (vLLM 0.33.0, sha256, block_size 16), as KV events "
-                         "carry them\n")
+                         f"of block hashes\n# (vLLM {adapter.installed_version()}, sha256, "
+                         "block_size 16), as KV events carry them\n")
                 fh.write(manifest_toml(Manifest([ManifestClaim(CLAIM_ID, hs, "hard_exclude",
                                                                "resident")], usable_blocks=80)))
             written.append(man)
