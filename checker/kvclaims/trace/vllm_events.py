@@ -164,8 +164,8 @@ def hash_tokens(tokens: list[int], block_size: int, algo: str = "sha256",
     try:
         from kvclaims.runtime.vllm.harness import chain_hashes, external_hash, make_block_hasher
     except ImportError as err:  # pragma: no cover - depends on the environment
-        raise ValueError("token_ids in a claim manifest need vLLM installed (scripts/setup-vllm) "
-                         f"to hash them with vLLM's own block hasher: {err}") from err
+        raise ValueError("token_ids in a claim manifest need vLLM installed (scripts/setup-runtime "
+                         f"vllm==VERSION) to hash them with vLLM's own block hasher: {err}") from err
     hasher = make_block_hasher(block_size, algo)
     return [external_hash(h) for h in chain_hashes(tokens, hasher, cache_salt)]
 
