@@ -1,4 +1,4 @@
-"""Real vLLM (0.33.0, 0.34.0) on CPU as a trace producer (docs/model.md §5, §8; ARCHITECTURE.md runtimes).
+"""Real vLLM (0.33.0, 0.34.0) on CPU as a trace producer (docs/model.md §5, §8; ARCHITECTURE.md).
 
 `harness` drives vLLM's own `Scheduler` + `KVCacheManager` + `BlockPool` (no model, no GPU) and
 records a trace in the reference telemetry vocabulary; `scheduler_plugin` is a claim-aware

@@ -19,7 +19,7 @@ os.environ.setdefault("VLLM_NO_USAGE_STATS", "1")
 os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("VLLM_CACHE_ROOT", os.path.join(_ROOT, "cache"))
 os.environ.setdefault("VLLM_LOGGING_LEVEL", "ERROR")
-# The default in 0.33.0: KV events carry 64-bit integer hashes.
+# The default in 0.33.0 and 0.34.0: KV events carry 64-bit integer hashes.
 os.environ.setdefault("VLLM_KV_EVENTS_USE_INT_BLOCK_HASHES", "1")
 logging.getLogger("vllm").setLevel(logging.ERROR)
 

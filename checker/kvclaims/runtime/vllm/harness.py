@@ -1,4 +1,4 @@
-"""Drive vLLM 0.33's real Scheduler + KVCacheManager (no model, no GPU) and record a joined trace.
+"""Drive vLLM's real Scheduler + KVCacheManager (no model, no GPU) and record a joined trace.
 
 docs/model.md §5 and §8: the trace is in the reference telemetry vocabulary the checker decides.
 Nothing of vLLM is copied or re-implemented: the harness builds vLLM's own `VllmConfig`, resolves

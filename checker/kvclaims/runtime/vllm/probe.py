@@ -1,7 +1,7 @@
 """The 60/70/80 probe (docs/model.md §8) on vLLM's real scheduler (0.33.0, 0.34.0): stock and
 claim-aware; :func:`probe_facts` answers `kvclaims probe vllm`.
 
-Geometry as in shared/reference/vllm-0.33.md: block_size 16, 81 GPU blocks (block 0 is the null
+Geometry as in the reference probe (docs/vllm.md): block_size 16, 81 GPU blocks (block 0 is the null
 block, 80 usable). A resident request of 960 tokens (60 blocks) runs and finishes, its prefix
 claimed (`claim:resident`, hard_exclude, leading_prefix_at_least(60)); an active request of 1120
 tokens (70 blocks) arrives; then the resident prompt is requested again. Every number comes from

@@ -68,8 +68,8 @@ def read_workloads(path: str) -> list[Any]:
 
 
 def verdicts(workloads: list[Any]) -> dict[str, Any]:
-    """{"vllm": version, "verdicts": {"<index>|<runtime>": {"verdict", "victims", "violated"}}} for the
-    installed vLLM."""
+    """For the installed vLLM: {"vllm": version, "verdicts": {"<index>|<runtime>": {"verdict",
+    "victims", "violated"}}}."""
     from kvclaims import spec as spec_mod
     from kvclaims.check.verdict import VIOLATION
     from kvclaims.fuzz.driver import evaluate
