@@ -21,7 +21,7 @@ from conftest import ROOT
 RULES = ROOT / "traces" / "rules"
 OK, BAD = str(RULES / "ok-hard-refusal.kvt"), str(RULES / "bad-silent-loss.kvt")
 PARTIAL = str(ROOT / "traces" / "partial" / "batch-every-order-violates.kvt")
-CLAIMS = str(ROOT / "traces" / "vllm" / "claims.toml")
+CLAIMS = str(ROOT / "traces" / "vllm" / "0.34.0" / "claims.toml")
 KV = [sys.executable, "-m", "kvclaims.cli"]
 
 

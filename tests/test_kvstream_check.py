@@ -16,8 +16,8 @@ import pytest
 from kvclaims.run import Options, check_path
 
 ROOT = Path(__file__).resolve().parents[1]
-PROBE = ROOT / "traces" / "vllm" / "stock-probe.kvbatches"
-CLAIMS = ROOT / "traces" / "vllm" / "claims.toml"
+PROBE = ROOT / "traces" / "vllm" / "0.34.0" / "stock-probe.kvbatches"
+CLAIMS = ROOT / "traces" / "vllm" / "0.34.0" / "claims.toml"
 KV = [sys.executable, "-m", "kvclaims.cli"]
 RECORDS = msgspec.msgpack.decode(PROBE.read_bytes())
 

@@ -344,7 +344,7 @@ def test_a_typo_on_line_3_shows_no_claim_verdict(tmp_path: Path):
 
 
 def test_finding_counts_count_every_protected_block_lost():
-    rep = decide_path(str(ROOT / "traces/vllm/stock-probe.kvt"), SPEC)
+    rep = decide_path(str(ROOT / "traces/vllm/0.34.0/stock-probe.kvt"), SPEC)
     assert rep.finding_counts["R-hard"] == 50 == rep.claims[0].victims
 
 

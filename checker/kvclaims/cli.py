@@ -218,11 +218,12 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
     "prove": ("kvclaims prove traces/bad-lowering/hard-onto-ttl.toml --format json",),
     "fuzz": ("kvclaims fuzz --runtime micro:soft_priority+silent_loss --examples 200 "
              "--out fuzz-out",),
-    "watch": ("kvclaims watch tcp://127.0.0.1:1 --claims traces/vllm/claims.toml "
+    "watch": ("kvclaims watch tcp://127.0.0.1:1 --claims traces/vllm/0.34.0/claims.toml "
               "--idle-timeout 1",),
     "shrink": ("kvclaims shrink traces/rules/bad-silent-loss.kvt --rule no-silent-loss "
                "-o min.kvt",),
     "spec": ("kvclaims spec",),
+    "probe": ("kvclaims probe vllm --format json",),
 }
 EXIT_CODES: dict[str, str] = {
     "check": "0 conformant, 1 violation or a failed --require gate, 2 usage or input error, "
@@ -243,6 +244,8 @@ EXIT_CODES: dict[str, str] = {
     "shrink": "0 shrunk and re-checked, 1 the written trace does not re-check, 2 usage or input "
               "error or TRACE does not violate the rule, 3 the engine could not decide",
     "spec": "0 written",
+    "probe": "0 conformant, 1 violation, 2 usage error (an unknown runtime, or one not installed "
+             "in this environment), 3 inconclusive",
 }
 
 
@@ -578,6 +581,31 @@ def fuzz(runtime: str, examples: int, seed: int, out_dir: str, max_shrinks: int 
     if replay is not None:
         sys.exit(replay_command(runtime, replay))
     sys.exit(fuzz_command(runtime, examples, seed, out_dir, max_shrinks))
+
+
+@cli.command(epilog=epilog("probe"))
+@click.argument("runtime", metavar="RUNTIME")
+@click.option("--plugin", is_flag=True,
+              help="Run the probe through the runtime's claim-aware extension.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
+              show_default=True)
+def probe(runtime: str, plugin: bool, fmt: str) -> None:
+    """Run the 60/70/80 probe on RUNTIME's real code (vllm, sglang) and print its facts.
+
+    The runtime must be installed in this environment (scripts/setup-runtime NAME==VERSION
+    prints one that has it). The verdict is the checker's, over the trace the probe recorded.
+    Exit 0 conformant, 1 violation, 3 inconclusive, 2 usage error (e.g. runtime not installed).
+    """
+    from kvclaims.runtime import probe_command as pc
+
+    try:
+        probe_facts = pc.load_probe(runtime)
+    except pc.ProbeUnavailable as e:
+        click.echo(f"kvclaims {e}", err=True)
+        sys.exit(EXIT_INPUT)
+    facts = probe_facts(plugin)
+    click.echo(pc.render(facts, fmt))
+    sys.exit(pc.exit_code(facts))
 
 
 @cli.command(epilog=epilog("watch"))

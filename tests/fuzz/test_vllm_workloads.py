@@ -1,6 +1,6 @@
 """The vLLM side of the fuzzer that needs no vLLM: `vllm_workloads` (kvclaims.fuzz.strategies) and
 the `vllm:…` runtime names in an environment without vLLM (the main venv). The runs against vLLM's
-real scheduler are tests/vllm/test_fuzz_vllm.py (.venv-vllm, scripts/test-vllm)."""
+real scheduler are tests/vllm/test_fuzz_vllm.py (a vLLM environment, scripts/test-vllm)."""
 
 from __future__ import annotations
 

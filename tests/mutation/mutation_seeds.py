@@ -101,7 +101,7 @@ def _expected_conformant(folder: str) -> list[Path]:
 
 
 def project_traces() -> list[Seed]:
-    paths = [*_expected_conformant("litmus"), *_expected_conformant("vllm"),
+    paths = [*_expected_conformant("litmus"), *_expected_conformant("vllm/0.34.0"),
              *_expected_conformant("kvrm"), *sorted((TRACES / "rules").glob("ok-*.kvt")),
              *sorted((TRACES / "partial").glob("*.kvt")),
              *sorted((TRACES / "partial").glob("*.jsonl"))]

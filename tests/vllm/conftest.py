@@ -1,17 +1,22 @@
-"""Fixtures for the tests that run vLLM 0.33.0's real scheduler code (scripts/test-vllm).
+"""Fixtures for the tests that run vLLM's real scheduler code (scripts/test-vllm).
 
-These tests run under .venv-vllm. vLLM is imported here unconditionally: without it the tests
-fail at collection, never skip.
+These tests run under a vLLM environment, .venv-vllm-VERSION (scripts/setup-runtime vllm==VERSION,
+0.34.0 or 0.33.0), and hold for every supported version. vLLM is imported here unconditionally:
+without it the tests fail at collection, never skip.
 """
 
 from __future__ import annotations
 
 import socket
+from pathlib import Path
 
 import pytest
 
 import vllm  # noqa: F401  (absent vLLM is a failure, not a skip)
+from kvclaims.runtime.vllm import adapter
 from kvclaims.runtime.vllm.probe import run_probe
+
+TRACES_ROOT = Path(__file__).resolve().parents[2] / "traces" / "vllm"
 
 
 @pytest.fixture(scope="session")
@@ -37,3 +42,11 @@ def free_port() -> int:
 @pytest.fixture
 def ports():
     return free_port(), free_port()
+
+
+@pytest.fixture(scope="session")
+def vllm_traces() -> Path:
+    """traces/vllm/<installed version>/ (scripts/regen-vllm-traces); it must exist."""
+    d = TRACES_ROOT / adapter.installed_version()
+    assert d.is_dir(), f"no recorded traces for vLLM {adapter.installed_version()}: {d}"
+    return d

@@ -1,4 +1,4 @@
-"""The restore-failure witness on vLLM 0.33.0's real scheduler (issue 6 item 6, docs/model.md §4, §6).
+"""The restore-failure witness on vLLM's real scheduler (every supported version) (issue 6 item 6, docs/model.md §4, §6).
 
 The host-tier connector is loaded by vLLM's own KVConnectorFactory through
 `kv_connector_module_path`; the claim-aware scheduler through `scheduler_cls`; the failed load goes
@@ -9,7 +9,6 @@ each control is rejected by the checker or the gate.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 from vllm.v1.request import RequestStatus
@@ -19,7 +18,6 @@ from kvclaims.runtime.vllm.connector import HostTierConnector
 from kvclaims.runtime.vllm.restore import CLAIM_ID, OTHER_ID, VARIANTS, run_restore
 from kvclaims.runtime.vllm.scheduler_plugin import ClaimAwareScheduler
 
-TRACES = Path(__file__).resolve().parents[2] / "traces" / "vllm"
 REQUIRE = Options(require=("offloadable",))
 
 
@@ -135,12 +133,13 @@ def test_control_generic_counters_only_is_rejected(spec, runs):
     assert {"offload_restorability", "restoration_failure_outcome"} <= set(gate.missing)
 
 
-def test_committed_restore_traces_have_their_gate_results(spec):
-    expected = json.loads((TRACES / "expected.json").read_text())
+def test_committed_restore_traces_have_their_gate_results(spec, vllm_traces):
+    traces = vllm_traces
+    expected = json.loads((traces / "expected.json").read_text())
     names = [n for n in expected if n.startswith("restore-")]
     assert sorted(names) == sorted(f"restore-{v}.kvt" for v in VARIANTS)
     for name in names:
-        rep, gate, violated = check(spec, TRACES / name)
+        rep, gate, violated = check(spec, traces / name)
         want = expected[name]
         assert rep.verdict == want["verdict"], name
         assert violated == want["violated"], name

@@ -200,3 +200,12 @@ def test_plugin_hard_exclude_survives_with_one_prefix(runtime: str, tmp_path: Pa
                workloads=kst.vllm_workloads(max_prefixes=1))
     assert s.failures == [], [(f.rule, f.message) for f in s.failures]
     assert s.examples == PLUGIN_EXAMPLES
+
+
+def test_bare_vllm_is_stock_on_the_installed_version(tmp_path) -> None:
+    """`kvclaims fuzz --runtime vllm` fuzzes the installed vLLM's stock scheduler (either version)
+    and finds the silent loss."""
+    a = resolve("vllm").factory()
+    assert isinstance(a, VllmAdapter) and a.plugin is False
+    assert fuzz_command("vllm", 20, SEED, str(tmp_path / "out"), None) == EXIT_FAILURES
+    assert (tmp_path / "out" / "R-no-silent-loss.workload.json").exists()

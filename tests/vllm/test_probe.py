@@ -1,4 +1,5 @@
-"""The 60/70/80 probe on vLLM 0.33.0's real Scheduler/KVCacheManager/BlockPool (docs/model.md §8)."""
+"""The 60/70/80 probe on vLLM's real Scheduler/KVCacheManager/BlockPool (docs/model.md §8), on
+every supported version (0.34.0, 0.33.0), and `kvclaims probe vllm` over it."""
 
 from __future__ import annotations
 
@@ -14,7 +15,12 @@ from kvclaims.runtime.vllm.scheduler_plugin import ClaimAwareScheduler
 
 
 def test_vllm_version():
-    assert vllm.__version__ == "0.33.0"
+    import importlib.metadata
+
+    from kvclaims.runtime.vllm import adapter
+
+    assert vllm.__version__ in adapter.SUPPORTED_VERSIONS
+    assert adapter.installed_version() == importlib.metadata.version("vllm") == vllm.__version__
 
 
 def test_stock_is_vllms_own_code(stock_probe):

@@ -10,7 +10,7 @@ A runtime under test is anything with four methods:
   (spec event names and fields, as the checker reads them).
 
 The MicroRuntime implements it through :class:`MicroAdapter`, the vLLM harness through
-kvclaims.runtime.vllm.fuzz_adapter (``vllm:stock|plugin``, needs vLLM: .venv-vllm); KV-RM will
+kvclaims.runtime.vllm.fuzz_adapter (``vllm:stock|plugin``, needs vLLM: scripts/setup-runtime); KV-RM will
 implement it in its own module. To fuzz your own runtime, write a class with these methods and a
 zero-argument factory, then name it ``py:your.module:factory`` wherever a runtime is asked for
 (``kvclaims fuzz --runtime py:your.module:factory``, ``kvclaims.pytest_plugin.fuzz_runtime``):
@@ -153,8 +153,8 @@ def _module_factory(module: str, attr: str, *args: str) -> Callable[[], Runtime]
 # Runtimes that will implement the protocol in their own module, with a `fuzz_runtime(variant)`.
 _PLANNED = {"kvrm": ("kvclaims.runtime.kvrm", ("",))}
 
-VLLM_MISSING = ("vLLM is not installed in this environment: run scripts/setup-vllm and use "
-                ".venv-vllm/bin/kvclaims")
+VLLM_MISSING = ("vLLM is not installed in this environment: run scripts/setup-runtime "
+                "vllm==VERSION and use that environment's bin/kvclaims")
 
 
 def vllm_installed() -> bool:
@@ -168,12 +168,13 @@ def vllm_installed() -> bool:
 
 
 def _vllm(name: str, arg: str) -> RuntimeSpec:
-    """``vllm:<stock|plugin>[,mode=M][,on_conflict=C]``: vLLM 0.33's real scheduler (stock, or the
-    claim-aware plug-in) through kvclaims.runtime.vllm.fuzz_adapter; vLLM is imported here, lazily,
+    """``vllm[:<stock|plugin>[,mode=M][,on_conflict=C]]``: the installed vLLM's real scheduler
+    (0.34.0 or 0.33.0; bare ``vllm`` is ``vllm:stock``; stock, or the claim-aware plug-in) through kvclaims.runtime.vllm.fuzz_adapter; vLLM is imported here, lazily,
     so that everything else works without it."""
     from kvclaims.runtime.vllm import fuzz_adapter as fa  # no vLLM import at module level
 
     variant, *params = arg.split(",")
+    variant = variant or fa.VARIANTS[0]  # bare `vllm`: stock
     if variant not in fa.VARIANTS:
         raise RuntimeUnavailable(f"vllm: variant one of {', '.join(fa.VARIANTS)}")
     kw: dict[str, str] = {}
@@ -191,7 +192,8 @@ def _vllm(name: str, arg: str) -> RuntimeSpec:
         importlib.import_module("kvclaims.runtime.vllm.harness")
     except ImportError as err:
         raise RuntimeUnavailable(f"vLLM could not be imported here ({err}); "
-                                 "run scripts/setup-vllm and use .venv-vllm/bin/kvclaims") from None
+                                 "run scripts/setup-runtime vllm==VERSION and use that "
+                                 "environment's bin/kvclaims") from None
 
     return RuntimeSpec(name, lambda: fa.fuzz_runtime(variant, **kw), "vllm_workloads")
 

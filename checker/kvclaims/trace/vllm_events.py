@@ -188,7 +188,7 @@ def hash_tokens(tokens: list[int], block_size: int, algo: str = "sha256",
         hasher = make_block_hasher(block_size, algo)
         return [external_hash(h) for h in chain_hashes(tokens, hasher, cache_salt)]
     except ImportError as err:  # pragma: no cover - depends on the environment
-        raise ValueError("token_ids in a claim manifest need vLLM installed (scripts/setup-vllm) "
+        raise ValueError("token_ids in a claim manifest need vLLM installed (scripts/setup-runtime vllm==VERSION) "
                          f"to hash them with vLLM's own block hasher: {err}") from err
 
 

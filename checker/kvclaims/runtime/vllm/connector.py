@@ -1,4 +1,4 @@
-"""An in-process host-tier KV connector for vLLM 0.33, loaded through `kv_connector_module_path`.
+"""An in-process host-tier KV connector for vLLM, loaded through `kv_connector_module_path`.
 
 docs/model.md §4 (offloadable sub-lifecycle) and §6 (offloadable bundle). Configure it with vLLM's own
 settings, no vLLM file edited:

@@ -45,6 +45,7 @@ def write_traces(out_dir: str) -> list[str]:
     import msgspec
 
     from kvclaims import spec as spec_mod
+    from kvclaims.runtime.vllm import adapter
     from kvclaims.runtime.vllm.harness import external_hash
     from kvclaims.trace.vllm_events import (
         Manifest,
@@ -85,8 +86,8 @@ def write_traces(out_dir: str) -> list[str]:
             hs = [external_hash(x) for x in h.claim_hashes[CLAIM_ID]]
             with open(man, "w") as fh:
                 fh.write("# claim manifest for stock-probe.kvbatches: the resident prefix's chain "
-                         "of block hashes\n# (vLLM 0.33.0, sha256, block_size 16), as KV events "
-                         "carry them\n")
+                         f"of block hashes\n# (vLLM {adapter.installed_version()}, sha256, "
+                         "block_size 16), as KV events carry them\n")
                 fh.write(manifest_toml(Manifest([ManifestClaim(CLAIM_ID, hs, "hard_exclude",
                                                                "resident")], usable_blocks=80)))
             written.append(man)

@@ -1,4 +1,4 @@
-"""vLLM 0.33's real scheduler behind the fuzzer's runtime protocol (`vllm:stock`, `vllm:plugin`).
+"""vLLM's real scheduler behind the fuzzer's runtime protocol (`vllm:stock`, `vllm:plugin`).
 
 kvclaims.runtime.interface defines the protocol (reset / submit / step / events); this adapter
 implements it on top of the harness (harness.py: vLLM's own `Scheduler` + `KVCacheManager` on

@@ -1,4 +1,4 @@
-"""Drive vLLM 0.33's real Scheduler + KVCacheManager (no model, no GPU) and record a joined trace.
+"""Drive vLLM's real Scheduler + KVCacheManager (no model, no GPU) and record a joined trace.
 
 docs/model.md §5 and §8: the trace is in the reference telemetry vocabulary the checker decides.
 Nothing of vLLM is copied or re-implemented: the harness builds vLLM's own `VllmConfig`, resolves
@@ -44,11 +44,11 @@ from vllm.config import (
 )
 from vllm.sampling_params import SamplingParams
 from vllm.v1.kv_cache_interface import FullAttentionSpec, KVCacheConfig, KVCacheGroupSpec
-from vllm.v1.outputs import ModelRunnerOutput
+from vllm.v1.outputs import ModelRunnerOutput  # type only; built by adapter.model_runner_output
 from vllm.v1.request import Request
 from vllm.v1.structured_output import StructuredOutputManager
 
-from kvclaims.runtime.vllm import PLUGIN_QUALNAME, STOCK_QUALNAME, VLLM_VERSION
+from kvclaims.runtime.vllm import PLUGIN_QUALNAME, STOCK_QUALNAME, adapter
 from kvclaims.trace.model import Event
 from kvclaims.trace.vllm_hashes import chain_hashes, external_hash, hash_text, make_block_hasher
 
@@ -219,8 +219,9 @@ class VllmHarness:
             sc.disable_hybrid_kv_cache_manager = True  # one KV cache group, as the probe
         if kv_transfer_config is not None:
             kw["kv_transfer_config"] = kv_transfer_config
-        vc = VllmConfig(model_config=mc, cache_config=cc, scheduler_config=sc,
-                        kv_events_config=kv, additional_config=additional, **kw)
+        with adapter.platform_setup():
+            vc = VllmConfig(model_config=mc, cache_config=cc, scheduler_config=sc,
+                            kv_events_config=kv, additional_config=additional, **kw)
         cc.num_gpu_blocks = num_blocks
         spec = FullAttentionSpec(block_size=block_size, num_kv_heads=1, head_size=64,
                                  dtype=torch.float16)
@@ -448,8 +449,7 @@ class VllmHarness:
             req = s.requests.get(rid)
             done_prefill = req is not None and req.num_computed_tokens >= req.num_tokens
             sampled.append([SAMPLED_TOKEN] if done_prefill else [])
-        mro = ModelRunnerOutput(req_ids=ids, req_id_to_index={r: i for i, r in enumerate(ids)},
-                                sampled_token_ids=sampled)
+        mro = adapter.model_runner_output(ids, sampled)
         mro = self._model_output_hook(so, mro)
         eco = s.update_from_output(so, mro)
         finished: dict[str, str] = {}
@@ -623,7 +623,7 @@ class VllmHarness:
         import vllm
 
         return [
-            f"vllm {vllm.__version__} (expected {VLLM_VERSION}), CPU, no model, no GPU",
+            f"vllm {vllm.__version__}, CPU, no model, no GPU",
             f"scheduler_cls {self.scheduler_cls.__module__}.{self.scheduler_cls.__qualname__}",
             f"block_size {self.block_size}, num_gpu_blocks {self.usable + 1} "
             f"(usable {self.usable}), prefix caching sha256",

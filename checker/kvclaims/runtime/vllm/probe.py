@@ -1,6 +1,7 @@
-"""The 60/70/80 probe (docs/model.md §8) on vLLM 0.33's real scheduler: stock and claim-aware.
+"""The 60/70/80 probe (docs/model.md §8) on vLLM's real scheduler (0.33.0, 0.34.0): stock and
+claim-aware; :func:`probe_facts` answers `kvclaims probe vllm`.
 
-Geometry as in shared/reference/vllm-0.33.md: block_size 16, 81 GPU blocks (block 0 is the null
+Geometry as in the reference probe (docs/vllm.md): block_size 16, 81 GPU blocks (block 0 is the null
 block, 80 usable). A resident request of 960 tokens (60 blocks) runs and finishes, its prefix
 claimed (`claim:resident`, hard_exclude, leading_prefix_at_least(60)); an active request of 1120
 tokens (70 blocks) arrives; then the resident prompt is requested again. Every number comes from
@@ -12,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from kvclaims.runtime.probe_facts import ProbeFacts
 from kvclaims.runtime.vllm.harness import ClaimDecl, VllmHarness
 
 BLOCK_SIZE = 16
@@ -72,6 +74,33 @@ def run_probe(plugin: bool, *, mode: str = "hard_exclude", on_conflict: str = "r
             k[type(e).__name__] = k.get(type(e).__name__, 0) + 1
         kinds.append(k)
     return ProbeResult(h, surviving, active_outcome, hit, kinds)
+
+
+def probe_facts(plugin: bool) -> ProbeFacts:
+    """`kvclaims probe vllm [--plugin]` (kvclaims.runtime.probe_command): the 60/70/80 probe on
+    the installed vLLM's real scheduler. Surviving positions and the re-request's hit come from
+    vLLM's own prefix cache; the verdict, the victims and (plug-in) the refusal's shortfall and
+    free counts from run.decide_trace over the trace the run recorded."""
+    from kvclaims import spec as spec_mod
+    from kvclaims.run import decide_trace
+    from kvclaims.runtime.vllm import adapter
+
+    r = run_probe(plugin)
+    try:
+        rep = decide_trace(spec_mod.load(), r.events, file="probe")
+    finally:
+        r.harness.close()
+    claim = next((c for c in rep.claims if c.claim_id == CLAIM_ID), None)
+    if claim is None:  # fail closed: a probe whose trace lost its claim has no facts to show
+        raise RuntimeError(f"the probe's trace has no claim {CLAIM_ID} ({rep.result})")
+    active = next((q for q in rep.requests if q.request_id == "active"), None)
+    return ProbeFacts(
+        runtime="vllm", runtime_version=adapter.installed_version(), plugin=plugin,
+        verdict=rep.result, victims=claim.victims,
+        surviving_positions=tuple(r.surviving_positions),
+        rerequest_hit_blocks=r.rerequest_hit_blocks,
+        shortfall_blocks=active.capacity_shortfall_blocks if plugin and active else None,
+        free_blocks=active.free_blocks_before_allocate if plugin and active else None)
 
 
 def main() -> None:  # pragma: no cover - manual use

@@ -1,4 +1,4 @@
-"""Queued requests behind claims on vLLM 0.33's real scheduler (docs/model.md §6 R-progress, R-yield).
+"""Queued requests behind claims on vLLM's real scheduler (docs/model.md §6 R-progress, R-yield).
 
 Two workloads, each with several requests queued in one step, run through the claim-aware
 plug-in (scheduler_plugin.py) by the harness (harness.py); both have block size 16 and 17 GPU

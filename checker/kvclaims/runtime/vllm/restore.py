@@ -1,4 +1,4 @@
-"""The restore-failure witness (docs/model.md §4 offloadable, §6 offloadable bundle) on vLLM 0.33's
+"""The restore-failure witness (docs/model.md §4 offloadable, §6 offloadable bundle) on vLLM's
 real scheduler, with the host-tier connector (connector.py, through `kv_connector_module_path`)
 and the claim-aware scheduler (scheduler_plugin.py, through `scheduler_cls`).
 

@@ -1,4 +1,4 @@
-"""A claim-aware vLLM 0.33 `Scheduler`, loaded through vLLM's own `scheduler_cls` setting.
+"""A claim-aware vLLM `Scheduler`, loaded through vLLM's own `scheduler_cls` setting.
 
 docs/model.md §4 (lifecycle), §6 (R-hard, R-explicit, R-attribution, R-expiry). Use it with
 `--scheduler-cls kvclaims.runtime.vllm.scheduler_plugin.ClaimAwareScheduler` (or
