@@ -1,4 +1,4 @@
-"""`kvclaims probe` without the runtime installed, and its rendering (kvclaims.runtime.probe_command).
+"""`kvclaims probe` without the runtime installed, and its rendering (kvclaims.probe).
 
 The runs on real runtimes are tests/vllm/test_probe_command.py (and SGLang's in its own stage);
 here: a runtime absent from this environment, an unknown runtime and a malformed name are usage
@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from kvclaims.cli import cli
 from kvclaims.report.json import REPORT_VERSION
-from kvclaims.runtime import probe_command as pc
+from kvclaims import probe as pc
 from kvclaims.runtime.probe_facts import JSON_KEYS, PLUGIN_JSON_KEYS, ProbeFacts
 
 

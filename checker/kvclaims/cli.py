@@ -596,7 +596,7 @@ def probe(runtime: str, plugin: bool, fmt: str) -> None:
     prints one that has it). The verdict is the checker's, over the trace the probe recorded.
     Exit 0 conformant, 1 violation, 3 inconclusive, 2 usage error (e.g. runtime not installed).
     """
-    from kvclaims.runtime import probe_command as pc
+    from kvclaims import probe as pc
 
     try:
         probe_facts = pc.load_probe(runtime)

@@ -15,7 +15,7 @@ from kvclaims.run import Options
 
 ROOT = Path(__file__).resolve().parents[2]
 TRACES = ROOT / "traces"
-CLAIMS = TRACES / "vllm" / "claims.toml"
+CLAIMS = TRACES / "vllm" / "0.34.0" / "claims.toml"
 # The manifest joins the recorded KV event stream(s); the other traces ignore it.
 OPTIONS = Options(claims=str(CLAIMS))
 

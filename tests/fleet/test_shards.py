@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from kvclaims.check.verdict import INCONCLUSIVE, VIOLATION
 from kvclaims.run import Options, decide_path
 
-PROBE = TRACES / "vllm" / "stock-probe.kvbatches"
+PROBE = TRACES / "vllm" / "0.34.0" / "stock-probe.kvbatches"
 RECORDS = msgspec.msgpack.decode(PROBE.read_bytes())
 RANKS = st.one_of(st.none(), st.integers(min_value=0, max_value=3))
 

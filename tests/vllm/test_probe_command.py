@@ -7,6 +7,9 @@ the plug-in's refusal numbers must agree with vLLM's own pool at the moment of t
 from __future__ import annotations
 
 import json
+from importlib.resources import files
+
+import jsonschema
 
 import vllm
 from click.testing import CliRunner
@@ -29,7 +32,11 @@ def _probe(*args: str) -> tuple[int, dict]:
     res = CliRunner().invoke(cli, ["probe", "vllm", "--format", "json", *args])
     lines = [ln for ln in res.output.splitlines() if ln.strip()]
     assert len(lines) == 1, res.output  # one JSON object, nothing else on stdout
-    return res.exit_code, json.loads(lines[0])
+    doc = json.loads(lines[0])
+    # The schema the package ships for this report, checked on the real runtime's output.
+    schema = json.loads((files("kvclaims") / "schemas" / "probe.schema.json").read_text())
+    jsonschema.Draft202012Validator(schema).validate(doc)
+    return res.exit_code, doc
 
 
 def test_stock_probe_json() -> None:

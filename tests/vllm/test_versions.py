@@ -3,7 +3,7 @@
 traces/vllm/workloads.json holds fuzz workloads (drawn once from the fuzzer's vLLM strategy with
 a fixed seed, and the 60/70/80 geometry); traces/vllm/<version>/verdicts.json the verdicts,
 victims and violated rules each version's real scheduler gives them under the fuzzer's vLLM
-runtimes (kvclaims.runtime.vllm.versions). Run in each version's environment, this suite re-derives
+runtimes (kvclaims.fuzz.vllm_versions). Run in each version's environment, this suite re-derives
 the installed version's file from vLLM itself and requires every supported version's file to say
 the same: together the two runs show both versions agree. The recorded probe/restore/queueing
 traces are compared across versions here too (same events, same verdicts; they differ only where
@@ -18,7 +18,7 @@ from pathlib import Path
 import vllm
 
 from kvclaims.runtime.vllm import adapter
-from kvclaims.runtime.vllm import versions as V
+from kvclaims.fuzz import vllm_versions as V
 
 TRACES_ROOT = Path(__file__).resolve().parents[2] / "traces" / "vllm"
 

@@ -77,7 +77,7 @@ def run_probe(plugin: bool, *, mode: str = "hard_exclude", on_conflict: str = "r
 
 
 def probe_facts(plugin: bool) -> ProbeFacts:
-    """`kvclaims probe vllm [--plugin]` (kvclaims.runtime.probe_command): the 60/70/80 probe on
+    """`kvclaims probe vllm [--plugin]` (kvclaims.probe): the 60/70/80 probe on
     the installed vLLM's real scheduler. Surviving positions and the re-request's hit come from
     vLLM's own prefix cache; the verdict, the victims and (plug-in) the refusal's shortfall and
     free counts from run.decide_trace over the trace the run recorded."""
