@@ -16,10 +16,10 @@ from kvclaims.check.verdict import VIOLATION
 from kvclaims.trace.model import Event
 
 if TYPE_CHECKING:
-    from kvclaims.check.replay import Replay
+    from kvclaims.check.context import ReplayContext
 
 
-def on_decision(rp: Replay, ev: Event) -> None:
+def on_decision(rp: ReplayContext, ev: Event) -> None:
     E = rp.E
     f = ev.fields
     r = rp._request(f["request_id"])
@@ -39,12 +39,12 @@ def on_decision(rp: Replay, ev: Event) -> None:
     rp._discharge_explicit(ev)
 
 
-def gives_way(rp: Replay, c: Claim) -> bool:
+def gives_way(rp: ReplayContext, c: Claim) -> bool:
     """The claim's mode does not protect (docs/model.md §6 R-yield): best_effort, soft_priority."""
     return c.mode is not None and not rp.spec.modes[c.mode].protects
 
 
-def settle_yield(rp: Replay, ev: Event, over: set[str]) -> None:
+def settle_yield(rp: ReplayContext, ev: Event, over: set[str]) -> None:
     """An active decision that named no yielding claim: those under responsibility passed R-yield
     here (a later finding at this event still makes them fail)."""
     for c in rp.claims.values():
@@ -52,7 +52,7 @@ def settle_yield(rp: Replay, ev: Event, over: set[str]) -> None:
             rp._pass(c, rp.R.yield_)
 
 
-def _over_protection(rp: Replay, ev: Event, r: Request) -> set[str]:
+def _over_protection(rp: ReplayContext, ev: Event, r: Request) -> set[str]:
     """docs/model.md §6 R-yield: a refusal or deferral never names, nor is caused only by, claims whose
     mode gives way. Returns the ids of the named claims found over-protected."""
     R = rp.R
@@ -88,7 +88,7 @@ def _over_protection(rp: Replay, ev: Event, r: Request) -> set[str]:
     return named
 
 
-def _attribution(rp: Replay, ev: Event, r: Request) -> None:
+def _attribution(rp: ReplayContext, ev: Event, r: Request) -> None:
     R, V = rp.R, rp.values
     f = ev.fields
     blocking = f.get("blocking_claim_ids")
@@ -168,13 +168,13 @@ def _attribution(rp: Replay, ev: Event, r: Request) -> None:
             rp._pass(claim, R.explicit)
 
 
-def _refusal_outcomes(rp: Replay) -> frozenset[str]:
+def _refusal_outcomes(rp: ReplayContext) -> frozenset[str]:
     refused = rp.E.refused
     return frozenset(k for k, v in rp.spec.offload_outcome_events.items() if v == refused)
 
 
 def _numbers(
-    rp: Replay, ev: Event, r: Request, named: dict[str, Claim], eligible: dict[str, Claim]
+    rp: ReplayContext, ev: Event, r: Request, named: dict[str, Claim], eligible: dict[str, Claim]
 ) -> None:
     """Numbers of the named claims; the free count is bounded by every protected block."""
     R, V = rp.R, rp.values

@@ -16,10 +16,10 @@ from kvclaims.check.verdict import VIOLATION
 from kvclaims.trace.model import Event
 
 if TYPE_CHECKING:
-    from kvclaims.check.replay import Replay
+    from kvclaims.check.context import ReplayContext
 
 
-def on_offload(rp: Replay, c: Claim, ev: Event) -> None:
+def on_offload(rp: ReplayContext, c: Claim, ev: Event) -> None:
     E, R = rp.E, rp.R
     f = ev.fields
     consts = rp.spec.offload_constants

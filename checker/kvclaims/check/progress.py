@@ -20,7 +20,7 @@ from kvclaims.check.verdict import UNKNOWN, VIOLATION
 from kvclaims.trace.model import Event
 
 if TYPE_CHECKING:
-    from kvclaims.check.replay import Replay
+    from kvclaims.check.context import ReplayContext
 
 STEPS = "steps"
 NS = "ns"
@@ -67,7 +67,7 @@ class Deferral:
 class Progress:
     """R-progress state of one replay: the bounds in force and the open deferrals."""
 
-    def __init__(self, rp: Replay, bounds: tuple[DeferBound, ...] = ()):
+    def __init__(self, rp: ReplayContext, bounds: tuple[DeferBound, ...] = ()):
         self.rp = rp
         self.bounds: list[DeferBound] = list(bounds)
         self.open: dict[str, Deferral] = {}
