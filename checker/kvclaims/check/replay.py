@@ -26,6 +26,8 @@ from typing import Any, Callable, Iterable
 from kvclaims.check import attribution, kvrm, offload
 from kvclaims.check.progress import DeferBound, Progress
 from kvclaims.check.predicate import declared_predicate
+from kvclaims.check.rules import expiry, release_order
+from kvclaims.check.rules.ops import PY
 from kvclaims.check.state import (
     IDENTITY_FIELDS,
     Claim,
@@ -107,6 +109,7 @@ class Replay:
         self.progress = Progress(self, defer_bounds)
         self._bound_names = tuple(self.progress.fields.values())
         E = self.E
+        self._excusing = release_order.excusing_kinds(E.releasing, E.offloaded, E.harmed)
         self._handlers: dict[str, Callable[[Event], None]] = {
             E.block_materialized: self._on_block_materialized,
             E.admitted: self._on_admitted,
@@ -340,14 +343,13 @@ class Replay:
         before = c.state
         if kind in E.releasing and before in self.responsible:
             self.progress.on_release(c.id)
-        if c.silent and (kind in E.releasing or kind == E.offloaded) and kind != E.harmed:
-            # docs/model.md §6 R-release-order: a release written after the claim's predicate-breaking
-            # loss excuses nothing; the loss's findings stand and the late release is reported.
+        late = release_order.violated(PY, c.silent, kind in self._excusing)
+        if late:
             verb = self.spec.events[kind].verb
             self._find(VIOLATION, R.release_order, ev,
                        f"'{verb}' written after the predicate-breaking loss at line "
                        f"{c.silent_line}: a release excuses only later losses", c)
-            if kind == E.expired:
+            if expiry.late_expiry(PY, late, kind == E.expired):
                 self._find(VIOLATION, R.expiry, ev,
                            f"expiry written after the loss at line {c.silent_line} it would "
                            "excuse: expiry must come before any loss it excuses", c)

@@ -30,6 +30,7 @@ import z3
 
 from kvclaims.check.predicate import LEADING, Predicate, declared_predicate
 from kvclaims.check.progress import NS, STEPS, DeferBound, bound_fields
+from kvclaims.check.rules import expiry, release_order
 from kvclaims.check.state import IDENTITY_FIELDS, EventNames, RuleIds
 from kvclaims.check.symbolic import Ops, Store, Val, is_sym
 from kvclaims.check.verdict import UNKNOWN, VIOLATION
@@ -137,6 +138,8 @@ class Encoding:
         self.slot = 0
         self.broken = False
         self.claim_kinds = spec.events_of_scope("claim")
+        self.excusing = release_order.excusing_kinds(self.E.releasing, self.E.offloaded,
+                                                     self.E.harmed)
         self.stream_kinds = spec.events_of_scope("stream")
         self._scan()
 
@@ -509,29 +512,26 @@ class Encoding:
         if kind in E.releasing:
             self._progress_release(c, o.member(before, self.responsible))
         allowed = o.member(before, [self.code[s] for s in t.sources])
-        if (kind in E.releasing or kind == E.offloaded) and kind != E.harmed:
-            # docs/model.md §6 R-release-order: a release written after the claim's predicate-breaking
-            # loss excuses nothing; the loss's findings stand and the late release is reported.
-            late = S[("sil", c)]
-            if S.may(late):
-                with S.when(late):
-                    verb = self.spec.events[kind].verb
-                    self.find(VIOLATION, self.R.release_order, i, f"'{verb}' written after the "
-                              "predicate-breaking loss: a release excuses only later losses", c)
-                    if kind == E.expired:
+        late = release_order.violated(o, S[("sil", c)], kind in self.excusing)
+        if S.may(late):
+            with S.when(late):
+                verb = self.spec.events[kind].verb
+                self.find(VIOLATION, self.R.release_order, i, f"'{verb}' written after the "
+                          "predicate-breaking loss: a release excuses only later losses", c)
+                g = expiry.late_expiry(o, late, kind == E.expired)
+                if S.may(g):
+                    with S.when(g):
                         self.find(VIOLATION, self.R.expiry, i, "expiry written after the loss "
                                   "it would excuse: expiry must come before any loss it "
                                   "excuses", c)
-                    if S.may(allowed):
-                        with S.when(allowed):
-                            self._claim_body(c, i, t.target)
-                not_late = o.not_(late)
-                if not S.may(not_late):
-                    return
-                with S.when(not_late):
-                    self._checked_claim_body(c, i, t.target, allowed, before)
-                return
-        self._checked_claim_body(c, i, t.target, allowed, before)
+                if S.may(allowed):
+                    with S.when(allowed):
+                        self._claim_body(c, i, t.target)
+        not_late = o.not_(late)
+        if not S.may(not_late):
+            return
+        with S.when(not_late):
+            self._checked_claim_body(c, i, t.target, allowed, before)
 
     def _checked_claim_body(self, c: int, i: int, target: str, allowed: Val,
                             before: Val) -> None:
