@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from kvclaims.check.rules import yield_ as yield_rule
+from kvclaims.check.rules.ops import PY
 from kvclaims.check.state import Claim, Request
 from kvclaims.check.verdict import VIOLATION
 from kvclaims.trace.model import Event
@@ -41,7 +43,7 @@ def on_decision(rp: ReplayContext, ev: Event) -> None:
 
 def gives_way(rp: ReplayContext, c: Claim) -> bool:
     """The claim's mode does not protect (docs/model.md §6 R-yield): best_effort, soft_priority."""
-    return c.mode is not None and not rp.spec.modes[c.mode].protects
+    return yield_rule.gives_way(PY, c.mode, rp.yielding_modes)
 
 
 def settle_yield(rp: ReplayContext, ev: Event, over: set[str]) -> None:
@@ -61,7 +63,8 @@ def _over_protection(rp: ReplayContext, ev: Event, r: Request) -> set[str]:
     named: set[str] = set()
     for bid in f.get("blocking_claim_ids") or ():
         c = rp.claims.get(bid) if isinstance(bid, str) else None
-        if c is not None and gives_way(rp, c):
+        if yield_rule.named(PY, c is not None, c is not None and gives_way(rp, c)):
+            assert c is not None
             named.add(bid)
             rp._find(VIOLATION, R.yield_, ev,
                      f"over-protection: request {r.id} is {verb} naming {bid}, a {c.mode} claim, "
@@ -71,15 +74,16 @@ def _over_protection(rp: ReplayContext, ev: Event, r: Request) -> set[str]:
     usable = f.get("usable_blocks", rp.usable)
     if not required or usable is None:
         return named
-    soft = [c for c in rp.claims.values() if gives_way(rp, c) and c.state in rp.responsible
-            and c.tracked and c.positions.surviving > 0]
+    soft = [c for c in rp.claims.values() if yield_rule.soft_holder(
+        PY, gives_way(rp, c), c.state in rp.responsible, c.tracked, c.positions.surviving)]
     if not soft:
         return named
     held = sum(rp._blocks_of(c) for c in rp._protecting_claims())
     yielded = sum(c.positions.surviving for c in soft)
-    if held + required <= usable < held + yielded + required:
+    cause = yield_rule.only_yielding_cause(PY, held, yielded, required, usable)
+    if cause:
         for c in soft:
-            if c.id not in named:
+            if yield_rule.unnamed_cause(PY, cause, True, c.id in named):
                 rp._find(VIOLATION, R.yield_, ev,
                          f"over-protection: request {r.id} is {verb} while only claims that give "
                          f"way hold the blocks it needs (protected {held} + required {required} "

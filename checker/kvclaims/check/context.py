@@ -24,6 +24,7 @@ class ReplayContext(Protocol):
     values: dict[str, Any]
     claims: dict[str, Claim]
     responsible: frozenset[str]
+    yielding_modes: frozenset[str]
     allocated: set[int]
     block_map: dict[int, Any]
     usable: int | None

@@ -27,6 +27,8 @@ from kvclaims.check import attribution, kvrm, offload
 from kvclaims.check.progress import DeferBound, Progress
 from kvclaims.check.predicate import declared_predicate
 from kvclaims.check.rules import expiry, release_order
+from kvclaims.check.rules import progress as progress_rule
+from kvclaims.check.rules import yield_ as yield_rule
 from kvclaims.check.rules.ops import PY
 from kvclaims.check.state import (
     IDENTITY_FIELDS,
@@ -76,6 +78,8 @@ class Replay:
         self.claim_tr = spec.claim.transitions
         self.off_tr = spec.offload.transitions
         self.responsible = spec.responsible
+        self.yielding_modes = yield_rule.modes(spec.modes, False)
+        self.protecting_modes = yield_rule.modes(spec.modes, True)
         self.host_states = spec.offload_host_states
         self.released = spec.released
         self.known = spec.events
@@ -341,8 +345,8 @@ class Replay:
         self._identity(c, ev)
         t = self.claim_tr[kind]
         before = c.state
-        if kind in E.releasing and before in self.responsible:
-            self.progress.on_release(c.id)
+        if kind in E.releasing and self.progress.open:
+            self.progress.on_release(c.id, before in self.responsible)
         late = release_order.violated(PY, c.silent, kind in self._excusing)
         if late:
             verb = self.spec.events[kind].verb
@@ -625,20 +629,21 @@ class Replay:
         r = self.requests.get(rid)
         if r is not None and (r.outcome != "unknown" or r.allocated):
             return
-        holders = [c for c in self.claims.values() if c.state in self.responsible
-                   and self._blocks_of(c) > 0]
-        if sum(self._blocks_of(c) for c in holders) + required > usable:
+        resp = self.responsible
+        holders = [c for c in self.claims.values()
+                   if progress_rule.holds_blocks(PY, c.state in resp, self._blocks_of(c))]
+        if progress_rule.waits(PY, sum(self._blocks_of(c) for c in holders), required, usable):
             self._request(rid)
             self.progress.on_waiting(ev, rid, [c.id for c in holders])
 
     def _protecting_claims(self) -> list[Claim]:
         """Claims whose mode may block an active request (docs/model.md §6 R-yield): under
         responsibility, not silently lost, holding blocks, and not offloaded to the host tier."""
-        modes = self.spec.modes
+        resp, host, prot = self.responsible, self.host_states, self.protecting_modes
         return [c for c in self.claims.values()
-                if c.mode is not None and modes[c.mode].protects and c.state in self.responsible
-                and not c.silent and c.off_state not in self.host_states
-                and (c.positions.surviving > 0 or (not c.tracked and c.asserted))]
+                if yield_rule.protecting(PY, c.mode in prot, c.state in resp, c.silent,
+                                         c.off_state in host, c.positions.surviving, c.tracked,
+                                         c.asserted)]
 
     @staticmethod
     def _blocks_of(c: Claim) -> int:

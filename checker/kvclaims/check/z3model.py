@@ -31,6 +31,8 @@ import z3
 from kvclaims.check.predicate import LEADING, Predicate, declared_predicate
 from kvclaims.check.progress import NS, STEPS, DeferBound, bound_fields
 from kvclaims.check.rules import expiry, release_order
+from kvclaims.check.rules import progress as progress_rule
+from kvclaims.check.rules import yield_ as yield_rule
 from kvclaims.check.state import IDENTITY_FIELDS, EventNames, RuleIds
 from kvclaims.check.symbolic import Ops, Store, Val, is_sym
 from kvclaims.check.verdict import UNKNOWN, VIOLATION
@@ -122,10 +124,9 @@ class Encoding:
         self.host = [self.off_code[s] for s in spec.offload_host_states]
         self.outcomes = sorted(spec.offload_outcome_events)
         self.mode_names = sorted(spec.modes)
-        self.yielding_modes = [i for i, m in enumerate(self.mode_names)
-                               if not spec.modes[m].protects]
-        self.protecting_modes = [i for i, m in enumerate(self.mode_names)
-                                 if spec.modes[m].protects]
+        yielding = yield_rule.modes(spec.modes, False)
+        self.yielding_modes = [i for i, m in enumerate(self.mode_names) if m in yielding]
+        self.protecting_modes = [i for i, m in enumerate(self.mode_names) if m not in yielding]
         self.bound_fields = bound_fields(spec.fields)
         self.bundles = {i: frozenset(spec.modes[m].rules) for i, m in enumerate(self.mode_names)}
         self.bundles[UNKNOWN_MODE] = frozenset(spec.modes["best_effort"].rules)
@@ -1041,15 +1042,15 @@ class Encoding:
 
     # ---- R-yield (docs/model.md §6): claims that give way never block -------------------------------
     def gives_way(self, c: int) -> Val:
-        return self.ops.member(self.S[("mode", c)], self.yielding_modes)
+        return yield_rule.gives_way(self.ops, self.S[("mode", c)], self.yielding_modes)
 
     def protecting_claim(self, c: int) -> Val:
         o, S = self.ops, self.S
-        return o.and_(S[("ex", c)], o.member(S[("mode", c)], self.protecting_modes),
-                      o.member(S[("st", c)], self.responsible), o.not_(S[("sil", c)]),
-                      o.not_(o.member(S[("off", c)], self.host)),
-                      o.or_(o.cmp(">", self.surviving(c), 0),
-                            o.and_(o.not_(S[("trk", c)]), S[("asrt", c)])))
+        return o.and_(S[("ex", c)], yield_rule.protecting(
+            o, o.member(S[("mode", c)], self.protecting_modes),
+            o.member(S[("st", c)], self.responsible), S[("sil", c)],
+            o.member(S[("off", c)], self.host), self.surviving(c), S[("trk", c)],
+            S[("asrt", c)]))
 
     def _over_protection(self, i: int) -> None:
         R, S, o = self.R, self.S, self.ops
@@ -1062,7 +1063,7 @@ class Encoding:
             if not isinstance(bid, str) or bid not in self.ci:
                 continue
             c = self.ci[bid]
-            g = o.and_(S[("ex", c)], self.gives_way(c))
+            g = yield_rule.named(o, S[("ex", c)], self.gives_way(c))
             named[c] = o.or_(named.get(c, False), g)
             if S.may(g):
                 with S.when(g):
@@ -1074,18 +1075,18 @@ class Encoding:
         if not required or (not is_sym(usable) and usable == NONE):
             return
         n = len(self.claim_ids)
-        soft = [o.and_(S[("ex", c)], self.gives_way(c), o.member(S[("st", c)], self.responsible),
-                       S[("trk", c)], o.cmp(">", self.surviving(c), 0))
+        soft = [o.and_(S[("ex", c)], yield_rule.soft_holder(
+                    o, self.gives_way(c), o.member(S[("st", c)], self.responsible),
+                    S[("trk", c)], self.surviving(c)))
                 for c in range(n)]
         if not any(S.may(x) for x in soft):
             return
         held = o.total(o.ite(self.protecting_claim(c), self.blocks_of(c), 0) for c in range(n))
         yielded = o.total(o.ite(soft[c], self.surviving(c), 0) for c in range(n))
         fits = o.and_(o.not_(o.eq(usable, NONE)),
-                      o.cmp("<=", o.total([held, required]), usable),
-                      o.cmp("<", usable, o.total([held, yielded, required])))
+                      yield_rule.only_yielding_cause(o, held, yielded, required, usable))
         for c in range(n):
-            g = o.and_(fits, soft[c], o.not_(named.get(c, False)))
+            g = yield_rule.unnamed_cause(o, fits, soft[c], named.get(c, False))
             if S.may(g):
                 with S.when(g):
                     self.find(VIOLATION, R.yield_, i, f"over-protection: request {rid} is {verb} "
@@ -1115,11 +1116,11 @@ class Encoding:
                     if not isinstance(at, int):
                         continue
                     t0 = S[(start, rid)]
-                    el = at - t0
-                    g = o.and_(o.not_(o.eq(t0, NONE)), o.cmp(">", el, S[(elapsed, rid)]))
+                    g = o.not_(o.eq(t0, NONE))
                     if S.may(g):
                         with S.when(g):
-                            S[(elapsed, rid)] = el
+                            S[(elapsed, rid)] = progress_rule.elapsed(o, at, t0,
+                                                                      S[(elapsed, rid)])
             self._progress_check(i, rid)
 
     @staticmethod
@@ -1134,10 +1135,10 @@ class Encoding:
         over: list[Val] = []
         for key, elapsed in ((("bst",), ("dsteps", rid)), (("bns",), ("dns", rid))):
             b = S[key]
-            over.append(o.and_(o.not_(o.eq(b, NONE)), o.cmp(">", S[elapsed], b)))
+            over.append(o.and_(o.not_(o.eq(b, NONE)), progress_rule.past_bound(o, S[elapsed], b)))
         for bound in self.defer_bounds:
-            over.append(o.cmp(">", S[("dsteps", rid) if bound.unit == STEPS
-                                     else ("dns", rid)], bound.value))
+            over.append(progress_rule.past_bound(o, S[("dsteps", rid) if bound.unit == STEPS
+                                                      else ("dns", rid)], bound.value))
         g = o.and_(S[("dopen", rid)], o.any(over))
         if S.may(g):
             with S.when(g):
@@ -1184,13 +1185,13 @@ class Encoding:
                 or (not is_sym(usable) and usable == NONE)):
             return
         n = len(self.claim_ids)
-        holds = [o.and_(S[("ex", c)], o.member(S[("st", c)], self.responsible),
-                        o.cmp(">", self.blocks_of(c), 0))
+        holds = [o.and_(S[("ex", c)], progress_rule.holds_blocks(
+                     o, o.member(S[("st", c)], self.responsible), self.blocks_of(c)))
                  for c in range(n)]
         total = o.total(o.ite(holds[c], self.blocks_of(c), 0) for c in range(n))
         g = o.and_(o.not_(o.eq(usable, NONE)), o.not_(S[("rdec", rid)]),
                    o.not_(S[("dopen", rid)]), o.not_(S[("dlate", rid)]),
-                   o.cmp(">", o.total([total, required]), usable))
+                   progress_rule.waits(o, total, required, usable))
         if not S.may(g):
             return
         with S.when(g):
@@ -1221,7 +1222,8 @@ class Encoding:
     def _progress_release(self, c: int, responsible: Val) -> None:
         S, o = self.S, self.ops
         for rid in self.deferred_requests:
-            g = o.and_(responsible, S[("dopen", rid)], S[("dblk", rid, c)])
+            g = o.and_(S[("dopen", rid)], progress_rule.unblocks(o, responsible,
+                                                                  S[("dblk", rid, c)]))
             if S.may(g):
                 with S.when(g):
                     S[("dopen", rid)] = False
