@@ -26,7 +26,16 @@ from typing import Any, Callable, Iterable
 from kvclaims.check import attribution, kvrm, offload
 from kvclaims.check.progress import DeferBound, Progress
 from kvclaims.check.predicate import declared_predicate
-from kvclaims.check.rules import expiry, release_order
+from kvclaims.check.rules import (
+    expiry,
+    explicit,
+    hard,
+    harm,
+    loss,
+    no_admit,
+    no_silent_loss,
+    release_order,
+)
 from kvclaims.check.rules import progress as progress_rule
 from kvclaims.check.rules import yield_ as yield_rule
 from kvclaims.check.rules.ops import PY
@@ -520,57 +529,66 @@ class Replay:
         before = c.positions.holds()
         c.positions.remove(pos)
         after = c.positions.holds()
-        if c.state in self.responsible and c.off_state in self.host_states:
+        resp = c.state in self.responsible
+        if loss.offloaded(PY, resp, c.off_state in self.host_states):
             # The claimed KV is in the host tier (docs/model.md §4 offloadable): evicting the GPU copy
             # is not a loss of the claim.
             return
-        if c.state in self.responsible and not c.silent:
+        live = loss.live(PY, resp, False, c.silent)
+        if live:
             c.had_loss_while_responsible = True
-            if c.pending_harm is not None and before is not None and not (before and not after):
+            has = before is not None
+            brk = loss.breaks(PY, before, after)
+            pending = c.pending_harm is not None
+            if harm.unbroken(PY, live, pending, has, brk):
                 # The harm announced the next loss of this claim, and that loss kept the
                 # predicate true: harm without a predicate break.
                 h = c.pending_harm
+                assert h is not None
                 c.pending_harm = None
                 c.state = self.E.harmed_state
                 self._find(VIOLATION, R.harm, h,
                            f"harm reported, but the loss it announced (block {b}, position {pos})"
                            " kept the predicate true", c)
                 return
-            if c.protected:
+            hard_lost = hard.violated(PY, live, False, c.protected)
+            if hard_lost:
                 self._find(VIOLATION, R.hard, ev,
-                            f"protected block {b} (position {pos}) of hard claim {c.id} was an "
-                            "allocation victim while the claim was under responsibility", c)
-                if R.expiry in c.bundle:
+                           f"protected block {b} (position {pos}) of hard claim {c.id} was an "
+                           "allocation victim while the claim was under responsibility", c)
+                if expiry.lost_before_expiry(PY, hard_lost):
                     self._find(VIOLATION, R.expiry, ev,
                                f"block {b} (position {pos}) of expiring claim {c.id} was lost "
                                "before the claim expired: it is protected until its expiry", c)
-            if before is None:
+            if no_silent_loss.undecidable(PY, live, False, has):
                 self._find(UNKNOWN, R.silent, ev,
                            f"block {b} of claim {c.id} was lost but the claim has no "
                            "materialization predicate, so harm cannot be decided", c)
-            elif before and not after:
-                if c.pending_harm is not None:
-                    c.pending_harm = None
-                    c.state = self.E.harmed_state
-                    self._pass(c, R.harm)
-                    self._pass(c, R.silent)
-                else:
-                    if self.explicit_owed is not None and self.denied_since_owed:
+            elif harm.reported(PY, live, pending, has, brk):
+                c.pending_harm = None
+                c.state = self.E.harmed_state
+                self._pass(c, R.harm)
+                self._pass(c, R.silent)
+            else:
+                silent = no_silent_loss.violated(PY, live, False, has, brk, pending)
+                if silent:
+                    owed = self.explicit_owed is not None
+                    if no_admit.violated(PY, silent, owed, self.denied_since_owed):
                         self._find(VIOLATION, R.no_admit, ev,
-                                    "write no-admit was the only action before this loss: "
-                                    "future_reuse_denied protects nobody", c)
-                    elif self.explicit_owed is not None and c.protected:
+                                   "write no-admit was the only action before this loss: "
+                                   "future_reuse_denied protects nobody", c)
+                    if explicit.violated(PY, silent, owed, self.denied_since_owed, c.protected):
                         self._find(VIOLATION, R.explicit, ev,
-                                    "protected + active live exceeded usable, and no explicit "
-                                    "action was reported before this loss", c)
+                                   "protected + active live exceeded usable, and no explicit "
+                                   "action was reported before this loss", c)
                     pred = c.positions.pred.spelling() if c.positions.pred else "the predicate"
                     self._find(VIOLATION, R.silent, ev,
-                                f"unreported resident loss: block {b} (position {pos}) broke "
-                                f"{pred} of claim {c.id} with no harm event and no prior release", c)
+                               f"unreported resident loss: block {b} (position {pos}) broke "
+                               f"{pred} of claim {c.id} with no harm event and no prior release", c)
                     c.silent = True
                     c.silent_line = ev.line
-        elif c.state in self.released or c.silent:
-            if c.silent and c.protected and c.state in self.responsible:
+        elif loss.post_release(PY, False, live, c.state in self.released, c.silent):
+            if c.silent and c.protected and resp:
                 # Another protected block lost: one more R-hard occurrence (finding_counts counts
                 # every one; the finding itself is listed once per claim).
                 self.counts[R.hard] = self.counts.get(R.hard, 0) + 1
@@ -611,9 +629,10 @@ class Replay:
         return r
 
     def _protected_claims(self) -> list[Claim]:
+        resp = self.responsible
         return [c for c in self.claims.values()
-                if c.protected and c.state in self.responsible and not c.silent
-                and (c.positions.surviving > 0 or (not c.tracked and c.asserted))]
+                if hard.protected_claim(PY, c.protected, c.state in resp, c.silent,
+                                        c.positions.surviving, c.tracked, c.asserted)]
 
     def _on_arrival(self, ev: Event) -> None:
         """docs/model.md §6 R-progress: a request the trace shows arriving (request_initialized with the
@@ -663,7 +682,7 @@ class Replay:
         if required and usable is not None:
             protected = self._protected_claims()
             total = sum(self._blocks_of(c) for c in protected)
-            if protected and total + required > usable:
+            if explicit.owed(PY, bool(protected), total, required, usable):
                 self.explicit_owed = ev
                 self.denied_since_owed = False
 
@@ -688,8 +707,8 @@ class Replay:
         if ev.kind == self.E.reuse_denied:
             r.reuse = False
             r.denied = True
-            if self.explicit_owed is not None:
-                self.denied_since_owed = True
+            self.denied_since_owed = no_admit.denied_since(PY, self.denied_since_owed,
+                                                           self.explicit_owed is not None)
             for c in self.claims.values():
                 if c.state in self.responsible:
                     self._pass(c, self.R.no_admit)

@@ -30,7 +30,16 @@ import z3
 
 from kvclaims.check.predicate import LEADING, Predicate, declared_predicate
 from kvclaims.check.progress import NS, STEPS, DeferBound, bound_fields
-from kvclaims.check.rules import expiry, release_order
+from kvclaims.check.rules import (
+    expiry,
+    explicit,
+    hard,
+    harm,
+    loss,
+    no_admit,
+    no_silent_loss,
+    release_order,
+)
 from kvclaims.check.rules import progress as progress_rule
 from kvclaims.check.rules import yield_ as yield_rule
 from kvclaims.check.state import IDENTITY_FIELDS, EventNames, RuleIds
@@ -272,10 +281,9 @@ class Encoding:
 
     def protected_claim(self, c: int) -> Val:
         o, S = self.ops, self.S
-        return o.and_(S[("ex", c)], S[("prot", c)], o.member(S[("st", c)], self.responsible),
-                      o.not_(S[("sil", c)]),
-                      o.or_(o.cmp(">", self.surviving(c), 0),
-                            o.and_(o.not_(S[("trk", c)]), S[("asrt", c)])))
+        return o.and_(S[("ex", c)], hard.protected_claim(
+            o, S[("prot", c)], o.member(S[("st", c)], self.responsible), S[("sil", c)],
+            self.surviving(c), S[("trk", c)], S[("asrt", c)]))
 
     def set_state(self, c: int, name: str) -> None:
         self.S[("st", c)] = self.code[name]
@@ -386,7 +394,7 @@ class Encoding:
         elif kind == E.live_bounded:
             self._discharge()
         elif kind == E.reuse_denied:
-            S[("denied",)] = self.ops.or_(S[("denied",)], self.ops.not_(
+            S[("denied",)] = no_admit.denied_since(self.ops, S[("denied",)], self.ops.not_(
                 self.ops.eq(S[("owedx",)], -1)))
         elif kind == E.reuse_admitted:
             pass
@@ -857,67 +865,72 @@ class Encoding:
         after = o.and_(before, o.not_(self._in_range(c, pos)))
         S[("hv", c)] = after
         resp = o.member(S[("st", c)], self.responsible)
-        host = o.and_(resp, o.member(S[("off", c)], self.host))
-        live = o.and_(o.not_(host), resp, o.not_(S[("sil", c)]))
-        gone = o.and_(o.not_(host), o.not_(live),
-                      o.or_(o.member(S[("st", c)], self.released), S[("sil", c)]))
+        sil = S[("sil", c)]
+        off = loss.offloaded(o, resp, o.member(S[("off", c)], self.host))
+        live = loss.live(o, resp, off, sil)
+        gone = loss.post_release(o, off, live, o.member(S[("st", c)], self.released), sil)
         if S.may(gone):
             with S.when(gone):
                 pl = S[("pl", c)]
                 S[("pl", c)] = o.ite(o.cmp(">", pl, 0), pl - 1, 0)
         if not S.may(live):
             return
-        with S.when(live):
-            cid = self.claim_ids[c]
-            ph = o.not_(o.eq(S[("ph", c)], -1))
-            brk = o.and_(before, o.not_(after))
-            unbroken = o.and_(ph, has, o.not_(brk))
-            for u in S.branches(unbroken):
-                if u:
-                    S[("ph", c)] = -1
-                    self.set_state(c, self.E.harmed_state)
-                    self.find(VIOLATION, R.harm, i, f"harm reported, but the loss it announced "
-                              f"(block {b}, position {pos}) kept the predicate true", c)
-                    continue
-                if S.may(S[("prot", c)]):
-                    with S.when(S[("prot", c)]):
-                        self.find(VIOLATION, R.hard, i, f"protected block {b} (position {pos}) "
-                                  f"of hard claim {cid} was an allocation victim while the claim "
-                                  "was under responsibility", c)
-                        self.find(VIOLATION, R.expiry, i, f"block {b} (position {pos}) of "
-                                  f"expiring claim {cid} was lost before the claim expired: it "
-                                  "is protected until its expiry", c)
-                for h in S.branches(has):
-                    if not h:
-                        self.find(UNKNOWN, R.silent, i, f"block {b} of claim {cid} was lost but "
-                                  "the claim has no materialization predicate, so harm cannot "
-                                  "be decided", c)
-                        continue
-                    if not S.may(brk):
-                        continue
-                    with S.when(brk):
-                        for reported in S.branches(ph):
-                            if reported:
-                                S[("ph", c)] = -1
-                                self.set_state(c, self.E.harmed_state)
-                                continue
-                            owed = o.not_(o.eq(S[("owedx",)], -1))
-                            denied = o.and_(owed, S[("denied",)])
-                            if S.may(denied):
-                                with S.when(denied):
-                                    self.find(VIOLATION, R.no_admit, i, "write no-admit was the "
-                                              "only action before this loss: "
-                                              "future_reuse_denied protects nobody", c)
-                            expl = o.and_(owed, o.not_(S[("denied",)]), S[("prot", c)])
-                            if S.may(expl):
-                                with S.when(expl):
-                                    self.find(VIOLATION, R.explicit, i, "protected + active "
-                                              "live exceeded usable, and no explicit action was "
-                                              "reported before this loss", c)
-                            self.find(VIOLATION, R.silent, i, f"unreported resident loss: block "
-                                      f"{b} (position {pos}) broke the predicate of claim {cid} "
-                                      "with no harm event and no prior release", c)
-                            S[("sil", c)] = True
+        cid = self.claim_ids[c]
+        pending = o.not_(o.eq(S[("ph", c)], -1))
+        brk = loss.breaks(o, before, after)
+        prot = S[("prot", c)]
+        unbroken = harm.unbroken(o, live, pending, has, brk)
+        if S.may(unbroken):
+            with S.when(unbroken):
+                S[("ph", c)] = -1
+                self.set_state(c, self.E.harmed_state)
+                self.find(VIOLATION, R.harm, i, f"harm reported, but the loss it announced "
+                          f"(block {b}, position {pos}) kept the predicate true", c)
+        hard_lost = hard.violated(o, live, unbroken, prot)
+        if S.may(hard_lost):
+            with S.when(hard_lost):
+                self.find(VIOLATION, R.hard, i, f"protected block {b} (position {pos}) "
+                          f"of hard claim {cid} was an allocation victim while the claim "
+                          "was under responsibility", c)
+        g = expiry.lost_before_expiry(o, hard_lost)
+        if S.may(g):
+            with S.when(g):
+                self.find(VIOLATION, R.expiry, i, f"block {b} (position {pos}) of "
+                          f"expiring claim {cid} was lost before the claim expired: it "
+                          "is protected until its expiry", c)
+        g = no_silent_loss.undecidable(o, live, unbroken, has)
+        if S.may(g):
+            with S.when(g):
+                self.find(UNKNOWN, R.silent, i, f"block {b} of claim {cid} was lost but "
+                          "the claim has no materialization predicate, so harm cannot "
+                          "be decided", c)
+        g = harm.reported(o, live, pending, has, brk)
+        if S.may(g):
+            with S.when(g):
+                S[("ph", c)] = -1
+                self.set_state(c, self.E.harmed_state)
+        silent = no_silent_loss.violated(o, live, unbroken, has, brk, pending)
+        if not S.may(silent):
+            return
+        owed = o.not_(o.eq(S[("owedx",)], -1))
+        denied = S[("denied",)]
+        g = no_admit.violated(o, silent, owed, denied)
+        if S.may(g):
+            with S.when(g):
+                self.find(VIOLATION, R.no_admit, i, "write no-admit was the "
+                          "only action before this loss: "
+                          "future_reuse_denied protects nobody", c)
+        g = explicit.violated(o, silent, owed, denied, prot)
+        if S.may(g):
+            with S.when(g):
+                self.find(VIOLATION, R.explicit, i, "protected + active "
+                          "live exceeded usable, and no explicit action was "
+                          "reported before this loss", c)
+        with S.when(silent):
+            self.find(VIOLATION, R.silent, i, f"unreported resident loss: block "
+                      f"{b} (position {pos}) broke the predicate of claim {cid} "
+                      "with no harm event and no prior release", c)
+            S[("sil", c)] = True
 
     def _close_group(self, i: int | None) -> None:
         E, R, S, o = self.E, self.R, self.S, self.ops
@@ -1016,8 +1029,8 @@ class Encoding:
             return
         prot = [(self.protected_claim(c), c) for c in range(len(self.claim_ids))]
         total = o.total(o.ite(p, self.blocks_of(c), 0) for p, c in prot)
-        over = o.and_(o.not_(o.eq(usable, NONE)), o.any(p for p, _ in prot),
-                      o.cmp(">", o.total([total, required]), usable))
+        over = o.and_(o.not_(o.eq(usable, NONE)),
+                      explicit.owed(o, o.any(p for p, _ in prot), total, required, usable))
         if S.may(over):
             with S.when(over):
                 S[("owedx",)] = i

@@ -18,5 +18,6 @@ def late_expiry(o: Ops, late_release: Val, is_expiry: bool) -> Val:
 
 def lost_before_expiry(o: Ops, hard_violated: Val) -> Val:
     """A protected block lost while the claim is under responsibility: it had not expired yet
-    (the loss R-hard forbids, read for the expiring mode)."""
+    (the loss rules/hard.py forbids, read for the expiring mode; the bundle decides which claims
+    it binds)."""
     return hard_violated
