@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from kvclaims.check.rules import attribution as rule
 from kvclaims.check.rules import yield_ as yield_rule
 from kvclaims.check.rules.ops import PY
 from kvclaims.check.state import Claim, Request
@@ -99,19 +100,20 @@ def _attribution(rp: ReplayContext, ev: Event, r: Request) -> None:
     feas = f.get("feasibility")
     restore_path = feas == V["restore_infeasible"]
     if restore_path:
+        refusals = _refusal_outcomes(rp)
         eligible = {
             c.id: c
             for c in rp.claims.values()
-            if c.outcome_owed is not None and c.outcome_owed[0] in _refusal_outcomes(rp)
+            if rule.restore_eligible(PY, True, c.outcome_owed[0] if c.outcome_owed else None,
+                                     refusals)
         }
     else:
         eligible = {c.id: c for c in rp._protected_claims()}
     shortfall = f.get("capacity_shortfall_blocks")
-    claim_caused = bool(blocking) or feas == V["infeasible"] or (shortfall or 0) > 0
-    if not claim_caused:
+    if not rule.claim_caused(blocking, feas == V["infeasible"], shortfall):
         return
     if not blocking:
-        for c in eligible.values():
+        for c in eligible.values():  # rules/attribution.py `unnamed`: every eligible claim
             rp._find(
                 VIOLATION,
                 R.attribution,
@@ -122,7 +124,7 @@ def _attribution(rp: ReplayContext, ev: Event, r: Request) -> None:
             )
         return
     first = next(iter(eligible.values()), None)
-    if list(blocking) != sorted(set(blocking)):
+    if rule.unsorted(blocking):
         rp._find(
             VIOLATION,
             R.attribution,
@@ -132,7 +134,7 @@ def _attribution(rp: ReplayContext, ev: Event, r: Request) -> None:
             request_id=r.id,
         )
     for bid in blocking:
-        if bid not in eligible:
+        if rule.smear(PY, bid in eligible):
             known = rp.claims.get(bid)
             why = (
                 "is not a known claim"
@@ -191,51 +193,50 @@ def _numbers(
         rp._find(VIOLATION, R.attribution, ev, msg, first, request_id=r.id)
 
     p = f.get("protected_resident_blocks")
-    if p is not None and p != protected:
+    if p is not None and rule.protected_mismatch(PY, p, protected):
         bad(
             f"protected_resident_blocks is {p} but the named claims hold {protected} "
             "protected blocks in the replayed pool"
         )
     req = f.get("active_live_blocks_required")
     total = f.get("resident_plus_active_blocks")
-    if total is not None and req is not None and total != protected + req:
+    if total is not None and req is not None and rule.total_mismatch(PY, total, protected, req):
         bad(f"resident_plus_active_blocks is {total}, not protected {protected} + required {req}")
     usable = f.get("usable_blocks", rp.usable)
     free = f.get("free_blocks_before_allocate")
     if free is not None and usable is not None:
         upper = usable - protected_all
         lower = usable - len(rp.allocated)
-        if free > upper:
+        over = rule.free_over(PY, free, usable, protected_all)
+        if over:
             bad(
                 f"free_blocks_before_allocate is {free}, but at most {upper} "
                 f"(usable {usable} - protected {protected_all}) can be free"
             )
-        elif free < lower:
+        elif rule.free_under(PY, free, usable, len(rp.allocated), over):
             bad(
                 f"free_blocks_before_allocate is {free}, but at least {lower} are free "
                 f"(usable {usable} - {len(rp.allocated)} blocks ever allocated)"
             )
     shortfall = f.get("capacity_shortfall_blocks")
     if shortfall is not None and req is not None:
-        if free is not None and shortfall != max(0, req - free):
+        if rule.shortfall_not_free(shortfall, req, free):
             bad(
                 f"capacity_shortfall_blocks is {shortfall}, not max(0, required {req} - "
                 f"free {free}) = {max(0, req - free)}"
             )
-        elif usable is not None and shortfall < max(0, protected + req - usable):
+        elif usable is not None and rule.shortfall_low(PY, shortfall, protected, req, usable):
             bad(
                 f"capacity_shortfall_blocks is {shortfall}, below protected {protected} + "
                 f"required {req} - usable {usable}"
             )
     feas = f.get("feasibility")
     if feas is not None and shortfall is not None:
-        infeasible = feas == V["infeasible"]
-        if (shortfall > 0) != infeasible or (
-            not infeasible and not feas.startswith(V["feasible_prefix"])
-        ):
+        if rule.feasibility_mismatch(feas, shortfall, V["infeasible"], V["feasible_prefix"]):
             bad(f"feasibility {feas!r} does not match shortfall {shortfall}")
     claims_listed = f.get("protected_resident_claims")
     if claims_listed is not None:
         ids = sorted(str(x.get("claim_id")) for x in claims_listed if isinstance(x, dict))
-        if ids != sorted(named):
+        blocking = list(f.get("blocking_claim_ids") or ())
+        if rule.listed_mismatch(PY, ids, blocking, named.__contains__):
             bad(f"protected_resident_claims names {ids}, blocking_claim_ids {sorted(named)}")

@@ -30,6 +30,7 @@ import z3
 
 from kvclaims.check.predicate import LEADING, Predicate, declared_predicate
 from kvclaims.check.progress import NS, STEPS, DeferBound, bound_fields
+from kvclaims.check.rules import attribution as attribution_rule
 from kvclaims.check.rules import (
     expiry,
     explicit,
@@ -1254,27 +1255,29 @@ class Encoding:
         n = len(self.claim_ids)
         if restore_path:
             codes = self._refusal_outcome_codes()
-            eligible = [o.and_(S[("ex", c)], o.member(S[("owed", c)], codes)) for c in range(n)]
+            eligible = [attribution_rule.restore_eligible(o, S[("ex", c)], S[("owed", c)], codes)
+                        for c in range(n)]
         else:
             eligible = [self.protected_claim(c) for c in range(n)]
         shortfall = f.get("capacity_shortfall_blocks")
-        claim_caused = bool(blocking) or feas == V["infeasible"] or (shortfall or 0) > 0
-        if not claim_caused:
+        if not attribution_rule.claim_caused(blocking, feas == V["infeasible"], shortfall):
             return
         if not blocking:
             for c in range(n):
-                if S.may(eligible[c]):
-                    with S.when(eligible[c]):
+                g = attribution_rule.unnamed(o, eligible[c])
+                if S.may(g):
+                    with S.when(g):
                         self.find(VIOLATION, R.attribution, i, "refusal under claim pressure "
                                   f"does not name blocking claim {self.claim_ids[c]}", c)
             return
-        if list(blocking) != sorted(set(blocking)):
+        if attribution_rule.unsorted(blocking):
             self._first_claim_find(eligible, range(n), i, f"blocking_claim_ids {blocking} must "
                                    "be sorted and without duplicates")
         for bid in blocking:
             el = eligible[self.ci[bid]] if bid in self.ci else False
-            if S.may(o.not_(el)):
-                with S.when(o.not_(el)):
+            g = attribution_rule.smear(o, el)
+            if S.may(g):
+                with S.when(g):
                     self.find(VIOLATION, R.attribution, i, f"blocking-claim smear: {bid} is not "
                               "a claim under responsibility holding protected blocks, so it "
                               "cannot block this request", None, claim_id=bid)
@@ -1315,62 +1318,52 @@ class Encoding:
         protected_all = o.total(o.ite(eligible[c], self.blocks_of(c), 0)
                                 for c in range(len(self.claim_ids)))
         bads: list[tuple[Val, str]] = []
+        rule = attribution_rule
         p = f.get("protected_resident_blocks")
         if p is not None:
-            bads.append((o.not_(o.eq(protected, p)), f"protected_resident_blocks is {p} but the "
-                         "named claims hold a different number of protected blocks in the "
-                         "replayed pool"))
+            bads.append((rule.protected_mismatch(o, p, protected), f"protected_resident_blocks "
+                         f"is {p} but the named claims hold a different number of protected "
+                         "blocks in the replayed pool"))
         req = f.get("active_live_blocks_required")
         total = f.get("resident_plus_active_blocks")
         if total is not None and req is not None:
-            bads.append((o.not_(o.eq(total, o.total([protected, req]))),
+            bads.append((rule.total_mismatch(o, total, protected, req),
                          f"resident_plus_active_blocks is {total}, not protected + required"))
         usable = self._usable(f)
         has_usable = o.not_(o.eq(usable, NONE))
         free = f.get("free_blocks_before_allocate")
         if free is not None:
             allocated = o.count(S[("alloc", b)] for b in self.blocks)
-            over = o.and_(has_usable, o.cmp(">", free, usable - protected_all))
-            under = o.and_(has_usable, o.not_(over), o.cmp("<", free, usable - allocated))
+            over = o.and_(has_usable, rule.free_over(o, free, usable, protected_all))
+            under = o.and_(has_usable, rule.free_under(o, free, usable, allocated, over))
             bads.append((over, f"free_blocks_before_allocate is {free}, more than usable - "
                          "protected can be free"))
             bads.append((under, f"free_blocks_before_allocate is {free}, fewer than usable - "
                          "blocks ever allocated are free"))
         shortfall = f.get("capacity_shortfall_blocks")
         if shortfall is not None and req is not None:
-            first_bad = free is not None and shortfall != max(0, req - free)
-            if first_bad:
+            if rule.shortfall_not_free(shortfall, req, free):
                 bads.append((True, f"capacity_shortfall_blocks is {shortfall}, not "
                              f"max(0, required {req} - free {free})"))
             else:
-                need = o.total([protected, req])
-                lower = o.ite(o.cmp(">", need, usable), need - usable, 0)
-                bads.append((o.and_(has_usable, o.cmp("<", shortfall, lower)),
+                bads.append((o.and_(has_usable, rule.shortfall_low(o, shortfall, protected, req,
+                                                                    usable)),
                              f"capacity_shortfall_blocks is {shortfall}, below protected + "
                              f"required {req} - usable"))
         feas = f.get("feasibility")
         if feas is not None and shortfall is not None:
-            infeasible = feas == V["infeasible"]
-            if (shortfall > 0) != infeasible or (
-                    not infeasible and not str(feas).startswith(V["feasible_prefix"])):
+            if rule.feasibility_mismatch(feas, shortfall, V["infeasible"], V["feasible_prefix"]):
                 bads.append((True, f"feasibility {feas!r} does not match shortfall {shortfall}"))
         listed = f.get("protected_resident_claims")
         if listed is not None:
             ids = sorted(str(x.get("claim_id")) for x in listed if isinstance(x, dict))
             named = [self.claim_ids[c] for c in named_ids]
-            conds = []
-            if len(set(ids)) != len(ids):
-                conds.append(True)
-            for cid in ids:
-                if cid not in named:
-                    conds.append(True)
-                else:
-                    conds.append(o.not_(eligible[self.ci[cid]]))
-            for c in named_ids:
-                if self.claim_ids[c] not in ids:
-                    conds.append(eligible[c])
-            bads.append((o.any(conds), f"protected_resident_claims names {ids}, not the "
-                         "blocking claims"))
+
+            def eligible_of(cid: str) -> Val:
+                return eligible[self.ci[cid]] if cid in named else False
+
+            bads.append((rule.listed_mismatch(o, ids, named, eligible_of),
+                         f"protected_resident_claims names {ids}, not the blocking claims"))
         for cond, msg in bads:
             if S.may(cond):
                 with S.when(cond):
