@@ -36,6 +36,7 @@ from kvclaims.check.rules import (
     no_silent_loss,
     release_order,
 )
+from kvclaims.check.rules import offload as offload_rule
 from kvclaims.check.rules import progress as progress_rule
 from kvclaims.check.rules import yield_ as yield_rule
 from kvclaims.check.rules.ops import PY
@@ -762,7 +763,8 @@ class Replay:
             self.requests[rid].outcome = "unknown"
         self.progress.finish()
         for c in self.claims.values():
-            if c.outcome_owed is not None:
+            if offload_rule.outcome_never_followed(PY, c.outcome_owed is not None):
+                assert c.outcome_owed is not None
                 self._find(VIOLATION, R.offload, c.outcome_owed[1],
                            f"restoration failure promised a {c.outcome_owed[0]} outcome that "
                            "never followed", c)

@@ -41,6 +41,7 @@ from kvclaims.check.rules import (
     no_silent_loss,
     release_order,
 )
+from kvclaims.check.rules import offload as offload_rule
 from kvclaims.check.rules import progress as progress_rule
 from kvclaims.check.rules import yield_ as yield_rule
 from kvclaims.check.state import IDENTITY_FIELDS, EventNames, RuleIds
@@ -695,19 +696,18 @@ class Encoding:
         has_ogen = o.not_(o.eq(ogen, NONE))
         if ev.kind == E.offloaded:
             if isinstance(gen, int):
-                g = o.and_(has_ogen, o.cmp("<=", gen, ogen))
+                g = offload_rule.generation_repeated(o, has_ogen, gen, ogen)
                 if S.may(g):
                     with S.when(g):
                         self.find(VIOLATION, R.offload, i,
                                   f"offload generation {gen} does not follow the open one", c)
-            if f.get("cache_tier_from") not in (None, consts["gpu_tier"]) or f.get(
-                    "cache_tier_to") not in (None, consts["host_tier"]):
+            if offload_rule.wrong_tiers(f.get("cache_tier_from"), f.get("cache_tier_to"), consts):
                 self.find(VIOLATION, R.offload, i,
                           f"offload must move {consts['gpu_tier']} -> {consts['host_tier']}", c)
             S[("ogen", c)] = gen if isinstance(gen, int) else NONE
             self._discharge()
         elif isinstance(gen, int):
-            g = o.and_(has_ogen, o.not_(o.eq(ogen, gen)))
+            g = offload_rule.other_generation(o, has_ogen, gen, ogen)
             if S.may(g):
                 with S.when(g):
                     self.find(VIOLATION, R.offload, i,
@@ -720,7 +720,7 @@ class Encoding:
             else:
                 failed = o.any(o.and_(o.eq(ogen, g if isinstance(g, int) else NONE),
                                       S[("failed", c, g)]) for g in self.gens)
-            for t_failed in S.branches(failed):
+            for t_failed in S.branches(offload_rule.restored_after_failure(o, failed)):
                 if t_failed:
                     self.find(VIOLATION, R.offload, i,
                               "restored after the restoration of this generation failed: "
@@ -736,7 +736,7 @@ class Encoding:
         f = ev.fields
         consts = self.spec.offload_constants
         off = S[("off", c)]
-        ok = o.member(off, [self.off_code[s] for s in t.sources])
+        ok = o.not_(offload_rule.out_of_order(o, off, [self.off_code[s] for s in t.sources]))
         for good in S.branches(ok):
             if not good:
                 self.find(VIOLATION, R.offload, i,
@@ -745,9 +745,8 @@ class Encoding:
                 continue
             if ev.kind == E.restored:
                 src = f.get("restoration_source")
-                if ((src is not None and src != consts["restore_source"])
-                        or f.get("restored_from_offload_tier") is False
-                        or f.get("cache_tier_from") not in (None, consts["host_tier"])):
+                if offload_rule.not_from_offload_tier(src, f.get("restored_from_offload_tier"),
+                                                      f.get("cache_tier_from"), consts):
                     self.find(VIOLATION, R.offload, i,
                               f"restored from {src or f.get('cache_tier_from')!r}, not from the "
                               "offload tier: fallback recompute is not restoration", c)
@@ -755,11 +754,11 @@ class Encoding:
             if ev.kind == E.restoration_failed:
                 outcome = f.get("claim_scoped_outcome_type")
                 target = f.get("outcome_claim_id")
-                if outcome not in self.spec.offload_outcome_events:
+                if offload_rule.unknown_outcome(outcome, self.spec.offload_outcome_events):
                     self.find(VIOLATION, R.offload, i,
                               f"restoration failure outcome {outcome!r} is not one of "
                               f"{sorted(self.spec.offload_outcome_events)}", c)
-                if target is not None and target != self.claim_ids[c]:
+                if offload_rule.outcome_for_other_claim(target, self.claim_ids[c]):
                     self.find(VIOLATION, R.offload, i,
                               f"restoration failure outcome names claim {target!r}", c)
                 if gen is not None:
@@ -1377,7 +1376,7 @@ class Encoding:
         self._close_group(None)
         for c in range(len(self.claim_ids)):
             owed = S[("owed", c)]
-            g = o.not_(o.eq(owed, -1))
+            g = offload_rule.outcome_never_followed(o, o.not_(o.eq(owed, -1)))
             if S.may(g):
                 with S.when(g):
                     for m in self._event_choices(S[("owedev", c)]):
