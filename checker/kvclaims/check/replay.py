@@ -27,13 +27,16 @@ from kvclaims.check import attribution, kvrm, offload
 from kvclaims.check.progress import DeferBound, Progress
 from kvclaims.check.predicate import declared_predicate
 from kvclaims.check.rules import (
+    acceptance,
     expiry,
     explicit,
     hard,
     harm,
+    identity,
     loss,
     no_admit,
     no_silent_loss,
+    order,
     release_order,
 )
 from kvclaims.check.rules import offload as offload_rule
@@ -299,7 +302,7 @@ class Replay:
             old = ident.get(name)
             if old is None:
                 ident[name] = v
-            elif old != v:
+            elif identity.ambiguous(PY, False, old == v):
                 self._find(VIOLATION, self.R.identity, ev,
                            f"ambiguous identity: {name} is {v!r} here but {old!r} before", c)
 
@@ -367,13 +370,14 @@ class Replay:
                 self._find(VIOLATION, R.expiry, ev,
                            f"expiry written after the loss at line {c.silent_line} it would "
                            "excuse: expiry must come before any loss it excuses", c)
-            if before not in t.sources:
+            if not order.allowed(PY, before, t.sources):
                 return
-        elif before not in t.sources:
+        elif not order.allowed(PY, before, t.sources):
             self._bad_transition(c, ev, before)
             return
         if kind == E.accepted:
-            if ev.fields.get("claim_registration") == self.values["post_hoc_registration"]:
+            if acceptance.post_hoc(ev.fields.get("claim_registration"),
+                                   self.values["post_hoc_registration"]):
                 self._set_mode(c, ev)
                 self._find(VIOLATION, R.acceptance, ev,
                            "acceptance is post hoc: the claim was named after the fact", c)
@@ -391,7 +395,7 @@ class Replay:
             self._set_predicate(c, ev)
         elif kind == E.materialized:
             self._set_predicate(c, ev)
-            if ev.fields.get("predicate_materialized") is False:
+            if order.says_not_materialized(ev.fields.get("predicate_materialized")):
                 self._find(VIOLATION, R.order, ev,
                            "materialized event says the predicate does not hold", c)
             if c.tracked:
@@ -417,16 +421,17 @@ class Replay:
     def _bad_transition(self, c: Claim, ev: Event, before: str) -> None:
         E, R = self.E, self.R
         verb = self.spec.events[ev.kind].verb
-        if ev.kind == E.harmed and before == E.harmed_state or (
-                ev.kind == E.harmed and c.pending_harm is not None):
+        case = next(k for cond, k in order.bad_transition(
+            PY, ev.kind == E.harmed, before == E.harmed_state, c.pending_harm is not None,
+            before in (self.spec.claim.initial, E.submitted_state), c.accepted) if cond)
+        if case == order.HARM_TWICE:
             self._find(VIOLATION, R.harm, ev, "harm reported twice for the same claim", c)
-        elif ev.kind == E.harmed:
+        elif case == order.HARM_NOT_RESPONSIBLE:
             self._find(VIOLATION, R.harm, ev,
                        f"harm reported for a claim that is not under responsibility "
                        f"(state {before}): no accepted claim, no harm", c)
-        elif before in (self.spec.claim.initial, E.submitted_state) and not c.accepted:
-            rule = R.acceptance
-            self._find(VIOLATION, rule, ev,
+        elif case == order.BEFORE_ACCEPTANCE:
+            self._find(VIOLATION, R.acceptance, ev,
                        f"'{verb}' before the claim was accepted (state {before})", c)
         else:
             self._find(VIOLATION, R.order, ev,
@@ -447,20 +452,21 @@ class Replay:
     def _on_harm(self, c: Claim, ev: Event) -> None:
         R = self.R
         f = ev.fields
-        if f.get("predicate_before") is False or f.get("predicate_after") is True:
+        if harm.fields_deny_break(PY, f.get("predicate_before") is False,
+                                  f.get("predicate_after") is True):
             self._find(VIOLATION, R.harm, ev,
                        "harm event states that the predicate did not go true to false", c)
-        if c.pending_harm is not None:
+        if harm.twice(PY, False, c.pending_harm is not None):
             self._find(VIOLATION, R.harm, ev, "harm reported twice for the same claim", c)
             return
         if c.tracked:
             holds = c.positions.holds()
-            if holds is None:
+            if harm.undecidable(PY, holds is not None):
                 self._find(UNKNOWN, R.harm, ev,
                            "harm cannot be checked: the claim has no materialization predicate", c)
                 c.state = self.E.harmed_state
                 return
-            if not holds:
+            if harm.after_break(PY, True, holds):
                 self._find(VIOLATION, R.harm, ev,
                            "harm reported after the predicate had already broken: it must come "
                            "before the loss", c)
@@ -493,7 +499,7 @@ class Replay:
         claim: Claim | None = None
         if cid is not None:
             claim = self.claims.get(cid)
-            if claim is None:
+            if identity.unsubmitted(PY, claim is not None):
                 claim = self._claim(cid, ev)
                 self._find(VIOLATION, self.R.identity, ev,
                            f"block names claim {cid!r}, which was never submitted", claim)
@@ -601,8 +607,9 @@ class Replay:
         """Settle what the run of block events left pending (see the timing rule above)."""
         R = self.R
         for c in self.pending:
-            if c.pending_harm is not None:
+            if harm.no_loss(PY, c.pending_harm is not None):
                 h = c.pending_harm
+                assert h is not None
                 c.pending_harm = None
                 self._find(VIOLATION, R.harm, h,
                            "harm reported but no loss in the same allocation broke the predicate",
@@ -611,11 +618,12 @@ class Replay:
             if c.pending_materialized is not None:
                 m = c.pending_materialized
                 c.pending_materialized = None
-                if not c.positions.holds():
+                holds = c.positions.holds()
+                if order.materialized_unheld(PY, holds is not None, holds):
                     self._find(VIOLATION, R.order, m,
                                "claim declared materialized but its predicate does not hold "
                                "over the materialized positions", c)
-            for lost in c.pending_lost:
+            for lost in c.pending_lost:  # rules/order.py `lost_report_unmatched`, per report
                 self._find(VIOLATION, R.order, lost,
                            "post-release loss reported but no block of the claim was lost in "
                            "the same allocation", c)

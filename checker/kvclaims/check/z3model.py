@@ -32,13 +32,16 @@ from kvclaims.check.predicate import LEADING, Predicate, declared_predicate
 from kvclaims.check.progress import NS, STEPS, DeferBound, bound_fields
 from kvclaims.check.rules import attribution as attribution_rule
 from kvclaims.check.rules import (
+    acceptance,
     expiry,
     explicit,
     hard,
     harm,
+    identity,
     loss,
     no_admit,
     no_silent_loss,
+    order,
     release_order,
 )
 from kvclaims.check.rules import offload as offload_rule
@@ -447,11 +450,12 @@ class Encoding:
             code = self._intern_id(name, v)
             old = S[("id", c, name)]
             unset = o.eq(old, -1)
+            amb = identity.ambiguous(o, unset, o.eq(old, code))
             for t in S.branches(unset):
                 if t:
                     S[("id", c, name)] = code
-                elif S.may(o.not_(o.eq(old, code))):
-                    with S.when(o.not_(o.eq(old, code))):
+                elif S.may(amb):
+                    with S.when(amb):
                         self.find(VIOLATION, self.R.identity, i,
                                   f"ambiguous identity: {name} is {v!r} here but differs before",
                                   c)
@@ -522,7 +526,7 @@ class Encoding:
         before = S[("st", c)]
         if kind in E.releasing:
             self._progress_release(c, o.member(before, self.responsible))
-        allowed = o.member(before, [self.code[s] for s in t.sources])
+        allowed = order.allowed(o, before, [self.code[s] for s in t.sources])
         late = release_order.violated(o, S[("sil", c)], kind in self.excusing)
         if S.may(late):
             with S.when(late):
@@ -559,7 +563,8 @@ class Encoding:
         f = ev.fields
         if kind == E.accepted:
             self._set_mode(c, i)
-            if f.get("claim_registration") == self.values["post_hoc_registration"]:
+            if acceptance.post_hoc(f.get("claim_registration"),
+                                   self.values["post_hoc_registration"]):
                 self.find(VIOLATION, R.acceptance, i,
                           "acceptance is post hoc: the claim was named after the fact", c)
             self._set_predicate(c, i)
@@ -573,7 +578,7 @@ class Encoding:
             self._set_predicate(c, i)
         elif kind == E.materialized:
             self._set_predicate(c, i)
-            if f.get("predicate_materialized") is False:
+            if order.says_not_materialized(f.get("predicate_materialized")):
                 self.find(VIOLATION, R.order, i,
                           "materialized event says the predicate does not hold", c)
             for tracked in S.branches(S[("trk", c)]):
@@ -606,17 +611,16 @@ class Encoding:
         kind = self.events[i].kind
         verb = self.spec.events[kind].verb
         harmed = self.code[E.harmed_state]
-        cases: list[tuple[Val, str, str]] = []
-        if kind == E.harmed:
-            cases.append((o.or_(o.eq(before, harmed), o.not_(o.eq(S[("ph", c)], -1))), R.harm,
-                          "harm reported twice for the same claim"))
-            cases.append((True, R.harm, "harm reported for a claim that is not under "
-                          "responsibility: no accepted claim, no harm"))
-        else:
-            cases.append((o.and_(o.member(before, [S.initial, self.code[E.submitted_state]]),
-                                 o.not_(S[("acc", c)])), R.acceptance,
-                          f"'{verb}' before the claim was accepted"))
-            cases.append((True, R.order, f"'{verb}' is not allowed in this state"))
+        filed = {
+            order.HARM_TWICE: (R.harm, "harm reported twice for the same claim"),
+            order.HARM_NOT_RESPONSIBLE: (R.harm, "harm reported for a claim that is not under "
+                                         "responsibility: no accepted claim, no harm"),
+            order.BEFORE_ACCEPTANCE: (R.acceptance, f"'{verb}' before the claim was accepted"),
+            order.NOT_ALLOWED: (R.order, f"'{verb}' is not allowed in this state"),
+        }
+        cases = [(cond, *filed[k]) for cond, k in order.bad_transition(
+            o, kind == E.harmed, o.eq(before, harmed), o.not_(o.eq(S[("ph", c)], -1)),
+            o.member(before, [S.initial, self.code[E.submitted_state]]), S[("acc", c)])]
         rest: Val = True
         for cond, rule, msg in cases:
             g = o.and_(rest, cond)
@@ -643,10 +647,11 @@ class Encoding:
     def _on_harm(self, c: int, i: int) -> None:
         R, S, o = self.R, self.S, self.ops
         f = self.events[i].fields
-        if f.get("predicate_before") is False or f.get("predicate_after") is True:
+        if harm.fields_deny_break(o, f.get("predicate_before") is False,
+                                  f.get("predicate_after") is True):
             self.find(VIOLATION, R.harm, i,
                       "harm event states that the predicate did not go true to false", c)
-        twice = o.not_(o.eq(S[("ph", c)], -1))
+        twice = harm.twice(o, False, o.not_(o.eq(S[("ph", c)], -1)))
         for t in S.branches(twice):
             if t:
                 self.find(VIOLATION, R.harm, i, "harm reported twice for the same claim", c)
@@ -654,13 +659,13 @@ class Encoding:
             for tracked in S.branches(S[("trk", c)]):
                 if tracked:
                     has, val = self.holds(c)
-                    for h in S.branches(has):
+                    for h in S.branches(o.not_(harm.undecidable(o, has))):
                         if not h:
                             self.find(UNKNOWN, R.harm, i, "harm cannot be checked: the claim "
                                       "has no materialization predicate", c)
                             self.set_state(c, self.E.harmed_state)
                             continue
-                        for v in S.branches(val):
+                        for v in S.branches(o.not_(harm.after_break(o, True, val))):
                             if not v:
                                 self.find(VIOLATION, R.harm, i, "harm reported after the "
                                           "predicate had already broken: it must come before "
@@ -808,9 +813,9 @@ class Encoding:
         cid = f.get("claim_id")
         if isinstance(cid, str):
             c = self.ci[cid]
-            ex = S[("ex", c)]
-            if S.may(o.not_(ex)):
-                with S.when(o.not_(ex)):
+            g = identity.unsubmitted(o, S[("ex", c)])
+            if S.may(g):
+                with S.when(g):
                     self._claim(c)
                     self.find(VIOLATION, self.R.identity, i,
                               f"block names claim {cid!r}, which was never submitted", c)
@@ -941,7 +946,7 @@ class Encoding:
                 continue
             with S.when(pend):
                 ph = S[("ph", c)]
-                g = o.not_(o.eq(ph, -1))
+                g = harm.no_loss(o, o.not_(o.eq(ph, -1)))
                 if S.may(g):
                     with S.when(g):
                         for h in self._event_choices(ph):
@@ -957,7 +962,7 @@ class Encoding:
                     with S.when(g):
                         S[("pm", c)] = -1
                         has, val = self.holds(c)
-                        bad = o.not_(o.and_(has, val))
+                        bad = order.materialized_unheld(o, has, val)
                         if S.may(bad):
                             with S.when(bad):
                                 for m in self._event_choices(pm):
@@ -966,7 +971,7 @@ class Encoding:
                                                   "materialized but its predicate does not hold "
                                                   "over the materialized positions", c)
                 pl = S[("pl", c)]
-                g = o.cmp(">", pl, 0)
+                g = order.lost_report_unmatched(o, pl)
                 if S.may(g):
                     with S.when(g):
                         for m in self._event_choices(S[("plev", c)]):

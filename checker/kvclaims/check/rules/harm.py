@@ -41,3 +41,9 @@ def after_break(o: Ops, has_predicate: Val, holds: Val) -> Val:
 def undecidable(o: Ops, has_predicate: Val) -> Val:
     """`unknown` at a harm event of a tracked claim with no materialization predicate."""
     return o.not_(has_predicate)
+
+
+def no_loss(o: Ops, pending: Val) -> Val:
+    """At the group's end: a harm still pending, so no loss in the same allocation broke the
+    predicate."""
+    return pending
