@@ -51,7 +51,7 @@ def settle_yield(rp: ReplayContext, ev: Event, over: set[str]) -> None:
     """An active decision that named no yielding claim: those under responsibility passed R-yield
     here (a later finding at this event still makes them fail)."""
     for c in rp.claims.values():
-        if c.id not in over and c.state in rp.responsible and gives_way(rp, c):
+        if c.state in rp.responsible and c.id not in over and gives_way(rp, c):
             rp._pass(c, rp.R.yield_)
 
 
@@ -75,8 +75,10 @@ def _over_protection(rp: ReplayContext, ev: Event, r: Request) -> set[str]:
     usable = f.get("usable_blocks", rp.usable)
     if not required or usable is None:
         return named
-    soft = [c for c in rp.claims.values() if yield_rule.soft_holder(
-        PY, gives_way(rp, c), c.state in rp.responsible, c.tracked, c.positions.surviving)]
+    resp = rp.responsible
+    # The rule's conjuncts on plain attributes first: this runs over every claim per decision.
+    soft = [c for c in rp.claims.values() if c.state in resp and c.tracked
+            and yield_rule.soft_holder(PY, gives_way(rp, c), True, True, c.positions.surviving)]
     if not soft:
         return named
     held = sum(rp._blocks_of(c) for c in rp._protecting_claims())

@@ -639,9 +639,12 @@ class Replay:
 
     def _protected_claims(self) -> list[Claim]:
         resp = self.responsible
+        # `c.protected and c.state in resp` first: the rule's first conjuncts, so that claims
+        # that cannot qualify cost no call (this runs over every claim at each decision).
         return [c for c in self.claims.values()
-                if hard.protected_claim(PY, c.protected, c.state in resp, c.silent,
-                                        c.positions.surviving, c.tracked, c.asserted)]
+                if c.protected and c.state in resp
+                and hard.protected_claim(PY, True, True, c.silent, c.positions.surviving,
+                                         c.tracked, c.asserted)]
 
     def _on_arrival(self, ev: Event) -> None:
         """docs/model.md §6 R-progress: a request the trace shows arriving (request_initialized with the
@@ -659,7 +662,7 @@ class Replay:
             return
         resp = self.responsible
         holders = [c for c in self.claims.values()
-                   if progress_rule.holds_blocks(PY, c.state in resp, self._blocks_of(c))]
+                   if c.state in resp and progress_rule.holds_blocks(PY, True, self._blocks_of(c))]
         if progress_rule.waits(PY, sum(self._blocks_of(c) for c in holders), required, usable):
             self._request(rid)
             self.progress.on_waiting(ev, rid, [c.id for c in holders])
@@ -668,10 +671,11 @@ class Replay:
         """Claims whose mode may block an active request (docs/model.md §6 R-yield): under
         responsibility, not silently lost, holding blocks, and not offloaded to the host tier."""
         resp, host, prot = self.responsible, self.host_states, self.protecting_modes
+        # The rule's first conjuncts first, as in _protected_claims.
         return [c for c in self.claims.values()
-                if yield_rule.protecting(PY, c.mode in prot, c.state in resp, c.silent,
-                                         c.off_state in host, c.positions.surviving, c.tracked,
-                                         c.asserted)]
+                if c.mode in prot and c.state in resp
+                and yield_rule.protecting(PY, True, True, c.silent, c.off_state in host,
+                                          c.positions.surviving, c.tracked, c.asserted)]
 
     @staticmethod
     def _blocks_of(c: Claim) -> int:
