@@ -422,8 +422,10 @@ class Replay:
         E, R = self.E, self.R
         verb = self.spec.events[ev.kind].verb
         case = next(k for cond, k in order.bad_transition(
-            PY, ev.kind == E.harmed, before == E.harmed_state, c.pending_harm is not None,
-            before in (self.spec.claim.initial, E.submitted_state), c.accepted) if cond)
+            PY, ev.kind == E.harmed,
+            harm.twice(PY, before == E.harmed_state, c.pending_harm is not None),
+            acceptance.before_acceptance(
+                PY, before in (self.spec.claim.initial, E.submitted_state), c.accepted)) if cond)
         if case == order.HARM_TWICE:
             self._find(VIOLATION, R.harm, ev, "harm reported twice for the same claim", c)
         elif case == order.HARM_NOT_RESPONSIBLE:

@@ -619,8 +619,10 @@ class Encoding:
             order.NOT_ALLOWED: (R.order, f"'{verb}' is not allowed in this state"),
         }
         cases = [(cond, *filed[k]) for cond, k in order.bad_transition(
-            o, kind == E.harmed, o.eq(before, harmed), o.not_(o.eq(S[("ph", c)], -1)),
-            o.member(before, [S.initial, self.code[E.submitted_state]]), S[("acc", c)])]
+            o, kind == E.harmed,
+            harm.twice(o, o.eq(before, harmed), o.not_(o.eq(S[("ph", c)], -1))),
+            acceptance.before_acceptance(
+                o, o.member(before, [S.initial, self.code[E.submitted_state]]), S[("acc", c)]))]
         rest: Val = True
         for cond, rule, msg in cases:
             g = o.and_(rest, cond)

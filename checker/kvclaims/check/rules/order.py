@@ -14,7 +14,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from kvclaims.check.rules import acceptance
 from kvclaims.check.rules.ops import Ops, Val
 
 HARM_TWICE, HARM_NOT_RESPONSIBLE, BEFORE_ACCEPTANCE, NOT_ALLOWED = range(4)
@@ -24,14 +23,14 @@ def allowed(o: Ops, state: Val, sources: Iterable[Any]) -> Val:
     return o.member(state, sources)
 
 
-def bad_transition(o: Ops, is_harm: bool, harmed_already: Val, harm_pending: Val,
-                   not_yet_accepted_state: Val, accepted: Val) -> list[tuple[Val, int]]:
+def bad_transition(o: Ops, is_harm: bool, harm_twice: Val,
+                   before_acceptance: Val) -> list[tuple[Val, int]]:
     """The cases of a disallowed transition, in order: the first that holds is filed
-    (HARM_TWICE and HARM_NOT_RESPONSIBLE are R-harm's, BEFORE_ACCEPTANCE R-acceptance's)."""
+    (HARM_TWICE, rules/harm.py `twice`, and HARM_NOT_RESPONSIBLE are R-harm's;
+    BEFORE_ACCEPTANCE, rules/acceptance.py `before_acceptance`, R-acceptance's)."""
     if is_harm:
-        return [(o.or_(harmed_already, harm_pending), HARM_TWICE), (True, HARM_NOT_RESPONSIBLE)]
-    return [(acceptance.before_acceptance(o, not_yet_accepted_state, accepted), BEFORE_ACCEPTANCE),
-            (True, NOT_ALLOWED)]
+        return [(harm_twice, HARM_TWICE), (True, HARM_NOT_RESPONSIBLE)]
+    return [(before_acceptance, BEFORE_ACCEPTANCE), (True, NOT_ALLOWED)]
 
 
 def says_not_materialized(predicate_materialized: Any) -> bool:
