@@ -21,7 +21,9 @@ PACKAGE = "kvclaims.check"
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("predicate", "verdict", "symbolic", "rules", "rules.ops"),  # data and operators: no rule
     ("state", "rules.*"),  # replay records; the rule definitions (against rules.ops only)
-    ("context",),  # what the replay's plug-ins may see of the replay (a Protocol)
+    # what the replay's plug-ins may see of the replay (a Protocol); the definitions compiled
+    # for Python values (the replay's evaluator)
+    ("context", "rules.concrete"),
     ("progress", "offload", "attribution", "kvrm", "gate"),  # the replay's plug-ins
     ("replay",),  # the streaming engine
     ("z3model",),  # the symbolic engine

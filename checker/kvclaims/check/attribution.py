@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from kvclaims.check.rules import attribution as rule
-from kvclaims.check.rules import yield_ as yield_rule
+from kvclaims.check.rules.concrete import attribution as rule
+from kvclaims.check.rules.concrete import yield_ as yield_rule
 from kvclaims.check.rules.ops import PY
 from kvclaims.check.state import Claim, Request
 from kvclaims.check.verdict import VIOLATION

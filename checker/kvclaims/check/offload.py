@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from kvclaims.check.rules import offload as rule
+from kvclaims.check.rules.concrete import offload as rule
 from kvclaims.check.rules.ops import PY
 from kvclaims.check.state import Claim
 from kvclaims.check.verdict import VIOLATION

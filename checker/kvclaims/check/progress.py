@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from kvclaims.check.rules import progress as rule
+from kvclaims.check.rules.concrete import progress as rule
 from kvclaims.check.rules.ops import PY
 from kvclaims.check.verdict import UNKNOWN, VIOLATION
 from kvclaims.trace.model import Event

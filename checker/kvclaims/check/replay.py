@@ -1,6 +1,9 @@
-"""The replay checker: one streaming pass that decides every rule of docs/model.md §6 per claim.
+"""The replay checker: one streaming pass that evaluates every rule of docs/model.md §6 per claim.
 
-It replays the pool (physical block -> claim, logical position), each claim's materialization
+The rules themselves are defined once in check/rules/ (one module per rule id, docs/checking.md
+"One definition per rule"); this module evaluates them on Python values (`rules.ops.PY`), keeps
+the state they read, locates and words their findings, and decides only what is about the input:
+stream integrity (R-stream) and unknown vocabulary (R-vocabulary). It replays the pool (physical block -> claim, logical position), each claim's materialization
 predicate over surviving positions (§3), its lifecycle and responsibility (§4) and offload
 sub-lifecycle, and each active request, and decides identity, acceptance, order, harm, silent
 loss, hard exclusion, explicit action, attribution, no-admit, expiry, offload order, release
@@ -26,7 +29,7 @@ from typing import Any, Callable, Iterable
 from kvclaims.check import attribution, kvrm, offload
 from kvclaims.check.progress import DeferBound, Progress
 from kvclaims.check.predicate import declared_predicate
-from kvclaims.check.rules import (
+from kvclaims.check.rules.concrete import (
     acceptance,
     expiry,
     explicit,
@@ -39,9 +42,9 @@ from kvclaims.check.rules import (
     order,
     release_order,
 )
-from kvclaims.check.rules import offload as offload_rule
-from kvclaims.check.rules import progress as progress_rule
-from kvclaims.check.rules import yield_ as yield_rule
+from kvclaims.check.rules.concrete import offload as offload_rule
+from kvclaims.check.rules.concrete import progress as progress_rule
+from kvclaims.check.rules.concrete import yield_ as yield_rule
 from kvclaims.check.rules.ops import PY
 from kvclaims.check.state import (
     IDENTITY_FIELDS,
@@ -302,7 +305,7 @@ class Replay:
             old = ident.get(name)
             if old is None:
                 ident[name] = v
-            elif identity.ambiguous(PY, False, old == v):
+            elif old != v and identity.ambiguous(PY, False, False):  # the call only on a conflict
                 self._find(VIOLATION, self.R.identity, ev,
                            f"ambiguous identity: {name} is {v!r} here but {old!r} before", c)
 
@@ -360,7 +363,7 @@ class Replay:
         before = c.state
         if kind in E.releasing and self.progress.open:
             self.progress.on_release(c.id, before in self.responsible)
-        late = release_order.violated(PY, c.silent, kind in self._excusing)
+        late = c.silent and release_order.violated(PY, True, kind in self._excusing)
         if late:
             verb = self.spec.events[kind].verb
             self._find(VIOLATION, R.release_order, ev,
@@ -538,12 +541,14 @@ class Replay:
         before = c.positions.holds()
         c.positions.remove(pos)
         after = c.positions.holds()
+        # The hot path (most lost blocks belong to released claims): `resp` is the first conjunct
+        # of rules/loss.py's `offloaded` and `live`, tested before calling them.
         resp = c.state in self.responsible
-        if loss.offloaded(PY, resp, c.off_state in self.host_states):
+        if resp and loss.offloaded(PY, True, c.off_state in self.host_states):
             # The claimed KV is in the host tier (docs/model.md §4 offloadable): evicting the GPU copy
             # is not a loss of the claim.
             return
-        live = loss.live(PY, resp, False, c.silent)
+        live = resp and loss.live(PY, True, False, c.silent)
         if live:
             c.had_loss_while_responsible = True
             has = before is not None

@@ -13,11 +13,14 @@ Everything the rules are about comes from the spec tables, read through the same
 :class:`RuleIds`/:class:`EventNames` as the replay checker: the claim lifecycle and offload
 machines (spec/lifecycle.toml, R-order, R-acceptance, R-offload), responsibility and release
 states, the mode bundles (spec/modes.toml) that decide which rules bind a claim, the predicate
-forms (§3), the vocabulary and scopes (spec/events.toml) and the named values. This module and
-check/replay.py are two interpreters of those tables written independently, so that the
-differential tests in tests/check compare two engines rather than one engine with itself; the
-semantic decisions they share (the timing rule for loss reports, §6 attribution numbers) are
-documented once in docs/checking.md and docs/partial.md.
+forms (§3), the vocabulary and scopes (spec/events.toml) and the named values. The rules are
+not written here: each is defined once in check/rules/ against the operator interface of
+check/rules/ops.py, and this module evaluates the same definitions as the replay, with
+`symbolic.Ops` over its encoded state, so that a rule's condition becomes the guard of its
+finding. What stays here is the encoding and unrolling of the state (and, as in the replay, the
+input's own rules R-stream and R-vocabulary); the differential tests in tests/check compare the
+two evaluators and this unrolling against the replay's streaming state. The timing rule for loss
+reports is documented in docs/checking.md and docs/partial.md.
 """
 
 from __future__ import annotations
