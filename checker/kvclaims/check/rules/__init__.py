@@ -18,8 +18,10 @@ releases, which modes give way) are plain functions of the spec tables, computed
 
 Two evaluators run the same definitions:
 
-- the replay (check/replay.py) passes Python values and `PY`, and gets a `bool`: it streams the
-  trace, keeps the state, locates the finding (line, column, quote) and words it;
+- the replay (check/replay.py and its plug-ins) passes Python values and `PY` to the definitions
+  as compiled by rules/concrete.py (operator calls inlined once, at import, from the definition's
+  own source), and gets a truth value: it streams the trace, keeps the state, locates the
+  finding (line, column, quote) and words it;
 - the Z3 engine (check/z3model.py) passes its encoded state (Python values where the order is
   known, Z3 terms inside unordered parts) and `symbolic.Ops`, and gets a guard under which the
   finding holds in some linearizations.
