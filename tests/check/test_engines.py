@@ -2,8 +2,10 @@
 hand-written) and the Z3 engine (kvclaims.check.partial over kvclaims.check.z3model, a guarded
 symbolic interpreter of the same spec tables).
 
-They are independent implementations of one model, so on every totally ordered trace they must
-give the same verdict and the same first violation (`Report.first_violation()`: the earliest
+They evaluate the same rule definitions (check/rules/, docs/checking.md "One definition per
+rule") with two evaluators, concrete and symbolic, over two independent state machineries (the
+replay's streaming records; the Z3 engine's encoded, unrolled state), so on every totally ordered
+trace they must give the same verdict and the same first violation (`Report.first_violation()`: the earliest
 violation finding, by event index then rule id), or both none. Checked on:
 
 - Hypothesis traces: valid by construction (kvclaims.fuzz.strategies.traces, every correct

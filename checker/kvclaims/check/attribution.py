@@ -11,15 +11,18 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from kvclaims.check.rules.concrete import attribution as rule
+from kvclaims.check.rules.concrete import yield_ as yield_rule
+from kvclaims.check.rules.ops import PY
 from kvclaims.check.state import Claim, Request
 from kvclaims.check.verdict import VIOLATION
 from kvclaims.trace.model import Event
 
 if TYPE_CHECKING:
-    from kvclaims.check.replay import Replay
+    from kvclaims.check.context import ReplayContext
 
 
-def on_decision(rp: Replay, ev: Event) -> None:
+def on_decision(rp: ReplayContext, ev: Event) -> None:
     E = rp.E
     f = ev.fields
     r = rp._request(f["request_id"])
@@ -39,20 +42,20 @@ def on_decision(rp: Replay, ev: Event) -> None:
     rp._discharge_explicit(ev)
 
 
-def gives_way(rp: Replay, c: Claim) -> bool:
+def gives_way(rp: ReplayContext, c: Claim) -> bool:
     """The claim's mode does not protect (docs/model.md §6 R-yield): best_effort, soft_priority."""
-    return c.mode is not None and not rp.spec.modes[c.mode].protects
+    return yield_rule.gives_way(PY, c.mode, rp.yielding_modes)
 
 
-def settle_yield(rp: Replay, ev: Event, over: set[str]) -> None:
+def settle_yield(rp: ReplayContext, ev: Event, over: set[str]) -> None:
     """An active decision that named no yielding claim: those under responsibility passed R-yield
     here (a later finding at this event still makes them fail)."""
     for c in rp.claims.values():
-        if c.id not in over and c.state in rp.responsible and gives_way(rp, c):
+        if c.state in rp.responsible and c.id not in over and gives_way(rp, c):
             rp._pass(c, rp.R.yield_)
 
 
-def _over_protection(rp: Replay, ev: Event, r: Request) -> set[str]:
+def _over_protection(rp: ReplayContext, ev: Event, r: Request) -> set[str]:
     """docs/model.md §6 R-yield: a refusal or deferral never names, nor is caused only by, claims whose
     mode gives way. Returns the ids of the named claims found over-protected."""
     R = rp.R
@@ -61,7 +64,8 @@ def _over_protection(rp: Replay, ev: Event, r: Request) -> set[str]:
     named: set[str] = set()
     for bid in f.get("blocking_claim_ids") or ():
         c = rp.claims.get(bid) if isinstance(bid, str) else None
-        if c is not None and gives_way(rp, c):
+        if yield_rule.named(PY, c is not None, c is not None and gives_way(rp, c)):
+            assert c is not None
             named.add(bid)
             rp._find(VIOLATION, R.yield_, ev,
                      f"over-protection: request {r.id} is {verb} naming {bid}, a {c.mode} claim, "
@@ -71,15 +75,18 @@ def _over_protection(rp: Replay, ev: Event, r: Request) -> set[str]:
     usable = f.get("usable_blocks", rp.usable)
     if not required or usable is None:
         return named
-    soft = [c for c in rp.claims.values() if gives_way(rp, c) and c.state in rp.responsible
-            and c.tracked and c.positions.surviving > 0]
+    resp = rp.responsible
+    # The rule's conjuncts on plain attributes first: this runs over every claim per decision.
+    soft = [c for c in rp.claims.values() if c.state in resp and c.tracked
+            and yield_rule.soft_holder(PY, gives_way(rp, c), True, True, c.positions.surviving)]
     if not soft:
         return named
     held = sum(rp._blocks_of(c) for c in rp._protecting_claims())
     yielded = sum(c.positions.surviving for c in soft)
-    if held + required <= usable < held + yielded + required:
+    cause = yield_rule.only_yielding_cause(PY, held, yielded, required, usable)
+    if cause:
         for c in soft:
-            if c.id not in named:
+            if yield_rule.unnamed_cause(PY, cause, True, c.id in named):
                 rp._find(VIOLATION, R.yield_, ev,
                          f"over-protection: request {r.id} is {verb} while only claims that give "
                          f"way hold the blocks it needs (protected {held} + required {required} "
@@ -88,26 +95,27 @@ def _over_protection(rp: Replay, ev: Event, r: Request) -> set[str]:
     return named
 
 
-def _attribution(rp: Replay, ev: Event, r: Request) -> None:
+def _attribution(rp: ReplayContext, ev: Event, r: Request) -> None:
     R, V = rp.R, rp.values
     f = ev.fields
     blocking = f.get("blocking_claim_ids")
     feas = f.get("feasibility")
     restore_path = feas == V["restore_infeasible"]
     if restore_path:
+        refusals = _refusal_outcomes(rp)
         eligible = {
             c.id: c
             for c in rp.claims.values()
-            if c.outcome_owed is not None and c.outcome_owed[0] in _refusal_outcomes(rp)
+            if rule.restore_eligible(PY, True, c.outcome_owed[0] if c.outcome_owed else None,
+                                     refusals)
         }
     else:
         eligible = {c.id: c for c in rp._protected_claims()}
     shortfall = f.get("capacity_shortfall_blocks")
-    claim_caused = bool(blocking) or feas == V["infeasible"] or (shortfall or 0) > 0
-    if not claim_caused:
+    if not rule.claim_caused(blocking, feas == V["infeasible"], shortfall):
         return
     if not blocking:
-        for c in eligible.values():
+        for c in eligible.values():  # rules/attribution.py `unnamed`: every eligible claim
             rp._find(
                 VIOLATION,
                 R.attribution,
@@ -118,7 +126,7 @@ def _attribution(rp: Replay, ev: Event, r: Request) -> None:
             )
         return
     first = next(iter(eligible.values()), None)
-    if list(blocking) != sorted(set(blocking)):
+    if rule.unsorted(blocking):
         rp._find(
             VIOLATION,
             R.attribution,
@@ -128,7 +136,7 @@ def _attribution(rp: Replay, ev: Event, r: Request) -> None:
             request_id=r.id,
         )
     for bid in blocking:
-        if bid not in eligible:
+        if rule.smear(PY, bid in eligible):
             known = rp.claims.get(bid)
             why = (
                 "is not a known claim"
@@ -168,13 +176,13 @@ def _attribution(rp: Replay, ev: Event, r: Request) -> None:
             rp._pass(claim, R.explicit)
 
 
-def _refusal_outcomes(rp: Replay) -> frozenset[str]:
+def _refusal_outcomes(rp: ReplayContext) -> frozenset[str]:
     refused = rp.E.refused
     return frozenset(k for k, v in rp.spec.offload_outcome_events.items() if v == refused)
 
 
 def _numbers(
-    rp: Replay, ev: Event, r: Request, named: dict[str, Claim], eligible: dict[str, Claim]
+    rp: ReplayContext, ev: Event, r: Request, named: dict[str, Claim], eligible: dict[str, Claim]
 ) -> None:
     """Numbers of the named claims; the free count is bounded by every protected block."""
     R, V = rp.R, rp.values
@@ -187,51 +195,50 @@ def _numbers(
         rp._find(VIOLATION, R.attribution, ev, msg, first, request_id=r.id)
 
     p = f.get("protected_resident_blocks")
-    if p is not None and p != protected:
+    if p is not None and rule.protected_mismatch(PY, p, protected):
         bad(
             f"protected_resident_blocks is {p} but the named claims hold {protected} "
             "protected blocks in the replayed pool"
         )
     req = f.get("active_live_blocks_required")
     total = f.get("resident_plus_active_blocks")
-    if total is not None and req is not None and total != protected + req:
+    if total is not None and req is not None and rule.total_mismatch(PY, total, protected, req):
         bad(f"resident_plus_active_blocks is {total}, not protected {protected} + required {req}")
     usable = f.get("usable_blocks", rp.usable)
     free = f.get("free_blocks_before_allocate")
     if free is not None and usable is not None:
         upper = usable - protected_all
         lower = usable - len(rp.allocated)
-        if free > upper:
+        over = rule.free_over(PY, free, usable, protected_all)
+        if over:
             bad(
                 f"free_blocks_before_allocate is {free}, but at most {upper} "
                 f"(usable {usable} - protected {protected_all}) can be free"
             )
-        elif free < lower:
+        elif rule.free_under(PY, free, usable, len(rp.allocated), over):
             bad(
                 f"free_blocks_before_allocate is {free}, but at least {lower} are free "
                 f"(usable {usable} - {len(rp.allocated)} blocks ever allocated)"
             )
     shortfall = f.get("capacity_shortfall_blocks")
     if shortfall is not None and req is not None:
-        if free is not None and shortfall != max(0, req - free):
+        if rule.shortfall_not_free(shortfall, req, free):
             bad(
                 f"capacity_shortfall_blocks is {shortfall}, not max(0, required {req} - "
                 f"free {free}) = {max(0, req - free)}"
             )
-        elif usable is not None and shortfall < max(0, protected + req - usable):
+        elif usable is not None and rule.shortfall_low(PY, shortfall, protected, req, usable):
             bad(
                 f"capacity_shortfall_blocks is {shortfall}, below protected {protected} + "
                 f"required {req} - usable {usable}"
             )
     feas = f.get("feasibility")
     if feas is not None and shortfall is not None:
-        infeasible = feas == V["infeasible"]
-        if (shortfall > 0) != infeasible or (
-            not infeasible and not feas.startswith(V["feasible_prefix"])
-        ):
+        if rule.feasibility_mismatch(feas, shortfall, V["infeasible"], V["feasible_prefix"]):
             bad(f"feasibility {feas!r} does not match shortfall {shortfall}")
     claims_listed = f.get("protected_resident_claims")
     if claims_listed is not None:
         ids = sorted(str(x.get("claim_id")) for x in claims_listed if isinstance(x, dict))
-        if ids != sorted(named):
+        blocking = list(f.get("blocking_claim_ids") or ())
+        if rule.listed_mismatch(PY, ids, blocking, named.__contains__):
             bad(f"protected_resident_claims names {ids}, blocking_claim_ids {sorted(named)}")

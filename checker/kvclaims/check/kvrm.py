@@ -20,7 +20,7 @@ from kvclaims.check.verdict import UNKNOWN, VIOLATION
 from kvclaims.trace.model import Event
 
 if TYPE_CHECKING:
-    from kvclaims.check.replay import Replay
+    from kvclaims.check.context import ReplayContext
 
 PREFIX_OWNER = "prefix:"  # pager owner of a shared prefix block, as opposed to a request id
 
@@ -43,7 +43,7 @@ class State:
         self.seen = False
 
 
-def on_event(rp: Replay, ev: Event) -> None:
+def on_event(rp: ReplayContext, ev: Event) -> None:
     E = rp.E
     st: State = rp.kvrm
     st.seen = True
@@ -73,7 +73,7 @@ def on_event(rp: Replay, ev: Event) -> None:
             _reused(rp, st, ev)
 
 
-def _close_step(rp: Replay, st: State) -> None:
+def _close_step(rp: ReplayContext, st: State) -> None:
     missing = st.expected - st.covered
     if missing and st.commit_ev is not None:
         some = sorted(missing)[:4]
@@ -85,7 +85,7 @@ def _close_step(rp: Replay, st: State) -> None:
     st.summaries = {}
 
 
-def _commit(rp: Replay, st: State, ev: Event) -> None:
+def _commit(rp: ReplayContext, st: State, ev: Event) -> None:
     R = rp.R
     f = ev.fields
     step = f["decode_step"]
@@ -143,7 +143,7 @@ def _contiguous(xs: list[Any]) -> bool:
         b == a + 1 for a, b in zip(xs, xs[1:]))
 
 
-def _group(rp: Replay, st: State, ev: Event) -> None:
+def _group(rp: ReplayContext, st: State, ev: Event) -> None:
     R = rp.R
     src = ev.fields["src_blocks"]
     dst = ev.fields["dst_slots"]
@@ -169,7 +169,7 @@ def _group(rp: Replay, st: State, ev: Event) -> None:
         st.covered.add(pair)
 
 
-def _summary(rp: Replay, st: State, ev: Event) -> None:
+def _summary(rp: ReplayContext, st: State, ev: Event) -> None:
     f = ev.fields
     st.summaries.setdefault(f["request_id"], set()).update(f["summary_positions"])
     if f.get("counted_as_materialization") is True:
@@ -187,7 +187,7 @@ def _required_positions(c: Any) -> range | None:
     return range(start, start + pred.n)
 
 
-def _reused(rp: Replay, st: State, ev: Event) -> None:
+def _reused(rp: ReplayContext, st: State, ev: Event) -> None:
     R = rp.R
     f = ev.fields
     rid = f["request_id"]
@@ -232,7 +232,7 @@ def _reused(rp: Replay, st: State, ev: Event) -> None:
                  claim_id=cid)
 
 
-def finish(rp: Replay) -> None:
+def finish(rp: ReplayContext) -> None:
     st: State = rp.kvrm
     if st.commit_ev is not None:
         _close_step(rp, st)

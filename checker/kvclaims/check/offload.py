@@ -11,15 +11,17 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from kvclaims.check.rules.concrete import offload as rule
+from kvclaims.check.rules.ops import PY
 from kvclaims.check.state import Claim
 from kvclaims.check.verdict import VIOLATION
 from kvclaims.trace.model import Event
 
 if TYPE_CHECKING:
-    from kvclaims.check.replay import Replay
+    from kvclaims.check.context import ReplayContext
 
 
-def on_offload(rp: Replay, c: Claim, ev: Event) -> None:
+def on_offload(rp: ReplayContext, c: Claim, ev: Event) -> None:
     E, R = rp.E, rp.R
     f = ev.fields
     consts = rp.spec.offload_constants
@@ -29,7 +31,9 @@ def on_offload(rp: Replay, c: Claim, ev: Event) -> None:
     verb = rp.spec.events[ev.kind].verb
     gen = f.get("offload_generation")
     if ev.kind == E.offloaded:
-        if gen is not None and c.off_gen is not None and gen <= c.off_gen:
+        # (Python compares no int with None: the open generation is tested before the rule.)
+        if gen is not None and c.off_gen is not None and rule.generation_repeated(
+                PY, True, gen, c.off_gen):
             rp._find(
                 VIOLATION,
                 R.offload,
@@ -37,9 +41,7 @@ def on_offload(rp: Replay, c: Claim, ev: Event) -> None:
                 f"offload generation {gen} does not follow generation {c.off_gen}",
                 c,
             )
-        if f.get("cache_tier_from") not in (None, consts["gpu_tier"]) or f.get(
-            "cache_tier_to"
-        ) not in (None, consts["host_tier"]):
+        if rule.wrong_tiers(f.get("cache_tier_from"), f.get("cache_tier_to"), consts):
             rp._find(
                 VIOLATION,
                 R.offload,
@@ -50,7 +52,8 @@ def on_offload(rp: Replay, c: Claim, ev: Event) -> None:
         c.off_gen = gen
         rp._discharge_explicit(ev)
         rp._pass(c, R.explicit)
-    elif gen is not None and c.off_gen is not None and gen != c.off_gen:
+    elif gen is not None and c.off_gen is not None and rule.other_generation(
+            PY, True, gen, c.off_gen):
         rp._find(
             VIOLATION,
             R.offload,
@@ -58,7 +61,8 @@ def on_offload(rp: Replay, c: Claim, ev: Event) -> None:
             f"'{verb}' names generation {gen} but generation {c.off_gen} is open",
             c,
         )
-    if ev.kind == E.restored and (gen if gen is not None else c.off_gen) in c.failed_gens:
+    if ev.kind == E.restored and rule.restored_after_failure(
+            PY, (gen if gen is not None else c.off_gen) in c.failed_gens):
         rp._find(
             VIOLATION,
             R.offload,
@@ -68,7 +72,7 @@ def on_offload(rp: Replay, c: Claim, ev: Event) -> None:
             c,
         )
         return
-    if c.off_state not in t.sources:
+    if rule.out_of_order(PY, c.off_state, t.sources):
         rp._find(
             VIOLATION,
             R.offload,
@@ -80,11 +84,8 @@ def on_offload(rp: Replay, c: Claim, ev: Event) -> None:
         return
     if ev.kind == E.restored:
         src = f.get("restoration_source")
-        if (
-            (src is not None and src != consts["restore_source"])
-            or f.get("restored_from_offload_tier") is False
-            or f.get("cache_tier_from") not in (None, consts["host_tier"])
-        ):
+        if rule.not_from_offload_tier(src, f.get("restored_from_offload_tier"),
+                                      f.get("cache_tier_from"), consts):
             rp._find(
                 VIOLATION,
                 R.offload,
@@ -97,7 +98,7 @@ def on_offload(rp: Replay, c: Claim, ev: Event) -> None:
     if ev.kind == E.restoration_failed:
         outcome = f.get("claim_scoped_outcome_type")
         target = f.get("outcome_claim_id")
-        if outcome not in rp.spec.offload_outcome_events:
+        if rule.unknown_outcome(outcome, rp.spec.offload_outcome_events):
             rp._find(
                 VIOLATION,
                 R.offload,
@@ -106,7 +107,7 @@ def on_offload(rp: Replay, c: Claim, ev: Event) -> None:
                 f"{sorted(rp.spec.offload_outcome_events)}",
                 c,
             )
-        if target is not None and target != c.id:
+        if rule.outcome_for_other_claim(target, c.id):
             rp._find(
                 VIOLATION,
                 R.offload,

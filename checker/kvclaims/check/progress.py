@@ -16,11 +16,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from kvclaims.check.rules.concrete import progress as rule
+from kvclaims.check.rules.ops import PY
 from kvclaims.check.verdict import UNKNOWN, VIOLATION
 from kvclaims.trace.model import Event
 
 if TYPE_CHECKING:
-    from kvclaims.check.replay import Replay
+    from kvclaims.check.context import ReplayContext
 
 STEPS = "steps"
 NS = "ns"
@@ -67,7 +69,7 @@ class Deferral:
 class Progress:
     """R-progress state of one replay: the bounds in force and the open deferrals."""
 
-    def __init__(self, rp: Replay, bounds: tuple[DeferBound, ...] = ()):
+    def __init__(self, rp: ReplayContext, bounds: tuple[DeferBound, ...] = ()):
         self.rp = rp
         self.bounds: list[DeferBound] = list(bounds)
         self.open: dict[str, Deferral] = {}
@@ -128,9 +130,10 @@ class Progress:
         if d is not None:
             self._settled(d)
 
-    def on_release(self, cid: str) -> None:
+    def on_release(self, cid: str, responsible_before: bool) -> None:
         """A claim was released: deferrals that named it as blocking are unblocked."""
-        for rid in [r for r, d in self.open.items() if cid in d.blocking]:
+        for rid in [r for r, d in self.open.items()
+                    if rule.unblocks(PY, responsible_before, cid in d.blocking)]:
             self._settled(self.open.pop(rid))
 
     def _settled(self, d: Deferral) -> None:
@@ -147,17 +150,17 @@ class Progress:
         step = f.get("scheduler_step")
         now = self._time(f)
         for d in self.open.values():
-            if isinstance(step, int) and d.step0 is not None and step - d.step0 > d.steps:
-                d.steps = step - d.step0
-            if now is not None and d.ns0 is not None and now - d.ns0 > d.ns:
-                d.ns = now - d.ns0
+            if isinstance(step, int) and d.step0 is not None:
+                d.steps = rule.elapsed(PY, step, d.step0, d.steps)
+            if now is not None and d.ns0 is not None:
+                d.ns = rule.elapsed(PY, now, d.ns0, d.ns)
         self._check(ev, list(self.open))
 
     def _check(self, ev: Event, rids: list[str]) -> None:
         for rid in rids:
             d = self.open[rid]
             for b in self.bounds:
-                if (d.steps if b.unit == STEPS else d.ns) > b.value:
+                if rule.past_bound(PY, d.steps if b.unit == STEPS else d.ns, b.value):
                     del self.open[rid]
                     self.late.add(rid)
                     elapsed = (f"{d.steps} scheduler steps" if b.unit == STEPS

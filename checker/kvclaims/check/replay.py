@@ -1,6 +1,9 @@
-"""The replay checker: one streaming pass that decides every rule of docs/model.md §6 per claim.
+"""The replay checker: one streaming pass that evaluates every rule of docs/model.md §6 per claim.
 
-It replays the pool (physical block -> claim, logical position), each claim's materialization
+The rules themselves are defined once in check/rules/ (one module per rule id, docs/checking.md
+"One definition per rule"); this module evaluates them on Python values (`rules.ops.PY`), keeps
+the state they read, locates and words their findings, and decides only what is about the input:
+stream integrity (R-stream) and unknown vocabulary (R-vocabulary). It replays the pool (physical block -> claim, logical position), each claim's materialization
 predicate over surviving positions (§3), its lifecycle and responsibility (§4) and offload
 sub-lifecycle, and each active request, and decides identity, acceptance, order, harm, silent
 loss, hard exclusion, explicit action, attribution, no-admit, expiry, offload order, release
@@ -26,6 +29,23 @@ from typing import Any, Callable, Iterable
 from kvclaims.check import attribution, kvrm, offload
 from kvclaims.check.progress import DeferBound, Progress
 from kvclaims.check.predicate import declared_predicate
+from kvclaims.check.rules.concrete import (
+    acceptance,
+    expiry,
+    explicit,
+    hard,
+    harm,
+    identity,
+    loss,
+    no_admit,
+    no_silent_loss,
+    order,
+    release_order,
+)
+from kvclaims.check.rules.concrete import offload as offload_rule
+from kvclaims.check.rules.concrete import progress as progress_rule
+from kvclaims.check.rules.concrete import yield_ as yield_rule
+from kvclaims.check.rules.ops import PY
 from kvclaims.check.state import (
     IDENTITY_FIELDS,
     Claim,
@@ -74,6 +94,8 @@ class Replay:
         self.claim_tr = spec.claim.transitions
         self.off_tr = spec.offload.transitions
         self.responsible = spec.responsible
+        self.yielding_modes = yield_rule.modes(spec.modes, False)
+        self.protecting_modes = yield_rule.modes(spec.modes, True)
         self.host_states = spec.offload_host_states
         self.released = spec.released
         self.known = spec.events
@@ -107,6 +129,7 @@ class Replay:
         self.progress = Progress(self, defer_bounds)
         self._bound_names = tuple(self.progress.fields.values())
         E = self.E
+        self._excusing = release_order.excusing_kinds(E.releasing, E.offloaded, E.harmed)
         self._handlers: dict[str, Callable[[Event], None]] = {
             E.block_materialized: self._on_block_materialized,
             E.admitted: self._on_admitted,
@@ -282,7 +305,7 @@ class Replay:
             old = ident.get(name)
             if old is None:
                 ident[name] = v
-            elif old != v:
+            elif old != v and identity.ambiguous(PY, False, False):  # the call only on a conflict
                 self._find(VIOLATION, self.R.identity, ev,
                            f"ambiguous identity: {name} is {v!r} here but {old!r} before", c)
 
@@ -338,26 +361,26 @@ class Replay:
         self._identity(c, ev)
         t = self.claim_tr[kind]
         before = c.state
-        if kind in E.releasing and before in self.responsible:
-            self.progress.on_release(c.id)
-        if c.silent and (kind in E.releasing or kind == E.offloaded) and kind != E.harmed:
-            # docs/model.md §6 R-release-order: a release written after the claim's predicate-breaking
-            # loss excuses nothing; the loss's findings stand and the late release is reported.
+        if kind in E.releasing and self.progress.open:
+            self.progress.on_release(c.id, before in self.responsible)
+        late = c.silent and release_order.violated(PY, True, kind in self._excusing)
+        if late:
             verb = self.spec.events[kind].verb
             self._find(VIOLATION, R.release_order, ev,
                        f"'{verb}' written after the predicate-breaking loss at line "
                        f"{c.silent_line}: a release excuses only later losses", c)
-            if kind == E.expired:
+            if expiry.late_expiry(PY, late, kind == E.expired):
                 self._find(VIOLATION, R.expiry, ev,
                            f"expiry written after the loss at line {c.silent_line} it would "
                            "excuse: expiry must come before any loss it excuses", c)
-            if before not in t.sources:
+            if not order.allowed(PY, before, t.sources):
                 return
-        elif before not in t.sources:
+        elif not order.allowed(PY, before, t.sources):
             self._bad_transition(c, ev, before)
             return
         if kind == E.accepted:
-            if ev.fields.get("claim_registration") == self.values["post_hoc_registration"]:
+            if acceptance.post_hoc(ev.fields.get("claim_registration"),
+                                   self.values["post_hoc_registration"]):
                 self._set_mode(c, ev)
                 self._find(VIOLATION, R.acceptance, ev,
                            "acceptance is post hoc: the claim was named after the fact", c)
@@ -375,7 +398,7 @@ class Replay:
             self._set_predicate(c, ev)
         elif kind == E.materialized:
             self._set_predicate(c, ev)
-            if ev.fields.get("predicate_materialized") is False:
+            if order.says_not_materialized(ev.fields.get("predicate_materialized")):
                 self._find(VIOLATION, R.order, ev,
                            "materialized event says the predicate does not hold", c)
             if c.tracked:
@@ -401,16 +424,19 @@ class Replay:
     def _bad_transition(self, c: Claim, ev: Event, before: str) -> None:
         E, R = self.E, self.R
         verb = self.spec.events[ev.kind].verb
-        if ev.kind == E.harmed and before == E.harmed_state or (
-                ev.kind == E.harmed and c.pending_harm is not None):
+        case = next(k for cond, k in order.bad_transition(
+            PY, ev.kind == E.harmed,
+            harm.twice(PY, before == E.harmed_state, c.pending_harm is not None),
+            acceptance.before_acceptance(
+                PY, before in (self.spec.claim.initial, E.submitted_state), c.accepted)) if cond)
+        if case == order.HARM_TWICE:
             self._find(VIOLATION, R.harm, ev, "harm reported twice for the same claim", c)
-        elif ev.kind == E.harmed:
+        elif case == order.HARM_NOT_RESPONSIBLE:
             self._find(VIOLATION, R.harm, ev,
                        f"harm reported for a claim that is not under responsibility "
                        f"(state {before}): no accepted claim, no harm", c)
-        elif before in (self.spec.claim.initial, E.submitted_state) and not c.accepted:
-            rule = R.acceptance
-            self._find(VIOLATION, rule, ev,
+        elif case == order.BEFORE_ACCEPTANCE:
+            self._find(VIOLATION, R.acceptance, ev,
                        f"'{verb}' before the claim was accepted (state {before})", c)
         else:
             self._find(VIOLATION, R.order, ev,
@@ -431,20 +457,21 @@ class Replay:
     def _on_harm(self, c: Claim, ev: Event) -> None:
         R = self.R
         f = ev.fields
-        if f.get("predicate_before") is False or f.get("predicate_after") is True:
+        if harm.fields_deny_break(PY, f.get("predicate_before") is False,
+                                  f.get("predicate_after") is True):
             self._find(VIOLATION, R.harm, ev,
                        "harm event states that the predicate did not go true to false", c)
-        if c.pending_harm is not None:
+        if harm.twice(PY, False, c.pending_harm is not None):
             self._find(VIOLATION, R.harm, ev, "harm reported twice for the same claim", c)
             return
         if c.tracked:
             holds = c.positions.holds()
-            if holds is None:
+            if harm.undecidable(PY, holds is not None):
                 self._find(UNKNOWN, R.harm, ev,
                            "harm cannot be checked: the claim has no materialization predicate", c)
                 c.state = self.E.harmed_state
                 return
-            if not holds:
+            if harm.after_break(PY, True, holds):
                 self._find(VIOLATION, R.harm, ev,
                            "harm reported after the predicate had already broken: it must come "
                            "before the loss", c)
@@ -477,7 +504,7 @@ class Replay:
         claim: Claim | None = None
         if cid is not None:
             claim = self.claims.get(cid)
-            if claim is None:
+            if identity.unsubmitted(PY, claim is not None):
                 claim = self._claim(cid, ev)
                 self._find(VIOLATION, self.R.identity, ev,
                            f"block names claim {cid!r}, which was never submitted", claim)
@@ -514,57 +541,68 @@ class Replay:
         before = c.positions.holds()
         c.positions.remove(pos)
         after = c.positions.holds()
-        if c.state in self.responsible and c.off_state in self.host_states:
+        # The hot path (most lost blocks belong to released claims): `resp` is the first conjunct
+        # of rules/loss.py's `offloaded` and `live`, tested before calling them.
+        resp = c.state in self.responsible
+        if resp and loss.offloaded(PY, True, c.off_state in self.host_states):
             # The claimed KV is in the host tier (docs/model.md §4 offloadable): evicting the GPU copy
             # is not a loss of the claim.
             return
-        if c.state in self.responsible and not c.silent:
+        live = resp and loss.live(PY, True, False, c.silent)
+        if live:
             c.had_loss_while_responsible = True
-            if c.pending_harm is not None and before is not None and not (before and not after):
+            has = before is not None
+            brk = loss.breaks(PY, before, after)
+            pending = c.pending_harm is not None
+            if harm.unbroken(PY, live, pending, has, brk):
                 # The harm announced the next loss of this claim, and that loss kept the
                 # predicate true: harm without a predicate break.
                 h = c.pending_harm
+                assert h is not None
                 c.pending_harm = None
                 c.state = self.E.harmed_state
                 self._find(VIOLATION, R.harm, h,
                            f"harm reported, but the loss it announced (block {b}, position {pos})"
                            " kept the predicate true", c)
                 return
-            if c.protected:
+            hard_lost = hard.violated(PY, live, False, c.protected)
+            if hard_lost:
                 self._find(VIOLATION, R.hard, ev,
-                            f"protected block {b} (position {pos}) of hard claim {c.id} was an "
-                            "allocation victim while the claim was under responsibility", c)
-                if R.expiry in c.bundle:
+                           f"protected block {b} (position {pos}) of hard claim {c.id} was an "
+                           "allocation victim while the claim was under responsibility", c)
+                if expiry.lost_before_expiry(PY, hard_lost):
                     self._find(VIOLATION, R.expiry, ev,
                                f"block {b} (position {pos}) of expiring claim {c.id} was lost "
                                "before the claim expired: it is protected until its expiry", c)
-            if before is None:
+            if no_silent_loss.undecidable(PY, live, False, has):
                 self._find(UNKNOWN, R.silent, ev,
                            f"block {b} of claim {c.id} was lost but the claim has no "
                            "materialization predicate, so harm cannot be decided", c)
-            elif before and not after:
-                if c.pending_harm is not None:
-                    c.pending_harm = None
-                    c.state = self.E.harmed_state
-                    self._pass(c, R.harm)
-                    self._pass(c, R.silent)
-                else:
-                    if self.explicit_owed is not None and self.denied_since_owed:
+            elif harm.reported(PY, live, pending, has, brk):
+                c.pending_harm = None
+                c.state = self.E.harmed_state
+                self._pass(c, R.harm)
+                self._pass(c, R.silent)
+            else:
+                silent = no_silent_loss.violated(PY, live, False, has, brk, pending)
+                if silent:
+                    owed = self.explicit_owed is not None
+                    if no_admit.violated(PY, silent, owed, self.denied_since_owed):
                         self._find(VIOLATION, R.no_admit, ev,
-                                    "write no-admit was the only action before this loss: "
-                                    "future_reuse_denied protects nobody", c)
-                    elif self.explicit_owed is not None and c.protected:
+                                   "write no-admit was the only action before this loss: "
+                                   "future_reuse_denied protects nobody", c)
+                    if explicit.violated(PY, silent, owed, self.denied_since_owed, c.protected):
                         self._find(VIOLATION, R.explicit, ev,
-                                    "protected + active live exceeded usable, and no explicit "
-                                    "action was reported before this loss", c)
+                                   "protected + active live exceeded usable, and no explicit "
+                                   "action was reported before this loss", c)
                     pred = c.positions.pred.spelling() if c.positions.pred else "the predicate"
                     self._find(VIOLATION, R.silent, ev,
-                                f"unreported resident loss: block {b} (position {pos}) broke "
-                                f"{pred} of claim {c.id} with no harm event and no prior release", c)
+                               f"unreported resident loss: block {b} (position {pos}) broke "
+                               f"{pred} of claim {c.id} with no harm event and no prior release", c)
                     c.silent = True
                     c.silent_line = ev.line
-        elif c.state in self.released or c.silent:
-            if c.silent and c.protected and c.state in self.responsible:
+        elif loss.post_release(PY, False, live, c.state in self.released, c.silent):
+            if c.silent and c.protected and resp:
                 # Another protected block lost: one more R-hard occurrence (finding_counts counts
                 # every one; the finding itself is listed once per claim).
                 self.counts[R.hard] = self.counts.get(R.hard, 0) + 1
@@ -576,8 +614,9 @@ class Replay:
         """Settle what the run of block events left pending (see the timing rule above)."""
         R = self.R
         for c in self.pending:
-            if c.pending_harm is not None:
+            if harm.no_loss(PY, c.pending_harm is not None):
                 h = c.pending_harm
+                assert h is not None
                 c.pending_harm = None
                 self._find(VIOLATION, R.harm, h,
                            "harm reported but no loss in the same allocation broke the predicate",
@@ -586,11 +625,12 @@ class Replay:
             if c.pending_materialized is not None:
                 m = c.pending_materialized
                 c.pending_materialized = None
-                if not c.positions.holds():
+                holds = c.positions.holds()
+                if order.materialized_unheld(PY, holds is not None, holds):
                     self._find(VIOLATION, R.order, m,
                                "claim declared materialized but its predicate does not hold "
                                "over the materialized positions", c)
-            for lost in c.pending_lost:
+            for lost in c.pending_lost:  # rules/order.py `lost_report_unmatched`, per report
                 self._find(VIOLATION, R.order, lost,
                            "post-release loss reported but no block of the claim was lost in "
                            "the same allocation", c)
@@ -605,9 +645,13 @@ class Replay:
         return r
 
     def _protected_claims(self) -> list[Claim]:
+        resp = self.responsible
+        # `c.protected and c.state in resp` first: the rule's first conjuncts, so that claims
+        # that cannot qualify cost no call (this runs over every claim at each decision).
         return [c for c in self.claims.values()
-                if c.protected and c.state in self.responsible and not c.silent
-                and (c.positions.surviving > 0 or (not c.tracked and c.asserted))]
+                if c.protected and c.state in resp
+                and hard.protected_claim(PY, True, True, c.silent, c.positions.surviving,
+                                         c.tracked, c.asserted)]
 
     def _on_arrival(self, ev: Event) -> None:
         """docs/model.md §6 R-progress: a request the trace shows arriving (request_initialized with the
@@ -623,20 +667,22 @@ class Replay:
         r = self.requests.get(rid)
         if r is not None and (r.outcome != "unknown" or r.allocated):
             return
-        holders = [c for c in self.claims.values() if c.state in self.responsible
-                   and self._blocks_of(c) > 0]
-        if sum(self._blocks_of(c) for c in holders) + required > usable:
+        resp = self.responsible
+        holders = [c for c in self.claims.values()
+                   if c.state in resp and progress_rule.holds_blocks(PY, True, self._blocks_of(c))]
+        if progress_rule.waits(PY, sum(self._blocks_of(c) for c in holders), required, usable):
             self._request(rid)
             self.progress.on_waiting(ev, rid, [c.id for c in holders])
 
     def _protecting_claims(self) -> list[Claim]:
         """Claims whose mode may block an active request (docs/model.md §6 R-yield): under
         responsibility, not silently lost, holding blocks, and not offloaded to the host tier."""
-        modes = self.spec.modes
+        resp, host, prot = self.responsible, self.host_states, self.protecting_modes
+        # The rule's first conjuncts first, as in _protected_claims.
         return [c for c in self.claims.values()
-                if c.mode is not None and modes[c.mode].protects and c.state in self.responsible
-                and not c.silent and c.off_state not in self.host_states
-                and (c.positions.surviving > 0 or (not c.tracked and c.asserted))]
+                if c.mode in prot and c.state in resp
+                and yield_rule.protecting(PY, True, True, c.silent, c.off_state in host,
+                                          c.positions.surviving, c.tracked, c.asserted)]
 
     @staticmethod
     def _blocks_of(c: Claim) -> int:
@@ -656,7 +702,7 @@ class Replay:
         if required and usable is not None:
             protected = self._protected_claims()
             total = sum(self._blocks_of(c) for c in protected)
-            if protected and total + required > usable:
+            if explicit.owed(PY, bool(protected), total, required, usable):
                 self.explicit_owed = ev
                 self.denied_since_owed = False
 
@@ -681,8 +727,8 @@ class Replay:
         if ev.kind == self.E.reuse_denied:
             r.reuse = False
             r.denied = True
-            if self.explicit_owed is not None:
-                self.denied_since_owed = True
+            self.denied_since_owed = no_admit.denied_since(PY, self.denied_since_owed,
+                                                           self.explicit_owed is not None)
             for c in self.claims.values():
                 if c.state in self.responsible:
                     self._pass(c, self.R.no_admit)
@@ -736,7 +782,8 @@ class Replay:
             self.requests[rid].outcome = "unknown"
         self.progress.finish()
         for c in self.claims.values():
-            if c.outcome_owed is not None:
+            if offload_rule.outcome_never_followed(PY, c.outcome_owed is not None):
+                assert c.outcome_owed is not None
                 self._find(VIOLATION, R.offload, c.outcome_owed[1],
                            f"restoration failure promised a {c.outcome_owed[0]} outcome that "
                            "never followed", c)

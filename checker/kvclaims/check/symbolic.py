@@ -33,7 +33,8 @@ def lift(x: Val, ctx: z3.Context) -> z3.ExprRef:
 
 
 class Ops:
-    """Folding operations in one Z3 context."""
+    """Folding operations in one Z3 context: the symbolic implementation of
+    kvclaims.check.rules.ops.Ops (the rule definitions of check/rules/ are evaluated with it)."""
 
     def __init__(self, ctx: z3.Context):
         self.ctx = ctx
@@ -90,6 +91,9 @@ class Ops:
         if x is False:
             return True
         return z3.Not(x)
+
+    def implies(self, a: Val, b: Val) -> Val:
+        return self.or_(self.not_(a), b)
 
     def eq(self, a: Val, b: Val) -> Val:
         if not is_sym(a) and not is_sym(b):

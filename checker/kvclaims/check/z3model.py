@@ -13,11 +13,14 @@ Everything the rules are about comes from the spec tables, read through the same
 :class:`RuleIds`/:class:`EventNames` as the replay checker: the claim lifecycle and offload
 machines (spec/lifecycle.toml, R-order, R-acceptance, R-offload), responsibility and release
 states, the mode bundles (spec/modes.toml) that decide which rules bind a claim, the predicate
-forms (§3), the vocabulary and scopes (spec/events.toml) and the named values. This module and
-check/replay.py are two interpreters of those tables written independently, so that the
-differential tests in tests/check compare two engines rather than one engine with itself; the
-semantic decisions they share (the timing rule for loss reports, §6 attribution numbers) are
-documented once in docs/checking.md and docs/partial.md.
+forms (§3), the vocabulary and scopes (spec/events.toml) and the named values. The rules are
+not written here: each is defined once in check/rules/ against the operator interface of
+check/rules/ops.py, and this module evaluates the same definitions as the replay, with
+`symbolic.Ops` over its encoded state, so that a rule's condition becomes the guard of its
+finding. What stays here is the encoding and unrolling of the state (and, as in the replay, the
+input's own rules R-stream and R-vocabulary); the differential tests in tests/check compare the
+two evaluators and this unrolling against the replay's streaming state. The timing rule for loss
+reports is documented in docs/checking.md and docs/partial.md.
 """
 
 from __future__ import annotations
@@ -30,6 +33,23 @@ import z3
 
 from kvclaims.check.predicate import LEADING, Predicate, declared_predicate
 from kvclaims.check.progress import NS, STEPS, DeferBound, bound_fields
+from kvclaims.check.rules import attribution as attribution_rule
+from kvclaims.check.rules import (
+    acceptance,
+    expiry,
+    explicit,
+    hard,
+    harm,
+    identity,
+    loss,
+    no_admit,
+    no_silent_loss,
+    order,
+    release_order,
+)
+from kvclaims.check.rules import offload as offload_rule
+from kvclaims.check.rules import progress as progress_rule
+from kvclaims.check.rules import yield_ as yield_rule
 from kvclaims.check.state import IDENTITY_FIELDS, EventNames, RuleIds
 from kvclaims.check.symbolic import Ops, Store, Val, is_sym
 from kvclaims.check.verdict import UNKNOWN, VIOLATION
@@ -121,10 +141,9 @@ class Encoding:
         self.host = [self.off_code[s] for s in spec.offload_host_states]
         self.outcomes = sorted(spec.offload_outcome_events)
         self.mode_names = sorted(spec.modes)
-        self.yielding_modes = [i for i, m in enumerate(self.mode_names)
-                               if not spec.modes[m].protects]
-        self.protecting_modes = [i for i, m in enumerate(self.mode_names)
-                                 if spec.modes[m].protects]
+        yielding = yield_rule.modes(spec.modes, False)
+        self.yielding_modes = [i for i, m in enumerate(self.mode_names) if m in yielding]
+        self.protecting_modes = [i for i, m in enumerate(self.mode_names) if m not in yielding]
         self.bound_fields = bound_fields(spec.fields)
         self.bundles = {i: frozenset(spec.modes[m].rules) for i, m in enumerate(self.mode_names)}
         self.bundles[UNKNOWN_MODE] = frozenset(spec.modes["best_effort"].rules)
@@ -137,6 +156,8 @@ class Encoding:
         self.slot = 0
         self.broken = False
         self.claim_kinds = spec.events_of_scope("claim")
+        self.excusing = release_order.excusing_kinds(self.E.releasing, self.E.offloaded,
+                                                     self.E.harmed)
         self.stream_kinds = spec.events_of_scope("stream")
         self._scan()
 
@@ -268,10 +289,9 @@ class Encoding:
 
     def protected_claim(self, c: int) -> Val:
         o, S = self.ops, self.S
-        return o.and_(S[("ex", c)], S[("prot", c)], o.member(S[("st", c)], self.responsible),
-                      o.not_(S[("sil", c)]),
-                      o.or_(o.cmp(">", self.surviving(c), 0),
-                            o.and_(o.not_(S[("trk", c)]), S[("asrt", c)])))
+        return o.and_(S[("ex", c)], hard.protected_claim(
+            o, S[("prot", c)], o.member(S[("st", c)], self.responsible), S[("sil", c)],
+            self.surviving(c), S[("trk", c)], S[("asrt", c)]))
 
     def set_state(self, c: int, name: str) -> None:
         self.S[("st", c)] = self.code[name]
@@ -382,7 +402,7 @@ class Encoding:
         elif kind == E.live_bounded:
             self._discharge()
         elif kind == E.reuse_denied:
-            S[("denied",)] = self.ops.or_(S[("denied",)], self.ops.not_(
+            S[("denied",)] = no_admit.denied_since(self.ops, S[("denied",)], self.ops.not_(
                 self.ops.eq(S[("owedx",)], -1)))
         elif kind == E.reuse_admitted:
             pass
@@ -433,11 +453,12 @@ class Encoding:
             code = self._intern_id(name, v)
             old = S[("id", c, name)]
             unset = o.eq(old, -1)
+            amb = identity.ambiguous(o, unset, o.eq(old, code))
             for t in S.branches(unset):
                 if t:
                     S[("id", c, name)] = code
-                elif S.may(o.not_(o.eq(old, code))):
-                    with S.when(o.not_(o.eq(old, code))):
+                elif S.may(amb):
+                    with S.when(amb):
                         self.find(VIOLATION, self.R.identity, i,
                                   f"ambiguous identity: {name} is {v!r} here but differs before",
                                   c)
@@ -508,30 +529,27 @@ class Encoding:
         before = S[("st", c)]
         if kind in E.releasing:
             self._progress_release(c, o.member(before, self.responsible))
-        allowed = o.member(before, [self.code[s] for s in t.sources])
-        if (kind in E.releasing or kind == E.offloaded) and kind != E.harmed:
-            # docs/model.md §6 R-release-order: a release written after the claim's predicate-breaking
-            # loss excuses nothing; the loss's findings stand and the late release is reported.
-            late = S[("sil", c)]
-            if S.may(late):
-                with S.when(late):
-                    verb = self.spec.events[kind].verb
-                    self.find(VIOLATION, self.R.release_order, i, f"'{verb}' written after the "
-                              "predicate-breaking loss: a release excuses only later losses", c)
-                    if kind == E.expired:
+        allowed = order.allowed(o, before, [self.code[s] for s in t.sources])
+        late = release_order.violated(o, S[("sil", c)], kind in self.excusing)
+        if S.may(late):
+            with S.when(late):
+                verb = self.spec.events[kind].verb
+                self.find(VIOLATION, self.R.release_order, i, f"'{verb}' written after the "
+                          "predicate-breaking loss: a release excuses only later losses", c)
+                g = expiry.late_expiry(o, late, kind == E.expired)
+                if S.may(g):
+                    with S.when(g):
                         self.find(VIOLATION, self.R.expiry, i, "expiry written after the loss "
                                   "it would excuse: expiry must come before any loss it "
                                   "excuses", c)
-                    if S.may(allowed):
-                        with S.when(allowed):
-                            self._claim_body(c, i, t.target)
-                not_late = o.not_(late)
-                if not S.may(not_late):
-                    return
-                with S.when(not_late):
-                    self._checked_claim_body(c, i, t.target, allowed, before)
-                return
-        self._checked_claim_body(c, i, t.target, allowed, before)
+                if S.may(allowed):
+                    with S.when(allowed):
+                        self._claim_body(c, i, t.target)
+        not_late = o.not_(late)
+        if not S.may(not_late):
+            return
+        with S.when(not_late):
+            self._checked_claim_body(c, i, t.target, allowed, before)
 
     def _checked_claim_body(self, c: int, i: int, target: str, allowed: Val,
                             before: Val) -> None:
@@ -548,7 +566,8 @@ class Encoding:
         f = ev.fields
         if kind == E.accepted:
             self._set_mode(c, i)
-            if f.get("claim_registration") == self.values["post_hoc_registration"]:
+            if acceptance.post_hoc(f.get("claim_registration"),
+                                   self.values["post_hoc_registration"]):
                 self.find(VIOLATION, R.acceptance, i,
                           "acceptance is post hoc: the claim was named after the fact", c)
             self._set_predicate(c, i)
@@ -562,7 +581,7 @@ class Encoding:
             self._set_predicate(c, i)
         elif kind == E.materialized:
             self._set_predicate(c, i)
-            if f.get("predicate_materialized") is False:
+            if order.says_not_materialized(f.get("predicate_materialized")):
                 self.find(VIOLATION, R.order, i,
                           "materialized event says the predicate does not hold", c)
             for tracked in S.branches(S[("trk", c)]):
@@ -595,17 +614,18 @@ class Encoding:
         kind = self.events[i].kind
         verb = self.spec.events[kind].verb
         harmed = self.code[E.harmed_state]
-        cases: list[tuple[Val, str, str]] = []
-        if kind == E.harmed:
-            cases.append((o.or_(o.eq(before, harmed), o.not_(o.eq(S[("ph", c)], -1))), R.harm,
-                          "harm reported twice for the same claim"))
-            cases.append((True, R.harm, "harm reported for a claim that is not under "
-                          "responsibility: no accepted claim, no harm"))
-        else:
-            cases.append((o.and_(o.member(before, [S.initial, self.code[E.submitted_state]]),
-                                 o.not_(S[("acc", c)])), R.acceptance,
-                          f"'{verb}' before the claim was accepted"))
-            cases.append((True, R.order, f"'{verb}' is not allowed in this state"))
+        filed = {
+            order.HARM_TWICE: (R.harm, "harm reported twice for the same claim"),
+            order.HARM_NOT_RESPONSIBLE: (R.harm, "harm reported for a claim that is not under "
+                                         "responsibility: no accepted claim, no harm"),
+            order.BEFORE_ACCEPTANCE: (R.acceptance, f"'{verb}' before the claim was accepted"),
+            order.NOT_ALLOWED: (R.order, f"'{verb}' is not allowed in this state"),
+        }
+        cases = [(cond, *filed[k]) for cond, k in order.bad_transition(
+            o, kind == E.harmed,
+            harm.twice(o, o.eq(before, harmed), o.not_(o.eq(S[("ph", c)], -1))),
+            acceptance.before_acceptance(
+                o, o.member(before, [S.initial, self.code[E.submitted_state]]), S[("acc", c)]))]
         rest: Val = True
         for cond, rule, msg in cases:
             g = o.and_(rest, cond)
@@ -632,10 +652,11 @@ class Encoding:
     def _on_harm(self, c: int, i: int) -> None:
         R, S, o = self.R, self.S, self.ops
         f = self.events[i].fields
-        if f.get("predicate_before") is False or f.get("predicate_after") is True:
+        if harm.fields_deny_break(o, f.get("predicate_before") is False,
+                                  f.get("predicate_after") is True):
             self.find(VIOLATION, R.harm, i,
                       "harm event states that the predicate did not go true to false", c)
-        twice = o.not_(o.eq(S[("ph", c)], -1))
+        twice = harm.twice(o, False, o.not_(o.eq(S[("ph", c)], -1)))
         for t in S.branches(twice):
             if t:
                 self.find(VIOLATION, R.harm, i, "harm reported twice for the same claim", c)
@@ -643,13 +664,13 @@ class Encoding:
             for tracked in S.branches(S[("trk", c)]):
                 if tracked:
                     has, val = self.holds(c)
-                    for h in S.branches(has):
+                    for h in S.branches(o.not_(harm.undecidable(o, has))):
                         if not h:
                             self.find(UNKNOWN, R.harm, i, "harm cannot be checked: the claim "
                                       "has no materialization predicate", c)
                             self.set_state(c, self.E.harmed_state)
                             continue
-                        for v in S.branches(val):
+                        for v in S.branches(o.not_(harm.after_break(o, True, val))):
                             if not v:
                                 self.find(VIOLATION, R.harm, i, "harm reported after the "
                                           "predicate had already broken: it must come before "
@@ -685,19 +706,18 @@ class Encoding:
         has_ogen = o.not_(o.eq(ogen, NONE))
         if ev.kind == E.offloaded:
             if isinstance(gen, int):
-                g = o.and_(has_ogen, o.cmp("<=", gen, ogen))
+                g = offload_rule.generation_repeated(o, has_ogen, gen, ogen)
                 if S.may(g):
                     with S.when(g):
                         self.find(VIOLATION, R.offload, i,
                                   f"offload generation {gen} does not follow the open one", c)
-            if f.get("cache_tier_from") not in (None, consts["gpu_tier"]) or f.get(
-                    "cache_tier_to") not in (None, consts["host_tier"]):
+            if offload_rule.wrong_tiers(f.get("cache_tier_from"), f.get("cache_tier_to"), consts):
                 self.find(VIOLATION, R.offload, i,
                           f"offload must move {consts['gpu_tier']} -> {consts['host_tier']}", c)
             S[("ogen", c)] = gen if isinstance(gen, int) else NONE
             self._discharge()
         elif isinstance(gen, int):
-            g = o.and_(has_ogen, o.not_(o.eq(ogen, gen)))
+            g = offload_rule.other_generation(o, has_ogen, gen, ogen)
             if S.may(g):
                 with S.when(g):
                     self.find(VIOLATION, R.offload, i,
@@ -710,7 +730,7 @@ class Encoding:
             else:
                 failed = o.any(o.and_(o.eq(ogen, g if isinstance(g, int) else NONE),
                                       S[("failed", c, g)]) for g in self.gens)
-            for t_failed in S.branches(failed):
+            for t_failed in S.branches(offload_rule.restored_after_failure(o, failed)):
                 if t_failed:
                     self.find(VIOLATION, R.offload, i,
                               "restored after the restoration of this generation failed: "
@@ -726,7 +746,7 @@ class Encoding:
         f = ev.fields
         consts = self.spec.offload_constants
         off = S[("off", c)]
-        ok = o.member(off, [self.off_code[s] for s in t.sources])
+        ok = o.not_(offload_rule.out_of_order(o, off, [self.off_code[s] for s in t.sources]))
         for good in S.branches(ok):
             if not good:
                 self.find(VIOLATION, R.offload, i,
@@ -735,9 +755,8 @@ class Encoding:
                 continue
             if ev.kind == E.restored:
                 src = f.get("restoration_source")
-                if ((src is not None and src != consts["restore_source"])
-                        or f.get("restored_from_offload_tier") is False
-                        or f.get("cache_tier_from") not in (None, consts["host_tier"])):
+                if offload_rule.not_from_offload_tier(src, f.get("restored_from_offload_tier"),
+                                                      f.get("cache_tier_from"), consts):
                     self.find(VIOLATION, R.offload, i,
                               f"restored from {src or f.get('cache_tier_from')!r}, not from the "
                               "offload tier: fallback recompute is not restoration", c)
@@ -745,11 +764,11 @@ class Encoding:
             if ev.kind == E.restoration_failed:
                 outcome = f.get("claim_scoped_outcome_type")
                 target = f.get("outcome_claim_id")
-                if outcome not in self.spec.offload_outcome_events:
+                if offload_rule.unknown_outcome(outcome, self.spec.offload_outcome_events):
                     self.find(VIOLATION, R.offload, i,
                               f"restoration failure outcome {outcome!r} is not one of "
                               f"{sorted(self.spec.offload_outcome_events)}", c)
-                if target is not None and target != self.claim_ids[c]:
+                if offload_rule.outcome_for_other_claim(target, self.claim_ids[c]):
                     self.find(VIOLATION, R.offload, i,
                               f"restoration failure outcome names claim {target!r}", c)
                 if gen is not None:
@@ -799,9 +818,9 @@ class Encoding:
         cid = f.get("claim_id")
         if isinstance(cid, str):
             c = self.ci[cid]
-            ex = S[("ex", c)]
-            if S.may(o.not_(ex)):
-                with S.when(o.not_(ex)):
+            g = identity.unsubmitted(o, S[("ex", c)])
+            if S.may(g):
+                with S.when(g):
                     self._claim(c)
                     self.find(VIOLATION, self.R.identity, i,
                               f"block names claim {cid!r}, which was never submitted", c)
@@ -856,67 +875,72 @@ class Encoding:
         after = o.and_(before, o.not_(self._in_range(c, pos)))
         S[("hv", c)] = after
         resp = o.member(S[("st", c)], self.responsible)
-        host = o.and_(resp, o.member(S[("off", c)], self.host))
-        live = o.and_(o.not_(host), resp, o.not_(S[("sil", c)]))
-        gone = o.and_(o.not_(host), o.not_(live),
-                      o.or_(o.member(S[("st", c)], self.released), S[("sil", c)]))
+        sil = S[("sil", c)]
+        off = loss.offloaded(o, resp, o.member(S[("off", c)], self.host))
+        live = loss.live(o, resp, off, sil)
+        gone = loss.post_release(o, off, live, o.member(S[("st", c)], self.released), sil)
         if S.may(gone):
             with S.when(gone):
                 pl = S[("pl", c)]
                 S[("pl", c)] = o.ite(o.cmp(">", pl, 0), pl - 1, 0)
         if not S.may(live):
             return
-        with S.when(live):
-            cid = self.claim_ids[c]
-            ph = o.not_(o.eq(S[("ph", c)], -1))
-            brk = o.and_(before, o.not_(after))
-            unbroken = o.and_(ph, has, o.not_(brk))
-            for u in S.branches(unbroken):
-                if u:
-                    S[("ph", c)] = -1
-                    self.set_state(c, self.E.harmed_state)
-                    self.find(VIOLATION, R.harm, i, f"harm reported, but the loss it announced "
-                              f"(block {b}, position {pos}) kept the predicate true", c)
-                    continue
-                if S.may(S[("prot", c)]):
-                    with S.when(S[("prot", c)]):
-                        self.find(VIOLATION, R.hard, i, f"protected block {b} (position {pos}) "
-                                  f"of hard claim {cid} was an allocation victim while the claim "
-                                  "was under responsibility", c)
-                        self.find(VIOLATION, R.expiry, i, f"block {b} (position {pos}) of "
-                                  f"expiring claim {cid} was lost before the claim expired: it "
-                                  "is protected until its expiry", c)
-                for h in S.branches(has):
-                    if not h:
-                        self.find(UNKNOWN, R.silent, i, f"block {b} of claim {cid} was lost but "
-                                  "the claim has no materialization predicate, so harm cannot "
-                                  "be decided", c)
-                        continue
-                    if not S.may(brk):
-                        continue
-                    with S.when(brk):
-                        for reported in S.branches(ph):
-                            if reported:
-                                S[("ph", c)] = -1
-                                self.set_state(c, self.E.harmed_state)
-                                continue
-                            owed = o.not_(o.eq(S[("owedx",)], -1))
-                            denied = o.and_(owed, S[("denied",)])
-                            if S.may(denied):
-                                with S.when(denied):
-                                    self.find(VIOLATION, R.no_admit, i, "write no-admit was the "
-                                              "only action before this loss: "
-                                              "future_reuse_denied protects nobody", c)
-                            expl = o.and_(owed, o.not_(S[("denied",)]), S[("prot", c)])
-                            if S.may(expl):
-                                with S.when(expl):
-                                    self.find(VIOLATION, R.explicit, i, "protected + active "
-                                              "live exceeded usable, and no explicit action was "
-                                              "reported before this loss", c)
-                            self.find(VIOLATION, R.silent, i, f"unreported resident loss: block "
-                                      f"{b} (position {pos}) broke the predicate of claim {cid} "
-                                      "with no harm event and no prior release", c)
-                            S[("sil", c)] = True
+        cid = self.claim_ids[c]
+        pending = o.not_(o.eq(S[("ph", c)], -1))
+        brk = loss.breaks(o, before, after)
+        prot = S[("prot", c)]
+        unbroken = harm.unbroken(o, live, pending, has, brk)
+        if S.may(unbroken):
+            with S.when(unbroken):
+                S[("ph", c)] = -1
+                self.set_state(c, self.E.harmed_state)
+                self.find(VIOLATION, R.harm, i, f"harm reported, but the loss it announced "
+                          f"(block {b}, position {pos}) kept the predicate true", c)
+        hard_lost = hard.violated(o, live, unbroken, prot)
+        if S.may(hard_lost):
+            with S.when(hard_lost):
+                self.find(VIOLATION, R.hard, i, f"protected block {b} (position {pos}) "
+                          f"of hard claim {cid} was an allocation victim while the claim "
+                          "was under responsibility", c)
+        g = expiry.lost_before_expiry(o, hard_lost)
+        if S.may(g):
+            with S.when(g):
+                self.find(VIOLATION, R.expiry, i, f"block {b} (position {pos}) of "
+                          f"expiring claim {cid} was lost before the claim expired: it "
+                          "is protected until its expiry", c)
+        g = no_silent_loss.undecidable(o, live, unbroken, has)
+        if S.may(g):
+            with S.when(g):
+                self.find(UNKNOWN, R.silent, i, f"block {b} of claim {cid} was lost but "
+                          "the claim has no materialization predicate, so harm cannot "
+                          "be decided", c)
+        g = harm.reported(o, live, pending, has, brk)
+        if S.may(g):
+            with S.when(g):
+                S[("ph", c)] = -1
+                self.set_state(c, self.E.harmed_state)
+        silent = no_silent_loss.violated(o, live, unbroken, has, brk, pending)
+        if not S.may(silent):
+            return
+        owed = o.not_(o.eq(S[("owedx",)], -1))
+        denied = S[("denied",)]
+        g = no_admit.violated(o, silent, owed, denied)
+        if S.may(g):
+            with S.when(g):
+                self.find(VIOLATION, R.no_admit, i, "write no-admit was the "
+                          "only action before this loss: "
+                          "future_reuse_denied protects nobody", c)
+        g = explicit.violated(o, silent, owed, denied, prot)
+        if S.may(g):
+            with S.when(g):
+                self.find(VIOLATION, R.explicit, i, "protected + active "
+                          "live exceeded usable, and no explicit action was "
+                          "reported before this loss", c)
+        with S.when(silent):
+            self.find(VIOLATION, R.silent, i, f"unreported resident loss: block "
+                      f"{b} (position {pos}) broke the predicate of claim {cid} "
+                      "with no harm event and no prior release", c)
+            S[("sil", c)] = True
 
     def _close_group(self, i: int | None) -> None:
         E, R, S, o = self.E, self.R, self.S, self.ops
@@ -927,7 +951,7 @@ class Encoding:
                 continue
             with S.when(pend):
                 ph = S[("ph", c)]
-                g = o.not_(o.eq(ph, -1))
+                g = harm.no_loss(o, o.not_(o.eq(ph, -1)))
                 if S.may(g):
                     with S.when(g):
                         for h in self._event_choices(ph):
@@ -943,7 +967,7 @@ class Encoding:
                     with S.when(g):
                         S[("pm", c)] = -1
                         has, val = self.holds(c)
-                        bad = o.not_(o.and_(has, val))
+                        bad = order.materialized_unheld(o, has, val)
                         if S.may(bad):
                             with S.when(bad):
                                 for m in self._event_choices(pm):
@@ -952,7 +976,7 @@ class Encoding:
                                                   "materialized but its predicate does not hold "
                                                   "over the materialized positions", c)
                 pl = S[("pl", c)]
-                g = o.cmp(">", pl, 0)
+                g = order.lost_report_unmatched(o, pl)
                 if S.may(g):
                     with S.when(g):
                         for m in self._event_choices(S[("plev", c)]):
@@ -1015,8 +1039,8 @@ class Encoding:
             return
         prot = [(self.protected_claim(c), c) for c in range(len(self.claim_ids))]
         total = o.total(o.ite(p, self.blocks_of(c), 0) for p, c in prot)
-        over = o.and_(o.not_(o.eq(usable, NONE)), o.any(p for p, _ in prot),
-                      o.cmp(">", o.total([total, required]), usable))
+        over = o.and_(o.not_(o.eq(usable, NONE)),
+                      explicit.owed(o, o.any(p for p, _ in prot), total, required, usable))
         if S.may(over):
             with S.when(over):
                 S[("owedx",)] = i
@@ -1041,15 +1065,15 @@ class Encoding:
 
     # ---- R-yield (docs/model.md §6): claims that give way never block -------------------------------
     def gives_way(self, c: int) -> Val:
-        return self.ops.member(self.S[("mode", c)], self.yielding_modes)
+        return yield_rule.gives_way(self.ops, self.S[("mode", c)], self.yielding_modes)
 
     def protecting_claim(self, c: int) -> Val:
         o, S = self.ops, self.S
-        return o.and_(S[("ex", c)], o.member(S[("mode", c)], self.protecting_modes),
-                      o.member(S[("st", c)], self.responsible), o.not_(S[("sil", c)]),
-                      o.not_(o.member(S[("off", c)], self.host)),
-                      o.or_(o.cmp(">", self.surviving(c), 0),
-                            o.and_(o.not_(S[("trk", c)]), S[("asrt", c)])))
+        return o.and_(S[("ex", c)], yield_rule.protecting(
+            o, o.member(S[("mode", c)], self.protecting_modes),
+            o.member(S[("st", c)], self.responsible), S[("sil", c)],
+            o.member(S[("off", c)], self.host), self.surviving(c), S[("trk", c)],
+            S[("asrt", c)]))
 
     def _over_protection(self, i: int) -> None:
         R, S, o = self.R, self.S, self.ops
@@ -1062,7 +1086,7 @@ class Encoding:
             if not isinstance(bid, str) or bid not in self.ci:
                 continue
             c = self.ci[bid]
-            g = o.and_(S[("ex", c)], self.gives_way(c))
+            g = yield_rule.named(o, S[("ex", c)], self.gives_way(c))
             named[c] = o.or_(named.get(c, False), g)
             if S.may(g):
                 with S.when(g):
@@ -1074,18 +1098,18 @@ class Encoding:
         if not required or (not is_sym(usable) and usable == NONE):
             return
         n = len(self.claim_ids)
-        soft = [o.and_(S[("ex", c)], self.gives_way(c), o.member(S[("st", c)], self.responsible),
-                       S[("trk", c)], o.cmp(">", self.surviving(c), 0))
+        soft = [o.and_(S[("ex", c)], yield_rule.soft_holder(
+                    o, self.gives_way(c), o.member(S[("st", c)], self.responsible),
+                    S[("trk", c)], self.surviving(c)))
                 for c in range(n)]
         if not any(S.may(x) for x in soft):
             return
         held = o.total(o.ite(self.protecting_claim(c), self.blocks_of(c), 0) for c in range(n))
         yielded = o.total(o.ite(soft[c], self.surviving(c), 0) for c in range(n))
         fits = o.and_(o.not_(o.eq(usable, NONE)),
-                      o.cmp("<=", o.total([held, required]), usable),
-                      o.cmp("<", usable, o.total([held, yielded, required])))
+                      yield_rule.only_yielding_cause(o, held, yielded, required, usable))
         for c in range(n):
-            g = o.and_(fits, soft[c], o.not_(named.get(c, False)))
+            g = yield_rule.unnamed_cause(o, fits, soft[c], named.get(c, False))
             if S.may(g):
                 with S.when(g):
                     self.find(VIOLATION, R.yield_, i, f"over-protection: request {rid} is {verb} "
@@ -1115,11 +1139,11 @@ class Encoding:
                     if not isinstance(at, int):
                         continue
                     t0 = S[(start, rid)]
-                    el = at - t0
-                    g = o.and_(o.not_(o.eq(t0, NONE)), o.cmp(">", el, S[(elapsed, rid)]))
+                    g = o.not_(o.eq(t0, NONE))
                     if S.may(g):
                         with S.when(g):
-                            S[(elapsed, rid)] = el
+                            S[(elapsed, rid)] = progress_rule.elapsed(o, at, t0,
+                                                                      S[(elapsed, rid)])
             self._progress_check(i, rid)
 
     @staticmethod
@@ -1134,10 +1158,10 @@ class Encoding:
         over: list[Val] = []
         for key, elapsed in ((("bst",), ("dsteps", rid)), (("bns",), ("dns", rid))):
             b = S[key]
-            over.append(o.and_(o.not_(o.eq(b, NONE)), o.cmp(">", S[elapsed], b)))
+            over.append(o.and_(o.not_(o.eq(b, NONE)), progress_rule.past_bound(o, S[elapsed], b)))
         for bound in self.defer_bounds:
-            over.append(o.cmp(">", S[("dsteps", rid) if bound.unit == STEPS
-                                     else ("dns", rid)], bound.value))
+            over.append(progress_rule.past_bound(o, S[("dsteps", rid) if bound.unit == STEPS
+                                                      else ("dns", rid)], bound.value))
         g = o.and_(S[("dopen", rid)], o.any(over))
         if S.may(g):
             with S.when(g):
@@ -1184,13 +1208,13 @@ class Encoding:
                 or (not is_sym(usable) and usable == NONE)):
             return
         n = len(self.claim_ids)
-        holds = [o.and_(S[("ex", c)], o.member(S[("st", c)], self.responsible),
-                        o.cmp(">", self.blocks_of(c), 0))
+        holds = [o.and_(S[("ex", c)], progress_rule.holds_blocks(
+                     o, o.member(S[("st", c)], self.responsible), self.blocks_of(c)))
                  for c in range(n)]
         total = o.total(o.ite(holds[c], self.blocks_of(c), 0) for c in range(n))
         g = o.and_(o.not_(o.eq(usable, NONE)), o.not_(S[("rdec", rid)]),
                    o.not_(S[("dopen", rid)]), o.not_(S[("dlate", rid)]),
-                   o.cmp(">", o.total([total, required]), usable))
+                   progress_rule.waits(o, total, required, usable))
         if not S.may(g):
             return
         with S.when(g):
@@ -1221,7 +1245,8 @@ class Encoding:
     def _progress_release(self, c: int, responsible: Val) -> None:
         S, o = self.S, self.ops
         for rid in self.deferred_requests:
-            g = o.and_(responsible, S[("dopen", rid)], S[("dblk", rid, c)])
+            g = o.and_(S[("dopen", rid)], progress_rule.unblocks(o, responsible,
+                                                                  S[("dblk", rid, c)]))
             if S.may(g):
                 with S.when(g):
                     S[("dopen", rid)] = False
@@ -1239,27 +1264,29 @@ class Encoding:
         n = len(self.claim_ids)
         if restore_path:
             codes = self._refusal_outcome_codes()
-            eligible = [o.and_(S[("ex", c)], o.member(S[("owed", c)], codes)) for c in range(n)]
+            eligible = [attribution_rule.restore_eligible(o, S[("ex", c)], S[("owed", c)], codes)
+                        for c in range(n)]
         else:
             eligible = [self.protected_claim(c) for c in range(n)]
         shortfall = f.get("capacity_shortfall_blocks")
-        claim_caused = bool(blocking) or feas == V["infeasible"] or (shortfall or 0) > 0
-        if not claim_caused:
+        if not attribution_rule.claim_caused(blocking, feas == V["infeasible"], shortfall):
             return
         if not blocking:
             for c in range(n):
-                if S.may(eligible[c]):
-                    with S.when(eligible[c]):
+                g = attribution_rule.unnamed(o, eligible[c])
+                if S.may(g):
+                    with S.when(g):
                         self.find(VIOLATION, R.attribution, i, "refusal under claim pressure "
                                   f"does not name blocking claim {self.claim_ids[c]}", c)
             return
-        if list(blocking) != sorted(set(blocking)):
+        if attribution_rule.unsorted(blocking):
             self._first_claim_find(eligible, range(n), i, f"blocking_claim_ids {blocking} must "
                                    "be sorted and without duplicates")
         for bid in blocking:
             el = eligible[self.ci[bid]] if bid in self.ci else False
-            if S.may(o.not_(el)):
-                with S.when(o.not_(el)):
+            g = attribution_rule.smear(o, el)
+            if S.may(g):
+                with S.when(g):
                     self.find(VIOLATION, R.attribution, i, f"blocking-claim smear: {bid} is not "
                               "a claim under responsibility holding protected blocks, so it "
                               "cannot block this request", None, claim_id=bid)
@@ -1300,62 +1327,52 @@ class Encoding:
         protected_all = o.total(o.ite(eligible[c], self.blocks_of(c), 0)
                                 for c in range(len(self.claim_ids)))
         bads: list[tuple[Val, str]] = []
+        rule = attribution_rule
         p = f.get("protected_resident_blocks")
         if p is not None:
-            bads.append((o.not_(o.eq(protected, p)), f"protected_resident_blocks is {p} but the "
-                         "named claims hold a different number of protected blocks in the "
-                         "replayed pool"))
+            bads.append((rule.protected_mismatch(o, p, protected), f"protected_resident_blocks "
+                         f"is {p} but the named claims hold a different number of protected "
+                         "blocks in the replayed pool"))
         req = f.get("active_live_blocks_required")
         total = f.get("resident_plus_active_blocks")
         if total is not None and req is not None:
-            bads.append((o.not_(o.eq(total, o.total([protected, req]))),
+            bads.append((rule.total_mismatch(o, total, protected, req),
                          f"resident_plus_active_blocks is {total}, not protected + required"))
         usable = self._usable(f)
         has_usable = o.not_(o.eq(usable, NONE))
         free = f.get("free_blocks_before_allocate")
         if free is not None:
             allocated = o.count(S[("alloc", b)] for b in self.blocks)
-            over = o.and_(has_usable, o.cmp(">", free, usable - protected_all))
-            under = o.and_(has_usable, o.not_(over), o.cmp("<", free, usable - allocated))
+            over = o.and_(has_usable, rule.free_over(o, free, usable, protected_all))
+            under = o.and_(has_usable, rule.free_under(o, free, usable, allocated, over))
             bads.append((over, f"free_blocks_before_allocate is {free}, more than usable - "
                          "protected can be free"))
             bads.append((under, f"free_blocks_before_allocate is {free}, fewer than usable - "
                          "blocks ever allocated are free"))
         shortfall = f.get("capacity_shortfall_blocks")
         if shortfall is not None and req is not None:
-            first_bad = free is not None and shortfall != max(0, req - free)
-            if first_bad:
+            if rule.shortfall_not_free(shortfall, req, free):
                 bads.append((True, f"capacity_shortfall_blocks is {shortfall}, not "
                              f"max(0, required {req} - free {free})"))
             else:
-                need = o.total([protected, req])
-                lower = o.ite(o.cmp(">", need, usable), need - usable, 0)
-                bads.append((o.and_(has_usable, o.cmp("<", shortfall, lower)),
+                bads.append((o.and_(has_usable, rule.shortfall_low(o, shortfall, protected, req,
+                                                                    usable)),
                              f"capacity_shortfall_blocks is {shortfall}, below protected + "
                              f"required {req} - usable"))
         feas = f.get("feasibility")
         if feas is not None and shortfall is not None:
-            infeasible = feas == V["infeasible"]
-            if (shortfall > 0) != infeasible or (
-                    not infeasible and not str(feas).startswith(V["feasible_prefix"])):
+            if rule.feasibility_mismatch(feas, shortfall, V["infeasible"], V["feasible_prefix"]):
                 bads.append((True, f"feasibility {feas!r} does not match shortfall {shortfall}"))
         listed = f.get("protected_resident_claims")
         if listed is not None:
             ids = sorted(str(x.get("claim_id")) for x in listed if isinstance(x, dict))
             named = [self.claim_ids[c] for c in named_ids]
-            conds = []
-            if len(set(ids)) != len(ids):
-                conds.append(True)
-            for cid in ids:
-                if cid not in named:
-                    conds.append(True)
-                else:
-                    conds.append(o.not_(eligible[self.ci[cid]]))
-            for c in named_ids:
-                if self.claim_ids[c] not in ids:
-                    conds.append(eligible[c])
-            bads.append((o.any(conds), f"protected_resident_claims names {ids}, not the "
-                         "blocking claims"))
+
+            def eligible_of(cid: str) -> Val:
+                return eligible[self.ci[cid]] if cid in named else False
+
+            bads.append((rule.listed_mismatch(o, ids, named, eligible_of),
+                         f"protected_resident_claims names {ids}, not the blocking claims"))
         for cond, msg in bads:
             if S.may(cond):
                 with S.when(cond):
@@ -1369,7 +1386,7 @@ class Encoding:
         self._close_group(None)
         for c in range(len(self.claim_ids)):
             owed = S[("owed", c)]
-            g = o.not_(o.eq(owed, -1))
+            g = offload_rule.outcome_never_followed(o, o.not_(o.eq(owed, -1)))
             if S.may(g):
                 with S.when(g):
                     for m in self._event_choices(S[("owedev", c)]):
