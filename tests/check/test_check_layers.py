@@ -20,7 +20,7 @@ PACKAGE = "kvclaims.check"
 # Lowest first. `rules.*` is every rule definition module (check/rules/<rule>.py).
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("predicate", "verdict", "symbolic", "rules", "rules.ops"),  # data and operators: no rule
-    ("state", "rules.*"),  # replay records; the rule definitions (against rules.ops only)
+    ("state", "selection", "rules.*"),  # replay records; --select/--ignore over a verdict; the rule definitions (against rules.ops only)
     # what the replay's plug-ins may see of the replay (a Protocol); the definitions compiled
     # for Python values (the replay's evaluator)
     ("context", "rules.concrete"),
