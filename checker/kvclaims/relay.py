@@ -1,0 +1,215 @@
+"""`kvclaims relay`: an engine's KV event stream (ZMQ) onto NATS JetStream, each batch once
+(docs/watch-nats.md; docs/model.md §6 R-stream).
+
+Subscribes to vLLM's `ZmqEventPublisher` (frames `[topic, seq (8 bytes, big-endian), payload]`)
+and publishes every batch as one JetStream message whose id is instance:epoch:seq
+(:mod:`kvclaims.jetstream`), so a batch published twice (a relay retrying across a server
+restart, a relay restarted, a duplicate frame) is stored once: JetStream's duplicate window
+drops the copy. What it decides, and nothing else:
+
+- which run of the publisher a batch belongs to: the numbering going back is a new run (epoch + 1;
+  the watcher's Sequencer reports the restart, as the offline check of the same frames does);
+- which batches are missing before a received one, asked from the engine's replay socket
+  (`--replay`, vLLM's ROUTER protocol, as `kvclaims watch` asks it) and published first, in
+  order; those the socket no longer holds stay missing, and the watcher says so (a gap);
+- where it resumes after its own restart: the stream's last message on the subject gives the
+  instance's epoch and last batch number.
+
+It publishes the payload as received and never reorders within a run, so the stream holds, per
+instance, the engine's batches in publication order. A publish the server cannot take (it is
+restarting) is retried with the same id until it is stored. Exit 0 when stopped (SIGINT/SIGTERM,
+`--idle-timeout`, `--max-batches`), 2 on a usage error or an unreachable server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+import threading
+from dataclasses import dataclass
+from typing import IO, Any
+
+from kvclaims import jetstream as jsw
+from kvclaims.trace.kv_records import SEQ_BYTES
+
+END_SEQ = -1
+EXIT_INPUT = 2
+
+
+@dataclass
+class Position:
+    """Per instance: the publisher's run and the last batch number published in it."""
+
+    epoch: int = 0
+    last: int | None = None
+
+
+async def _replay(ctx: Any, endpoint: str, start: int,
+                  timeout_ms: int) -> list[tuple[bytes, int, bytes]]:
+    """Ask the replay ROUTER for every buffered batch from `start` on: (topic, seq, payload)."""
+    import zmq
+
+    d = ctx.socket(zmq.DEALER)
+    d.setsockopt(zmq.LINGER, 0)
+    d.connect(endpoint)
+    got: list[tuple[bytes, int, bytes]] = []
+    try:
+        await d.send_multipart([b"", start.to_bytes(SEQ_BYTES, "big")])
+        while await d.poll(timeout_ms):
+            frames = await d.recv_multipart()
+            if len(frames) != 4:
+                continue
+            _, topic, seq_b, payload = frames
+            seq = int.from_bytes(seq_b, "big", signed=True)
+            if seq == END_SEQ:
+                break
+            got.append((topic, seq, payload))
+    finally:
+        d.close(linger=0)
+    return got
+
+
+async def _resume(js: Any, stream: str, subject: str, instance: str) -> Position:
+    """The instance's position from the stream's last message on `subject` (a fresh one when the
+    subject is empty or its last message is another instance's)."""
+    from nats.js.errors import NotFoundError
+
+    try:
+        msg = await jsw.retry(lambda: js.get_last_msg(stream, subject))
+    except NotFoundError:
+        return Position()
+    ident = jsw.identity(msg.headers)
+    if ident is None or ident[0] != instance:
+        return Position()
+    return Position(ident[1], ident[2])
+
+
+async def _relay(endpoint: str, url: str, stream: str, subject: str, replay: str | None,
+                 instance: str, topic: str, idle_timeout: float | None,
+                 max_batches: int | None, out: IO[str], stop: threading.Event,
+                 ready: threading.Event | None, replay_timeout_ms: int) -> int:
+    import zmq
+    import zmq.asyncio
+
+    try:
+        nc = await jsw.connect(url)
+    except Exception as err:  # noqa: BLE001 - unreachable server: a usage error, said
+        out.write(f"kvclaims relay: {url}: cannot connect ({err or type(err).__name__})\n")
+        return EXIT_INPUT
+    js = nc.jetstream()
+    try:
+        created = await jsw.retry(lambda: jsw.ensure_stream(js, stream, subject))
+    except LookupError as err:
+        out.write(f"kvclaims relay: {err}\n")
+        await nc.close()
+        return EXIT_INPUT
+    pos = await _resume(js, stream, subject, instance)
+    ctx = zmq.asyncio.Context()
+    sub = ctx.socket(zmq.SUB)
+    sub.setsockopt(zmq.LINGER, 0)
+    try:
+        sub.connect(endpoint)
+    except zmq.ZMQError as err:
+        sub.close(linger=0)
+        await nc.close()
+        out.write(f"kvclaims relay: {endpoint}: {err}\n")
+        return EXIT_INPUT
+    want = topic.encode()
+    sub.setsockopt(zmq.SUBSCRIBE, want)
+    out.write(f"relaying {endpoint} to {url} stream {stream} subject {subject} as instance "
+              f"{instance}" + (" (stream created)" if created else "") + "\n")
+    out.flush()
+    if ready is not None:
+        ready.set()
+    counts = {"published": 0, "duplicate": 0, "replayed": 0}
+
+    async def publish(t: bytes, seq: int, payload: bytes) -> None:
+        if pos.last is not None and seq < pos.last:
+            pos.epoch += 1  # the numbering went back: the publisher's next run
+            pos.last = None
+        ack = await jsw.retry(lambda: js.publish(subject, payload, stream=stream,
+                                                 headers=jsw.headers(instance, pos.epoch, seq, t),
+                                                 timeout=2.0), stop=stop.is_set)
+        if ack is None:
+            return
+        counts["duplicate" if ack.duplicate else "published"] += 1
+        pos.last = seq
+
+    received = 0
+    loop = asyncio.get_running_loop()
+    last_seen = loop.time()
+    try:
+        while max_batches is None or received < max_batches:
+            if stop.is_set():
+                break
+            if not await sub.poll(100):
+                if idle_timeout is not None and loop.time() - last_seen > idle_timeout:
+                    break
+                continue
+            last_seen = loop.time()
+            parts = await sub.recv_multipart()
+            if len(parts) != 3 or len(parts[1]) != SEQ_BYTES:
+                out.write(f"ignored a message of {len(parts)} frame(s): not [topic, seq, "
+                          "payload]\n")
+                continue
+            t, seq_b, payload = parts
+            if want and t != want:
+                continue
+            seq = int.from_bytes(seq_b, "big")
+            received += 1
+            start = 0 if pos.last is None or seq < pos.last else pos.last + 1
+            if replay and seq > start:
+                got = [g for g in await _replay(ctx, replay, start, replay_timeout_ms)
+                       if start <= g[1] < seq]
+                for tt, s, p in sorted(got, key=lambda g: g[1]):
+                    if pos.last is None or s > pos.last:
+                        await publish(tt, s, p)
+                        counts["replayed"] += 1
+            await publish(t, seq, payload)
+    finally:
+        sub.close(linger=0)
+        ctx.term()
+        try:
+            await asyncio.wait_for(nc.drain(), 5)
+        except Exception:  # noqa: BLE001 - closing: nothing is left to publish
+            pass
+    out.write(f"relayed {received} batch(es): {counts['published']} stored, "
+              f"{counts['duplicate']} dropped by JetStream as duplicates, {counts['replayed']} "
+              "filled from the replay socket\n")
+    out.flush()
+    return 0
+
+
+def relay(endpoint: str, url: str, stream: str, subject: str, replay: str | None = None, *,
+          instance: str | None = None, topic: str = "", idle_timeout: float | None = None,
+          max_batches: int | None = None, out: IO[str] | None = None,
+          stop: threading.Event | None = None, ready: threading.Event | None = None,
+          replay_timeout_ms: int = 2000) -> int:
+    """Run the relay (see the module docstring); returns the exit code. `stop` ends it (tests)."""
+    o = out or sys.stdout
+    try:
+        import nats  # noqa: F401
+        import zmq  # noqa: F401
+    except ImportError:
+        print(f"kvclaims relay: {jsw.MISSING_NATS}", file=sys.stderr)
+        return EXIT_INPUT
+    bad = jsw.check_url(url)
+    if bad:
+        o.write(f"kvclaims relay: {bad}\n")
+        return EXIT_INPUT
+    stop = stop or threading.Event()
+    previous: dict[int, Any] = {}
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            previous[sig] = signal.signal(sig, lambda *_: stop.set())
+    try:
+        return asyncio.run(_relay(endpoint, url, stream, subject, replay, instance or endpoint,
+                                  topic, idle_timeout, max_batches, o, stop, ready,
+                                  replay_timeout_ms))
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+__all__ = ["relay"]
