@@ -443,7 +443,7 @@ def watch(endpoint: str, replay: str | None, claims: str, fmt: str, topic: str,
 def relay(endpoint: str, url: str, stream: str, subject: str, replay: str | None,
           instance: str | None, topic: str, idle_timeout: float | None,
           max_batches: int | None) -> None:
-    """Publish an engine's KV event batches (ZMQ ENDPOINT) to NATS JetStream, each once.
+    """Publish an engine's KV event batches (ZMQ ENDPOINT, or a record file) to NATS JetStream, each once.
 
     The message id carries the instance, the publisher's run and the batch number, so JetStream
     drops a batch published twice; gaps are filled from --replay. Exit 0 when stopped, 2 on a

@@ -8,13 +8,17 @@ restart, a relay restarted, a duplicate frame) is stored once: JetStream's dupli
 drops the copy. What it decides, and nothing else:
 
 - which run of the publisher a batch belongs to: the numbering going back is a new run (epoch + 1;
-  the watcher's Sequencer reports the restart, as the offline check of the same frames does);
+  the watcher's Sequencer reports the restart, as the offline check of the same frames does),
+  unless the frame repeats a batch of the current run (a duplicate: published again under its
+  first id, so JetStream drops it);
 - which batches are missing before a received one, asked from the engine's replay socket
   (`--replay`, vLLM's ROUTER protocol, as `kvclaims watch` asks it) and published first, in
   order; those the socket no longer holds stay missing, and the watcher says so (a gap);
 - where it resumes after its own restart: the stream's last message on the subject gives the
   instance's epoch and last batch number.
 
+ENDPOINT may also be a record file (`kvclaims watch --record`, `.kvbatches`): its frames are
+published in recorded order, as the engine would have (an archived stream put on the audit bus).
 It publishes the payload as received and never reorders within a run, so the stream holds, per
 instance, the engine's batches in publication order. A publish the server cannot take (it is
 restarting) is retried with the same id until it is stored. Exit 0 when stopped (SIGINT/SIGTERM,
@@ -27,22 +31,52 @@ import asyncio
 import signal
 import sys
 import threading
-from dataclasses import dataclass
+import hashlib
+import os
+from dataclasses import dataclass, field
 from typing import IO, Any
 
+import msgspec
+
 from kvclaims import jetstream as jsw
-from kvclaims.trace.kv_records import SEQ_BYTES
+from kvclaims.trace.kv_records import SEQ_BYTES, read_frames
+from kvclaims.trace.model import InputError
 
 END_SEQ = -1
 EXIT_INPUT = 2
 
 
+_DIGESTS_KEPT = 1 << 12  # batches of the current run remembered to tell a duplicate frame
+
+
 @dataclass
 class Position:
-    """Per instance: the publisher's run and the last batch number published in it."""
+    """Per instance: the publisher's run, the last batch number published in it, and the
+    digests of its latest batches (a frame going back with a known content is a duplicate, with
+    other content a new run: the Sequencer's rule, kvclaims.trace.kv_records)."""
 
     epoch: int = 0
     last: int | None = None
+    digests: dict[int, bytes] = field(default_factory=dict)
+
+    def run_of(self, seq: int, payload: bytes) -> int:
+        """The run a frame belongs to (starting a new one when the numbering went back)."""
+        if self.last is not None and seq < self.last and self.digests.get(seq) != _digest(
+                payload):
+            self.epoch += 1
+            self.last = None
+            self.digests.clear()
+        return self.epoch
+
+    def published(self, seq: int, payload: bytes) -> None:
+        self.last = seq if self.last is None else max(self.last, seq)
+        self.digests[seq] = _digest(payload)
+        if len(self.digests) > _DIGESTS_KEPT:
+            self.digests.pop(next(iter(self.digests)))
+
+
+def _digest(payload: bytes) -> bytes:
+    return hashlib.sha256(payload).digest()
 
 
 async def _replay(ctx: Any, endpoint: str, start: int,
@@ -88,7 +122,8 @@ async def _resume(js: Any, stream: str, subject: str, instance: str) -> Position
 async def _relay(endpoint: str, url: str, stream: str, subject: str, replay: str | None,
                  instance: str, topic: str, idle_timeout: float | None,
                  max_batches: int | None, out: IO[str], stop: threading.Event,
-                 ready: threading.Event | None, replay_timeout_ms: int) -> int:
+                 ready: threading.Event | None, replay_timeout_ms: int,
+                 recorded: list[tuple[bytes, int, bytes]] | None) -> int:
     import zmq
     import zmq.asyncio
 
@@ -104,7 +139,40 @@ async def _relay(endpoint: str, url: str, stream: str, subject: str, replay: str
         out.write(f"kvclaims relay: {err}\n")
         await nc.close()
         return EXIT_INPUT
-    pos = await _resume(js, stream, subject, instance)
+    # A record file numbers its runs itself (relayed again, its ids repeat: dropped); a live
+    # engine continues the run the stream last holds for it.
+    pos = Position() if recorded is not None else await _resume(js, stream, subject, instance)
+    counts = {"published": 0, "duplicate": 0, "replayed": 0}
+
+    async def publish(t: bytes, seq: int, payload: bytes) -> None:
+        epoch = pos.run_of(seq, payload)
+        ack = await jsw.retry(lambda: js.publish(subject, payload, stream=stream,
+                                                 headers=jsw.headers(instance, epoch, seq, t),
+                                                 timeout=2.0), stop=stop.is_set)
+        if ack is None:
+            return
+        counts["duplicate" if ack.duplicate else "published"] += 1
+        pos.published(seq, payload)
+
+    def said(received: int) -> int:
+        out.write(f"relayed {received} batch(es): {counts['published']} stored, "
+                  f"{counts['duplicate']} dropped by JetStream as duplicates, "
+                  f"{counts['replayed']} filled from the replay socket\n")
+        out.flush()
+        return 0
+
+    head = (f"relaying {endpoint} to {url} stream {stream} subject {subject} as instance "
+            f"{instance}" + (" (stream created)" if created else "") + "\n")
+    if recorded is not None:  # a record file: its frames in recorded order
+        out.write(head)
+        try:
+            for t, seq, payload in recorded:
+                if stop.is_set():
+                    break
+                await publish(t, seq, payload)
+        finally:
+            await nc.drain()
+        return said(len(recorded))
     ctx = zmq.asyncio.Context()
     sub = ctx.socket(zmq.SUB)
     sub.setsockopt(zmq.LINGER, 0)
@@ -117,24 +185,10 @@ async def _relay(endpoint: str, url: str, stream: str, subject: str, replay: str
         return EXIT_INPUT
     want = topic.encode()
     sub.setsockopt(zmq.SUBSCRIBE, want)
-    out.write(f"relaying {endpoint} to {url} stream {stream} subject {subject} as instance "
-              f"{instance}" + (" (stream created)" if created else "") + "\n")
+    out.write(head)
     out.flush()
     if ready is not None:
         ready.set()
-    counts = {"published": 0, "duplicate": 0, "replayed": 0}
-
-    async def publish(t: bytes, seq: int, payload: bytes) -> None:
-        if pos.last is not None and seq < pos.last:
-            pos.epoch += 1  # the numbering went back: the publisher's next run
-            pos.last = None
-        ack = await jsw.retry(lambda: js.publish(subject, payload, stream=stream,
-                                                 headers=jsw.headers(instance, pos.epoch, seq, t),
-                                                 timeout=2.0), stop=stop.is_set)
-        if ack is None:
-            return
-        counts["duplicate" if ack.duplicate else "published"] += 1
-        pos.last = seq
 
     received = 0
     loop = asyncio.get_running_loop()
@@ -158,7 +212,9 @@ async def _relay(endpoint: str, url: str, stream: str, subject: str, replay: str
                 continue
             seq = int.from_bytes(seq_b, "big")
             received += 1
-            start = 0 if pos.last is None or seq < pos.last else pos.last + 1
+            back = (pos.last is not None and seq < pos.last
+                    and pos.digests.get(seq) != _digest(payload))
+            start = 0 if pos.last is None or back else pos.last + 1
             if replay and seq > start:
                 got = [g for g in await _replay(ctx, replay, start, replay_timeout_ms)
                        if start <= g[1] < seq]
@@ -174,11 +230,25 @@ async def _relay(endpoint: str, url: str, stream: str, subject: str, replay: str
             await asyncio.wait_for(nc.drain(), 5)
         except Exception:  # noqa: BLE001 - closing: nothing is left to publish
             pass
-    out.write(f"relayed {received} batch(es): {counts['published']} stored, "
-              f"{counts['duplicate']} dropped by JetStream as duplicates, {counts['replayed']} "
-              "filled from the replay socket\n")
-    out.flush()
-    return 0
+    return said(received)
+
+
+def _recorded(endpoint: str) -> list[tuple[bytes, int, bytes]] | None:
+    """The frames of a record file named as the source (None for a ZMQ endpoint)."""
+    if "://" in endpoint or not os.path.isfile(endpoint):
+        return None
+    with open(endpoint, "rb") as fh:
+        frames = read_frames(fh.read(), endpoint)
+    out = []
+    for f in frames:
+        if f.seq is None:
+            raise InputError(endpoint, f.record, 1, f"record {f.record} has no sequence number: "
+                             "a relayed batch's message id needs one")
+        raw = f.payload
+        payload = bytes(raw) if isinstance(raw, (bytes, bytearray, memoryview)) else \
+            msgspec.msgpack.encode(raw)
+        out.append((f.topic, f.seq, payload))
+    return out
 
 
 def relay(endpoint: str, url: str, stream: str, subject: str, replay: str | None = None, *,
@@ -198,6 +268,11 @@ def relay(endpoint: str, url: str, stream: str, subject: str, replay: str | None
     if bad:
         o.write(f"kvclaims relay: {bad}\n")
         return EXIT_INPUT
+    try:
+        recorded = _recorded(endpoint)
+    except InputError as err:
+        o.write(f"{err}\n")
+        return EXIT_INPUT
     stop = stop or threading.Event()
     previous: dict[int, Any] = {}
     if threading.current_thread() is threading.main_thread():
@@ -206,7 +281,7 @@ def relay(endpoint: str, url: str, stream: str, subject: str, replay: str | None
     try:
         return asyncio.run(_relay(endpoint, url, stream, subject, replay, instance or endpoint,
                                   topic, idle_timeout, max_batches, o, stop, ready,
-                                  replay_timeout_ms))
+                                  replay_timeout_ms, recorded))
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

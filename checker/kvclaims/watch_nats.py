@@ -130,7 +130,10 @@ async def _bucket(js: Any, name: str) -> Any:
 
 
 async def _consumer(js: Any, stream: str, durable: str, subject: str | None,
-                    ack_wait: float, fetch: int) -> Any:
+                    ack_wait: float, fetch: int, after: int) -> Any:
+    """The durable pull consumer, (re)positioned after stream message `after` (the checkpoint's):
+    JetStream hands unacknowledged messages back after newer ones, so a restarted watch starts
+    the durable again where its checkpoint ends rather than wait for redeliveries out of order."""
     from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
     from nats.js.errors import NotFoundError
 
@@ -140,12 +143,14 @@ async def _consumer(js: Any, stream: str, durable: str, subject: str | None,
         raise UsageError(f"no stream {stream} on the server (`kvclaims relay` creates it)") \
             from None
     try:
-        await js.consumer_info(stream, durable)
+        await js.delete_consumer(stream, durable)
     except NotFoundError:
-        await js.add_consumer(stream, ConsumerConfig(
-            durable_name=durable, ack_policy=AckPolicy.EXPLICIT,
-            deliver_policy=DeliverPolicy.ALL, ack_wait=ack_wait, filter_subject=subject,
-            max_ack_pending=max(fetch, DEFAULT_FETCH) * 4))
+        pass
+    where = ({"deliver_policy": DeliverPolicy.BY_START_SEQUENCE, "opt_start_seq": after + 1}
+             if after else {"deliver_policy": DeliverPolicy.ALL})
+    await js.add_consumer(stream, ConsumerConfig(
+        durable_name=durable, ack_policy=AckPolicy.EXPLICIT, ack_wait=ack_wait,
+        filter_subject=subject, max_ack_pending=max(fetch, DEFAULT_FETCH) * 4, **where))
     return await js.pull_subscribe_bind(durable=durable, stream=stream)
 
 
@@ -187,7 +192,8 @@ async def _run(url: str, stream: str, durable: str, claims: str, o: _Out, *,
             return EXIT_INPUT
         w = _Watch(o, check, header)
         try:
-            psub = await jsw.retry(lambda: _consumer(js, stream, durable, subject, ack_wait, fetch))
+            psub = await jsw.retry(lambda: _consumer(js, stream, durable, subject, ack_wait, fetch,
+                                                   w.stream_seq))
         except UsageError as err:
             o.emit("error", f"kvclaims watch: {err}", message=str(err))
             return EXIT_INPUT
