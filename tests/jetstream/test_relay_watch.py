@@ -394,3 +394,27 @@ def test_refused_checkpoint_and_usage_errors(nats_server: NatsServer, tmp_path: 
                         "sys.argv[1]]; main()", claims], capture_output=True, text=True,
                        cwd=ROOT, timeout=60, env=env)
     assert m.returncode == 2 and "kvclaims[nats]" in m.stderr and "Traceback" not in m.stderr
+
+
+def test_relay_a_record_file_twice(nats_server: NatsServer, tmp_path: Path, spec) -> None:
+    """An archived stream onto the bus: relayed again, every batch is a duplicate (the same
+    ids), and the watch decides each once; a record without sequence numbers is refused."""
+    claims = manifest_file(tmp_path)
+    frames = engine_stream(9)
+    rec = tmp_path / "s.kvbatches"
+    rec.write_bytes(encode_frames([Frame(s, msgspec.msgpack.decode(p), i)
+                                   for i, (s, p) in enumerate(frames, 1)]))
+    args = [*KV, "relay", str(rec), nats_server.url, "--stream", STREAM, "--subject", SUBJECT,
+            "--instance", "engine0"]
+    first = subprocess.run(args, capture_output=True, text=True, cwd=ROOT, timeout=120)
+    again = subprocess.run(args, capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert first.returncode == 0 and "9 stored, 0 dropped" in first.stdout, first.stderr
+    assert again.returncode == 0 and "0 stored, 9 dropped" in again.stdout, again.stderr
+    rc, lines = watch(nats_server.url, claims, "d")
+    assert comparable(final(lines)) == comparable(offline(frames, claims, spec))
+    bare = tmp_path / "bare.kvbatches"
+    bare.write_bytes(msgspec.msgpack.encode([1.0, [store(101)], 0]))
+    p = subprocess.run([*KV, "relay", str(bare), nats_server.url, "--stream", STREAM,
+                        "--subject", SUBJECT], capture_output=True, text=True, cwd=ROOT,
+                       timeout=120)
+    assert p.returncode == 2 and f"{bare}:1:1" in p.stdout and "Traceback" not in p.stderr
