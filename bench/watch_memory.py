@@ -86,8 +86,9 @@ def main() -> None:
     marks = {10**k for k in range(3, 10)} | {a.batches}
     print(f"kvclaims {__version__}: {a.claims} claims x {a.blocks} blocks, {a.resident} "
           "unclaimed blocks resident")
-    print("| batches | VmRSS, MiB | checkpoint, KiB | events kept | batches/s |")
-    print("|---:|---:|---:|---:|---:|")
+    print("| batches | VmRSS, MiB | checkpoint, KiB | checkpoint write, ms | events kept | "
+          "batches/s |")
+    print("|---:|---:|---:|---:|---:|---:|")
     t0 = time.perf_counter()
     for i, (seq, payload) in enumerate(steady_state(manifest, a.batches, a.resident), 1):
         check.push(Frame(seq, payload, i))
@@ -96,9 +97,12 @@ def main() -> None:
             header = ckpt.Header(ckpt.FORMAT, __version__, ckpt.spec_digest(),
                                  ckpt.manifest_digest(mbytes), "S", "D", i, i,
                                  {"engine": ckpt.Mark(0, seq)})
+            t1 = time.perf_counter()
             size = len(ckpt.dump(header, check, spec))
-            print(f"| {i:,} | {rss_mib():.1f} | {size / 1024:.0f} | {len(check.events)} | "
-                  f"{i / dt:,.0f} |", flush=True)
+            dump_ms = (time.perf_counter() - t1) * 1000
+            print(f"| {i:,} | {rss_mib():.1f} | {size / 1024:.0f} | {dump_ms:.0f} | "
+                  f"{len(check.events)} | {i / dt:,.0f} |", flush=True)
+            t0 += time.perf_counter() - t1  # the rate is the checking's
     report = check.finish()
     print(f"verdict: {report.verdict}; batches decided {report.extra['stream']['batches']:,}; "
           f"final VmRSS {rss_mib():.1f} MiB")

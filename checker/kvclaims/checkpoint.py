@@ -21,6 +21,7 @@ import dataclasses
 import hashlib
 import io
 import pickle
+from collections import OrderedDict
 from collections.abc import Iterator
 from types import MappingProxyType
 from typing import Any
@@ -30,6 +31,7 @@ import msgspec
 from kvclaims import __version__
 from kvclaims.check.replay import Replay
 from kvclaims.spec import Spec, spec_root
+from kvclaims.trace.kv_records import Sequencer
 
 FORMAT = 1
 MAGIC = b"KVCLAIMS-CHECKPOINT\n"
@@ -116,6 +118,17 @@ def _blank_replay() -> Replay:
     return Replay.__new__(Replay)
 
 
+def _blank_sequencer() -> Sequencer:
+    return Sequencer.__new__(Sequencer)
+
+
+def _restore_sequencer(obj: Sequencer, state: dict[str, Any]) -> None:
+    """The digest window comes packed (one msgpack bytes, not 65,536 pickled tuples)."""
+    seen = msgspec.msgpack.decode(state["_seen"])
+    obj.__dict__.update(state)
+    obj._seen = OrderedDict((seq, (digest, record)) for seq, digest, record in seen)
+
+
 class _Pickler(pickle.Pickler):
     def __init__(self, fh: io.BytesIO, spec: Spec) -> None:
         super().__init__(fh, protocol=5)
@@ -131,6 +144,11 @@ class _Pickler(pickle.Pickler):
         if type(obj) is Replay:
             state = {k: v for k, v in obj.__dict__.items() if k != "_handlers"}
             return _blank_replay, (), state, None, None, _restore_replay
+        if type(obj) is Sequencer:
+            packed = msgspec.msgpack.encode([[seq, digest, record]
+                                             for seq, (digest, record) in obj._seen.items()])
+            return _blank_sequencer, (), {**obj.__dict__, "_seen": packed}, None, None, \
+                _restore_sequencer
         return NotImplemented
 
 

@@ -392,11 +392,16 @@ def fuzz(runtime: str, examples: int, seed: int, out_dir: str, max_shrinks: int 
               metavar="S", help="nats:// only: seconds before an unacknowledged message is "
                                 "redelivered (set when the durable is created).")
 @click.option("--fetch", type=click.IntRange(min=1), default=16, show_default=True,
-              metavar="N", help="nats:// only: messages decided per checkpoint.")
+              metavar="N", help="nats:// only: messages asked for at once.")
+@click.option("--checkpoint-interval", type=click.FloatRange(min=0), default=1.0,
+              show_default=True, metavar="S",
+              help="nats:// only: checkpoint (then acknowledge) at most every S seconds while "
+                   "messages flow, and whenever the stream goes quiet.")
 def watch(endpoint: str, replay: str | None, claims: str, fmt: str, topic: str,
           idle_timeout: float | None, max_batches: int | None, record: str | None,
           reorder_window: int, stream: str | None, durable: str | None, subject: str | None,
-          checkpoint_bucket: str, ack_wait: float, fetch: int) -> None:
+          checkpoint_bucket: str, ack_wait: float, fetch: int,
+          checkpoint_interval: float) -> None:
     """Subscribe to a vLLM KV event stream (ZMQ, or NATS JetStream for an ENDPOINT nats://HOST:PORT
     with --stream and --durable) and decide the claims of MANIFEST.toml.
 
@@ -417,7 +422,8 @@ def watch(endpoint: str, replay: str | None, claims: str, fmt: str, topic: str,
                 "endpoint only" if zmq_only else "a nats:// watch needs --stream and --durable")
         sys.exit(watch_nats(endpoint, claims, fmt, stream=stream, durable=durable,
                             subject=subject, bucket=checkpoint_bucket, idle_timeout=idle_timeout,
-                            ack_wait=ack_wait, fetch=fetch, window=reorder_window))
+                            ack_wait=ack_wait, fetch=fetch, window=reorder_window,
+                            checkpoint_interval=checkpoint_interval))
     if stream or durable or subject:
         raise click.UsageError("--stream, --durable and --subject apply to a nats:// endpoint")
     sys.exit(watch_command(endpoint, replay, claims, fmt, topic=topic, idle_timeout=idle_timeout,

@@ -33,6 +33,7 @@ import sys
 import threading
 import hashlib
 import os
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import IO, Any
 
@@ -57,7 +58,7 @@ class Position:
 
     epoch: int = 0
     last: int | None = None
-    digests: dict[int, bytes] = field(default_factory=dict)
+    digests: OrderedDict[int, bytes] = field(default_factory=OrderedDict)
 
     def run_of(self, seq: int, payload: bytes) -> int:
         """The run a frame belongs to (starting a new one when the numbering went back)."""
@@ -72,7 +73,7 @@ class Position:
         self.last = seq if self.last is None else max(self.last, seq)
         self.digests[seq] = _digest(payload)
         if len(self.digests) > _DIGESTS_KEPT:
-            self.digests.pop(next(iter(self.digests)))
+            self.digests.popitem(last=False)
 
 
 def _digest(payload: bytes) -> bytes:

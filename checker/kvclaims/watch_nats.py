@@ -9,7 +9,8 @@ and the ZMQ watch use, so the report is the offline one. What this module decide
 about claims:
 
 - exactly once: a message is acknowledged only after it is decided and the checker's state is
-  checkpointed (:mod:`kvclaims.checkpoint`, stored in a JetStream object store bucket, one object
+  checkpointed (after every `checkpoint_interval` seconds of messages, when the stream goes
+  quiet, and when the watch stops) (:mod:`kvclaims.checkpoint`, stored in a JetStream object store bucket, one object
   per stream and durable). A watcher killed at any point resumes from its last checkpoint, and
   JetStream redelivers what was not acknowledged; a message at or below its instance's mark
   (run, batch number) in the checkpoint was decided already and is dropped (a redelivery, or a
@@ -48,6 +49,13 @@ from kvclaims.watch import EXIT, EXIT_INPUT, SIGNAL_EXIT, _final, _finding_line,
 DEFAULT_BUCKET = "kvclaims-checkpoints"
 DEFAULT_FETCH = 16
 DEFAULT_ACK_WAIT = 30.0
+DEFAULT_CHECKPOINT_INTERVAL = 1.0
+
+
+def max_pending(fetch: int) -> int:
+    """Messages decided but not yet checkpointed at most (and the consumer's max ack pending
+    is twice that, so a full batch of them never stops delivery)."""
+    return max(fetch * 8, 1024)
 
 
 class UsageError(Exception):
@@ -150,14 +158,14 @@ async def _consumer(js: Any, stream: str, durable: str, subject: str | None,
              if after else {"deliver_policy": DeliverPolicy.ALL})
     await js.add_consumer(stream, ConsumerConfig(
         durable_name=durable, ack_policy=AckPolicy.EXPLICIT, ack_wait=ack_wait,
-        filter_subject=subject, max_ack_pending=max(fetch, DEFAULT_FETCH) * 4, **where))
+        filter_subject=subject, max_ack_pending=2 * max_pending(fetch), **where))
     return await js.pull_subscribe_bind(durable=durable, stream=stream)
 
 
 async def _run(url: str, stream: str, durable: str, claims: str, o: _Out, *,
                subject: str | None, bucket: str, idle_timeout: float | None,
-               ack_wait: float, fetch: int, window: int, stop: threading.Event,
-               interrupted: list[int], ready: threading.Event | None,
+               ack_wait: float, fetch: int, window: int, checkpoint_interval: float,
+               stop: threading.Event, interrupted: list[int], ready: threading.Event | None,
                fault: Callable[[str, int], None] | None) -> int:
     from nats.errors import TimeoutError as NatsTimeout
     from nats.js.errors import ObjectNotFoundError
@@ -207,7 +215,21 @@ async def _run(url: str, stream: str, durable: str, claims: str, o: _Out, *,
         if ready is not None:
             ready.set()
         loop = asyncio.get_running_loop()
-        last = loop.time()
+        last = last_checkpoint = loop.time()
+        pending: list[Any] = []  # decided, not yet checkpointed: not acknowledged
+
+        async def commit() -> None:
+            """Checkpoint what is decided, then acknowledge it."""
+            nonlocal last_checkpoint
+            data = ckpt.dump(w.header(stream, durable, manifest_bytes), check, spec)
+            await jsw.retry(lambda: store.put(key, data))
+            if fault is not None:
+                fault("checkpointed", pending[-1].metadata.sequence.stream)
+            for m in pending:
+                await jsw.retry(m.ack)
+            pending.clear()
+            last_checkpoint = loop.time()
+
         while not (interrupted or stop.is_set()):
             try:
                 msgs = await psub.fetch(batch=fetch, timeout=0.5)
@@ -220,26 +242,24 @@ async def _run(url: str, stream: str, durable: str, claims: str, o: _Out, *,
                 await asyncio.sleep(jsw.RETRY_S)
             if not nc.is_connected:
                 last = loop.time()  # idle means connected with nothing to read, not away
-            if not msgs:
-                if idle_timeout is not None and loop.time() - last > idle_timeout:
-                    break
-                continue
-            last = loop.time()
-            try:
-                for m in msgs:
-                    w.take(m)
-                    if fault is not None:
-                        fault("decided", m.metadata.sequence.stream)
-            except UsageError as err:
-                o.emit("error", f"kvclaims watch: {err}", message=str(err))
-                return EXIT_INPUT
-            data = ckpt.dump(w.header(stream, durable, manifest_bytes), check, spec)
-            await jsw.retry(lambda: store.put(key, data))  # checkpointed, then acknowledged
-            if fault is not None:
-                fault("checkpointed", msgs[-1].metadata.sequence.stream)
-            for m in msgs:
-                await jsw.retry(m.ack)
-            last = loop.time()
+            if msgs:
+                last = loop.time()
+                try:
+                    for m in msgs:
+                        w.take(m)
+                        pending.append(m)
+                        if fault is not None:
+                            fault("decided", m.metadata.sequence.stream)
+                except UsageError as err:
+                    o.emit("error", f"kvclaims watch: {err}", message=str(err))
+                    return EXIT_INPUT
+            if pending and (not msgs or loop.time() - last_checkpoint >= checkpoint_interval
+                            or len(pending) >= max_pending(fetch)):
+                await commit()
+            if not msgs and idle_timeout is not None and loop.time() - last > idle_timeout:
+                break
+        if pending:  # stopped (idle, a signal): what was decided is kept
+            await commit()
     finally:
         try:
             await asyncio.wait_for(nc.close(), 5)
@@ -264,6 +284,7 @@ def watch_nats(url: str, claims: str, fmt: str = "text", *, stream: str, durable
                subject: str | None = None, bucket: str = DEFAULT_BUCKET,
                idle_timeout: float | None = None, ack_wait: float = DEFAULT_ACK_WAIT,
                fetch: int = DEFAULT_FETCH, window: int = DEFAULT_WINDOW,
+               checkpoint_interval: float = DEFAULT_CHECKPOINT_INTERVAL,
                out: IO[str] | None = None, stop: threading.Event | None = None,
                ready: threading.Event | None = None,
                fault: Callable[[str, int], None] | None = None) -> int:
@@ -292,7 +313,8 @@ def watch_nats(url: str, claims: str, fmt: str = "text", *, stream: str, durable
     try:
         rc = asyncio.run(_run(url, stream, durable, claims, o, subject=subject, bucket=bucket,
                               idle_timeout=idle_timeout, ack_wait=ack_wait, fetch=fetch,
-                              window=window, stop=stop, interrupted=interrupted, ready=ready,
+                              window=window, checkpoint_interval=checkpoint_interval,
+                              stop=stop, interrupted=interrupted, ready=ready,
                               fault=fault))
     finally:
         for sig, handler in previous.items():

@@ -94,7 +94,7 @@ class Relay:
         self.stop = threading.Event()
         ready = threading.Event()
         self.rc: list[int] = []
-        self.thread = threading.Thread(target=lambda: self.rc.append(relay(
+        self.thread = threading.Thread(daemon=True, target=lambda: self.rc.append(relay(
             engine.endpoint, url, STREAM, SUBJECT, engine.replay_endpoint, instance="engine0",
             topic="kv", max_batches=max_batches, out=self.out, stop=self.stop, ready=ready)))
         self.thread.start()
@@ -165,7 +165,6 @@ def test_server_killed_and_restarted_mid_stream(nats_server: NatsServer, tmp_pat
     frames = engine_stream(40)
     half = len(frames) // 2
     engine = Engine(frames)
-    decided: list[int] = []
     first_half = threading.Event()
 
     def fault(point: str, stream_seq: int) -> None:
@@ -175,8 +174,9 @@ def test_server_killed_and_restarted_mid_stream(nats_server: NatsServer, tmp_pat
     try:
         r = Relay(engine, nats_server.url, max_batches=len(frames))
         out: list[Any] = []
-        t = threading.Thread(target=lambda: out.append(watch(
-            nats_server.url, claims, "audit", idle_timeout=3.0, fetch=4, fault=fault)))
+        t = threading.Thread(daemon=True, target=lambda: out.append(watch(
+            nats_server.url, claims, "audit", idle_timeout=3.0, fetch=4, checkpoint_interval=0,
+            fault=fault)))
         t.start()
         engine.send(frames[:half])
         assert first_half.wait(60), "the watch did not decide the first half"
@@ -192,7 +192,6 @@ def test_server_killed_and_restarted_mid_stream(nats_server: NatsServer, tmp_pat
     assert f"{len(frames)} stored, 0 dropped" in said
     assert comparable(final(lines)) == comparable(offline(frames, claims, spec))
     assert rc == 1 and lines[-1]["verdict"] == "violation"
-    del decided
 
 
 @pytest.mark.parametrize("kill_after", [1, 9, 30])
@@ -207,7 +206,7 @@ def test_watcher_killed_mid_stream(nats_server: NatsServer, tmp_path: Path, spec
         engine.close()
     proc = subprocess.Popen([*KV, "watch", nats_server.url, "--stream", STREAM, "--durable", "d",
                              "--claims", claims, "--format", "jsonl", "--fetch", "3",
-                             "--ack-wait", "1"], cwd=ROOT, stdout=subprocess.PIPE,
+                             "--ack-wait", "1", "--checkpoint-interval", "0"], cwd=ROOT, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None
@@ -250,7 +249,8 @@ def test_watcher_dies_between_checkpoint_and_ack(nats_server: NatsServer, tmp_pa
             raise Death
 
     with pytest.raises(Death):
-        watch(nats_server.url, claims, "d", fetch=4, ack_wait=1.0, fault=die)
+        watch(nats_server.url, claims, "d", fetch=4, ack_wait=1.0, checkpoint_interval=0,
+              fault=die)
     rc, lines = watch(nats_server.url, claims, "d", idle_timeout=3.0, fetch=4)
     assert lines[0]["resumed"] and lines[0]["records"] == 8
     # the four checkpointed but unacknowledged are not decided again
@@ -307,7 +307,7 @@ def test_slow_consumer(nats_server: NatsServer, tmp_path: Path, spec) -> None:
     try:
         r = Relay(engine, nats_server.url, max_batches=len(frames))
         out: list[Any] = []
-        t = threading.Thread(target=lambda: out.append(watch(
+        t = threading.Thread(daemon=True, target=lambda: out.append(watch(
             nats_server.url, claims, "slow", idle_timeout=3.0, fetch=8, ack_wait=0.5,
             fault=slow)))
         t.start()
