@@ -69,6 +69,7 @@ class Engine:
         self.ctx = zmq.Context()
         self.pub = self.ctx.socket(zmq.XPUB)
         self.pub.setsockopt(zmq.LINGER, 2000)
+        self.pub.setsockopt(zmq.XPUB_VERBOSE, 1)  # every subscription, a later relay's too
         self.pub.bind("tcp://127.0.0.1:0")
         self.endpoint = self.pub.getsockopt(zmq.LAST_ENDPOINT).decode()
         self.frames = frames
@@ -97,8 +98,11 @@ class Engine:
                                                                           signed=True), b""])
 
     def wait_subscriber(self) -> None:
-        assert self.pub.poll(30_000), "no subscriber within 30 s"
-        assert self.pub.recv()[:1] == b"\x01"
+        """Until a subscription arrives (an earlier subscriber's unsubscription is skipped)."""
+        while True:
+            assert self.pub.poll(30_000), "no subscriber within 30 s"
+            if self.pub.recv()[:1] == b"\x01":
+                return
 
     def send(self, frames: list[tuple[int, bytes]]) -> None:
         for seq, payload in frames:

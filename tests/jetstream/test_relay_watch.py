@@ -418,3 +418,26 @@ def test_relay_a_record_file_twice(nats_server: NatsServer, tmp_path: Path, spec
                         "--subject", SUBJECT], capture_output=True, text=True, cwd=ROOT,
                        timeout=120)
     assert p.returncode == 2 and f"{bare}:1:1" in p.stdout and "Traceback" not in p.stderr
+
+
+def test_relay_restarted_while_the_engine_runs(nats_server: NatsServer, tmp_path: Path,
+                                               spec) -> None:
+    """A relay stopped and started again continues the instance's run from the stream's last
+    message: the engine's next batches are the same run (no restart reported, nothing lost)."""
+    claims = manifest_file(tmp_path)
+    frames = engine_stream(14)
+    engine = Engine(frames)
+    try:
+        first = Relay(engine, nats_server.url, max_batches=6)
+        engine.send(frames[:6])
+        first.join()
+        second = Relay(engine, nats_server.url, max_batches=len(frames) - 6)
+        engine.send(frames[6:])
+        said = second.join()
+    finally:
+        engine.close()
+    assert f"{len(frames) - 6} stored, 0 dropped" in said
+    rc, lines = watch(nats_server.url, claims, "d")
+    report = final(lines)
+    assert report["stream"]["anomalies"] == []
+    assert comparable(report) == comparable(offline(frames, claims, spec))
