@@ -52,8 +52,15 @@ def check_url(url: str) -> str | None:
 
 
 async def connect(url: str, connect_timeout: float = 5.0) -> Any:
-    """A connection that reconnects for ever; raises on the first connection's failure."""
+    """A connection that reconnects for ever once made; raises when the server cannot be
+    reached at first (the client would otherwise retry the first connection for ever too)."""
     import nats
+
+    host, _, port = url.split("://", 1)[1].rpartition(":")
+    _, writer = await asyncio.wait_for(asyncio.open_connection(host or "127.0.0.1",
+                                                               int(port or 4222)),
+                                       connect_timeout)
+    writer.close()
 
     async def quiet(_err: Exception) -> None:  # reconnects are expected: no log noise
         return None
@@ -81,9 +88,13 @@ async def ensure_stream(js: Any, stream: str, subject: str | None) -> bool:
     return False
 
 
-async def retry(op: Any, *, stop: Any = None, what: str = "") -> Any:
-    """Run the coroutine factory `op` until it succeeds (the server may be restarting); returns
-    None if `stop()` becomes true first."""
+class Stopped(Exception):
+    """`stop()` became true while waiting for the server."""
+
+
+async def retry(op: Any, *, stop: Any = None) -> Any:
+    """Run the coroutine factory `op` until it succeeds (the server may be restarting); raises
+    Stopped if `stop()` becomes true first."""
     while True:
         try:
             return await op()
@@ -91,7 +102,7 @@ async def retry(op: Any, *, stop: Any = None, what: str = "") -> Any:
             if not transient(err):
                 raise
             if stop is not None and stop():
-                return None
+                raise Stopped from None
             await asyncio.sleep(RETRY_S)
 
 

@@ -105,13 +105,21 @@ async def _replay(ctx: Any, endpoint: str, start: int,
     return got
 
 
-async def _resume(js: Any, stream: str, subject: str, instance: str) -> Position:
+async def _close(nc: Any) -> None:
+    try:
+        await asyncio.wait_for(nc.drain(), 5)
+    except Exception:  # noqa: BLE001 - closing: every publish was acknowledged or given up
+        pass
+
+
+async def _resume(js: Any, stream: str, subject: str, instance: str,
+                  stop: threading.Event) -> Position:
     """The instance's position from the stream's last message on `subject` (a fresh one when the
     subject is empty or its last message is another instance's)."""
     from nats.js.errors import NotFoundError
 
     try:
-        msg = await jsw.retry(lambda: js.get_last_msg(stream, subject))
+        msg = await jsw.retry(lambda: js.get_last_msg(stream, subject), stop=stop.is_set)
     except NotFoundError:
         return Position()
     ident = jsw.identity(msg.headers)
@@ -135,14 +143,16 @@ async def _relay(endpoint: str, url: str, stream: str, subject: str, replay: str
         return EXIT_INPUT
     js = nc.jetstream()
     try:
-        created = await jsw.retry(lambda: jsw.ensure_stream(js, stream, subject))
+        created = await jsw.retry(lambda: jsw.ensure_stream(js, stream, subject),
+                                  stop=stop.is_set)
     except LookupError as err:
         out.write(f"kvclaims relay: {err}\n")
         await nc.close()
         return EXIT_INPUT
     # A record file numbers its runs itself (relayed again, its ids repeat: dropped); a live
     # engine continues the run the stream last holds for it.
-    pos = Position() if recorded is not None else await _resume(js, stream, subject, instance)
+    pos = Position() if recorded is not None else await _resume(js, stream, subject, instance,
+                                                                     stop)
     counts = {"published": 0, "duplicate": 0, "replayed": 0}
 
     async def publish(t: bytes, seq: int, payload: bytes) -> None:
@@ -150,8 +160,6 @@ async def _relay(endpoint: str, url: str, stream: str, subject: str, replay: str
         ack = await jsw.retry(lambda: js.publish(subject, payload, stream=stream,
                                                  headers=jsw.headers(instance, epoch, seq, t),
                                                  timeout=2.0), stop=stop.is_set)
-        if ack is None:
-            return
         counts["duplicate" if ack.duplicate else "published"] += 1
         pos.published(seq, payload)
 
@@ -172,7 +180,7 @@ async def _relay(endpoint: str, url: str, stream: str, subject: str, replay: str
                     break
                 await publish(t, seq, payload)
         finally:
-            await nc.drain()
+            await _close(nc)
         return said(len(recorded))
     ctx = zmq.asyncio.Context()
     sub = ctx.socket(zmq.SUB)
@@ -227,10 +235,7 @@ async def _relay(endpoint: str, url: str, stream: str, subject: str, replay: str
     finally:
         sub.close(linger=0)
         ctx.term()
-        try:
-            await asyncio.wait_for(nc.drain(), 5)
-        except Exception:  # noqa: BLE001 - closing: nothing is left to publish
-            pass
+        await _close(nc)
     return said(received)
 
 
@@ -283,6 +288,9 @@ def relay(endpoint: str, url: str, stream: str, subject: str, replay: str | None
         return asyncio.run(_relay(endpoint, url, stream, subject, replay, instance or endpoint,
                                   topic, idle_timeout, max_batches, o, stop, ready,
                                   replay_timeout_ms, recorded))
+    except jsw.Stopped:
+        o.write("kvclaims relay: stopped while waiting for the server\n")
+        return 0
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

@@ -163,13 +163,7 @@ async def _consumer(js: Any, stream: str, durable: str, subject: str | None,
 
 
 async def _run(url: str, stream: str, durable: str, claims: str, o: _Out, *,
-               subject: str | None, bucket: str, idle_timeout: float | None,
-               ack_wait: float, fetch: int, window: int, checkpoint_interval: float,
-               stop: threading.Event, interrupted: list[int], ready: threading.Event | None,
-               fault: Callable[[str, int], None] | None) -> int:
-    from nats.errors import TimeoutError as NatsTimeout
-    from nats.js.errors import ObjectNotFoundError
-
+               interrupted: list[int], stop: threading.Event, **options: Any) -> int:
     spec = spec_mod.load()
     try:
         manifest = load_manifest(claims)
@@ -184,55 +178,109 @@ async def _run(url: str, stream: str, durable: str, claims: str, o: _Out, *,
         o.emit("error", f"kvclaims watch: {url}: cannot connect ({err or type(err).__name__})",
                message=str(err))
         return EXIT_INPUT
+    audit = _Audit(nc, url, stream, durable, o, spec, manifest, manifest_bytes,
+                   interrupted=interrupted, stop=stop, **options)
     try:
-        js = nc.jetstream()
-        store = await jsw.retry(lambda: _bucket(js, bucket))
-        key = f"{stream}.{durable}"
-        where = f"checkpoint {bucket}/{key}"
+        rc = await audit.start()
+        if rc is not None:
+            return rc
+        try:
+            rc = await audit.run()
+        except jsw.Stopped:
+            rc = None  # interrupted while the server was away: what is checkpointed stands
+        if rc is not None:
+            return rc
+    except jsw.Stopped:
+        o.emit("error", "kvclaims watch: interrupted while waiting for the server: nothing "
+               "decided", message="interrupted")
+        return SIGNAL_EXIT.get(interrupted[0] if interrupted else signal.SIGINT, 130)
+    finally:
+        try:
+            await asyncio.wait_for(nc.close(), 5)
+        except Exception:  # noqa: BLE001 - closing
+            pass
+    return audit.report()
+
+
+class _Audit:
+    """One run of the watch: set up (checkpoint, consumer), decide until idle or stopped,
+    checkpointing then acknowledging, and report."""
+
+    def __init__(self, nc: Any, url: str, stream: str, durable: str, o: _Out, spec: Any,
+                 manifest: Any, manifest_bytes: bytes, *, subject: str | None, bucket: str,
+                 idle_timeout: float | None, ack_wait: float, fetch: int, window: int,
+                 checkpoint_interval: float, stop: threading.Event, interrupted: list[int],
+                 ready: threading.Event | None,
+                 fault: Callable[[str, int], None] | None) -> None:
+        self.nc, self.url, self.stream, self.durable, self.o = nc, url, stream, durable, o
+        self.spec, self.manifest, self.manifest_bytes = spec, manifest, manifest_bytes
+        self.subject, self.bucket, self.idle_timeout = subject, bucket, idle_timeout
+        self.ack_wait, self.fetch, self.window = ack_wait, fetch, window
+        self.checkpoint_interval = checkpoint_interval
+        self.stop, self.interrupted, self.ready, self.fault = stop, interrupted, ready, fault
+        self.key = f"{stream}.{durable}"
+        self.pending: list[Any] = []  # decided, not yet checkpointed: not acknowledged
+
+    def halted(self) -> bool:
+        return bool(self.interrupted) or self.stop.is_set()
+
+    async def start(self) -> int | None:
+        """The checkpoint (or a fresh check) and the consumer; an exit code when refused."""
+        from nats.js.errors import ObjectNotFoundError
+
+        js = self.nc.jetstream()
+        self.store = await jsw.retry(lambda: _bucket(js, self.bucket), stop=self.halted)
+        where = f"checkpoint {self.bucket}/{self.key}"
         header: ckpt.Header | None = None
         try:
-            res = await jsw.retry(lambda: store.get(key))
-            header, check = ckpt.load(res.data, where, spec, manifest_bytes)
+            res = await jsw.retry(lambda: self.store.get(self.key), stop=self.halted)
+            header, check = ckpt.load(res.data, where, self.spec, self.manifest_bytes)
         except ObjectNotFoundError:
-            check = StreamCheck(spec, manifest, f"{url}/{stream}", window=window)
+            check = StreamCheck(self.spec, self.manifest, f"{self.url}/{self.stream}",
+                                window=self.window)
         except ckpt.CheckpointError as err:
-            o.emit("error", f"kvclaims watch: {err}", message=str(err))
+            self.o.emit("error", f"kvclaims watch: {err}", message=str(err))
             return EXIT_INPUT
-        w = _Watch(o, check, header)
+        self.check = check
+        self.w = _Watch(self.o, check, header)
         try:
-            psub = await jsw.retry(lambda: _consumer(js, stream, durable, subject, ack_wait, fetch,
-                                                   w.stream_seq))
+            self.psub = await jsw.retry(lambda: _consumer(
+                js, self.stream, self.durable, self.subject, self.ack_wait, self.fetch,
+                self.w.stream_seq), stop=self.halted)
         except UsageError as err:
-            o.emit("error", f"kvclaims watch: {err}", message=str(err))
+            self.o.emit("error", f"kvclaims watch: {err}", message=str(err))
             return EXIT_INPUT
-        o.emit("start", f"watching {url} stream {stream} durable {durable}, "
-               f"{len(manifest.claims)} claim(s)" + (
-                   f"; resumed from {where} after stream message {header.stream_seq} "
-                   f"({header.records} record(s) decided)" if header else ""),
-               url=url, stream=stream, durable=durable, resumed=header is not None,
-               records=header.records if header else 0,
-               claims=[c.claim_id for c in manifest.claims])
-        if ready is not None:
-            ready.set()
+        self.o.emit("start", f"watching {self.url} stream {self.stream} durable {self.durable}, "
+                    f"{len(self.manifest.claims)} claim(s)" + (
+                        f"; resumed from {where} after stream message {header.stream_seq} "
+                        f"({header.records} record(s) decided)" if header else ""),
+                    url=self.url, stream=self.stream, durable=self.durable,
+                    resumed=header is not None, records=header.records if header else 0,
+                    claims=[c.claim_id for c in self.manifest.claims])
+        if self.ready is not None:
+            self.ready.set()
+        return None
+
+    async def commit(self) -> None:
+        """Checkpoint what is decided, then acknowledge it."""
+        data = ckpt.dump(self.w.header(self.stream, self.durable, self.manifest_bytes),
+                         self.check, self.spec)
+        await jsw.retry(lambda: self.store.put(self.key, data), stop=self.halted)
+        if self.fault is not None:
+            self.fault("checkpointed", self.pending[-1].metadata.sequence.stream)
+        for m in self.pending:
+            await jsw.retry(m.ack, stop=self.halted)
+        self.pending.clear()
+
+    async def run(self) -> int | None:
+        """Decide until idle or stopped; an exit code on a usage error."""
+        from nats.errors import TimeoutError as NatsTimeout
+
         loop = asyncio.get_running_loop()
         last = last_checkpoint = loop.time()
-        pending: list[Any] = []  # decided, not yet checkpointed: not acknowledged
-
-        async def commit() -> None:
-            """Checkpoint what is decided, then acknowledge it."""
-            nonlocal last_checkpoint
-            data = ckpt.dump(w.header(stream, durable, manifest_bytes), check, spec)
-            await jsw.retry(lambda: store.put(key, data))
-            if fault is not None:
-                fault("checkpointed", pending[-1].metadata.sequence.stream)
-            for m in pending:
-                await jsw.retry(m.ack)
-            pending.clear()
-            last_checkpoint = loop.time()
-
-        while not (interrupted or stop.is_set()):
+        while not self.halted():
             try:
-                msgs = await psub.fetch(batch=fetch, timeout=0.5)
+                msgs = await self.psub.fetch(batch=self.fetch, timeout=0.5)
             except (NatsTimeout, asyncio.TimeoutError):
                 msgs = []
             except Exception as err:  # noqa: BLE001 - a server away is waited for
@@ -240,44 +288,45 @@ async def _run(url: str, stream: str, durable: str, claims: str, o: _Out, *,
                     raise
                 msgs = []
                 await asyncio.sleep(jsw.RETRY_S)
-            if not nc.is_connected:
+            if not self.nc.is_connected:
                 last = loop.time()  # idle means connected with nothing to read, not away
             if msgs:
                 last = loop.time()
                 try:
                     for m in msgs:
-                        w.take(m)
-                        pending.append(m)
-                        if fault is not None:
-                            fault("decided", m.metadata.sequence.stream)
+                        self.w.take(m)
+                        self.pending.append(m)
+                        if self.fault is not None:
+                            self.fault("decided", m.metadata.sequence.stream)
                 except UsageError as err:
-                    o.emit("error", f"kvclaims watch: {err}", message=str(err))
+                    self.o.emit("error", f"kvclaims watch: {err}", message=str(err))
                     return EXIT_INPUT
-            if pending and (not msgs or loop.time() - last_checkpoint >= checkpoint_interval
-                            or len(pending) >= max_pending(fetch)):
-                await commit()
-            if not msgs and idle_timeout is not None and loop.time() - last > idle_timeout:
+            if self.pending and (not msgs or len(self.pending) >= max_pending(self.fetch)
+                                 or loop.time() - last_checkpoint >= self.checkpoint_interval):
+                await self.commit()
+                last_checkpoint = loop.time()
+            if not msgs and self.idle_timeout is not None and \
+                    loop.time() - last > self.idle_timeout:
                 break
-        if pending:  # stopped (idle, a signal): what was decided is kept
-            await commit()
-    finally:
-        try:
-            await asyncio.wait_for(nc.close(), 5)
-        except Exception:  # noqa: BLE001 - closing
-            pass
-    if stop.is_set() and not interrupted:
-        interrupted.append(signal.SIGINT)
-    why = signal.Signals(interrupted[0]).name if interrupted else None
-    report = check.finish({"interrupted": why})
-    for f, where_ in zip(report.findings, report.extra["stream"]["locations"]):
-        w.show(f, where_)
-    if w.dropped:
-        o.emit("dropped", f"{w.dropped} redelivered or duplicate message(s) dropped",
-               dropped=w.dropped)
-    _final(o, report, spec)
-    if interrupted:
-        return SIGNAL_EXIT.get(interrupted[0], 130)
-    return EXIT.get(report.verdict, EXIT_INPUT)
+        if self.pending:  # stopped (idle, a signal): what was decided is kept
+            await self.commit()
+        return None
+
+    def report(self) -> int:
+        """The final report (decided by the stream check) and the exit code."""
+        if self.stop.is_set() and not self.interrupted:
+            self.interrupted.append(signal.SIGINT)
+        why = signal.Signals(self.interrupted[0]).name if self.interrupted else None
+        report = self.check.finish({"interrupted": why})
+        for f, where in zip(report.findings, report.extra["stream"]["locations"]):
+            self.w.show(f, where)
+        if self.w.dropped:
+            self.o.emit("dropped", f"{self.w.dropped} redelivered or duplicate message(s) "
+                        "dropped", dropped=self.w.dropped)
+        _final(self.o, report, self.spec)
+        if self.interrupted:
+            return SIGNAL_EXIT.get(self.interrupted[0], 130)
+        return EXIT.get(report.verdict, EXIT_INPUT)
 
 
 def watch_nats(url: str, claims: str, fmt: str = "text", *, stream: str, durable: str,

