@@ -35,6 +35,7 @@ REPORT = ("a defect of kvclaims: please report it with the command line; KVCLAIM
 OPTIONAL: dict[str, tuple[str, str]] = {
     "zmq": ("pyzmq", "vllm"),
     "matplotlib": ("matplotlib", "plot"),
+    "nats": ("nats-py", "nats"),
 }
 
 
