@@ -29,8 +29,9 @@ from typing import Any
 import msgspec
 
 from kvclaims import __version__
+from kvclaims import spec as spec_mod
 from kvclaims.check.replay import Replay
-from kvclaims.spec import Spec, spec_root
+from kvclaims.spec import Spec
 from kvclaims.trace.kv_records import Sequencer
 
 FORMAT = 1
@@ -64,14 +65,9 @@ class Header(msgspec.Struct, frozen=True):
     marks: dict[str, Mark]
 
 
-def spec_digest(root: Any = None) -> str:
-    """sha256 over the spec tables (file names and contents, sorted by name)."""
-    root = root or spec_root()
-    h = hashlib.sha256()
-    for p in sorted(root.iterdir(), key=lambda p: p.name):
-        if p.is_file():
-            h.update(p.name.encode() + b"\0" + p.read_bytes() + b"\0")
-    return h.hexdigest()
+def spec_digest() -> str:
+    """The loaded spec tables' digest (kvclaims.spec.digest)."""
+    return spec_mod.digest()
 
 
 def manifest_digest(data: bytes) -> str:
