@@ -224,6 +224,8 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
                "-o min.kvt",),
     "spec": ("kvclaims spec",),
     "probe": ("kvclaims probe vllm --format json",),
+    "relay": ("kvclaims relay traces/vllm/0.34.0/stock-probe.kvbatches nats://127.0.0.1:4222 "
+              "--stream KVCLI --subject kv.cli --instance engine-a",),
 }
 EXIT_CODES: dict[str, str] = {
     "check": "0 conformant, 1 violation or a failed --require gate, 2 usage or input error, "
@@ -246,6 +248,8 @@ EXIT_CODES: dict[str, str] = {
     "spec": "0 written",
     "probe": "0 conformant, 1 violation, 2 usage error (an unknown runtime, or one not installed "
              "in this environment), 3 inconclusive",
+    "relay": "0 stopped (the source ended, idle or --max-batches), 2 usage error or an "
+             "unreachable server",
 }
 
 
@@ -636,10 +640,31 @@ def probe(runtime: str, plugin: bool, fmt: str) -> None:
               shell_complete=_complete_rules,
               help="Leave these rules out: their violations are neither shown nor counted; the "
                    "final report names them.")
+@click.option("--stream", default=None, metavar="NAME",
+              help="nats:// only: the JetStream stream `kvclaims relay` writes.")
+@click.option("--durable", default=None, metavar="NAME",
+              help="nats:// only: the durable consumer (and checkpoint) this audit resumes.")
+@click.option("--subject", default=None, metavar="SUBJ",
+              help="nats:// only: only messages on SUBJ (one instance's subject).")
+@click.option("--checkpoint-bucket", default="kvclaims-checkpoints", show_default=True,
+              metavar="BUCKET", help="nats:// only: the object store holding checkpoints.")
+@click.option("--ack-wait", type=click.FloatRange(min=0.1), default=30.0, show_default=True,
+              metavar="S", help="nats:// only: seconds before an unacknowledged message is "
+                                "redelivered (set when the durable is created).")
+@click.option("--fetch", type=click.IntRange(min=1), default=16, show_default=True,
+              metavar="N", help="nats:// only: messages asked for at once.")
+@click.option("--checkpoint-interval", type=click.FloatRange(min=0), default=1.0,
+              show_default=True, metavar="S",
+              help="nats:// only: checkpoint (then acknowledge) at most every S seconds while "
+                   "messages flow, and whenever the stream goes quiet.")
 def watch(endpoint: str, replay: str | None, claims: str, fmt: str, topic: str,
           idle_timeout: float | None, max_batches: int | None, record: str | None,
-          reorder_window: int, select: tuple[str, ...], ignore: tuple[str, ...]) -> None:
-    """Subscribe to a vLLM KV event stream (ZMQ) and decide the claims of MANIFEST.toml.
+          reorder_window: int, select: tuple[str, ...], ignore: tuple[str, ...],
+          stream: str | None, durable: str | None, subject: str | None,
+          checkpoint_bucket: str, ack_wait: float, fetch: int,
+          checkpoint_interval: float) -> None:
+    """Subscribe to a vLLM KV event stream (ZMQ; NATS JetStream for nats://HOST:PORT, with
+    --stream and --durable) and decide the claims of MANIFEST.toml.
 
     Exit code: the verdict's (0 conformant, 1 violation, 3 inconclusive: nothing received,
     missed history or a gap), 2 on a usage or input error, 130/143 when interrupted by
@@ -648,6 +673,22 @@ def watch(endpoint: str, replay: str | None, claims: str, fmt: str, topic: str,
     from kvclaims.check import selection
     from kvclaims.watch import watch_command
 
+    if endpoint.startswith(("nats://", "tls://")):
+        from kvclaims.watch_nats import watch_nats
+
+        zmq_only = [n for n, v in (("--replay", replay), ("--topic", topic or None),
+                                   ("--max-batches", max_batches), ("--record", record),
+                                   ("--select", select), ("--ignore", ignore)) if v]
+        if zmq_only or not stream or not durable:
+            raise click.UsageError(
+                f"{', '.join(zmq_only)} appl{'ies' if len(zmq_only) == 1 else 'y'} to a ZMQ "
+                "endpoint only" if zmq_only else "a nats:// watch needs --stream and --durable")
+        sys.exit(watch_nats(endpoint, claims, fmt, stream=stream, durable=durable,
+                            subject=subject, bucket=checkpoint_bucket, idle_timeout=idle_timeout,
+                            ack_wait=ack_wait, fetch=fetch, window=reorder_window,
+                            checkpoint_interval=checkpoint_interval))
+    if stream or durable or subject:
+        raise click.UsageError("--stream, --durable and --subject apply to a nats:// endpoint")
     spec = spec_mod.load()
     chosen, by = {}, []
     for name, given in (("select", select), ("ignore", ignore)):
@@ -661,6 +702,37 @@ def watch(endpoint: str, replay: str | None, claims: str, fmt: str, topic: str,
     sys.exit(watch_command(endpoint, replay, claims, fmt, topic=topic, idle_timeout=idle_timeout,
                            max_batches=max_batches, record=record, window=reorder_window,
                            rules=rules))
+
+
+@cli.command(epilog=epilog("relay"))
+@click.argument("endpoint")
+@click.argument("url", metavar="nats://HOST:PORT")
+@click.option("--stream", required=True, metavar="NAME",
+              help="The JetStream stream (created, file storage, if missing).")
+@click.option("--subject", required=True, metavar="SUBJ", help="The subject batches go to.")
+@click.option("--replay", default=None, metavar="ENDPOINT",
+              help="vLLM's replay socket, asked for batches missed in a sequence gap.")
+@click.option("--instance", default=None, metavar="ID",
+              help="The engine's name in message ids (default: ENDPOINT).")
+@click.option("--topic", default="", metavar="T",
+              help="Only frames whose topic is exactly T (vLLM's kv_events_config topic).")
+@click.option("--idle-timeout", type=click.FloatRange(min=0, min_open=True), default=None,
+              metavar="S", help="Stop after S seconds without a batch.")
+@click.option("--max-batches", type=click.IntRange(min=1), default=None, metavar="N",
+              help="Stop after N batches received.")
+def relay(endpoint: str, url: str, stream: str, subject: str, replay: str | None,
+          instance: str | None, topic: str, idle_timeout: float | None,
+          max_batches: int | None) -> None:
+    """Publish an engine's KV event batches (ZMQ ENDPOINT, or a record file) to JetStream, once.
+
+    The message id carries the instance, the publisher's run and the batch number, so JetStream
+    drops a batch published twice; gaps are filled from --replay. Exit 0 when stopped, 2 on a
+    usage error or an unreachable server.
+    """
+    from kvclaims.relay import relay as run_relay
+
+    sys.exit(run_relay(endpoint, url, stream, subject, replay, instance=instance, topic=topic,
+                       idle_timeout=idle_timeout, max_batches=max_batches))
 
 
 @cli.command("shrink", epilog=epilog("shrink"))

@@ -36,6 +36,7 @@ OPTIONAL: dict[str, tuple[str, str]] = {
     "zmq": ("pyzmq", "vllm"),
     "ray": ("ray", "ray"),
     "matplotlib": ("matplotlib", "plot"),
+    "nats": ("nats-py", "nats"),
 }
 
 

@@ -62,7 +62,12 @@ class StreamCheck:
         self.events: list[Event] = []
         self.anomalies: list[Anomaly] = []
         self._markers: dict[int, Anomaly] = {}  # event index of a gap marker -> its anomaly
-        self._seq_of: dict[int, int | None] = {}  # record -> batch number, for decided records
+        # record -> batch number, kept only for the records an event or a gap marker is located
+        # at (a record whose batch joined no claim event is counted, not remembered: memory
+        # stays per claim and per resident block, docs/watch-nats.md)
+        self._seq_of: dict[int, int | None] = {}
+        self._marked: set[int] = set()  # records a marker is located at, their batch not yet in
+        self.decided = 0  # batches decided
         self._shown = 0
         self._finished: Report | None = None
         self._rank: int | None = None  # the data-parallel rank (the shard) of the stream
@@ -98,10 +103,11 @@ class StreamCheck:
                 self._anomaly(x)
 
     def _batch(self, frame: Frame) -> None:
-        self._seq_of[frame.record] = frame.seq
+        self.decided += 1
         try:
             batch = decode_batch(frame.payload, frame.seq)
         except Exception as err:  # noqa: BLE001 - any malformed payload is a lost batch
+            self._seq_of[frame.record] = frame.seq
             self._anomaly(Anomaly(UNDECODABLE, f"batch {frame.seq} at record {frame.record} is "
                                   f"not a KVEventBatch ({err}): its events are lost",
                                   frame.record, frame.seq,
@@ -109,7 +115,11 @@ class StreamCheck:
             return
         if not self._same_shard(batch.data_parallel_rank, frame):
             return
-        self._add(self.join.feed_batch(batch, frame.record))
+        events = self.join.feed_batch(batch, frame.record)
+        if events or frame.record in self._marked:
+            self._seq_of[frame.record] = frame.seq
+            self._marked.discard(frame.record)
+        self._add(events)
 
     def _same_shard(self, rank: int | None, frame: Frame) -> bool:
         """Whether a batch is of the stream's shard: each data-parallel rank has its own KV
@@ -135,6 +145,8 @@ class StreamCheck:
         if a.unknown:
             lo, hi = a.missing or (a.seq or 0, a.seq or 0)
             self._markers[len(self.events)] = a
+            if a.record:
+                self._marked.add(a.record)
             self._add(self.join.gap(lo, hi, record=a.record or 0, why=a.message))
 
     def new_findings(self) -> list[Finding]:
@@ -199,7 +211,7 @@ class StreamCheck:
             counts[R.stream] = max(counts.get(R.stream, 0), len(self._markers))
         stream = {
             "records": self.sequencer.received,
-            "batches": len(self._seq_of),
+            "batches": self.decided,
             "window": self.window,
             "anomalies": [{"kind": a.kind, "message": a.message, "record": a.record,
                            "batch": a.seq, "missing": list(a.missing) if a.missing else None,

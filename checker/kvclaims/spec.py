@@ -181,6 +181,19 @@ def grammar_text(root: Path | None = None) -> str:
     return ((root or spec_root()) / "trace.lark").read_text(encoding="utf-8")
 
 
+@lru_cache(maxsize=None)
+def digest(root: Path | None = None) -> str:
+    """sha256 over the spec's top-level files (names and contents, by name): what a saved
+    checker state was decided with (kvclaims.checkpoint refuses another)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for p in sorted((root or spec_root()).iterdir(), key=lambda p: p.name):
+        if p.is_file():
+            h.update(p.name.encode() + b"\0" + p.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
 def _read(root: Path, name: str) -> dict:
     with open(root / name, "rb") as fh:
         return tomllib.load(fh)

@@ -23,6 +23,7 @@ Sequencer (kvclaims.kvstream), so the live and the offline answer are one answer
 from __future__ import annotations
 
 import hashlib
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -189,7 +190,9 @@ class Sequencer:
     expected: int = 0
     decided: int = 0  # batches handed out in this run
     _buffer: dict[int, Frame] = field(default_factory=dict)
-    _seen: dict[int, tuple[bytes, int]] = field(default_factory=dict)  # seq -> digest, record
+    # seq -> digest, record; ordered so that forgetting the oldest is O(1) (a plain dict's
+    # pop of its first key walks the deleted slots before it: quadratic on a long stream)
+    _seen: OrderedDict[int, tuple[bytes, int]] = field(default_factory=OrderedDict)
     _gaps: list[tuple[int, int]] = field(default_factory=list)
     _last_record: int = 0
     received: int = 0
@@ -250,7 +253,7 @@ class Sequencer:
         assert f.seq is not None
         self._seen[f.seq] = (f.digest, f.record)
         if len(self._seen) > _DIGESTS_KEPT:
-            self._seen.pop(next(iter(self._seen)))
+            self._seen.popitem(last=False)
 
     def _declare(self, record: int | None) -> list[Step]:
         """The earliest missing number is given up: a gap up to the first buffered batch."""
