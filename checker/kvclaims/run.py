@@ -353,7 +353,7 @@ def check_kv_stream(path: str, spec: Spec, options: Options) -> Report | None:
     manifest by kvclaims.kvstream; None when `path` is not one."""
     from kvclaims.trace.detect import detect
 
-    if options.input_format not in (None, "vllm"):
+    if options.input_format not in (None, "vllm", "sglang"):
         return None
     label = "<stdin>" if path == "-" else path
     try:
@@ -376,7 +376,7 @@ def check_kv_stream(path: str, spec: Spec, options: Options) -> Report | None:
         return _failed(label, InputProblem(1, 1, "a recorded KV event stream needs its claim "
                                                  "manifest: --claims MANIFEST.toml"))
     try:
-        manifest = load_manifest(options.claims)
+        manifest = load_manifest(options.claims, runtime=options.input_format or "vllm")
     except InputError as err:
         return _failed(label, InputProblem(1, 1, f"claim manifest {err.file}:{err.line}:"
                                                  f"{err.column}: {err.message}"))

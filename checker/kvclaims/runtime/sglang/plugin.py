@@ -244,7 +244,8 @@ class ClaimAwareRadixCache(RadixCache):
         if blocking and protected + len(shared) + need > usable:
             blocking.sort(key=lambda c: c.id)
             if not all(c.decl.on_conflict == "demote" for c in blocking):
-                return self._hold(rid, blocking, protected, need)
+                # Its live pages: the ones it reuses stay resident beside its new ones.
+                return self._hold(rid, blocking, protected, need + len(shared))
             for c in blocking:
                 self._release(c, self.E.demoted, "demoted",
                               demotion_reason="conflict_with_active_request", request_id=rid)

@@ -1,0 +1,136 @@
+"""SGLang 0.5.23's real tree behind the fuzzer's runtime protocol (`sglang`, `sglang:plugin`).
+
+kvclaims.runtime.interface defines the protocol (reset / submit / step / events); this adapter
+implements it on the SGLang harness (harness.py: SGLang's own `RadixCache`, allocator and KV pool
+on CPU, no model), with the stock tree or the claim-aware tree (plugin.py). A
+:class:`~kvclaims.runtime.workload.Workload` maps onto SGLang as follows:
+
+- ``usable`` → a pool of ``usable`` pages of 16 tokens;
+- each resident prefix → a prompt of ``blocks × 16`` distinct tokens, run to completion before any
+  active request, so its pages sit in SGLang's radix tree, unlocked;
+- each prefix's claim → a :class:`~kvclaims.runtime.sglang.harness.SglClaim` on the prefix's
+  tokens, ``required_pages = claim.required``, in the adapter's ``mode`` (default
+  ``soft_priority``) when protected, ``none`` (best effort) when not; the stock tree has no claim
+  interface, so the harness declares it (``declared_by = "harness"``);
+- ``submit(request)`` → a request whose prompt is the reused prefix's tokens, if any, followed by
+  ``sum(chunks) × 16`` fresh tokens; one output token;
+- ``step()`` → one harness step; ``False`` once no request is left, or nothing was admitted or
+  finished for ``patience`` steps, or after ``max_steps``.
+
+Workloads are kvclaims.fuzz.strategies.vllm_workloads (the same shape: a small pool, resident
+prefixes with claims, requests that press on them). Importing this module never imports SGLang.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from kvclaims.runtime.workload import RequestSpec, Workload
+from kvclaims.trace.model import Event
+
+PAGE_SIZE = 16
+DEFAULT_MODE = "soft_priority"
+MODES = ("soft_priority", "hard_exclude", "demotable", "none")
+ON_CONFLICT = ("refuse", "defer", "demote")
+VARIANTS = ("stock", "plugin")
+
+
+def prefix_tokens(index: int, pages: int) -> list[int]:
+    """The tokens of the `index`-th resident prefix: distinct from every other prompt's."""
+    return [1_000 + 100_000 * index + k for k in range(pages * PAGE_SIZE)]
+
+
+def fresh_tokens(index: int, pages: int) -> list[int]:
+    """The fresh tokens of the `index`-th submitted active request."""
+    return [10_000_000 + 100_000 * index + k for k in range(pages * PAGE_SIZE)]
+
+
+class SglangAdapter:
+    """The SGLang harness behind the runtime protocol (see the module docstring)."""
+
+    def __init__(self, plugin: bool, mode: str = DEFAULT_MODE, on_conflict: str = "refuse",
+                 max_steps: int = 64, patience: int = 3):
+        if mode not in MODES:
+            raise ValueError(f"mode one of {', '.join(MODES)}")
+        if on_conflict not in ON_CONFLICT:
+            raise ValueError(f"on_conflict one of {', '.join(ON_CONFLICT)}")
+        self.plugin, self.mode, self.on_conflict = plugin, mode, on_conflict
+        self.max_steps, self.patience = max_steps, patience
+        self.harness: Any = None
+        self.last_harness: Any = None
+        self._tokens: dict[str, list[int]] = {}
+        self._submitted = self._steps = self._quiet = 0
+        self._events: tuple[Event, ...] = ()
+
+    def reset(self, workload: Workload) -> None:
+        from kvclaims.runtime.sglang.harness import SglangHarness, SglClaim
+
+        self.close()
+        workload.check()
+        self._tokens = {p.prefix_id: prefix_tokens(i, p.blocks)
+                        for i, p in enumerate(workload.prefixes)}
+        claims = [SglClaim(p.claim.claim_id, tuple(self._tokens[p.prefix_id]),
+                           mode=self.mode if p.claim.protected else "none",
+                           prefix_id=p.prefix_id, required_pages=p.claim.required,
+                           on_conflict=self.on_conflict)
+                  for p in workload.prefixes if p.claim is not None]
+        h = SglangHarness(claims=claims, plugin=self.plugin, num_pages=workload.usable,
+                          page_size=PAGE_SIZE, run_id=workload.run_id)
+        self.harness = h
+        for p in workload.prefixes:
+            h.comment(f"resident prefix {p.prefix_id}: {p.blocks} pages, request "
+                      f"{p.owner_request}")
+            h.add_request(p.owner_request, self._tokens[p.prefix_id])
+            h.run_until_idle(max_steps=self.max_steps, patience=self.patience)
+        self._submitted = self._steps = self._quiet = 0
+        self._events = tuple(h.events)
+
+    def submit(self, request: RequestSpec) -> None:
+        h = self._live()
+        tokens = list(self._tokens.get(request.reuses, ())) if request.reuses else []
+        tokens += fresh_tokens(self._submitted, request.total)
+        self._submitted += 1
+        h.comment(f"active request {request.request_id}: {request.total} fresh pages"
+                  + (f" after prefix {request.reuses}" if request.reuses else ""))
+        h.add_request(request.request_id, tokens)
+
+    def step(self) -> bool:
+        if self.harness is None:
+            return False
+        h = self.harness
+        if h.idle():
+            return self._done()
+        rec = h.step()
+        self._steps += 1
+        self._quiet = 0 if (rec.admitted or rec.finished) else self._quiet + 1
+        self._events = tuple(h.events)
+        if h.idle() or self._quiet >= self.patience or self._steps >= self.max_steps:
+            return self._done()
+        return True
+
+    def events(self) -> Sequence[Event]:
+        return self._events if self.harness is None else tuple(self.harness.events)
+
+    def close(self) -> None:
+        if self.harness is not None:
+            self._events = tuple(self.harness.events)
+            self.harness.close()
+            self.last_harness, self.harness = self.harness, None
+
+    def _live(self) -> Any:
+        if self.harness is None:
+            raise RuntimeError("reset() before submit()/step()")
+        return self.harness
+
+    def _done(self) -> bool:
+        self.close()
+        return False
+
+
+def fuzz_runtime(variant: str = "stock", mode: str = DEFAULT_MODE, on_conflict: str = "refuse"
+                 ) -> SglangAdapter:
+    """A fresh adapter for `sglang[:<variant>][,mode=…][,on_conflict=…]`."""
+    if variant not in VARIANTS:
+        raise ValueError(f"variant one of {', '.join(VARIANTS)}")
+    return SglangAdapter(variant == "plugin", mode, on_conflict)
