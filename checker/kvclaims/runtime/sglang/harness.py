@@ -204,8 +204,9 @@ class SglangHarness:
         self.tree.take_events()  # the construction's AllBlocksCleared (reset of an empty tree)
         self.publisher = None
         if kv_events_endpoint:
+            # bind: SGLang binds only wildcard endpoints by default; a loopback one stays local.
             cfg = json.dumps({"publisher": "zmq", "endpoint": kv_events_endpoint,
-                              "topic": kv_topic})
+                              "topic": kv_topic, "bind": True})
             self.publisher = EventPublisherFactory.create(cfg, 0)
 
         # claim chains: SGLang page hash -> (claim, position)
@@ -426,18 +427,23 @@ class SglangHarness:
         if self.plugin:
             self.tree.kvclaims_on_step(self._step)
         admitted: dict[str, int] = {}
-        for r in list(self.waiting):
-            if len(self.running) >= self.req_to_token.size:
-                break
-            if self.plugin:
+        held: set[str] = set()
+        if self.plugin:
+            # The claim-aware tree decides every waiting request the claims stand in the way of
+            # before the admission round, as a scheduler asks its cache before it allocates.
+            for r in list(self.waiting):
                 decision = self.tree.kvclaims_arbitrate(r.rid, r.tokens)
                 if decision == "refused":
                     self.waiting.remove(r)
                     self.outcomes[r.rid] = "refused"
-                    continue
-                if decision == "deferred":
+                elif decision == "deferred":
                     self.outcomes[r.rid] = "deferred"
-                    continue  # set aside this step: the requests behind it are considered
+                    held.add(r.rid)  # set aside this step: the requests behind it go on
+        for r in list(self.waiting):
+            if len(self.running) >= self.req_to_token.size:
+                break
+            if r.rid in held:
+                continue
             if not self._admit(r):
                 break  # SGLang's prefill adder stops at the first request it cannot add
             self.waiting.remove(r)
