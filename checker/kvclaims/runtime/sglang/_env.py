@@ -17,12 +17,16 @@ import logging
 import os
 import sys
 import types
+import warnings
 from typing import Any
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("SGLANG_DISABLE_REQUEST_LOGGING", "1")
 logging.getLogger("sglang").setLevel(logging.ERROR)
+# SGLang's quantization modules warn at import that they need CUDA (AWQ, GGUF): true, irrelevant
+# to the memory cache, and noise on every command.
+warnings.filterwarnings("ignore", category=UserWarning, module=r"sglang\.")
 
 PLACEHOLDER_MODULES = ("torchvision", "torchvision.transforms",
                        "torchvision.transforms.functional", "torchvision.io")
