@@ -29,21 +29,18 @@ from typing import Any
 from kvclaims.runtime.workload import RequestSpec, Workload
 from kvclaims.trace.model import Event
 
-PAGE_SIZE = 16
+# The workload's token layout is the vLLM adapter's (import-safe: it imports no vLLM): a block
+# there is a page here, both 16 tokens.
+from kvclaims.runtime.vllm.fuzz_adapter import (  # noqa: E402
+    BLOCK_SIZE as PAGE_SIZE,
+    MODES,
+    ON_CONFLICT,
+    VARIANTS,
+    fresh_tokens,
+    prefix_tokens,
+)
+
 DEFAULT_MODE = "soft_priority"
-MODES = ("soft_priority", "hard_exclude", "demotable", "none")
-ON_CONFLICT = ("refuse", "defer", "demote")
-VARIANTS = ("stock", "plugin")
-
-
-def prefix_tokens(index: int, pages: int) -> list[int]:
-    """The tokens of the `index`-th resident prefix: distinct from every other prompt's."""
-    return [1_000 + 100_000 * index + k for k in range(pages * PAGE_SIZE)]
-
-
-def fresh_tokens(index: int, pages: int) -> list[int]:
-    """The fresh tokens of the `index`-th submitted active request."""
-    return [10_000_000 + 100_000 * index + k for k in range(pages * PAGE_SIZE)]
 
 
 class SglangAdapter:
