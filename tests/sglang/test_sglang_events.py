@@ -108,3 +108,15 @@ def test_live_from_sglangs_zmq_publisher(tmp_path, free_port):
     final = lines[-1]
     assert final.get("verdict") == "violation", lines[-3:]
     assert rc == [1]
+
+
+def test_manifest_for_an_unknown_runtime_is_a_located_error(tmp_path):
+    import pytest
+
+    from kvclaims.trace.model import InputError
+
+    m = tmp_path / "claims.toml"
+    m.write_text(MANIFEST.replace('runtime = "sglang"', 'runtime = "nosuch"'))
+    with pytest.raises(InputError) as err:
+        load_manifest(str(m))
+    assert "nosuch" in err.value.message and err.value.line == 1
