@@ -14,8 +14,8 @@ on CPU, no model), with the stock tree or the claim-aware tree (plugin.py). A
   interface, so the harness declares it (``declared_by = "harness"``);
 - ``submit(request)`` → a request whose prompt is the reused prefix's tokens, if any, followed by
   ``sum(chunks) × 16`` fresh tokens; one output token;
-- ``step()`` → one harness step; ``False`` once no request is left, or nothing was admitted or
-  finished for ``patience`` steps, or after ``max_steps``.
+- ``step()`` → one harness step; ``False`` once no request is left, or nothing was admitted for
+  ``patience`` steps, or after ``max_steps``.
 
 Workloads are kvclaims.fuzz.strategies.vllm_workloads (the same shape: a small pool, resident
 prefixes with claims, requests that press on them). Importing this module never imports SGLang.
@@ -23,42 +23,26 @@ prefixes with claims, requests that press on them). Importing this module never 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from kvclaims.runtime.workload import Workload
 
-from kvclaims.runtime.workload import RequestSpec, Workload
-from kvclaims.trace.model import Event
-
-# The workload's token layout is the vLLM adapter's (import-safe: it imports no vLLM): a block
-# there is a page here, both 16 tokens.
+# The workload's token layout and the protocol's driving are the vLLM adapter's (import-safe: it
+# imports no vLLM): a block there is a page here, both 16 tokens.
 from kvclaims.runtime.vllm.fuzz_adapter import (  # noqa: E402
     BLOCK_SIZE as PAGE_SIZE,
     MODES,
     ON_CONFLICT,
     VARIANTS,
-    fresh_tokens,
+    VllmAdapter,
     prefix_tokens,
 )
 
 DEFAULT_MODE = "soft_priority"
 
 
-class SglangAdapter:
-    """The SGLang harness behind the runtime protocol (see the module docstring)."""
-
-    def __init__(self, plugin: bool, mode: str = DEFAULT_MODE, on_conflict: str = "refuse",
-                 max_steps: int = 64, patience: int = 3):
-        if mode not in MODES:
-            raise ValueError(f"mode one of {', '.join(MODES)}")
-        if on_conflict not in ON_CONFLICT:
-            raise ValueError(f"on_conflict one of {', '.join(ON_CONFLICT)}")
-        self.plugin, self.mode, self.on_conflict = plugin, mode, on_conflict
-        self.max_steps, self.patience = max_steps, patience
-        self.harness: Any = None
-        self.last_harness: Any = None
-        self._tokens: dict[str, list[int]] = {}
-        self._submitted = self._steps = self._quiet = 0
-        self._events: tuple[Event, ...] = ()
+class SglangAdapter(VllmAdapter):
+    """The SGLang harness behind the runtime protocol (see the module docstring). Submitting,
+    stepping and closing are the vLLM adapter's (the two harnesses answer the same calls); the
+    pool, the prefixes and the claims are SGLang's."""
 
     def reset(self, workload: Workload) -> None:
         from kvclaims.runtime.sglang.harness import SglangHarness, SglClaim
@@ -80,49 +64,12 @@ class SglangAdapter:
                       f"{p.owner_request}")
             h.add_request(p.owner_request, self._tokens[p.prefix_id])
             h.run_until_idle(max_steps=self.max_steps, patience=self.patience)
-        self._submitted = self._steps = self._quiet = 0
+        self._submitted = self._steps = self._idle = 0
         self._events = tuple(h.events)
+        self._was_reset = True
 
-    def submit(self, request: RequestSpec) -> None:
-        h = self._live()
-        tokens = list(self._tokens.get(request.reuses, ())) if request.reuses else []
-        tokens += fresh_tokens(self._submitted, request.total)
-        self._submitted += 1
-        h.comment(f"active request {request.request_id}: {request.total} fresh pages"
-                  + (f" after prefix {request.reuses}" if request.reuses else ""))
-        h.add_request(request.request_id, tokens)
-
-    def step(self) -> bool:
-        if self.harness is None:
-            return False
-        h = self.harness
-        if h.idle():
-            return self._done()
-        rec = h.step()
-        self._steps += 1
-        self._quiet = 0 if (rec.admitted or rec.finished) else self._quiet + 1
-        self._events = tuple(h.events)
-        if h.idle() or self._quiet >= self.patience or self._steps >= self.max_steps:
-            return self._done()
-        return True
-
-    def events(self) -> Sequence[Event]:
-        return self._events if self.harness is None else tuple(self.harness.events)
-
-    def close(self) -> None:
-        if self.harness is not None:
-            self._events = tuple(self.harness.events)
-            self.harness.close()
-            self.last_harness, self.harness = self.harness, None
-
-    def _live(self) -> Any:
-        if self.harness is None:
-            raise RuntimeError("reset() before submit()/step()")
-        return self.harness
-
-    def _done(self) -> bool:
-        self.close()
-        return False
+    def _pending(self) -> bool:
+        return not self.harness.idle()
 
 
 def fuzz_runtime(variant: str = "stock", mode: str = DEFAULT_MODE, on_conflict: str = "refuse"
