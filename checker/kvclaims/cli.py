@@ -42,9 +42,10 @@ def decision_options(f: Any) -> Any:
     through the same function. A new decision option (e.g. a deferral bound) is one Options
     field and one flag here whose parameter has the field's name; nothing else changes."""
     flags = [
-        click.option("--input-format", type=click.Choice(["kvt", "jsonl", "vllm"]),
+        click.option("--input-format", type=click.Choice(["kvt", "jsonl", "vllm", "sglang"]),
                      default=None,
-                     help="Override format detection (vllm: a recorded KV event stream)."),
+                     help="Override format detection (vllm, sglang: a recorded KV event stream; "
+                          "sglang hashes a manifest's token_ids with SGLang's own function)."),
         click.option("--claims", default=None, type=click.Path(dir_okay=False),
                      metavar="MANIFEST.toml",
                      help="The claim manifest a recorded KV event stream (.kvbatches) is joined "
@@ -569,7 +570,8 @@ def prove(path: str, fmt: str) -> None:
 @cli.command(epilog=epilog("fuzz"))
 @click.option("--runtime", required=True, metavar="RUNTIME",
               help="micro:<policy>[,param=v][+fault] | vllm:<stock|plugin>[,mode=M][,on_conflict=C] "
-                   "(in .venv-vllm) | py:<module>:<factory>")
+                   "(in a vLLM environment) | sglang[:<stock|plugin>][,mode=M][,on_conflict=C] "
+                   "(in an SGLang environment) | py:<module>:<factory>")
 @click.option("--examples", type=click.IntRange(min=1), default=1000, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--out", "out_dir", default="fuzz-out", show_default=True, metavar="DIR",

@@ -431,8 +431,8 @@ def _decide_input(fh: BinaryIO, label: str, spec: Spec, options: Options,
     from kvclaims.trace.detect import detect
 
     fh = decompressed(fh, label)
-    if options.input_format == "vllm" or (options.input_format is None
-                                          and detect(fh.peek(16)[:16]) == "vllm"):  # type: ignore[attr-defined]
+    if options.input_format in ("vllm", "sglang") or (
+            options.input_format is None and detect(fh.peek(16)[:16]) == "vllm"):  # type: ignore[attr-defined]
         try:
             data = fh.read()
         except InputError as err:  # a truncated or corrupt compressed stream
@@ -456,7 +456,7 @@ def _kv_stream(data: bytes, label: str, spec: Spec, options: Options) -> Report:
         return _failed(label, InputProblem(1, 1, "a recorded KV event stream needs its claim "
                                                  "manifest: --claims MANIFEST.toml"))
     try:
-        manifest = load_manifest(options.claims)
+        manifest = load_manifest(options.claims, runtime=options.input_format or "vllm")
     except InputError as err:
         return _failed(label, InputProblem(1, 1, f"claim manifest {err.file}:{err.line}:"
                                                  f"{err.column}: {err.message}"))

@@ -32,7 +32,8 @@ class ExplainError(Exception):
     """A usage or input problem, with the location already in the message."""
 
 
-def _stream_events(path: str, data: bytes, spec: object, claims: str | None) -> list:
+def _stream_events(path: str, data: bytes, spec: object, claims: str | None,
+                   runtime: str = "vllm") -> list:
     """A recorded KV event stream's events, joined with its manifest as `kvclaims check` joins
     them (kvclaims.kvstream), gap markers included."""
     from kvclaims.kvstream import StreamCheck
@@ -42,7 +43,7 @@ def _stream_events(path: str, data: bytes, spec: object, claims: str | None) -> 
     if claims is None:
         raise ExplainError(f"{path}:1:1: a recorded KV event stream needs its claim manifest: "
                            "--claims MANIFEST.toml")
-    check = StreamCheck(spec, load_manifest(claims), path)  # type: ignore[arg-type]
+    check = StreamCheck(spec, load_manifest(claims, runtime), path)  # type: ignore[arg-type]
     for frame in read_frames(data, path):
         check.push(frame)
     check.finish()
@@ -69,9 +70,9 @@ def read_timeline(path: str, spec: object = None, input_format: str | None = Non
     with fh:
         try:
             fh = decompressed(fh, path)  # type: ignore[assignment]
-            if input_format == "vllm" or (input_format is None
-                                          and detect(fh.peek(16)[:16]) == "vllm"):
-                events = _stream_events(path, fh.read(), S, claims)
+            if input_format in ("vllm", "sglang") or (input_format is None
+                                                      and detect(fh.peek(16)[:16]) == "vllm"):
+                events = _stream_events(path, fh.read(), S, claims, input_format or "vllm")
             else:
                 events = open_events(fh, path, S, Options(input_format=input_format))  # type: ignore[arg-type]
             timeline = build_timeline(events, S, path, **kwargs)  # type: ignore[arg-type]
@@ -128,8 +129,9 @@ def explain_command(trace: str, claim: str | None, out: str, input_format: str |
         print(f"kvclaims explain: {out}: the output must end in .png, .svg or .html",
               file=err)
         return 2
-    if input_format not in (None, "kvt", "jsonl", "vllm"):
-        print(f"kvclaims explain: unknown input format {input_format!r} (kvt, jsonl or vllm)",
+    if input_format not in (None, "kvt", "jsonl", "vllm", "sglang"):
+        print(f"kvclaims explain: unknown input format {input_format!r} "
+              "(kvt, jsonl, vllm or sglang)",
               file=err)
         return 2
     spec = spec_mod.load()

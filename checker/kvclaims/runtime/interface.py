@@ -198,6 +198,38 @@ def _vllm(name: str, arg: str) -> RuntimeSpec:
     return RuntimeSpec(name, lambda: fa.fuzz_runtime(variant, **kw), "vllm_workloads")
 
 
+def _sglang(name: str, arg: str) -> RuntimeSpec:
+    """``sglang[:<stock|plugin>][,mode=M][,on_conflict=C]``: SGLang's real radix tree (stock, or
+    the claim-aware tree) through kvclaims.runtime.sglang.fuzz_adapter; SGLang is imported here,
+    lazily (it lives in its own environment: scripts/setup-runtime sglang==0.5.23)."""
+    from kvclaims.runtime.sglang import fuzz_adapter as fa  # no SGLang import at module level
+
+    variant, *params = arg.split(",") if arg else ("stock",)
+    if variant not in fa.VARIANTS:
+        raise RuntimeUnavailable(f"sglang: variant one of {', '.join(fa.VARIANTS)}")
+    kw: dict[str, str] = {}
+    for p in params:
+        key, _, value = p.partition("=")
+        allowed = {"mode": fa.MODES, "on_conflict": fa.ON_CONFLICT}.get(key)
+        if allowed is None:
+            raise RuntimeUnavailable(f"sglang: unknown parameter {key!r}; mode=… or on_conflict=…")
+        if value not in allowed:
+            raise RuntimeUnavailable(f"sglang: {key} one of {', '.join(allowed)}")
+        kw[key] = value
+    hint = "run scripts/setup-runtime sglang==0.5.23 and use the bin/kvclaims it prints"
+    try:
+        importlib.metadata.version("sglang")
+    except importlib.metadata.PackageNotFoundError:
+        raise RuntimeUnavailable(f"SGLang is not installed in this environment: {hint}") from None
+    try:
+        importlib.import_module("kvclaims.runtime.sglang.harness")
+    except ImportError as err:
+        raise RuntimeUnavailable(f"SGLang could not be imported here ({err}); {hint}") from None
+
+    # The vLLM workload strategy fits SGLang's geometry too (token prompts, pressure).
+    return RuntimeSpec(name, lambda: fa.fuzz_runtime(variant, **kw), "vllm_workloads")
+
+
 def resolve(name: str) -> RuntimeSpec:
     """Parse a runtime name: ``micro:…``, ``vllm:stock|plugin``, ``kvrm``, ``py:module:factory``.
     Raises RuntimeUnavailable (a usage error) for unknown or not-yet-available runtimes."""
@@ -206,6 +238,8 @@ def resolve(name: str) -> RuntimeSpec:
         return _micro(arg)
     if kind == "vllm":
         return _vllm(name, arg)
+    if kind == "sglang":
+        return _sglang(name, arg)
     if kind == "py":
         module, _, attr = arg.rpartition(":")
         if not module or not attr:
@@ -227,4 +261,4 @@ def resolve(name: str) -> RuntimeSpec:
         args = (arg,) if arg else ()
         return RuntimeSpec(name, _module_factory(module, "fuzz_runtime", *args))
     raise RuntimeUnavailable(f"unknown runtime {name!r}; expected micro:<policy>[+fault], "
-                             "vllm:<stock|plugin>, kvrm or py:<module>:<factory>")
+                             "vllm:<stock|plugin>, sglang[:plugin], kvrm or py:<module>:<factory>")

@@ -13,7 +13,7 @@ from typing import BinaryIO
 from kvclaims.trace.model import InputError
 
 FORMATS = ("kvt", "jsonl")
-STREAM_FORMATS = ("vllm",)  # KV event record files: need a claim manifest (--claims)
+STREAM_FORMATS = ("vllm", "sglang")  # KV event record files: need a claim manifest (--claims)
 BOM = b"\xef\xbb\xbf"
 _NOTED: set[str] = set()  # files whose mark was already reported (a check may read twice)
 

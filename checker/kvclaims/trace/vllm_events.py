@@ -179,9 +179,20 @@ class Manifest:
 
 
 def hash_tokens(tokens: list[int], block_size: int, algo: str = "sha256",
-                cache_salt: str | None = None) -> list[Any]:
-    """Token ids -> the chain of block hashes as KV events carry them, with vLLM's own block
-    hasher (needs vLLM installed)."""
+                cache_salt: str | None = None, runtime: str = "vllm") -> list[Any]:
+    """Token ids -> the chain of block hashes as KV events carry them, with the runtime's own
+    hasher: vLLM's block hasher (needs vLLM installed), or for `runtime = "sglang"` SGLang's
+    page hashes (kvclaims.trace.sglang_hashes.page_hashes; needs SGLang installed)."""
+    if runtime == "sglang":
+        try:
+            from kvclaims.trace.sglang_hashes import page_hashes
+        except ImportError as err:  # pragma: no cover - depends on the environment
+            raise ValueError("token_ids in an SGLang claim manifest need SGLang installed "
+                             "(scripts/setup-runtime sglang==0.5.23) to hash them with SGLang's "
+                             f"own function: {err}") from err
+        return page_hashes(tokens, block_size, cache_salt)
+    if runtime != "vllm":
+        raise ValueError(f"runtime {runtime!r}: one of vllm, sglang")
     from kvclaims.trace.vllm_hashes import chain_hashes, external_hash, make_block_hasher
 
     try:
@@ -192,7 +203,9 @@ def hash_tokens(tokens: list[int], block_size: int, algo: str = "sha256",
                          f"to hash them with vLLM's own block hasher: {err}") from err
 
 
-def load_manifest(path: str) -> Manifest:
+def load_manifest(path: str, runtime: str = "vllm") -> Manifest:
+    """A claim manifest; `runtime` (or the manifest's own `runtime = "..."` key, which wins) names
+    whose hash function turns `token_ids` into block hashes."""
     try:
         with open(path, "rb") as fh:
             doc = tomllib.load(fh)
@@ -200,11 +213,13 @@ def load_manifest(path: str) -> Manifest:
         raise InputError(path, 0, 0, f"cannot open claim manifest: {err.strerror}") from err
     except tomllib.TOMLDecodeError as err:
         raise InputError(path, 1, 1, f"claim manifest is not TOML: {err}") from err
-    return manifest_from_dict(doc, path)
+    return manifest_from_dict(doc, path, runtime)
 
 
-def manifest_from_dict(doc: dict[str, Any], path: str = "<manifest>") -> Manifest:
+def manifest_from_dict(doc: dict[str, Any], path: str = "<manifest>",
+                       runtime: str = "vllm") -> Manifest:
     claims = []
+    runtime = doc.get("runtime", runtime)
     block_size = doc.get("block_size", 16)
     algo = doc.get("hash_algo", "sha256")
     for i, c in enumerate(doc.get("claim", ())):
@@ -216,7 +231,7 @@ def manifest_from_dict(doc: dict[str, Any], path: str = "<manifest>") -> Manifes
         elif "token_ids" in c:
             try:
                 hashes = hash_tokens(list(c["token_ids"]), c.get("block_size", block_size),
-                                     c.get("hash_algo", algo), c.get("cache_salt"))
+                                     c.get("hash_algo", algo), c.get("cache_salt"), runtime)
             except ValueError as err:
                 raise InputError(path, 1, 1, f"claim {cid}: {err}") from err
         else:
