@@ -253,7 +253,7 @@ def test_rules_left_out_live_as_offline(tmp_path: Path, spec) -> None:
     from kvclaims.check import selection
     from kvclaims.run import Options, decide_path
 
-    vllm = ROOT / "traces" / "vllm"
+    vllm = ROOT / "traces" / "vllm" / "0.34.0"
     data = (vllm / "stock-probe.kvbatches").read_bytes()
     frames = [(f.seq, f.payload if isinstance(f.payload, bytes) else msgspec.msgpack.encode(
         f.payload)) for f in read_frames(data, "probe")]

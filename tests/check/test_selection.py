@@ -158,7 +158,7 @@ def test_configuration_file_upward_with_flags_winning(tmp_path: Path) -> None:
 def test_a_path_in_the_configuration_is_relative_to_its_file(tmp_path: Path) -> None:
     project = tmp_path / "p"
     (project / "sub").mkdir(parents=True)
-    vllm = ROOT / "traces" / "vllm"
+    vllm = ROOT / "traces" / "vllm" / "0.34.0"
     (project / "manifest.toml").write_bytes((vllm / "claims.toml").read_bytes())
     (project / "kvclaims.toml").write_text('claims = "manifest.toml"\n')
     r = kv("check", str(vllm / "stock-probe.kvbatches"), cwd=project / "sub")

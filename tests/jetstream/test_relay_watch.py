@@ -37,7 +37,7 @@ from js_harness import Engine, NatsServer, nats_server  # noqa: F401 - the fixtu
 
 ROOT = Path(__file__).resolve().parents[2]
 KV = [sys.executable, "-m", "kvclaims.cli"]
-VLLM = ROOT / "traces" / "vllm"
+VLLM = ROOT / "traces" / "vllm" / "0.34.0"
 HASHES = [101, 102, 103]
 STREAM, SUBJECT = "KV", "kv.engine0"
 

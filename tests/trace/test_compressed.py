@@ -126,7 +126,7 @@ def test_every_command_reads_gzip_and_locates_a_truncation(tmp_path: Path) -> No
 
 
 def test_a_compressed_kv_event_record_is_read_with_its_manifest(tmp_path: Path) -> None:
-    vllm = ROOT / "traces" / "vllm"
+    vllm = ROOT / "traces" / "vllm" / "0.34.0"
     gz = tmp_path / "probe.kvbatches.gz"
     gz.write_bytes(gzip.compress((vllm / "stock-probe.kvbatches").read_bytes()))
     plain = kv("check", "--format", "json", str(vllm / "stock-probe.kvbatches"), "--claims",
