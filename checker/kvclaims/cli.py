@@ -163,9 +163,12 @@ def _write_witnesses(path: str, rep: Any, spec: Any, options: Any, prefix: str,
 @click.option("--witness", "witness", default=None, metavar="PREFIX",
               help="Write the violating and conforming orders the Z3 engine found as "
                    "PREFIX.violating.kvt and PREFIX.conforming.kvt.")
+@click.option("--width", type=click.IntRange(min=20), default=None, metavar="N",
+              help="Wrap the text report at N columns (default: the terminal's width, 120 off a "
+                   "terminal). Lines are wrapped, never cut.")
 @decision_options
 def check(files: tuple[str, ...], fmt: str, progress: bool | None, witness: str | None,
-          options: Any) -> None:
+          width: int | None, options: Any) -> None:
     """Check trace FILES (or - for standard input) against the resident KV claim model."""
     from rich.console import Console
 
@@ -176,10 +179,7 @@ def check(files: tuple[str, ...], fmt: str, progress: bool | None, witness: str 
     spec = spec_mod.load()
     if witness is not None and len(files) != 1:
         raise click.UsageError("--witness writes one trace's orders: give one FILE")
-    # soft_wrap: long lines are not broken, so locations and messages stay greppable.
-    out = Console(highlight=False, soft_wrap=True)
-    if not out.is_terminal:
-        out = Console(highlight=False, soft_wrap=True, width=120)
+    out = text.console_for(width)
     err = Console(stderr=True, soft_wrap=True)
     reports = []
     for path in files:

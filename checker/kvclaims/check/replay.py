@@ -525,10 +525,12 @@ class Replay:
                 # predicate true: harm without a predicate break.
                 h = c.pending_harm
                 c.pending_harm = None
-                c.state = self.E.harmed_state
+                # found before the state moves on: the finding's state_before is the claim's
+                # state at the harm event (under responsibility), not the harmed it leads to
                 self._find(VIOLATION, R.harm, h,
                            f"harm reported, but the loss it announced (block {b}, position {pos})"
                            " kept the predicate true", c)
+                c.state = self.E.harmed_state
                 return
             if c.protected:
                 self._find(VIOLATION, R.hard, ev,
@@ -605,9 +607,12 @@ class Replay:
         return r
 
     def _protected_claims(self) -> list[Claim]:
-        return [c for c in self.claims.values()
-                if c.protected and c.state in self.responsible and not c.silent
-                and (c.positions.surviving > 0 or (not c.tracked and c.asserted))]
+        return [c for c in self.claims.values() if self.protects(c)]
+
+    def protects(self, c: Claim) -> bool:
+        """Whether `c`'s blocks count as protected now (the `protected` band of snapshot())."""
+        return (c.protected and c.state in self.responsible and not c.silent
+                and (c.positions.surviving > 0 or (not c.tracked and c.asserted)))
 
     def _on_arrival(self, ev: Event) -> None:
         """docs/model.md §6 R-progress: a request the trace shows arriving (request_initialized with the

@@ -874,9 +874,10 @@ class Encoding:
             for u in S.branches(unbroken):
                 if u:
                     S[("ph", c)] = -1
-                    self.set_state(c, self.E.harmed_state)
+                    # found before the state moves on (state_before: the state at the harm)
                     self.find(VIOLATION, R.harm, i, f"harm reported, but the loss it announced "
                               f"(block {b}, position {pos}) kept the predicate true", c)
+                    self.set_state(c, self.E.harmed_state)
                     continue
                 if S.may(S[("prot", c)]):
                     with S.when(S[("prot", c)]):

@@ -13,6 +13,7 @@ import html
 import os
 
 from kvclaims.explain.timeline import ClaimTrack, RequestLane, Timeline
+from kvclaims.report.location import event_label, location
 from kvclaims.report.palette import (
     BAND_COLORS,
     BAND_LABELS,
@@ -85,7 +86,8 @@ def _page(tl: Timeline, svg: str) -> str:
     for f in tl.findings:
         rows.append(
             f'<tr><td class="{esc(f.status)}">{esc(f.status)}</td><td><b>{esc(f.rule)}</b></td>'
-            f"<td>{esc(tl.file)}:{f.line}:{f.column}</td><td>#{f.event_index} {esc(f.event)}</td>"
+            f"<td>{esc(location(tl.file, f.line, f.column, f.event_index))}</td>"
+            f"<td>{esc(f.event)}</td>"
             f"<td>{esc(f.claim_id or '')}</td><td>{esc(f.message)}</td></tr>")
     findings = ("<table><tr><th>status</th><th>rule</th><th>where</th><th>event</th>"
                 "<th>claim</th><th>what happened</th></tr>" + "".join(rows) + "</table>"
@@ -187,7 +189,7 @@ def _pool(tl: Timeline, sx: _Scale, y0: int, xmax: int) -> tuple[str, int]:
         x2 = sx.x(tl.pool[k + 1].index if k + 1 < len(tl.pool) else xmax)
         out.append(
             f'<rect x="{x1}" y="{top}" width="{max(0.5, x2 - x1)}" height="{POOL_H}" '
-            f'fill="transparent"><title>event #{s.index} (line {s.line}) {esc(s.kind)}\n'
+            f'fill="transparent"><title>{event_label(s.index)} (line {s.line}) {esc(s.kind)}\n'
             f"usable {s.usable}: protected {s.protected}, resident {s.resident}, "
             f"active {s.active}, free {s.free}</title></rect>")
     for v in tl.victims:
@@ -211,7 +213,7 @@ def _victim_text(v: object) -> str:
 
     assert isinstance(v, Victim)
     what = "resident block lost" if v.resident else "block taken from the free queue"
-    return (f"event #{v.index} (line {v.line}): victim block {v.block}, {what}"
+    return (f"{event_label(v.index)} (line {v.line}): victim block {v.block}, {what}"
             + (f", claim {v.claim_id}" if v.claim_id else "")
             + (f", request {v.request_id}" if v.request_id else "")
             + (f", reason {v.reason}" if v.reason else ""))
@@ -234,7 +236,7 @@ def _claim(tl: Timeline, c: ClaimTrack, sx: _Scale, y0: int, xmax: int) -> tuple
         out.append(
             f'<rect x="{x1}" y="{top}" width="{max(0.5, x2 - x1)}" height="{CLAIM_H}" '
             f'fill="{state_color(tl, p.state, p.silent)}" fill-opacity="0.45">'
-            f"<title>{esc(c.claim_id)} from event #{p.index}: {esc(label)}\n"
+            f"<title>{esc(c.claim_id)} from {event_label(p.index)}: {esc(label)}\n"
             f"leading {p.leading}, surviving {p.surviving}, required {p.required}, "
             f"predicate {'holds' if p.holds else 'does not hold' if p.holds is False else '?'}"
             "</title></rect>")
@@ -287,17 +289,17 @@ def _lanes(tl: Timeline, lanes: tuple[RequestLane, ...], sx: _Scale, y0: int, xm
                    f"{esc(request_label(r))}</text>")
         out.append(f'<line x1="{sx.x(r.first_index)}" x2="{sx.x(r.last_index + 1)}" y1="{y}" '
                    f'y2="{y}" stroke="#bbb"><title>request {esc(r.request_id)}: events '
-                   f"#{r.first_index}..#{r.last_index}, outcome {esc(r.outcome)}</title></line>")
+                   f"{event_label(r.first_index)}..{event_label(r.last_index)}, outcome {esc(r.outcome)}</title></line>")
         if r.first_allocation is not None and r.last_allocation is not None:
             x1, x2 = sx.x(r.first_allocation), sx.x(r.last_allocation + 1)
             out.append(f'<rect x="{x1}" y="{y - 5}" width="{max(1, x2 - x1)}" height="10" '
                        f'fill="{BAND_COLORS["active"]}"><title>request {esc(r.request_id)}: '
-                       f"{r.allocated} block(s) allocated, events #{r.first_allocation}.."
-                       f"#{r.last_allocation}</title></rect>")
+                       f"{r.allocated} block(s) allocated, {event_label(r.first_allocation)}.."
+                       f"{event_label(r.last_allocation)}</title></rect>")
         for m in r.marks:
             cx = sx.x(m.index + 0.5)
             color = _MARK.get(m.verb, "#7b3294")
-            tip = (f"event #{m.index} (line {m.line}): {m.kind}"
+            tip = (f"{event_label(m.index)} (line {m.line}): {m.kind}"
                    + (f"; blocking {', '.join(m.blocking_claim_ids)}" if m.blocking_claim_ids
                       else "") + (f"; {m.detail}" if m.detail else ""))
             out.append(f'<circle cx="{cx}" cy="{y}" r="7" fill="{color}" stroke="#000">'
@@ -328,8 +330,8 @@ def _findings(tl: Timeline, sx: _Scale, top: int, bottom: int) -> str:
     for k, f in enumerate(tl.findings):
         color = FINDING_COLORS.get(f.status, "#d62728")
         x = sx.x(f.event_index + 0.5)
-        tip = (f"{f.status.upper()} {f.rule} at {tl.file}:{f.line}:{f.column} "
-               f"(event #{f.event_index}, {f.event})"
+        tip = (f"{f.status.upper()} {f.rule} at "
+               f"{location(tl.file, f.line, f.column, f.event_index)} ({f.event})"
                + (f", claim {f.claim_id}" if f.claim_id else "")
                + (f", state before {f.state_before}" if f.state_before else "")
                + f"\n{f.message}" + (f"\n{f.line} | {f.quote}" if f.quote else ""))
