@@ -9,6 +9,7 @@ written order only an <error>; so the suite fails exactly when the overall resul
 
 from __future__ import annotations
 
+from typing import Any
 from xml.sax.saxutils import escape, quoteattr
 
 from kvclaims.check.verdict import NOT_EXERCISED, UNKNOWN, VIOLATION, Report
@@ -28,12 +29,14 @@ def render(reports: list[Report]) -> str:
                          f'<error message={quoteattr(e.message)}>{escape(where)}</error>'
                          "</testcase>")
         shown: set[tuple[str | None, str, str]] = set()  # (claim, rule, status) with a case
+        first: dict[tuple[str | None, str], object] = {}  # the first finding per (claim, rule)
+        for f in rep.findings:
+            first.setdefault((f.claim_id, f.rule), f)
         for c in rep.claims:
             for rule, status in c.rules.items():
                 shown.add((c.claim_id, rule, status))
                 name = quoteattr(f"{c.claim_id} {rule}")
-                finding = next((f for f in rep.findings
-                                if f.claim_id == c.claim_id and f.rule == rule), None)
+                finding: Any = first.get((c.claim_id, rule))
                 where = (f"{location(rep.file, finding.line, finding.column, finding.event_index)}"
                          f": {finding.message}" if finding else "")
                 if status == VIOLATION:

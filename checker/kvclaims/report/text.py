@@ -85,19 +85,29 @@ def wrap(text: Text | str, width: int, style: str = "") -> list[Text]:
 
 
 class _Printer:
-    """Prints logical lines wrapped to one width (see :func:`wrap`)."""
+    """Collects logical lines wrapped to one width (see :func:`wrap`); :meth:`flush` prints
+    them in chunks (one console call per line costs more than the rest of the report)."""
+
+    CHUNK = 2000
 
     def __init__(self, console: Console, width: int | None):
         self.console = console
         self.width = max(MIN_WIDTH, width if width is not None else console.width)
+        self.lines: list[Text] = []
 
     def __call__(self, text: Text | str, style: str = "") -> None:
-        for line in wrap(text, self.width, style):
-            self.console.print(line, soft_wrap=True)
+        self.lines.extend(wrap(text, self.width, style))
+        if len(self.lines) >= self.CHUNK:
+            self.flush()
 
     def raw(self, text: str, style: str = "") -> None:
         """A line of drawing (a timeline row) printed as is: it has no id or number to cut."""
-        self.console.print(Text(text, style=style), soft_wrap=True)
+        self.lines.append(Text(text, style=style))
+
+    def flush(self) -> None:
+        if self.lines:
+            self.console.print(Text("\n").join(self.lines), soft_wrap=True)
+            self.lines = []
 
 _STYLE = {CONFORMANT: "bold green", VIOLATION: "bold red", INCONCLUSIVE: "bold yellow",
           INPUT_ERROR: "bold magenta", PASS: "green", UNKNOWN: "yellow",
@@ -261,6 +271,7 @@ def render(report: Report, spec: Spec, console: Console, width: int | None = Non
         _outcome(report, out)
         _order(report, out)
     _stream(report, out)
+    out.flush()
 
 
 def _quote(quote: str) -> str:
