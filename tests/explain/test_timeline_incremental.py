@@ -36,7 +36,7 @@ def _full(events, spec):
         protected.append(min(s["protected"], s["resident"]) if s["resident"] else s["protected"])
         for cid, c in s["claims"].items():
             sig = (c["state"], c["leading"], c["surviving"], c["required"], c["holds"],
-                   bool(c["silent"]))
+                   bool(c["silent"]), replay.claims[cid].off_state or None)
             ps = points.setdefault(cid, [])
             if not ps or ps[-1][1:] != sig:
                 ps.append((s["index"], *sig))
@@ -50,7 +50,7 @@ def _compare(path: Path, spec) -> None:
     points, protected = _full(events, spec)
     tl = build_timeline(events, spec, str(path), max_points=10 ** 9)
     got = {c.claim_id: [(p.index, p.state, p.leading, p.surviving, p.required, p.holds,
-                         p.silent) for p in c.points] for c in tl.claims}
+                         p.silent, p.offload) for p in c.points] for c in tl.claims}
     assert got == points
     assert [s.protected for s in tl.pool] == protected
 
@@ -58,6 +58,22 @@ def _compare(path: Path, spec) -> None:
 @pytest.mark.parametrize("path", TRACES, ids=lambda p: str(p.relative_to(ROOT)))
 def test_incremental_equals_full_snapshot(path, spec):
     _compare(path, spec)
+
+
+def test_window_keeps_the_state_at_its_start(spec):
+    path = ROOT / "traces" / "rules" / "ok-offload-lifecycle.kvt"
+    events = _events(path, spec)
+    whole = build_timeline(events, spec, str(path))
+    part = build_timeline(events, spec, str(path), window=(4, 7))
+    assert part.window == (4, 7) and [s.index for s in part.pool] == [4, 5, 6, 7]
+    c_whole, c_part = whole.claims[0], part.claims[0]
+    at4 = [p for p in c_whole.points if p.index <= 4][-1]
+    first = [p for p in c_part.points if p.index <= 4][-1]
+    assert (first.state, first.offload) == (at4.state, at4.offload)
+    # one point before the window at most: the state the claim enters it with
+    assert all(p.index >= 4 for p in c_part.points[1:]) and c_part.points[-1].index <= 7
+    assert {p.offload for p in c_whole.points} >= {"offloaded", "restore_required", "restored",
+                                                   "failed"}
 
 
 def test_incremental_equals_full_snapshot_corpus(artifacts, spec):
@@ -69,6 +85,6 @@ def test_incremental_equals_full_snapshot_corpus(artifacts, spec):
             points, protected = _full(events, spec)
             tl = build_timeline(events, spec, str(p), max_points=10 ** 9)
             got = {c.claim_id: [(q.index, q.state, q.leading, q.surviving, q.required, q.holds,
-                                 q.silent) for q in c.points] for c in tl.claims}
+                                 q.silent, q.offload) for q in c.points] for c in tl.claims}
             assert got == points, p.name
             assert [s.protected for s in tl.pool] == protected, p.name
