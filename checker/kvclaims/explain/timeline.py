@@ -316,6 +316,10 @@ def build_timeline(events: Iterable[Event], spec: Spec, file: str = "-", *,
         if ev.kind != E.victim and not named:
             dirty = None  # every claim
         i = replay.index
+        if i > hi:
+            if decided is not None:
+                break  # the verdict is decided's: the rest is not drawn
+            continue  # read to the end for the replay's own verdict
         usable = replay.usable or 0
         resident_now = len(replay.block_map)
         active = max(0, len(replay.allocated) - resident_now)
@@ -355,10 +359,8 @@ def build_timeline(events: Iterable[Event], spec: Spec, file: str = "-", *,
             if before is not None and c["surviving"] is not None and c["surviving"] < before:
                 lost_claim = cid
             prev_surviving[cid] = c["surviving"]
-        if i < lo or i > hi:
+        if i < lo:
             prev_resident = resident_now
-            if i > hi and decided is not None:
-                break  # the verdict is decided's: the rest is not drawn
             continue
         s = {"usable": usable, "resident": resident_now, "protected": protected_total,
              "active": active, "free": max(0, usable - resident_now - active),
