@@ -304,14 +304,25 @@ def litmus(out_dir: str | None, fmt: str) -> None:
 @click.option("--claim", default=None, help="Draw only this claim's lane.")
 @click.option("--out", required=True, metavar="FILE.png|FILE.svg|FILE.html",
               help="Output picture; the suffix picks the format.")
+@click.option("--from", "start", default=None, metavar="N|TIME",
+              help="Draw from event N (1-based, as reports number events) or from a time since "
+                   "the first event (250us, 1.5ms, 2s).")
+@click.option("--to", "end", default=None, metavar="N|TIME",
+              help="Draw up to event N or a time since the first event.")
+@click.option("--around", default=None, metavar="RULE|N",
+              help="Draw the 100 events either side of the first finding of RULE (e.g. "
+                   "R-hard or hard) or of event N.")
 @decision_options
-def explain(trace: str, claim: str | None, out: str, options: Any) -> None:
-    """Draw what happened to the pool and to each claim in TRACE, findings pinned at their events.
+def explain(trace: str, claim: str | None, out: str, start: str | None, end: str | None,
+            around: str | None, options: Any) -> None:
+    """Draw what happened to the pool and to each claim in TRACE (- for standard input),
+    findings pinned at their events. The HTML page zooms and pans.
 
     The verdict drawn is the one `kvclaims check` decides with the same options."""
     from kvclaims.explain import explain_command
 
-    sys.exit(explain_command(trace, claim, out, options.input_format, options=options))
+    sys.exit(explain_command(trace, claim, out, options.input_format, options=options,
+                             start=start, end=end, around=around))
 
 
 @cli.command()
