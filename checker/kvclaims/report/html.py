@@ -559,7 +559,7 @@ _SCRIPT = r"""
     axis();
     svg.dataset.from = lo; svg.dataset.to = hi;
     document.getElementById("range").textContent = "events " + (Math.floor(lo) + 1) + " to " +
-      Math.ceil(hi) + " shown";
+      Math.min(Math.ceil(hi), +svg.dataset.last) + " shown";
   }
   function zoom(f, c) {
     var span = Math.min(HI - LO, Math.max(4, (hi - lo) * f));
