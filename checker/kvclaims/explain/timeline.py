@@ -14,6 +14,7 @@ extremes of each bucket, and the timeline says how many events it shows (`Timeli
 from __future__ import annotations
 
 from array import array
+from itertools import islice
 from dataclasses import dataclass
 from typing import Any, Iterable
 
@@ -310,8 +311,8 @@ def build_timeline(events: Iterable[Event], spec: Spec, file: str = "-", *,
                     if type(x) is str and x in claims:
                         dirty[x] = None
                         named = True
-        if len(claims) > n_claims:
-            for cid in list(claims)[n_claims:]:
+        if len(claims) > n_claims:  # the newest claims are last in the dict
+            for cid in islice(reversed(claims), len(claims) - n_claims):
                 dirty[cid] = None
         if ev.kind != E.victim and not named:
             dirty = None  # every claim
