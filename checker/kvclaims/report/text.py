@@ -39,9 +39,10 @@ from kvclaims.spec import Spec
 
 DEFAULT_WIDTH = 120  # off a terminal
 MIN_WIDTH = 20
-# a word, a whole location (`file:line:column event N`) or a headline (`file: RESULT (rules:
-# verdict)`): wrapping never splits one
-_WORD = re.compile(r"\S+:\d+:\d+ event \d+|\S+: [A-Z_]{5,}(?: \(rules: \w+\))?|\S+")
+# a word, a whole location (`file:line:column event N`), an event's number (`event N`) or a
+# headline (`file: RESULT (rules: verdict)`): wrapping never splits one
+_WORD = re.compile(r"\S+:\d+:\d+ event \d+|\S+: [A-Z_]{5,}(?: \(rules: \w+\))?"
+                   r"|event \d+\S*|\S+")
 
 
 def console_for(width: int | None = None) -> Console:
