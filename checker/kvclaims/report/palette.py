@@ -16,7 +16,7 @@ BAND_COLORS = {
     "free": "#eeeeee",
 }
 BAND_LABELS = {
-    "protected": "protected (claimed blocks; coloured by the claim's mode)",
+    "protected": "protected (claimed)",
     "resident": "resident (cached)",
     "active": "active (requests)",
     "free": "free",
