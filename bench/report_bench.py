@@ -68,7 +68,7 @@ def explain(sizes: list[int]) -> None:
         _gen(["--churn"], n, trace)
         runs = [("whole (overview)", [])]
         if n >= 10_000:
-            mid = n // 2
+            mid = max(1, n // 2 - 5_000)
             runs.append((f"--from {mid} --to {mid + 9_999}",
                          ["--from", str(mid), "--to", str(mid + 9_999)]))
         for label, extra in runs:

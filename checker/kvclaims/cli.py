@@ -164,8 +164,8 @@ def _write_witnesses(path: str, rep: Any, spec: Any, options: Any, prefix: str,
               help="Write the violating and conforming orders the Z3 engine found as "
                    "PREFIX.violating.kvt and PREFIX.conforming.kvt.")
 @click.option("--width", type=click.IntRange(min=20), default=None, metavar="N",
-              help="Wrap the text report at N columns (default: the terminal's width, 120 off a "
-                   "terminal). Lines are wrapped, never cut.")
+              help="Wrap the text report at N columns (default: the terminal's width; off a "
+                   "terminal lines are written whole). Lines are wrapped, never cut.")
 @decision_options
 def check(files: tuple[str, ...], fmt: str, progress: bool | None, witness: str | None,
           width: int | None, options: Any) -> None:

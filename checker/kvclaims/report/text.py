@@ -6,9 +6,10 @@ input error's report shows the error and the findings on the part read, marked s
 claim table or reconstructed outcome. Each finding shows file:line:column, the quoted line, the
 claim's state before the event, the rule's sentence from spec/rules.toml and what happened.
 
-Nothing is ever cut: every line is wrapped at spaces to the width (the terminal's, 120 off a
-terminal, or `--width N`), a word longer than the width stands alone on its line, and the claim
-table turns into one record per claim when its columns do not fit. An event is located the one
+Nothing is ever cut: on a terminal, or with `--width N`, every line is wrapped at spaces to the
+width, a word longer than the width stands alone on its line, and the claim table turns into one
+record per claim when its columns do not fit; off a terminal (a pipe, a file) each line is
+written whole, one logical line per line, so it greps and diffs the same in every checkout. An event is located the one
 way every view locates it (kvclaims.report.location: file:line:column and a 1-based event
 number). Rendering is linear in the report: each claim's timeline strip is drawn once per event,
 from one replay of the trace (kvclaims.report.ascii_timeline).
@@ -37,23 +38,23 @@ from kvclaims.check.verdict import (
 from kvclaims.report.location import location, place
 from kvclaims.spec import Spec
 
-DEFAULT_WIDTH = 120  # off a terminal
 MIN_WIDTH = 20
-# a word, a whole location (`file:line:column event N`), an event's number (`event N`) or a
-# headline (`file: RESULT (rules: verdict)`): wrapping never splits one
+UNWRAPPED = 1 << 20  # the console's width off a terminal: lines are never folded
+# a word, a whole location (`file:line:column event N`), a numbered place (`event N`, `record N`,
+# `batch N`, `position N`) or a headline (`file: RESULT (rules: verdict)`): wrapping never splits one
 _WORD = re.compile(r"\S+:\d+:\d+ event \d+|\S+: [A-Z_]{5,}(?: \(rules: \w+\))?"
-                   r"|event \d+\S*|\S+")
+                   r"|(?:event|record|batch|position) \d+\S*|\S+")
 
 
 def console_for(width: int | None = None) -> Console:
-    """The console the text report prints to: the terminal's width on a terminal, else
-    DEFAULT_WIDTH, or `width` when given (`--width N`). The report wraps its own lines, so the
-    console never folds or cuts one (soft_wrap)."""
+    """The console the text report prints to: `width` when given (`--width N`), else the
+    terminal's width on a terminal, else unlimited (lines written whole). The report wraps its
+    own lines, so the console never folds or cuts one (soft_wrap)."""
     out = Console(highlight=False, soft_wrap=True)
     if width is not None:
         return Console(highlight=False, soft_wrap=True, width=max(MIN_WIDTH, width))
     if not out.is_terminal:
-        return Console(highlight=False, soft_wrap=True, width=DEFAULT_WIDTH)
+        return Console(highlight=False, soft_wrap=True, width=UNWRAPPED)
     return out
 
 
@@ -231,7 +232,7 @@ def render(report: Report, spec: Spec, console: Console, width: int | None = Non
             out(t)
     from kvclaims.report.ascii_timeline import strips_for_report
 
-    strips = strips_for_report(report, spec, width=max(10, min(60, out.width - 14)))
+    strips = strips_for_report(report, spec, width=max(10, min(60, out.width - 16)))
     for k, f in enumerate(report.findings):
         rule = spec.rules.get(f.rule)
         head = Text()
@@ -297,8 +298,8 @@ def _where(report: Report, k: int) -> str:
     bits = [f"record {loc['record']}"]
     if loc["batch"] is not None:
         bits.append(f"batch {loc['batch']}")
-    if loc["batch_event"] is not None:
-        bits.append(f"event {loc['batch_event']}")
+    if loc["batch_event"] is not None:  # not an event number: the place within the batch
+        bits.append(f"position {loc['batch_event']} in the batch")
     return "; " + ", ".join(bits)
 
 
