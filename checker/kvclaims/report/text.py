@@ -254,7 +254,7 @@ def render(report: Report, spec: Spec, console: Console, width: int | None = Non
             out(Text("  " + ", ".join(who), style="dim"))
         out(Text("  " + f.message))
         if rule is not None:
-            out(Text(f"  rule: {rule.sentence} (MODEL {rule.section})", style="dim"))
+            out(Text(f"  rule: {rule.sentence} (docs/model.md {rule.section})", style="dim"))
         strip = strips.get(k, ())
         for n, s in enumerate(strip):
             if 1 <= n <= 3:
