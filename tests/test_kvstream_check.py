@@ -43,7 +43,7 @@ def test_stock_probe_is_a_located_violation() -> None:
     assert p.returncode == 1
     out = p.stdout.decode()
     assert "VIOLATION R-no-silent-loss" in out
-    assert "record 2, batch 1, event 1" in out  # the first BlockRemoved of batch 1
+    assert "record 2, batch 1, position 1 in the batch" in out  # batch 1's first BlockRemoved
     j = kv("check", str(PROBE), "--claims", str(CLAIMS), "--format", "json")
     d = json.loads(j.stdout)
     assert j.returncode == 1 and d["verdict"] == "violation"

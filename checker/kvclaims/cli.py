@@ -321,10 +321,14 @@ def _write_witnesses(path: str, rep: Any, spec: Any, options: Any, prefix: str,
 @click.option("-q", "--quiet", is_flag=True,
               help="Print only the reports of files that are not conformant, then the closing "
                    "summary (JUnit: the whole document, unchanged).")
+@click.option("--width", type=click.IntRange(min=20), default=None, metavar="N",
+              help="Wrap the text report at N columns (default: the terminal's width; off a "
+                   "terminal lines are written whole). Lines are wrapped, never cut.")
 @decision_options
 def check(files: tuple[str, ...], fmt: str, progress: bool | None, witness: str | None,
           jobs: int | None, use_ray: bool, ray_address: str | None,
-          shard_timeout: float | None, quiet: bool, options: Any) -> None:
+          shard_timeout: float | None, quiet: bool, width: int | None,
+          options: Any) -> None:
     """Check trace FILES (or - for standard input) against the resident KV claim model.
 
     A directory is checked recursively: every .kvt, .jsonl and .kvbatches file under it (each
@@ -356,10 +360,7 @@ def check(files: tuple[str, ...], fmt: str, progress: bool | None, witness: str 
         raise click.UsageError("--jobs and --ray choose where files are decided: give one")
     if "-" in paths and (use_ray or (jobs or 1) > 1) and len(paths) > 1:
         raise click.UsageError("standard input (-) is read in this process: use --jobs 1")
-    # soft_wrap: long lines are not broken, so locations and messages stay greppable.
-    out = Console(highlight=False, soft_wrap=True)
-    if not out.is_terminal:
-        out = Console(highlight=False, soft_wrap=True, width=120)
+    out = text.console_for(width)
     err = Console(stderr=True, soft_wrap=True)
     started = time.perf_counter()
     workers = jobs if jobs is not None else _default_jobs(paths)
@@ -528,14 +529,25 @@ def litmus(out_dir: str | None, fmt: str) -> None:
 @click.option("--claim", default=None, help="Draw only this claim's lane.")
 @click.option("--out", required=True, metavar="FILE.png|FILE.svg|FILE.html",
               help="Output picture; the suffix picks the format.")
+@click.option("--from", "start", default=None, metavar="N|TIME",
+              help="Draw from event N (1-based, as reports number events) or from a time since "
+                   "the first event (250us, 1.5ms, 2s).")
+@click.option("--to", "end", default=None, metavar="N|TIME",
+              help="Draw up to event N or a time since the first event.")
+@click.option("--around", default=None, metavar="RULE|N",
+              help="Draw the 100 events either side of the first finding of RULE (e.g. "
+                   "R-hard or hard) or of event N.")
 @decision_options
-def explain(trace: str, claim: str | None, out: str, options: Any) -> None:
-    """Draw what happened to the pool and to each claim in TRACE, findings pinned at their events.
+def explain(trace: str, claim: str | None, out: str, start: str | None, end: str | None,
+            around: str | None, options: Any) -> None:
+    """Draw what happened to the pool and to each claim in TRACE (- for standard input),
+    findings pinned at their events. The HTML page zooms and pans.
 
     The verdict drawn is the one `kvclaims check` decides with the same options."""
     from kvclaims.explain import explain_command
 
-    sys.exit(explain_command(trace, claim, out, options.input_format, options=options))
+    sys.exit(explain_command(trace, claim, out, options.input_format, options=options,
+                             start=start, end=end, around=around))
 
 
 @cli.command(epilog=epilog("lower"))

@@ -199,9 +199,9 @@ def test_errors_are_located_and_exit_2(tmp_path, capsys):
 def test_ascii_strip_for_silent_loss(silent_trace, spec):
     tl = read_timeline(silent_trace, spec)
     lines = ascii_timeline(tl, "claim:resident", width=60)
-    assert len(lines) == 4
-    assert all(len(ln.split("|")[1]) == 60 for ln in lines[1:])
-    assert "!" in lines[1] and "R-no-silent-loss" in lines[3] and "^" in lines[3]
+    assert len(lines) == 5
+    assert all(len(ln.split("|")[1]) == 60 for ln in lines[1:4])
+    assert "!" in lines[1] and "^" in lines[3] and "R-no-silent-loss at event" in lines[4]
 
 
 def test_strips_for_report(spec):

@@ -47,7 +47,7 @@ def test_failure_shows_the_located_finding(pytester: pytest.Pytester) -> None:
     out = result.stdout.str()
     assert "expected conformant, got violation" in out
     assert "VIOLATION R-no-silent-loss" in out
-    assert "bad-silent-loss.kvt:14:1" in out and "(event #11" in out
+    assert "bad-silent-loss.kvt:14:1 event 12 (allocation_victim_selected)" in out
     assert "unreported resident loss" in out and "state before: materialized" in out
     assert "Traceback" not in out
 

@@ -560,10 +560,12 @@ class Replay:
                 h = c.pending_harm
                 assert h is not None
                 c.pending_harm = None
-                c.state = self.E.harmed_state
+                # found before the state moves on: the finding's state_before is the claim's
+                # state at the harm event (under responsibility), not the harmed it leads to
                 self._find(VIOLATION, R.harm, h,
                            f"harm reported, but the loss it announced (block {b}, position {pos})"
                            " kept the predicate true", c)
+                c.state = self.E.harmed_state
                 return
             hard_lost = hard.violated(PY, live, False, c.protected)
             if hard_lost:
@@ -645,13 +647,15 @@ class Replay:
         return r
 
     def _protected_claims(self) -> list[Claim]:
-        resp = self.responsible
+        return [c for c in self.claims.values() if self.protects(c)]
+
+    def protects(self, c: Claim) -> bool:
+        """Whether `c`'s blocks count as protected now (the `protected` band of snapshot())."""
         # `c.protected and c.state in resp` first: the rule's first conjuncts, so that claims
         # that cannot qualify cost no call (this runs over every claim at each decision).
-        return [c for c in self.claims.values()
-                if c.protected and c.state in resp
+        return (c.protected and c.state in self.responsible
                 and hard.protected_claim(PY, True, True, c.silent, c.positions.surviving,
-                                         c.tracked, c.asserted)]
+                                         c.tracked, c.asserted))
 
     def _on_arrival(self, ev: Event) -> None:
         """docs/model.md §6 R-progress: a request the trace shows arriving (request_initialized with the

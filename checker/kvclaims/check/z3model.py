@@ -893,9 +893,10 @@ class Encoding:
         if S.may(unbroken):
             with S.when(unbroken):
                 S[("ph", c)] = -1
-                self.set_state(c, self.E.harmed_state)
+                # found before the state moves on (state_before: the state at the harm)
                 self.find(VIOLATION, R.harm, i, f"harm reported, but the loss it announced "
                           f"(block {b}, position {pos}) kept the predicate true", c)
+                self.set_state(c, self.E.harmed_state)
         hard_lost = hard.violated(o, live, unbroken, prot)
         if S.may(hard_lost):
             with S.when(hard_lost):

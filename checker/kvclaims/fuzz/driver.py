@@ -369,10 +369,8 @@ def print_summary(s: FuzzSummary, console: Any) -> None:
 def replay_command(runtime: str, workload_file: str, kvt_out: str | None = None) -> int:
     """Re-run one saved workload through `runtime`, print its report; exit as `kvclaims check`
     would (0 conformant, 1 violation, 3 inconclusive, 2 usage error)."""
-    from rich.console import Console
-
     from kvclaims.explain import strips_for_report
-    from kvclaims.report.text import render
+    from kvclaims.report.text import console_for, render
 
     try:
         rt = resolve(runtime)
@@ -381,7 +379,7 @@ def replay_command(runtime: str, workload_file: str, kvt_out: str | None = None)
         return _err(str(err))
     spec = spec_mod.load()
     events, report, bad = evaluate(rt, wl, spec)
-    console = Console(highlight=False, soft_wrap=True)
+    console = console_for()  # the report `kvclaims check` prints: wrapped, never cut
     if report is None:
         console.print(f"{rt.name}: {bad[0][2]}")
         return EXIT_FAILURES

@@ -14,6 +14,7 @@ from typing import Any
 import msgspec
 
 from kvclaims.check.verdict import Report
+from kvclaims.report.location import event_number, location
 
 REPORT_VERSION = 2
 
@@ -41,6 +42,9 @@ def to_dict(report: Report) -> dict[str, Any]:
                 "line": f.line,
                 "column": f.column,
                 "event_index": f.event_index,
+                # the one spelling every view prints (kvclaims.report.location)
+                "event_number": event_number(f.event_index),
+                "location": location(report.file, f.line, f.column, f.event_index),
                 "event": f.event,
                 "state_before": f.state_before,
                 "message": f.message,

@@ -10,11 +10,13 @@ Rules left out by --select/--ignore are named in the suite's `rules_left_out` pr
 
 from __future__ import annotations
 
+from typing import Any
 from xml.sax.saxutils import escape, quoteattr
 
 from kvclaims import spec as spec_mod
 from kvclaims.check import selection
 from kvclaims.check.verdict import NOT_EXERCISED, UNKNOWN, VIOLATION, Report
+from kvclaims.report.location import location, place
 
 
 def render(reports: list[Report]) -> str:
@@ -25,19 +27,21 @@ def render(reports: list[Report]) -> str:
         if rep.error is not None:
             errors += 1
             e = rep.error
-            where = rep.file if e.line is None else f"{rep.file}:{e.line}:{e.column}"
+            where = place(rep.file, e.line, e.column)
             cases.append(f'  <testcase classname={quoteattr(rep.file)} name="input">'
                          f'<error message={quoteattr(e.message)}>{escape(where)}</error>'
                          "</testcase>")
         shown: set[tuple[str | None, str, str]] = set()  # (claim, rule, status) with a case
+        first: dict[tuple[str | None, str], object] = {}  # the first finding per (claim, rule)
+        for f in rep.findings:
+            first.setdefault((f.claim_id, f.rule), f)
         for c in rep.claims:
             for rule, status in c.rules.items():
                 shown.add((c.claim_id, rule, status))
                 name = quoteattr(f"{c.claim_id} {rule}")
-                finding = next((f for f in rep.findings
-                                if f.claim_id == c.claim_id and f.rule == rule), None)
-                where = (f"{rep.file}:{finding.line}:{finding.column}: {finding.message}"
-                         if finding else "")
+                finding: Any = first.get((c.claim_id, rule))
+                where = (f"{location(rep.file, finding.line, finding.column, finding.event_index)}"
+                         f": {finding.message}" if finding else "")
                 if status == VIOLATION:
                     failures += 1
                     body = f'<failure message={quoteattr(where or rule)}>{escape(where)}</failure>'
@@ -75,7 +79,7 @@ def render(reports: list[Report]) -> str:
                 tag = "failure" if f.status == VIOLATION else "error"
                 failures += f.status == VIOLATION
                 errors += f.status != VIOLATION
-                where = f"{rep.file}:{f.line}:{f.column}: {f.message}"
+                where = f"{location(rep.file, f.line, f.column, f.event_index)}: {f.message}"
                 name = f.rule if f.claim_id is None else f"{f.claim_id} {f.rule}"
                 cases.append(f"  <testcase classname={quoteattr(rep.file)} name={quoteattr(name)}>"
                              f"<{tag} message={quoteattr(where)}>{escape(where)}</{tag}></testcase>")

@@ -16,7 +16,7 @@ BAND_COLORS = {
     "free": "#eeeeee",
 }
 BAND_LABELS = {
-    "protected": "protected (hard claim)",
+    "protected": "protected (claimed)",
     "resident": "resident (cached)",
     "active": "active (requests)",
     "free": "free",
@@ -29,12 +29,19 @@ VERDICT_COLORS = {
     "input_error": "#8e24aa",
 }
 FINDING_COLORS = {"violation": "#c62828", "unknown": "#e08e00"}
+# protected blocks by the claim's protection mode (docs/model.md §5), in the order the modes
+# first appear in a timeline; a mode is never drawn as another's
+_MODES = ("#1f4e99", "#6a51a3", "#2b8cbe", "#08519c", "#807dba", "#3f007d")
+# the offloadable sub-lifecycle (docs/model.md §4), in spec order after its initial state
+_OFFLOAD = ("#9e9ac8", "#fdae6b", "#31a354", "#de2d26", "#636363")
+SILENT_COLOR = "#b2182b"
+LOSS_COLOR = "#d62728"
 
 _RESPONSIBLE = ("#a1d99b", "#238b45", "#006d2c")
 _RELEASED = ("#9ecae1", "#bcbddc", "#fdd49e", "#d9d9d9", "#c7c7c7")
 _BEFORE = ("#f7f7f7", "#deebf7")
 _HARMED = "#fb6a4a"
-_SILENT = "#b2182b"
+_SILENT = SILENT_COLOR
 
 
 def state_colors(tl: Timeline) -> dict[str, str]:
@@ -53,6 +60,22 @@ def state_colors(tl: Timeline) -> dict[str, str]:
             out[st] = _BEFORE[min(b, len(_BEFORE) - 1)]
             b += 1
     return out
+
+
+def mode_colors(tl: Timeline) -> dict[str, str]:
+    """A colour per protection mode that protected blocks in `tl`."""
+    modes: list[str] = []
+    for s in tl.pool:
+        for m, _ in s.protected_modes:
+            if m not in modes:
+                modes.append(m)
+    return {m: _MODES[k % len(_MODES)] for k, m in enumerate(sorted(modes))}
+
+
+def offload_colors(tl: Timeline) -> dict[str, str]:
+    """A colour per offload state other than the initial one (the claim's KV on the GPU)."""
+    states = [s for s in tl.offload_states if s != tl.offload_initial]
+    return {s: _OFFLOAD[k % len(_OFFLOAD)] for k, s in enumerate(states)}
 
 
 def state_color(tl: Timeline, state: str, silent: bool) -> str:

@@ -92,8 +92,12 @@ def render_plot(tl: Timeline, out: str, *, dpi: int = 110) -> None:
         a.set_axisbelow(True)
         if a is not ax_lanes:
             a.tick_params(labelbottom=False)
-    ax_lanes.set_xlabel("event index (0-based; the trace line of each marker is in the HTML "
-                        "form's hover text)")
+    # the event number every report prints (1-based; kvclaims.report.location)
+    from matplotlib.ticker import FuncFormatter
+
+    ax_lanes.xaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v + 1:g}"))
+    ax_lanes.set_xlabel("event number (the trace line of each marker is in the HTML form's "
+                        "hover text)")
     ax_pool.text(xmax, 1.0, " end", transform=ax_pool.get_xaxis_transform(), fontsize=8,
                  color="#555555", va="bottom")
     _draw_findings(axes, tl)

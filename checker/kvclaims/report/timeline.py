@@ -14,11 +14,13 @@ extremes of each bucket, and the timeline says how many events it shows (`Timeli
 from __future__ import annotations
 
 from array import array
+from itertools import islice
 from dataclasses import dataclass
 from typing import Any, Iterable
 
 from kvclaims.check.replay import Replay
 from kvclaims.check.verdict import Finding, InputProblem, Report
+from kvclaims.report.location import event_label
 from kvclaims.spec import Spec
 from kvclaims.trace.model import Event
 
@@ -39,6 +41,8 @@ class PoolSample:
     active: int
     resident: int
     protected: int
+    # the protected blocks by the claim's protection mode (docs/model.md §5), sorted by mode
+    protected_modes: tuple[tuple[str, int], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +56,9 @@ class ClaimPoint:
     required: int | None
     holds: bool | None
     silent: bool
+    # the offloadable sub-lifecycle's state (docs/model.md §4: offloaded, restore_required,
+    # restored, failed); None while the claim was never offloaded
+    offload: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,9 +131,18 @@ class Timeline:
     released: frozenset[str] = frozenset()
     harmed_state: str = ""
     error: InputProblem | None = None
+    window: tuple[int, int] | None = None  # the first and last event index drawn (0-based)
+    offload_states: tuple[str, ...] = ()  # the offload sub-lifecycle, spec order
+    offload_initial: str = ""
+
+    @property
+    def first_index(self) -> int:
+        return self.window[0] if self.window is not None else 0
 
     @property
     def last_index(self) -> int:
+        if self.window is not None:
+            return self.window[1]
         return max(0, self.events - 1)
 
     def claim(self, claim_id: str) -> ClaimTrack | None:
@@ -160,7 +176,7 @@ class _Columns:
     """Per-event pool series in compact arrays, so 10^6 events cost megabytes, not objects."""
 
     __slots__ = ("index", "line", "usable", "free", "active", "resident", "protected", "kinds",
-                 "kind_ids")
+                 "kind_ids", "modes")
 
     def __init__(self) -> None:
         self.index = array("q")
@@ -172,6 +188,7 @@ class _Columns:
         self.protected = array("q")
         self.kinds: list[str] = []
         self.kind_ids = array("H")
+        self.modes: dict[str, array] = {}  # protection mode -> protected blocks per sample
 
     def add(self, index: int, line: int, kind: str, s: dict[str, Any], kind_of: dict[str, int]
             ) -> None:
@@ -188,24 +205,48 @@ class _Columns:
             k = kind_of[kind] = len(self.kinds)
             self.kinds.append(kind)
         self.kind_ids.append(k)
+        by_mode = s.get("modes")
+        if by_mode:
+            for mode, v in by_mode.items():
+                col = self.modes.get(mode)
+                if col is None:
+                    col = self.modes[mode] = array("q", [0] * (len(self.index) - 1))
+                col.append(v)
+        for mode, col in self.modes.items():
+            if len(col) < len(self.index):
+                col.append(0)
 
     def sample(self, i: int) -> PoolSample:
         return PoolSample(index=self.index[i], line=self.line[i],
                           kind=self.kinds[self.kind_ids[i]], usable=self.usable[i],
                           free=self.free[i], active=self.active[i], resident=self.resident[i],
-                          protected=self.protected[i])
+                          protected=self.protected[i],
+                          protected_modes=tuple((m, col[i]) for m, col in sorted(self.modes.items())
+                                                if col[i]))
+
+
+def _claim_sample(c: Any) -> dict[str, Any]:
+    """One claim's entry of Replay.snapshot()["claims"], for one claim only."""
+    tracked = c.tracked
+    return {"state": c.state, "silent": c.silent,
+            "leading": c.positions.leading if tracked else None,
+            "surviving": c.positions.surviving if tracked else None,
+            "required": c.positions.pred.n if c.positions.pred else c.declared_required,
+            "holds": c.positions.holds() if tracked else None,
+            "offload": c.off_state or None}
 
 
 def _point(index: int, c: dict[str, Any]) -> ClaimPoint:
     return ClaimPoint(index=index, state=c["state"], leading=c["leading"],
                       surviving=c["surviving"], required=c["required"], holds=c["holds"],
-                      silent=bool(c["silent"]))
+                      silent=bool(c["silent"]), offload=c.get("offload"))
 
 
 def build_timeline(events: Iterable[Event], spec: Spec, file: str = "-", *,
                    max_points: int = DEFAULT_MAX_POINTS,
                    max_victims: int = DEFAULT_MAX_VICTIMS,
-                   decided: Report | None = None) -> Timeline:
+                   decided: Report | None = None,
+                   window: tuple[int, int | None] | None = None) -> Timeline:
     """Replay `events` and sample the state after each one.
 
     The replay here only samples what to draw. The verdict, the findings and each claim's
@@ -214,9 +255,14 @@ def build_timeline(events: Iterable[Event], spec: Spec, file: str = "-", *,
     `decided` (a caller holding no report) they are the written-order replay's. The timeline's
     `verdict` is the overall result (Report.result), the headline of every view.
 
+    `window` (first, last) 0-based event indices, last None for the end: only those events
+    are sampled (the replay still reads them all); claims keep their state at the window's start.
+
     Errors of the event source (kvclaims.trace.model.InputError) and the claim limit propagate:
     the caller decides how to report them.
     """
+    lo = window[0] if window is not None else 0
+    hi = window[1] if window is not None and window[1] is not None else 1 << 62
     replay = Replay(spec, file)
     E = replay.E
     decisions = {E.admitted, E.deferred, E.refused, E.reuse_admitted, E.reuse_denied,
@@ -234,17 +280,66 @@ def build_timeline(events: Iterable[Event], spec: Spec, file: str = "-", *,
     prev_surviving: dict[str, int | None] = {}
     prev_claim_sig: dict[str, tuple[Any, ...]] = {}
 
+    claims = replay.claims
+    protected_by: dict[str, int] = {}
+    protected_total = 0
+    protected_modes: dict[str, int] = {}
     for ev in events:
-        replay.feed(ev)
-        s = replay.snapshot()
-        i = s["index"]
         f = ev.fields
-        cols.add(i, ev.line, ev.kind, s, kind_of)
+        # The claims this event can change (docs/model.md §4-§6): the ones it names, the owner of
+        # the block it takes, the claims whose block group it closes, the ones it creates. An
+        # event that names no claim and takes no block is checked against every claim, so the
+        # picture is the full snapshot's (tests/explain: equal on every trace) in time linear in
+        # the events for the usual traces.
+        n_claims = len(claims)
+        dirty: dict[str, None] | None = {}
+        if ev.kind == E.victim:
+            entry = replay.block_map.get(f.get("physical_block_id"))  # type: ignore[arg-type]
+            if entry is not None and entry[2] is not None:
+                dirty[entry[2].id] = None
+        for c in replay.pending:
+            dirty[c.id] = None
+        replay.feed(ev)
+        named = False
+        for v in f.values():
+            if type(v) is str:
+                if v in claims:
+                    dirty[v] = None
+                    named = True
+            elif isinstance(v, (list, tuple)):
+                for x in v:
+                    if type(x) is str and x in claims:
+                        dirty[x] = None
+                        named = True
+        if len(claims) > n_claims:  # the newest claims are last in the dict
+            for cid in islice(reversed(claims), len(claims) - n_claims):
+                dirty[cid] = None
+        if ev.kind != E.victim and not named:
+            dirty = None  # every claim
+        i = replay.index
+        if i > hi:
+            if decided is not None:
+                break  # the verdict is decided's: the rest is not drawn
+            continue  # read to the end for the replay's own verdict
+        usable = replay.usable or 0
+        resident_now = len(replay.block_map)
+        active = max(0, len(replay.allocated) - resident_now)
         key = False
         lost_claim: str | None = None
-        for cid, c in s["claims"].items():
+        for cid in (claims if dirty is None else dirty):
+            cl = claims.get(cid)
+            if cl is None:
+                continue
+            p_now = replay._blocks_of(cl) if replay.protects(cl) else 0
+            delta = p_now - protected_by.get(cid, 0)
+            if delta:
+                protected_total += delta
+                mode = cl.mode or "?"
+                protected_modes[mode] = protected_modes.get(mode, 0) + delta
+            protected_by[cid] = p_now
+            c = _claim_sample(cl)
             sig = (c["state"], c["leading"], c["surviving"], c["required"], c["holds"],
-                   c["silent"])
+                   c["silent"], c["offload"])
             old = prev_claim_sig.get(cid)
             if old == sig:
                 continue
@@ -252,14 +347,26 @@ def build_timeline(events: Iterable[Event], spec: Spec, file: str = "-", *,
                 claim_points[cid] = []
                 claim_first[cid] = i
                 key = True
-            elif old is not None and (old[0] != sig[0] or old[4] != sig[4] or old[5] != sig[5]):
+            elif old is not None and (old[0] != sig[0] or old[4] != sig[4] or old[5] != sig[5]
+                                      or old[6] != sig[6]):
                 key = True  # a state category change: lifecycle, predicate, silence
             prev_claim_sig[cid] = sig
-            claim_points[cid].append(_point(i, c))
+            pts = claim_points[cid]
+            if i < lo and pts:
+                pts[-1] = _point(i, c)  # before the window only the latest state is kept
+            else:
+                pts.append(_point(i, c))
             before = prev_surviving.get(cid)
             if before is not None and c["surviving"] is not None and c["surviving"] < before:
                 lost_claim = cid
             prev_surviving[cid] = c["surviving"]
+        if i < lo:
+            prev_resident = resident_now
+            continue
+        s = {"usable": usable, "resident": resident_now, "protected": protected_total,
+             "active": active, "free": max(0, usable - resident_now - active),
+             "modes": {m: v for m, v in protected_modes.items() if v}}
+        cols.add(i, ev.line, ev.kind, s, kind_of)
         rid = f.get("request_id")
         if ev.kind == E.victim:
             victims_total += 1
@@ -303,17 +410,28 @@ def build_timeline(events: Iterable[Event], spec: Spec, file: str = "-", *,
 
     report = replay.finish() if decided is None else decided
     n = len(cols.index)
-    for fd in report.findings:
-        if 0 <= fd.event_index < n:
-            key_indices.append(fd.event_index)
+    first = cols.index[0] if n else lo
+    last = cols.index[-1] if n else lo
+    findings = tuple(fd for fd in report.findings if first <= fd.event_index <= last)
+    for fd in findings:
+        key_indices.append(fd.event_index)
 
     notes: list[str] = []
-    keep = _keep(cols, key_indices, max_points)
+    if window is not None:
+        notes.append(f"window: {event_label(first)} to {event_label(last)} of {report.events} "
+                     f"events; the verdict is the whole trace's")
+        if len(findings) < len(report.findings):
+            notes.append(f"findings: {len(report.findings) - len(findings)} outside the window "
+                         "not drawn")
+    keep = _keep(cols, [k - first for k in key_indices], max_points)
     downsampled = len(keep) < n
     if downsampled:
-        notes.append(f"downsampled: {len(keep)} of {n} events drawn (every state change, "
-                     "decision, resident loss and finding kept; pool extremes per bucket)")
+        notes.append(f"overview downsampled: {len(keep)} of {n} events drawn (every state "
+                     "change, decision, resident loss and finding kept; pool extremes per "
+                     "bucket); pick a window (explain --from/--to or --around) to draw every "
+                     "event of it")
     pool = tuple(cols.sample(i) for i in keep)
+    keep = [cols.index[k] for k in keep]
 
     claims_by_id = {c.claim_id: c for c in report.claims}
     tracks = []
@@ -354,11 +472,13 @@ def build_timeline(events: Iterable[Event], spec: Spec, file: str = "-", *,
     return Timeline(file=file, verdict=report.result, events=report.events, pool=pool,
                     claims=tuple(tracks), requests=tuple(lanes_out), victims=tuple(victims),
                     victims_total=victims_total, resident_victims_total=resident_total,
-                    findings=report.findings, finding_counts=dict(report.finding_counts),
+                    findings=findings, finding_counts=dict(report.finding_counts),
                     downsampled=downsampled, notes=tuple(notes), report=report,
                     states=tuple(spec.claim.states), responsible=frozenset(spec.responsible),
                     released=frozenset(spec.released), harmed_state=E.harmed_state,
-                    error=report.error)
+                    error=report.error, window=None if window is None else (first, last),
+                    offload_states=tuple(spec.offload.states),
+                    offload_initial=spec.offload.initial)
 
 
 def _keep(cols: _Columns, key_indices: list[int], max_points: int) -> list[int]:
