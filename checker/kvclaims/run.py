@@ -225,7 +225,7 @@ class Decision:
     def conclude(self, report: Report) -> Report:
         """`report` (this written-order one, or the Z3 engine's over every order) with the
         gates evaluated and an input error's reconstructed facts taken out."""
-        report = conclude(self.spec, report, self.options, self.recorder.records,
+        report = conclude(self.spec, report, self.options, self.recorder,
                           partial=self.partial)
         if self.options.skews:  # for the usage check of --skew (skew_sources_missing)
             report = replace(report, extra={**report.extra, "sources": tuple(sorted(self.sources))})
@@ -243,7 +243,8 @@ def skew_sources_missing(options: Options, reports: Iterable[Report],
     return sorted(named - have), sorted(have)
 
 
-def conclude(spec: Spec, report: Report, options: Options, records: list[gates.Rec],
+def conclude(spec: Spec, report: Report, options: Options,
+             records: gates.GateRecorder | list[gates.Rec],
              *, partial: bool) -> Report:
     """The last step of every decision: --require gates on the decided report (a gate that
     reads events in the written order of a partly ordered trace passes there only: unknown),
