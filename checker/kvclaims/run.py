@@ -149,8 +149,9 @@ class Decision:
         self.declared: list[Skew] = declared if declared is not None else []
         # The gates read lifecycle and request events in order; they are recorded only when a
         # gate was asked for, so a plain check keeps no per-event history.
-        self.recorder = gates.GateRecorder(spec)
-        observers = ((self.recorder.kinds, self.recorder),) if options.require else ()
+        self.recorder = gates.GateRecorder(spec, options.require)
+        observers = (((self.recorder.kinds, self.recorder),)
+                     if options.require and self.recorder.active else ())
         self.replay = Replay(spec, file, max_claims=options.max_claims, observers=observers,
                              defer_bounds=options.defer_bounds)
         self.unordered: Event | None = None

@@ -57,21 +57,35 @@ class GateRecorder:
     (:class:`OffloadGateState`) is updated here, per event, so deciding it reads no history.
     """
 
-    def __init__(self, spec: Spec):
+    def __init__(self, spec: Spec, names: tuple[str, ...] | None = None):
+        """`names`: the `--require` gates to be decided (None: any), so that only what they
+        read is kept: the event list for the connector gates, the offload state for the
+        offload gate; mode bundles read the decided statuses, nothing recorded."""
         keep = set()
         for name, e in spec.events.items():
             if e.scope in ("claim", "request", "connector", "scheduler", "generic"):
                 keep.add(name)
         self.kinds = frozenset(keep)
         self.records: list[Rec] = []
+        modes = [spec.canonical_mode(n) for n in names] if names is not None else None
+        self.keep_records = modes is None or any(m is None for m in modes)
+        self.keep_offload = modes is None or any(
+            m is not None and spec.modes[m].gate is not None for m in modes)
         self.offload = OffloadGateState(spec)
         self._n = 0
+
+    @property
+    def active(self) -> bool:
+        """Whether the gates asked for read recorded events at all."""
+        return self.keep_records or self.keep_offload
 
     def __call__(self, ev: Event) -> None:
         # Ordering position: records keep their relative order, which is all gates compare.
         self._n += 1
-        self.records.append((self._n, ev.kind, ev.fields))
-        self.offload.add(self._n, ev.kind, ev.fields)
+        if self.keep_records:
+            self.records.append((self._n, ev.kind, ev.fields))
+        if self.keep_offload:
+            self.offload.add(self._n, ev.kind, ev.fields)
 
 
 def _is(flag: Any) -> bool:
@@ -112,6 +126,7 @@ class _ClaimOffload:
 
 _SINGLE = ("materialization_predicate", "reusable_object_id", "cache_identity",
            "request_token_map_id")
+_ACCEPTED, _MATERIALIZED, _OFFLOADED, _GENERATION, _ANSWER = range(5)
 
 
 def _after(positions: list[int], after: int) -> int | None:
@@ -133,48 +148,67 @@ class OffloadGateState:
         consts = spec.offload_constants
         self._tiers_from = (None, consts["gpu_tier"])
         self._tiers_to = (None, consts["host_tier"])
-        self._gen_kinds = frozenset((N.restore_required, N.restored, N.restoration_failed,
-                                     N.reuse_after_restore))
+        self._accepted = N.accepted
         self._answer_kinds = frozenset(spec.offload_outcome_events.values())
+        # What the gate does with an event of each kind it reads beyond identity values.
+        self._roles: dict[str, int] = {N.accepted: _ACCEPTED, N.materialized: _MATERIALIZED,
+                                       N.offloaded: _OFFLOADED}
+        for k in (N.restore_required, N.restored, N.restoration_failed, N.reuse_after_restore):
+            self._roles[k] = _GENERATION
+        for k in self._answer_kinds:
+            self._roles.setdefault(k, _ANSWER)
         self.claims: dict[Any, _ClaimOffload] = {}
         self.any_accepted = False
 
     def add(self, i: int, kind: str, f: dict[str, Any]) -> None:
-        N = self.N
         cid = f.get("claim_id")
-        blocking = f.get("blocking_claim_ids") or ()
-        if kind == N.accepted and cid is not None:
+        blocking = f.get("blocking_claim_ids")
+        if kind == self._accepted and cid is not None:
             self.any_accepted = True
+        if not blocking:
+            if cid is not None:
+                self._add(cid, i, kind, f, ())
+            return
         owners = [cid] if cid is not None else []
         for b in blocking:
             if b not in owners:
                 owners.append(b)
         for owner in owners:
-            c = self.claims.get(owner)
-            if c is None:
-                c = self.claims[owner] = _ClaimOffload(i)
-            self._add(c, owner, i, kind, f, blocking)
+            self._add(owner, i, kind, f, blocking)
 
-    def _add(self, c: _ClaimOffload, cid: Any, i: int, kind: str, f: dict[str, Any],
-             blocking: Any) -> None:
-        N = self.N
+    def _add(self, cid: Any, i: int, kind: str, f: dict[str, Any], blocking: Any) -> None:
+        c = self.claims.get(cid)
+        if c is None:
+            c = self.claims[cid] = _ClaimOffload(i)
+        values = c.values
         for name in _SINGLE:
             v = f.get(name)
             if v is not None:
-                c.values[name].add(v)
-        if kind == N.accepted and f.get("claim_id") == cid:
-            c.accepted.append((i, f))
-        elif kind == N.materialized and f.get("predicate_materialized") is not False:
-            c.materialized.append(i)
-        elif kind == N.offloaded:
+                values[name].add(v)
+        role = self._roles.get(kind)
+        if role is None:
+            return
+        N = self.N
+        if role == _ACCEPTED:
+            if f.get("claim_id") == cid:
+                c.accepted.append((i, f))
+        elif role == _MATERIALIZED:
+            if f.get("predicate_materialized") is not False:
+                c.materialized.append(i)
+        elif role == _OFFLOADED:
             if f.get("cache_tier_from") in self._tiers_from and \
                     f.get("cache_tier_to") in self._tiers_to:
                 c.offloaded.append((i, f.get("offload_generation")))
-        if kind in self._gen_kinds:
-            per = c.by_gen.setdefault(f.get("offload_generation"), {})
-            pos, fs = per.setdefault(kind, ([], []))
-            pos.append(i)
-            fs.append(f)
+        elif role == _GENERATION:
+            gen = f.get("offload_generation")
+            per = c.by_gen.get(gen)
+            if per is None:
+                per = c.by_gen[gen] = {}
+            at = per.get(kind)
+            if at is None:
+                at = per[kind] = ([], [])
+            at[0].append(i)
+            at[1].append(f)
         if kind in self._answer_kinds:
             if kind == N.refused:
                 ok = cid in blocking and f.get("outcome_claim_id", cid) == cid
@@ -393,12 +427,16 @@ def evaluate(spec: Spec, name: str, report: Report, records: GateRecorder | list
         recorder = None
     mode = spec.canonical_mode(name)
     if name in spec.gates and mode is None:
+        if recorder is not None and not recorder.keep_records:
+            raise ValueError(f"the recorder was not told that --require {name} is decided")
         missing = connector_missing(spec, records, name)
         return Gate(bundle=name, requirements=spec.gates[name], missing=tuple(missing))
     if mode is None:
         raise KeyError(name)
     gate_name = spec.modes[mode].gate
     if gate_name is not None:
+        if recorder is not None and not recorder.keep_offload:
+            raise ValueError(f"the recorder was not told that --require {name} is decided")
         missing = (recorder.offload.missing() if recorder is not None
                    else offloadable_missing(spec, records))
         violated = tuple(sorted({f.rule for f in report.findings if f.status == "violation"}))
