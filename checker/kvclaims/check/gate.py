@@ -6,6 +6,10 @@ outcome), and, for every other protection mode, which rules of the mode's bundle
 positively witness (status other than pass for the trace's claims). A missing or violated
 requirement fails the gate. Requirement ids come from spec/modes.toml; the order of evidence each
 needs is written here once.
+
+Every gate is linear in the trace (issue 22 item 4; bench/gates.md): the offload gate is per-claim
+state updated per event (:class:`OffloadGateState`), the connector gates make a fixed number of
+passes over one claim's records, the mode bundles read the decided statuses.
 """
 
 from __future__ import annotations
