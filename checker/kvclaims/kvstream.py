@@ -251,6 +251,6 @@ def check_records(data: bytes, file: str, spec: Spec, manifest: Manifest, *,
         for ev in check.events:
             if ev.kind in recorder.kinds:
                 recorder(ev)
-        report = replace(report, gates=tuple(gates.evaluate(spec, name, report, recorder.records)
+        report = replace(report, gates=tuple(gates.evaluate(spec, name, report, recorder)
                                              for name in require))
     return report

@@ -149,8 +149,9 @@ class Decision:
         self.declared: list[Skew] = declared if declared is not None else []
         # The gates read lifecycle and request events in order; they are recorded only when a
         # gate was asked for, so a plain check keeps no per-event history.
-        self.recorder = gates.GateRecorder(spec)
-        observers = ((self.recorder.kinds, self.recorder),) if options.require else ()
+        self.recorder = gates.GateRecorder(spec, options.require)
+        observers = (((self.recorder.kinds, self.recorder),)
+                     if options.require and self.recorder.active else ())
         self.replay = Replay(spec, file, max_claims=options.max_claims, observers=observers,
                              defer_bounds=options.defer_bounds)
         self.unordered: Event | None = None
@@ -225,7 +226,7 @@ class Decision:
     def conclude(self, report: Report) -> Report:
         """`report` (this written-order one, or the Z3 engine's over every order) with the
         gates evaluated and an input error's reconstructed facts taken out."""
-        report = conclude(self.spec, report, self.options, self.recorder.records,
+        report = conclude(self.spec, report, self.options, self.recorder,
                           partial=self.partial)
         if self.options.skews:  # for the usage check of --skew (skew_sources_missing)
             report = replace(report, extra={**report.extra, "sources": tuple(sorted(self.sources))})
@@ -243,7 +244,8 @@ def skew_sources_missing(options: Options, reports: Iterable[Report],
     return sorted(named - have), sorted(have)
 
 
-def conclude(spec: Spec, report: Report, options: Options, records: list[gates.Rec],
+def conclude(spec: Spec, report: Report, options: Options,
+             records: gates.GateRecorder | list[gates.Rec],
              *, partial: bool) -> Report:
     """The last step of every decision: --require gates on the decided report (a gate that
     reads events in the written order of a partly ordered trace passes there only: unknown),

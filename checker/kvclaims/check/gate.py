@@ -6,10 +6,15 @@ outcome), and, for every other protection mode, which rules of the mode's bundle
 positively witness (status other than pass for the trace's claims). A missing or violated
 requirement fails the gate. Requirement ids come from spec/modes.toml; the order of evidence each
 needs is written here once.
+
+Every gate is linear in the trace (issue 22 item 4; bench/gates.md): the offload gate is per-claim
+state updated per event (:class:`OffloadGateState`), the connector gates make a fixed number of
+passes over one claim's records, the mode bundles read the decided statuses.
 """
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from functools import lru_cache
 from typing import Any, Callable
 
@@ -52,22 +57,39 @@ class GateRecorder:
     """Observer fed by the replay: keeps the lifecycle, request and connector events gates read.
 
     Block-level events (victims, block materializations) are not kept, so memory follows the
-    number of lifecycle events, not the trace length.
+    number of lifecycle events, not the trace length. The offloadable gate's per-claim state
+    (:class:`OffloadGateState`) is updated here, per event, so deciding it reads no history.
     """
 
-    def __init__(self, spec: Spec):
+    def __init__(self, spec: Spec, names: tuple[str, ...] | None = None):
+        """`names`: the `--require` gates to be decided (None: any), so that only what they
+        read is kept: the event list for the connector gates, the offload state for the
+        offload gate; mode bundles read the decided statuses, nothing recorded."""
         keep = set()
         for name, e in spec.events.items():
             if e.scope in ("claim", "request", "connector", "scheduler", "generic"):
                 keep.add(name)
         self.kinds = frozenset(keep)
         self.records: list[Rec] = []
+        modes = [spec.canonical_mode(n) for n in names] if names is not None else None
+        self.keep_records = modes is None or any(m is None for m in modes)
+        self.keep_offload = modes is None or any(
+            m is not None and spec.modes[m].gate is not None for m in modes)
+        self.offload = OffloadGateState(spec)
         self._n = 0
+
+    @property
+    def active(self) -> bool:
+        """Whether the gates asked for read recorded events at all."""
+        return self.keep_records or self.keep_offload
 
     def __call__(self, ev: Event) -> None:
         # Ordering position: records keep their relative order, which is all gates compare.
         self._n += 1
-        self.records.append((self._n, ev.kind, ev.fields))
+        if self.keep_records:
+            self.records.append((self._n, ev.kind, ev.fields))
+        if self.keep_offload:
+            self.offload.add(self._n, ev.kind, ev.fields)
 
 
 def _is(flag: Any) -> bool:
@@ -79,28 +101,6 @@ def _names(spec: Spec) -> GateNames:
     return GateNames(spec)
 
 
-class _Claims:
-    """Per-claim view of the recorded events."""
-
-    def __init__(self, spec: Spec, records: list[Rec]):
-        self.spec = spec
-        self.records = records
-        E = spec.events
-        self.scope = {name: e.scope for name, e in E.items()}
-
-    def of(self, cid: str) -> list[Rec]:
-        out = []
-        for rec in self.records:
-            f = rec[2]
-            if f.get("claim_id") == cid or cid in (f.get("blocking_claim_ids") or ()):
-                out.append(rec)
-        return out
-
-    def single_valued(self, recs: list[Rec], name: str) -> bool:
-        values = {f.get(name) for _, _, f in recs if f.get(name) is not None}
-        return len(values) == 1
-
-
 def _first(recs: list[Rec], after: int, pred: Callable[[str, dict[str, Any]], bool]) -> int | None:
     for i, kind, f in recs:
         if i > after and pred(kind, f):
@@ -109,97 +109,206 @@ def _first(recs: list[Rec], after: int, pred: Callable[[str, dict[str, Any]], bo
 
 
 # ---- offloadable (reference offload gate) -------------------------------------------------------
-def offloadable_missing(spec: Spec, records: list[Rec]) -> list[str]:
-    N = _names(spec)
-    req = spec.gates["offloadable"]
-    consts = spec.offload_constants
-    outcomes = spec.offload_outcome_events
-    post_hoc = spec.values["post_hoc_registration"]
-    view = _Claims(spec, records)
-    accepted = [(i, f) for i, k, f in records
-                if k == N.accepted and f.get("claim_id") is not None]
-    if not accepted:
-        return sorted(req)
-    missing: set[str] = set()
-    for acc_i, acc in accepted:
-        cid = acc["claim_id"]
-        recs = view.of(cid)
-        met: dict[str, bool] = {}
-        first_i = recs[0][0] if recs else acc_i
-        met["pre_registered_accepted_claim"] = (
-            acc.get("claim_registration") != post_hoc and first_i == acc_i)
-        met["stable_claim_id_and_fixed_materialization_predicate"] = (
-            view.single_valued(recs, "materialization_predicate")
-            and parse_predicate(acc.get("materialization_predicate") or "") is not None)
-        met["reusable_object_id"] = view.single_valued(recs, "reusable_object_id")
-        met["fixed_cache_identity_and_deterministic_request_token_map"] = (
-            view.single_valued(recs, "cache_identity")
-            and view.single_valued(recs, "request_token_map_id"))
-        mat_i = _first(recs, acc_i, lambda k, f: k == N.materialized
-                       and f.get("predicate_materialized") is not False)
-        met["materialization_predicate"] = (
-            mat_i is not None and met["stable_claim_id_and_fixed_materialization_predicate"])
+class _ClaimOffload:
+    """What the offloadable gate keeps of one claim id, updated per event: the first position
+    naming the claim, the distinct identity values, and the positions (in written order, so
+    sorted) of the events the gate's lookups read, per offload generation. Deciding then costs
+    a binary search per lookup, never a pass over the history."""
 
-        def gen_of(f: dict[str, Any]) -> Any:
-            return f.get("offload_generation")
+    __slots__ = ("first", "values", "materialized", "offloaded", "by_gen", "answers", "accepted")
 
-        success_end = None
-        failure_end = None
-        success_start = failure_start = None
-        for off_i, k, f in recs:
-            if k != N.offloaded:
+    def __init__(self, first: int):
+        self.first = first
+        self.values: dict[str, set[Any]] = {n: set() for n in _SINGLE}
+        self.materialized: list[int] = []
+        self.offloaded: list[tuple[int, Any]] = []
+        # generation -> kind -> (positions, fields at those positions)
+        self.by_gen: dict[Any, dict[str, tuple[list[int], list[dict[str, Any]]]]] = {}
+        self.answers: dict[str, list[int]] = {}
+        self.accepted: list[tuple[int, dict[str, Any]]] = []
+
+
+_SINGLE = ("materialization_predicate", "reusable_object_id", "cache_identity",
+           "request_token_map_id")
+_ACCEPTED, _MATERIALIZED, _OFFLOADED, _GENERATION, _ANSWER = range(5)
+
+
+def _after(positions: list[int], after: int) -> int | None:
+    """The first position greater than `after` (positions ascend), or None."""
+    k = bisect_right(positions, after)
+    return positions[k] if k < len(positions) else None
+
+
+class OffloadGateState:
+    """The offloadable gate (docs/model.md §6) as per-claim state: :meth:`add` takes each
+    recorded event once (its position, kind and fields), :meth:`missing` decides. Decides exactly
+    what the gate decided over the whole history: a claim's events are those naming it
+    (`claim_id`) or blocked by it (`blocking_claim_ids`), in written order."""
+
+    def __init__(self, spec: Spec):
+        N = _names(spec)
+        self.spec = spec
+        self.N = N
+        consts = spec.offload_constants
+        self._tiers_from = (None, consts["gpu_tier"])
+        self._tiers_to = (None, consts["host_tier"])
+        self._accepted = N.accepted
+        self._answer_kinds = frozenset(spec.offload_outcome_events.values())
+        # What the gate does with an event of each kind it reads beyond identity values.
+        self._roles: dict[str, int] = {N.accepted: _ACCEPTED, N.materialized: _MATERIALIZED,
+                                       N.offloaded: _OFFLOADED}
+        for k in (N.restore_required, N.restored, N.restoration_failed, N.reuse_after_restore):
+            self._roles[k] = _GENERATION
+        for k in self._answer_kinds:
+            self._roles.setdefault(k, _ANSWER)
+        self.claims: dict[Any, _ClaimOffload] = {}
+        self.any_accepted = False
+
+    def add(self, i: int, kind: str, f: dict[str, Any]) -> None:
+        cid = f.get("claim_id")
+        blocking = f.get("blocking_claim_ids")
+        if kind == self._accepted and cid is not None:
+            self.any_accepted = True
+        if not blocking:
+            if cid is not None:
+                self._add(cid, i, kind, f, ())
+            return
+        owners = [cid] if cid is not None else []
+        for b in blocking:
+            if b not in owners:
+                owners.append(b)
+        for owner in owners:
+            self._add(owner, i, kind, f, blocking)
+
+    def _add(self, cid: Any, i: int, kind: str, f: dict[str, Any], blocking: Any) -> None:
+        c = self.claims.get(cid)
+        if c is None:
+            c = self.claims[cid] = _ClaimOffload(i)
+        values = c.values
+        for name in _SINGLE:
+            v = f.get(name)
+            if v is not None:
+                values[name].add(v)
+        role = self._roles.get(kind)
+        if role is None:
+            return
+        N = self.N
+        if role == _ACCEPTED:
+            if f.get("claim_id") == cid:
+                c.accepted.append((i, f))
+        elif role == _MATERIALIZED:
+            if f.get("predicate_materialized") is not False:
+                c.materialized.append(i)
+        elif role == _OFFLOADED:
+            if f.get("cache_tier_from") in self._tiers_from and \
+                    f.get("cache_tier_to") in self._tiers_to:
+                c.offloaded.append((i, f.get("offload_generation")))
+        elif role == _GENERATION:
+            gen = f.get("offload_generation")
+            per = c.by_gen.get(gen)
+            if per is None:
+                per = c.by_gen[gen] = {}
+            at = per.get(kind)
+            if at is None:
+                at = per[kind] = ([], [])
+            at[0].append(i)
+            at[1].append(f)
+        if kind in self._answer_kinds:
+            if kind == N.refused:
+                ok = cid in blocking and f.get("outcome_claim_id", cid) == cid
+            else:
+                ok = f.get("claim_id") == cid
+            if ok:
+                c.answers.setdefault(kind, []).append(i)
+
+    def _offload_ends(self, cid: Any, c: _ClaimOffload,
+                      ) -> tuple[int | None, int | None, int | None, int | None]:
+        """(success_start, success_end, failure_start, failure_end): the first offload whose
+        generation restores from the host tier before reuse, and the first whose restoration
+        fails with the claim-scoped outcome answered."""
+        N = self.N
+        consts = self.spec.offload_constants
+        outcomes = self.spec.offload_outcome_events
+        empty: tuple[list[int], list[dict[str, Any]]] = ([], [])
+        success_start = success_end = failure_start = failure_end = None
+        for off_i, g in c.offloaded:
+            if success_end is not None and failure_end is not None:
+                break
+            per = c.by_gen.get(g)
+            if per is None:
                 continue
-            if f.get("cache_tier_from") not in (None, consts["gpu_tier"]) or \
-                    f.get("cache_tier_to") not in (None, consts["host_tier"]):
-                continue
-            g = gen_of(f)
-            same = [(i, kk, ff) for i, kk, ff in recs if i > off_i and gen_of(ff) == g]
-            rr = _first(same, off_i, lambda kk, ff: kk == N.restore_required)
+            rr = _after(per.get(N.restore_required, empty)[0], off_i)
             if rr is None:
                 continue
-            restored = _first(same, rr, lambda kk, ff: kk == N.restored)
-            failed = _first(same, rr, lambda kk, ff: kk == N.restoration_failed)
+            r_pos, r_fs = per.get(N.restored, empty)
+            f_pos, f_fs = per.get(N.restoration_failed, empty)
+            restored = _after(r_pos, rr)
+            failed = _after(f_pos, rr)
             if restored is not None and failed is None:
-                ok_src = [ff for i, kk, ff in same if i == restored][0]
-                reuse_before = _first(same, rr, lambda kk, ff:
-                                      kk == N.reuse_after_restore)
+                ok_src = r_fs[bisect_left(r_pos, restored)]
+                u_pos, u_fs = per.get(N.reuse_after_restore, empty)
+                reuse_before = _after(u_pos, rr)
                 if (ok_src.get("restoration_source") == consts["restore_source"]
                         and ok_src.get("restored_from_offload_tier") is not False
                         and ok_src.get("cache_tier_from") in (None, consts["host_tier"])
                         and reuse_before is not None and reuse_before > restored):
-                    reuse = [ff for i, kk, ff in same if i == reuse_before][0]
+                    reuse = u_fs[bisect_left(u_pos, reuse_before)]
                     if reuse.get("predicate_satisfied") is not False and success_end is None:
                         success_start, success_end = off_i, reuse_before
             if failed is not None:
-                fev = [ff for i, kk, ff in same if i == failed][0]
+                fev = f_fs[bisect_left(f_pos, failed)]
                 otype = fev.get("claim_scoped_outcome_type")
                 if (isinstance(otype, str) and otype in outcomes
                         and fev.get("outcome_claim_id") == cid
                         and (_is(fev.get("controlled_restoration_unavailable"))
                              or _is(fev.get("injected_restoration_failure")))):
-                    want = outcomes[otype]
-
-                    def answers(kk: str, ff: dict[str, Any]) -> bool:
-                        if kk != want:
-                            return False
-                        if want == N.refused:
-                            return (cid in (ff.get("blocking_claim_ids") or ())
-                                    and ff.get("outcome_claim_id", cid) == cid)
-                        return ff.get("claim_id") == cid
-
-                    out_i = _first(recs, failed, answers)
-                    restored_after = _first(same, failed,
-                                            lambda kk, ff: kk == N.restored)
+                    out_i = _after(c.answers.get(outcomes[otype], []), failed)
+                    restored_after = _after(r_pos, failed)
                     if out_i is not None and restored_after is None and failure_end is None:
                         failure_start, failure_end = off_i, out_i
-        met["offload_restorability"] = success_end is not None
-        met["restoration_failure_outcome"] = failure_end is not None
-        met["ordered_lifecycle_events"] = (
-            mat_i is not None and success_end is not None and failure_end is not None
-            and acc_i < mat_i < (success_start or 0) and success_end < (failure_start or 0))
-        missing.update(r for r in req if not met.get(r, False))
-    # The reference analyzers list missing requirements sorted by id.
-    return sorted(r for r in req if r in missing)
+        return success_start, success_end, failure_start, failure_end
+
+    def missing(self) -> list[str]:
+        """The offloadable requirements some accepted claim does not witness, sorted by id."""
+        req = self.spec.gates["offloadable"]
+        post_hoc = self.spec.values["post_hoc_registration"]
+        if not self.any_accepted:
+            return sorted(req)
+        missing: set[str] = set()
+        for cid, c in self.claims.items():
+            if not c.accepted:
+                continue
+            single = {n: len(v) == 1 for n, v in c.values.items()}
+            s_start, s_end, f_start, f_end = self._offload_ends(cid, c)
+            for acc_i, acc in c.accepted:
+                met: dict[str, bool] = {}
+                met["pre_registered_accepted_claim"] = (
+                    acc.get("claim_registration") != post_hoc and c.first == acc_i)
+                met["stable_claim_id_and_fixed_materialization_predicate"] = (
+                    single["materialization_predicate"]
+                    and parse_predicate(acc.get("materialization_predicate") or "") is not None)
+                met["reusable_object_id"] = single["reusable_object_id"]
+                met["fixed_cache_identity_and_deterministic_request_token_map"] = (
+                    single["cache_identity"] and single["request_token_map_id"])
+                mat_i = _after(c.materialized, acc_i)
+                met["materialization_predicate"] = (
+                    mat_i is not None and met["stable_claim_id_and_fixed_materialization_predicate"])
+                met["offload_restorability"] = s_end is not None
+                met["restoration_failure_outcome"] = f_end is not None
+                met["ordered_lifecycle_events"] = (
+                    mat_i is not None and s_end is not None and f_end is not None
+                    and acc_i < mat_i < (s_start or 0) and s_end < (f_start or 0))
+                missing.update(r for r in req if not met.get(r, False))
+        # The reference analyzers list missing requirements sorted by id.
+        return sorted(r for r in req if r in missing)
+
+
+def offloadable_missing(spec: Spec, records: list[Rec]) -> list[str]:
+    """The offloadable gate over recorded events (position, kind, fields), in written order."""
+    state = OffloadGateState(spec)
+    for i, kind, f in records:
+        state.add(i, kind, f)
+    return state.missing()
 
 
 # ---- connector witness gates (patched vLLM scheduler boundary) ----------------------------------
@@ -312,17 +421,28 @@ def bundle_gate(spec: Spec, report: Report, mode: str) -> Gate:
     return Gate(bundle=mode, requirements=rules, missing=tuple(missing), violated=tuple(violated))
 
 
-def evaluate(spec: Spec, name: str, report: Report, records: list[Rec]) -> Gate:
-    """The gate for `--require NAME` (a mode, a mode alias or a connector gate name)."""
+def evaluate(spec: Spec, name: str, report: Report, records: GateRecorder | list[Rec]) -> Gate:
+    """The gate for `--require NAME` (a mode, a mode alias or a connector gate name), from the
+    recorder fed during the replay (or a list of recorded events, decided the same way)."""
+    if isinstance(records, GateRecorder):
+        recorder: GateRecorder | None = records
+        records = records.records
+    else:
+        recorder = None
     mode = spec.canonical_mode(name)
     if name in spec.gates and mode is None:
+        if recorder is not None and not recorder.keep_records:
+            raise ValueError(f"the recorder was not told that --require {name} is decided")
         missing = connector_missing(spec, records, name)
         return Gate(bundle=name, requirements=spec.gates[name], missing=tuple(missing))
     if mode is None:
         raise KeyError(name)
     gate_name = spec.modes[mode].gate
     if gate_name is not None:
-        missing = offloadable_missing(spec, records)
+        if recorder is not None and not recorder.keep_offload:
+            raise ValueError(f"the recorder was not told that --require {name} is decided")
+        missing = (recorder.offload.missing() if recorder is not None
+                   else offloadable_missing(spec, records))
         violated = tuple(sorted({f.rule for f in report.findings if f.status == "violation"}))
         return Gate(bundle=mode, requirements=spec.gates[gate_name], missing=tuple(missing),
                     violated=violated)
