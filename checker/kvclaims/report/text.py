@@ -29,6 +29,7 @@ from kvclaims.check.verdict import (
     VIOLATION,
     Report,
 )
+from kvclaims.report.order import order_summary
 from kvclaims.spec import Spec
 
 _STYLE = {CONFORMANT: "bold green", VIOLATION: "bold red", INCONCLUSIVE: "bold yellow",
@@ -216,13 +217,28 @@ def _order(report: Report, console: Console) -> None:
     how = report.extra.get("linearizations")
     if how is None:
         return
-    spans = ", ".join(f"{a}..{b}" for a, b in report.extra.get("unordered", ()))
-    console.print(Text(f"order: events {spans} are unordered; {_ORDER.get(how, how)}",
-                       style="bold"))
-    for name, lines in report.extra.get("witnesses", {}).items():
+    summary = order_summary(report.extra)
+    assert summary is not None
+    parts = summary["conflicting"]
+    spans = ", ".join(f"{p['events'][0]}..{p['events'][1]}" for p in parts)
+    head = (f"events {spans} are unordered" if parts else
+            f"{summary['parts']} unordered part(s) ({summary['unordered_events']} events)")
+    console.print(Text(f"order: {head}; {_ORDER.get(how, how)}", style="bold"))
+    for name in ("violating", "conforming"):
+        if not any(name in p["witnesses"] for p in parts):
+            continue
         console.print(Text(f"  {name} order:", style="bold"))
-        for line in lines:
-            console.print(Text("    " + line, style="dim" if line.startswith("#") else ""))
+        for p in parts:
+            (a, b), (la, lb) = p["events"], p["lines"]
+            console.print(Text(f"    # events {a}..{b} (lines {la}..{lb}), in this order:",
+                               style="dim"))
+            for line in p["witnesses"].get(name, ()):
+                console.print(Text("    " + line, style="dim" if line.startswith("#") else ""))
+    free = summary["order_free"]
+    if free["parts"]:
+        what = (f"{free['parts']} other unordered part(s) ({free['events']} events): "
+                if parts else "")
+        console.print(Text(f"  {what}{free['reason']}", style="dim"))
 
 
 def _outcome(report: Report, console: Console) -> None:
