@@ -1,6 +1,6 @@
 """Reports of batched traces stay small (issue 22, item 3; docs/partial.md, "Which parts the
 report details"): the JSON report of n order-free batches and k conflicting ones grows with k, not
-with n; the views agree on the verdict; and `check --witness` still writes whole orders that
+with n; the views (text, JSON, JUnit, explain) agree on the verdict; and `check --witness` still writes whole orders that
 re-check as written.
 
 Generated: a trace of k soft claims, each with a conflicting batch (its harm and the victim it
@@ -84,6 +84,11 @@ def test_report_grows_with_conflicting_parts_not_batches(kinds):
         assert _check(runner, trace)[0] == code
         junit = _check(runner, trace, "--format", "junit")[1]
         assert ("<failure" in junit or "<error" in junit) == bool(k)
+        html = Path(tmp) / "x.html"
+        assert runner.invoke(cli, ["explain", str(trace), "--out", str(html)]).exit_code == 0
+        drawn = html.read_text()
+        assert {v for v in ("CONFORMANT", "VIOLATION", "INCONCLUSIVE") if v in drawn} == \
+            {doc["verdict"].upper()}
 
         # only the conflicting batches are detailed, the rest counted
         order = doc["order"]
