@@ -114,7 +114,12 @@ def test_cli_witness_files_and_json(tmp_path):
     assert res.exit_code == 3, res.output
     doc = json.loads(res.stdout.splitlines()[0])
     assert doc["engine"] == "z3" and doc["order"]["linearizations"] == "some_violate"
-    assert doc["order"]["witnesses"]["violating"][0].startswith("# events")
+    # the one unordered part decides the verdict: it is detailed with both witnesses' orders
+    part, = doc["order"]["conflicting"]
+    assert part["events"] == [5, 6] and sorted(part["violating"]) == [5, 6]
+    assert part["violating"] != part["conforming"]
+    assert part["witnesses"]["violating"][0].startswith("block 2 victim")
+    assert doc["order"]["order_free"]["parts"] == 0
     bad = runner.invoke(cli, ["check", str(prefix) + ".violating.kvt"])
     good = runner.invoke(cli, ["check", str(prefix) + ".conforming.kvt"])
     assert bad.exit_code == 1 and good.exit_code == 0, (bad.output, good.output)

@@ -225,6 +225,41 @@ def layout(events: Sequence[Event], free: set[tuple[int, int]], ctx: z3.Context,
     return Layout(tuple(slots), tuple(segments), tuple(constraints), positions)
 
 
+def order_matters(segments: Sequence[Segment], conds: Iterable[Any], defs: Iterable[Any],
+                  ) -> tuple[Segment, ...]:
+    """The unordered parts whose order some finding's condition reads (docs/partial.md, "Which
+    parts the report details").
+
+    A condition is a formula over the placement variables `at_i_s` of the layout and the fresh
+    state variables the encoding defines (`fresh == value`, Encoding.defs); the variables it reads
+    are closed over those definitions. A part none of whose placement variables is read has the
+    same truth value for every condition in every one of its orders: every admissible order of it
+    gives the same findings, so neither the verdict nor a finding depends on it. The answer
+    over-approximates (a part read by a condition may still commute), never the converse.
+    """
+    defined = {d.arg(0).get_id(): d.arg(1) for d in defs}
+    read: set[int] = set()
+    seen: set[int] = set()
+    stack = [c for c in conds if z3.is_expr(c)]
+    while stack:
+        e = stack.pop()
+        key = e.get_id()
+        if key in seen:
+            continue
+        seen.add(key)
+        if z3.is_const(e) and e.decl().kind() == z3.Z3_OP_UNINTERPRETED:
+            name = e.decl().name()
+            if name.startswith("at_"):
+                read.add(int(name.split("_")[1]))
+            elif key in defined:
+                stack.append(defined[key])
+            continue
+        stack.extend(e.children())
+    marks = sorted(read)
+    return tuple(s for s in segments
+                 if bisect.bisect_right(marks, s.last) > bisect.bisect_left(marks, s.first))
+
+
 # ---- deciding --------------------------------------------------------------------------------
 def _quote(ev: Event) -> str | None:
     q = ev.text
@@ -298,9 +333,9 @@ def _assemble(spec: Spec, file: str, events: Sequence[Event], order: Sequence[in
     linear = witness_events(events, order, spec, batch_fields, renumber)
     tables = _tables(spec, linear, file, defer_bounds)
     claims = levels_agree(tables.claims, tuple(findings), verdict, possible)
-    if extra.get("order") == "partial":
-        extra = {**extra, "witnesses": _witness_text(spec, events, extra, batch_fields,
-                                                      renumber)}
+    if "linearizations" in extra:
+        extra = {**extra, "conflicting_parts": _conflicting_parts(spec, events, extra,
+                                                                  batch_fields, renumber)}
     counts: dict[str, int] = {}
     for f in findings:
         counts[f.rule] = counts.get(f.rule, 0) + 1
@@ -329,24 +364,23 @@ def _spell(ev: Event, spec: Spec, kvt_line: Any) -> str:
         return "# " + json.dumps({"event": ev.kind, **ev.fields}, default=str)
 
 
-def _witness_text(spec: Spec, events: Sequence[Event], extra: dict[str, Any],
-                  batch_fields: Sequence[str], renumber: dict[int, dict[str, Any]]
-                  ) -> dict[str, list[str]]:
-    """Each witness's unordered parts as .kvt lines, in the order the witness chose."""
+def _conflicting_parts(spec: Spec, events: Sequence[Event], extra: dict[str, Any],
+                       batch_fields: Sequence[str], renumber: dict[int, dict[str, Any]]
+                       ) -> list[dict[str, Any]]:
+    """The details a report carries of each unordered part whose order matters (`conflicting`,
+    see order_matters): its events and lines, and each witness's order of it (event indices and
+    .kvt lines). The other parts are only counted: the reports stay as small as the conflicting
+    parts (`--witness` writes the whole orders)."""
     from kvclaims.trace.write import kvt_line
 
-    out: dict[str, list[str]] = {}
-    for name in ("violating", "conforming"):
-        order = extra.get(name)
-        if order is None:
-            continue
-        linear = witness_events(events, order, spec, batch_fields, renumber)
-        lines: list[str] = []
-        for a, b in extra.get("unordered", ()):
-            lines.append(f"# events {a}..{b} (lines {events[a].line}..{events[b].line}), "
-                         "in this order:")
-            lines += [_spell(ev, spec, kvt_line) for ev in linear[a:b + 1]]
-        out[name] = lines
+    linear = {name: witness_events(events, extra[name], spec, batch_fields, renumber)
+              for name in ("violating", "conforming") if extra.get(name) is not None}
+    out: list[dict[str, Any]] = []
+    for a, b in extra.get("conflicting", ()):
+        out.append({"events": [a, b], "lines": [events[a].line, events[b].line],
+                    "orders": {name: extra[name][a:b + 1] for name in linear},
+                    "witnesses": {name: [_spell(ev, spec, kvt_line) for ev in lin[a:b + 1]]
+                                  for name, lin in linear.items()}})
     return out
 
 
@@ -394,6 +428,9 @@ def decide(spec: Spec, events: Sequence[Event], *, file: str = "-",
                          {"engine": "z3", "order": "total"}, batch_fields, renumber, possible,
                          defer_bounds=defer_bounds)
     base = [*lay.constraints, *enc.defs]
+    # Only the parts whose order a finding reads are detailed and located (order_matters).
+    matter = order_matters(lay.segments, [f.cond for f in found], enc.defs)
+    named = matter or lay.segments
     reasons: list[str] = []
     viol = [f.cond for f in found if f.status == VIOLATION]
     unk = [f.cond for f in found if f.status == UNKNOWN]
@@ -441,7 +478,10 @@ def decide(spec: Spec, events: Sequence[Event], *, file: str = "-",
     else:
         r_nv, m_nv = check(z3.Not(V))
     spans = ", ".join(f"events {s.first}..{s.last} (lines {events[s.first].line}.."
-                      f"{events[s.last].line})" for s in lay.segments)
+                      f"{events[s.last].line})" for s in named)
+    if not matter:
+        spans = (f"{len(lay.segments)} unordered part(s) (events {lay.segments[0].first}.."
+                 f"{lay.segments[-1].last})") if len(lay.segments) > 1 else spans
 
     def order_of(m: z3.ModelRef) -> list[int]:
         pos = {i: m.eval(p, model_completion=True).as_long() for i, p in lay.positions.items()}
@@ -452,7 +492,8 @@ def decide(spec: Spec, events: Sequence[Event], *, file: str = "-",
                 if f.cond is True or z3.is_true(m.eval(_b(f.cond, ctx), model_completion=True))]
 
     extra: dict[str, Any] = {"engine": "z3", "order": "partial",
-                             "unordered": [[s.first, s.last] for s in lay.segments]}
+                             "unordered": [[s.first, s.last] for s in lay.segments],
+                             "conflicting": [[s.first, s.last] for s in matter]}
     r_unk, m_unk = z3.unsat, None
     if r_viol == z3.unsat and r_ok == z3.sat:
         # No order violates; a pass also needs no order in which a rule is unknown.
@@ -462,8 +503,8 @@ def decide(spec: Spec, events: Sequence[Event], *, file: str = "-",
             f"the solver could not decide every admissible order of {spans} within "
             f"{solver_timeout_ms(timeout_ms)} ms (solver answered unknown: "
             f"{'; '.join(reasons)}): inconclusive, never a pass"),
-            line=events[lay.segments[0].first].line, column=1,
-            event_index=lay.segments[0].first, event=events[lay.segments[0].first].kind)
+            line=events[named[0].first].line, column=1,
+            event_index=named[0].first, event=events[named[0].first].kind)
         extra["linearizations"] = "unknown"
         extra["solver"] = f"solver answered unknown: {'; '.join(reasons)}"
         return _assemble(spec, file, events, written, [f], INCONCLUSIVE, error, extra,
@@ -503,7 +544,7 @@ def decide(spec: Spec, events: Sequence[Event], *, file: str = "-",
             if not any(f.status == VIOLATION for f in fs):
                 which = ", ".join(f"{f.rule}" + (f" (claim {f.claim_id})" if f.claim_id else "")
                                   for f in avoidable)
-                first = lay.segments[0]
+                first = named[0]
                 fs.append(Finding(status=VIOLATION, rule=avoidable[0].rule, message=(
                     f"every admissible order of {spans} violates one of {which}; which one "
                     "depends on the order (see the violating witness)"),
@@ -515,7 +556,7 @@ def decide(spec: Spec, events: Sequence[Event], *, file: str = "-",
     assert m_nv is not None
     extra["linearizations"] = "some_violate"
     extra["conforming"] = order_of(m_nv)
-    first = lay.segments[0]
+    first = named[0]
     fs = [Finding(status=UNKNOWN, rule=f.rule, message=f.message + " (in some admissible "
                   "orders only)", line=f.line, column=f.column, event_index=f.event_index,
                   event=f.event, claim_id=f.claim_id, request_id=f.request_id,

@@ -15,6 +15,7 @@ import msgspec
 
 from kvclaims.check.verdict import Report
 from kvclaims.report.location import event_number, location
+from kvclaims.report.order import order_summary
 
 REPORT_VERSION = 2
 
@@ -56,9 +57,7 @@ def to_dict(report: Report) -> dict[str, Any]:
         # whom, and the violations of them not counted (kvclaims.check.selection); null: none.
         "rules_left_out": report.extra.get("rules_left_out"),
         "engine": report.extra.get("engine", "replay"),
-        "order": {k: report.extra[k] for k in ("linearizations", "unordered", "violating",
-                                               "conforming", "witnesses") if k in report.extra}
-        or None,
+        "order": order_summary(report.extra),
         "claims": [
             {
                 "claim_id": c.claim_id,

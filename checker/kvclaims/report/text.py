@@ -39,6 +39,7 @@ from kvclaims.check.verdict import (
     Report,
 )
 from kvclaims.report.location import location, place
+from kvclaims.report.order import order_summary
 from kvclaims.spec import Spec
 
 MIN_WIDTH = 20
@@ -339,12 +340,28 @@ def _order(report: Report, out: _Printer) -> None:
     how = report.extra.get("linearizations")
     if how is None:
         return
-    spans = ", ".join(f"{a}..{b}" for a, b in report.extra.get("unordered", ()))
-    out(Text(f"order: events {spans} are unordered; {_ORDER.get(how, how)}", style="bold"))
-    for name, lines in report.extra.get("witnesses", {}).items():
+    summary = order_summary(report.extra)
+    assert summary is not None
+    parts = summary["conflicting"]
+    spans = ", ".join(f"{p['events'][0]}..{p['events'][1]}" for p in parts)
+    head = (f"events {spans} are unordered" if parts else
+            f"{summary['parts']} unordered part(s) ({summary['unordered_events']} events)")
+    out(Text(f"order: {head}; {_ORDER.get(how, how)}", style="bold"))
+    for name in ("violating", "conforming"):
+        if not any(name in p["witnesses"] for p in parts):
+            continue
         out(Text(f"  {name} order:", style="bold"))
-        for line in lines:
-            out(Text("    " + line, style="dim" if line.startswith("#") else ""))
+        for p in parts:
+            (a, b), (la, lb) = p["events"], p["lines"]
+            out(Text(f"    # events {a}..{b} (lines {la}..{lb}), in this order:",
+                               style="dim"))
+            for line in p["witnesses"].get(name, ()):
+                out(Text("    " + line, style="dim" if line.startswith("#") else ""))
+    free = summary["order_free"]
+    if free["parts"]:
+        what = (f"{free['parts']} other unordered part(s) ({free['events']} events): "
+                if parts else "")
+        out(Text(f"  {what}{free['reason']}", style="dim"))
 
 
 def _outcome(report: Report, out: _Printer) -> None:
