@@ -16,14 +16,16 @@ import pytest
 
 from kvclaims import spec as spec_mod
 
-ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared"
-CORPUS = SHARED / "corpus" / "resident-kv-artifacts"
-ARTIFACTS = CORPUS / "artifacts"
-PAPERS = SHARED / "reference" / "papers.md"
-HAVE_CORPUS = ARTIFACTS.is_dir() and PAPERS.is_file()
-REQUIRE_ENV = "KVCLAIMS_REQUIRE_CORPUS"
-NO_CORPUS = f"reference corpus absent ({SHARED} beside the checkout)"
+from corpus_paths import (  # noqa: F401  (re-exported: tests import them from conftest)
+    ARTIFACTS,
+    CORPUS,
+    HAVE_CORPUS,
+    NO_CORPUS,
+    PAPERS,
+    REQUIRE_ENV,
+    ROOT,
+    SHARED,
+)
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -40,7 +40,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import HAVE_CORPUS, NO_CORPUS, ROOT
+from corpus_paths import HAVE_CORPUS, NO_CORPUS, ROOT
 
 STAGE_ENV = "KVCLAIMS_DOCS_STAGE"
 STAGE = os.environ.get(STAGE_ENV, "")
