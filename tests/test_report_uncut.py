@@ -96,3 +96,28 @@ def test_no_line_loses_a_character(claim, req_a, req_b, blocks, usable, width):
         assert _whole_on_a_line(html.escape(token, quote=True), page), token
     for n in (str(b) for b in blocks):
         assert re.search(rf"\b{n}\b", page), n
+
+
+def test_width_flag_wraps_and_off_a_terminal_lines_are_whole():
+    from pathlib import Path
+
+    from click.testing import CliRunner
+
+    from kvclaims.cli import cli
+
+    probe = str(Path(__file__).resolve().parents[1] / "traces" / "vllm" / "stock-probe.kvt")
+    whole = CliRunner().invoke(cli, ["check", probe]).output
+    narrow = CliRunner().invoke(cli, ["check", "--width", "40", probe]).output
+    # every id, number and location of the whole report is in the narrow one, whole (the claim
+    # table becomes records and the strips narrower: their scale line is left out)
+    def data(text):
+        return {t.strip(",;()") for ln in text.splitlines() if "one column =" not in ln
+                for t in ln.split() if any(ch.isdigit() or ch == ":" for ch in t)}
+    assert data(whole) <= data(narrow)
+    assert any(len(ln) > 40 for ln in whole.splitlines())
+    for ln in narrow.splitlines():
+        assert len(ln) <= 40 or len(ln.split()) == 1 or ln.split()[0] in (
+            "state", "leading", "events") or ln.strip().startswith(probe), ln
+    # off a terminal each logical line is written whole: the rule's sentence is on one line
+    assert any(ln.startswith("  rule: ") and ln.endswith("(docs/model.md §6)")
+               for ln in whole.splitlines())
