@@ -105,7 +105,7 @@ def test_width_flag_wraps_and_off_a_terminal_lines_are_whole():
 
     from kvclaims.cli import cli
 
-    probe = str(Path(__file__).resolve().parents[1] / "traces" / "vllm" / "stock-probe.kvt")
+    probe = str(Path(__file__).resolve().parents[1] / "traces" / "vllm" / "0.34.0" / "stock-probe.kvt")
     whole = CliRunner().invoke(cli, ["check", probe]).output
     narrow = CliRunner().invoke(cli, ["check", "--width", "40", probe]).output
     # every id, number and location of the whole report is in the narrow one, whole (the claim
