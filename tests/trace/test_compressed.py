@@ -90,8 +90,13 @@ def test_a_compressed_trace_decides_as_the_plain_one(tmp_path: Path, spec, name:
     for engine in ("auto", "replay", "z3"):
         a = json_report.to_dict(decide_path(str(plain), spec, Options(engine=engine)))
         b = json_report.to_dict(decide_path(str(packed), spec, Options(engine=engine)))
-        a.pop("file"), b.pop("file")
-        assert a == b
+        assert without_file(a) == without_file(b)
+
+
+def without_file(d: dict) -> dict:
+    """A JSON report without its file's name (also the start of each finding's location)."""
+    return dict(d, file=None, findings=[dict(f, location=f["location"].removeprefix(d["file"]))
+                                        for f in d["findings"]])
 
 
 def kv(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess:
@@ -134,7 +139,6 @@ def test_a_compressed_kv_event_record_is_read_with_its_manifest(tmp_path: Path) 
     packed = kv("check", "--format", "json", str(gz), "--claims", str(vllm / "claims.toml"))
     assert packed.returncode == plain.returncode == 1
     a, b = json.loads(plain.stdout), json.loads(packed.stdout)
-    a.pop("file"), b.pop("file")
-    assert a == b
+    assert without_file(a) == without_file(b)
     piped = kv("check", "-", "--claims", str(vllm / "claims.toml"), stdin=gz.read_bytes())
     assert piped.returncode == 1
