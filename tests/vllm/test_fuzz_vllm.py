@@ -91,8 +91,9 @@ def test_bad_vllm_runtime_names_are_usage_errors(runtime: str, tmp_path: Path, c
 
 def test_runtime_supplies_the_vllm_strategy() -> None:
     rt = resolve("vllm:stock")
-    assert rt.workloads is not None
-    assert repr(rt.workloads()) == repr(kst.vllm_workloads())
+    # the strategy's name: the fuzzer, above the runtimes, looks it up (docs/architecture.md)
+    assert rt.workloads == "vllm_workloads"
+    assert repr(getattr(kst, rt.workloads)()) == repr(kst.vllm_workloads())
 
 
 # ---- stock vLLM: silent loss, shrunk to one resident prefix + one active request --------------
