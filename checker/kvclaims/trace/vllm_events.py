@@ -56,10 +56,15 @@ class KVEvent:
 
 @dataclass(frozen=True)
 class Batch:
+    """One published batch. `instance` names the publishing worker where the format carries one
+    (Dynamo's `worker_id`; None for vLLM and SGLang, whose stream is one instance's): with
+    `data_parallel_rank` it is the instance part of a block's identity (docs/model.md §5)."""
+
     ts: float
     events: list[KVEvent]
     data_parallel_rank: int | None = None
     seq: int | None = None
+    instance: str | None = None
 
 
 def _hash_key(h: Any) -> Any:
