@@ -43,17 +43,19 @@ __all__ = ["check_trace", "fuzz_runtime", "kvclaims_check", "kvclaims_fuzz", "re
 
 
 def render_report(report: Report) -> str:
-    """The `kvclaims check` text report as plain text (no colour), for failure messages."""
+    """The `kvclaims check` text report as plain text (no colour), for failure messages: lines
+    are written whole, as `kvclaims check` writes them off a terminal (pytest shows the message
+    as it is; a width here would fold a line at a place that depends on the file's path)."""
     import io
 
     from rich.console import Console
 
     from kvclaims import spec as spec_mod
     from kvclaims.explain import strips_for_report
-    from kvclaims.report.text import render
+    from kvclaims.report.text import UNWRAPPED, render
 
     buf = io.StringIO()
-    console = Console(file=buf, width=120, color_system=None, highlight=False, soft_wrap=True,
+    console = Console(file=buf, width=UNWRAPPED, color_system=None, highlight=False, soft_wrap=True,
                       force_terminal=False)
     spec = spec_mod.load()
     render(report, spec, console, strips_for_report(report, spec))
