@@ -19,7 +19,8 @@ from kvclaims.lower.descriptor import (
     validate,
 )
 
-EXPECTED = {"vllm", "tensorrt-llm", "sglang", "dynamo", "lmcache", "microruntime", "kv-rm"}
+EXPECTED = {"vllm", "vllm-kvhints", "tensorrt-llm", "sglang", "dynamo", "lmcache", "microruntime",
+            "kv-rm"}
 
 
 def _raw(name: str) -> dict:

@@ -183,3 +183,23 @@ def case_files(target: str | Path) -> list[Path]:
 
 def prove(target: str | Path, bound: int = primitives.DEFAULT_BOUND) -> list[CaseResult]:
     return [run_case(f, bound) for f in case_files(target)]
+
+
+def case_lines(r: CaseResult) -> list[str]:
+    """How `kvclaims prove` prints one decided case (and docs/lowering.md quotes it)."""
+    from kvclaims.lower.primitives import witness_kvt
+
+    out = [f"{'REJECTED' if r.ok else 'FAILED  '} {r.name} [{r.kind}, {r.mode}]  ({r.file})"]
+    if r.reason:
+        out.append(f"    why it is wrong: {r.reason}")
+    out.append(f"    decided: {r.decision.cls}: {r.decision.reason}")
+    if r.kind == "evidence":
+        out += [f"    - {what}" for _, _, what in r.decision.contradictions]
+    w = r.decision.witness
+    if w is not None:
+        out.append(f"    witness ({w.depth} steps: {', '.join(r.steps)}; {len(w.events)} events; "
+                   f"replay {'confirms' if w.confirmed else 'DISAGREES'} {w.rule}):")
+        out += [f"      {line}" for line in witness_kvt(w.events).splitlines()]
+    if not r.ok:
+        out.append(f"    FAILED: {r.why}")
+    return out

@@ -235,22 +235,15 @@ def _kvhints_md(spec: Any) -> list[str]:
 
 
 def _prove_example(case: str) -> list[str]:
-    """What `kvclaims prove CASE` prints, up to its summary line (the KV-RM section after it
-    carries a timing, written `...` in the docs example)."""
-    import io
-
+    """What `kvclaims prove CASE` prints for the case and its summary line (the KV-RM section
+    after it carries a timing, written `...` in the docs example)."""
     from kvclaims.lower.anchors import evidence_root
-    from kvclaims.lower.commands import prove_command
+    from kvclaims.lower.prove import case_lines, run_case
 
     root = evidence_root()
-    buf = io.StringIO()
-    prove_command(str(root / case), buf)
-    lines = []
-    for line in buf.getvalue().replace(str(root) + "/", "").splitlines():
-        lines.append(line)
-        if "bad lowerings rejected" in line:
-            break
-    return lines
+    r = run_case(root / case)
+    lines = [line.replace(str(root) + "/", "") for line in case_lines(r)]
+    return lines + [f"{int(r.ok)}/1 bad lowerings rejected with their reason"]
 
 
 RENDERERS = {"text": render_text, "json": render_json, "md": render_md}
