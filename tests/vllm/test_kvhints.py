@@ -51,3 +51,20 @@ def test_the_envelope_carries_no_kind_and_no_outcome():
     e = KvHintsEnvelope("0.1", "m", [KvHintAction("a", spelling, "1.0", {"block_hashes": [1]})])
     back = msgspec.json.decode(msgspec.json.encode(e), type=KvHintsEnvelope)
     assert back.actions[0].action_type in load_hint_table().spellings
+
+
+def test_the_real_envelope_reads_as_unanswered_hints(tmp_path):
+    from kvclaims.lower import hint_envelope as E
+
+    spelling, kind = next(iter(load_hint_table().spellings.items()))
+    env = KvHintsEnvelope("0.1", "msg-1", [
+        KvHintAction("a1", spelling, "1.0", {"source_control_endpoint": "tcp://peer:5",
+                                             "block_hashes": [7, 8], "mode": "copy"}),
+        KvHintAction("a2", "kv.unheard_of", "1.0", {})])
+    f = tmp_path / "hints.jsonl"
+    f.write_bytes(msgspec.json.encode(env) + b"\n")
+    rows = E.lower_file(f)
+    assert [(r.claim_id, r.kind, r.status) for r in rows] == [
+        ("hint:msg-1:a1", kind, E.UNKNOWN), ("hint:msg-1:a2", None, E.UNKNOWN)]
+    assert rows[0].outcome == load_hint_table().unanswered
+    assert rows[0].events[0].get("resident_blocks_required") == 2

@@ -248,6 +248,8 @@ class HintTable:
     outcomes: Mapping[str, HintOutcome]
     spellings: Mapping[str, str]
     answers: Mapping[str, tuple[str, ...]]
+    payload_blocks: str = ""  # the payload key listing the hinted blocks' hashes
+    unanswered: str = ""  # the outcome of a hint nothing answered
 
 
 def _hint_table(t: dict, spec: spec_mod.Spec, where: str = "kvhints.toml") -> HintTable:
@@ -283,16 +285,21 @@ def _hint_table(t: dict, spec: spec_mod.Spec, where: str = "kvhints.toml") -> Hi
                                    v.get("sentence", ""))
                     for o, v in t["outcomes"].items()}
         spellings = dict(t.get("spellings", {}))
-        answers = {r: tuple(v) for r, v in t.get("answers", {}).items()}
+        answers = {r: tuple(v) for r, v in t["answers"].items() if r != "unanswered"}
+        unanswered = str(t["answers"]["unanswered"])
     except KeyError as err:
         raise DescriptorError(f"{where}: missing {err}") from None
     for s, k in spellings.items():
         if k not in kinds:
             raise DescriptorError(f"{where}: spellings.{s}: unknown kind {k!r}")
+    if unanswered not in outcomes or outcomes[unanswered].decided:
+        raise DescriptorError(f"{where}: answers.unanswered: {unanswered!r} is not an outcome "
+                              "that settles nothing")
     for r, os_ in answers.items():
         if not set(os_) <= set(outcomes):
             raise DescriptorError(f"{where}: answers.{r}: unknown outcome in {list(os_)}")
-    return HintTable(send, materialize, kinds, outcomes, spellings, answers)
+    return HintTable(send, materialize, kinds, outcomes, spellings, answers,
+                     str(t.get("payload", {}).get("blocks", "")), unanswered)
 
 
 @cache

@@ -230,6 +230,23 @@ def _kvhints_md(spec: Any) -> list[str]:
                  "missing, clipped or rejected answer read as accepted), each a `kind = \"hint\"` "
                  "case that changes one entry of the table:"),
             "", "```console", f"$ kvclaims prove {_EXAMPLE}", *_prove_example(_EXAMPLE), "...",
+            "```", "",
+            ("Reading envelopes (`kvclaims.lower.hint_envelope`): JSON Lines, one request's "
+             "envelope a line as vLLM encodes it, or a record `{\"request_id\", \"kv_hints\", "
+             "\"outcomes\": {action id: outcome}}` when something outside the runtime answered. "
+             "Keys are closed; a malformed line is an input error at file:line:column. Each "
+             "action becomes a claim `hint:MESSAGE_ID:ACTION_ID` (a payload's `" +
+             t.payload_blocks + "` gives its footprint) submitted and answered as the tables "
+             "say, with a status: held, not held, accepted (a kind that holds nothing), or "
+             "unknown — for an action type the table does not spell, a Demote (no known payload "
+             "names the claim it ends), and every outcome that settles nothing, which is "
+             "every hint vLLM is given. What the envelope lacks for more: the kind words, any "
+             "outcome, the claim a Demote ends, and a footprint for payloads other than "
+             "kv.fetch. The claims it yields are joined to a runtime's block events through a "
+             "claim manifest like any other (docs/model.md §5). Exit 0 when every action is "
+             "decided, 3 when one is unknown, 2 on an input error:"),
+            "", "```sh",
+            "python -m kvclaims.lower.hint_envelope hints.jsonl --kvt hints.kvt",
             "```"]
     return out
 
