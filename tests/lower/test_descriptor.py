@@ -8,7 +8,7 @@ import tomllib
 
 import pytest
 
-from kvclaims.lower import primitives
+from kvclaims.lower import kvhints, primitives
 from kvclaims.lower.descriptor import (
     DescriptorError,
     descriptors_dir,
@@ -19,7 +19,8 @@ from kvclaims.lower.descriptor import (
     validate,
 )
 
-EXPECTED = {"vllm", "tensorrt-llm", "sglang", "dynamo", "lmcache", "microruntime", "kv-rm"}
+EXPECTED = {"vllm", "vllm-kvhints", "tensorrt-llm", "sglang", "dynamo", "lmcache", "microruntime",
+            "kv-rm"}
 
 
 def _raw(name: str) -> dict:
@@ -53,7 +54,7 @@ def test_schema_primitives_are_the_modelled_ones():
 
     # the KV-RM arbiter is its own Z3 system (kvclaims.lower.kvrm_proof), not a pool primitive
     assert set(load_schema()["$defs"]["primitive"]["enum"]) == \
-        set(primitives.PRIMITIVES) | {kvrm_proof.NAME}
+        set(primitives.PRIMITIVES) | {kvrm_proof.NAME} | set(kvhints.primitive_names())
 
 
 def test_schema_modes_are_the_spec_modes(spec):

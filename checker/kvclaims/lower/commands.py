@@ -82,7 +82,7 @@ CHECKED_KINDS = ("source", "trace", "proof")
 def prove_command(path: str, out: IO[str] | None = None, fmt: str = "text") -> int:
     """`kvclaims prove DIR|FILE [--format text|json]`: each bad lowering rejected with its
     reason (and witness); the JSON report is schemas/prove.schema.json."""
-    from kvclaims.lower.prove import prove
+    from kvclaims.lower.prove import case_lines, prove
 
     stream = out or sys.stdout
     try:
@@ -103,23 +103,10 @@ def prove_command(path: str, out: IO[str] | None = None, fmt: str = "text") -> i
             print(f"INCONCLUSIVE {r.name} [{r.kind}, {r.mode}]  ({r.file})", file=stream)
             print(f"    {r.inconclusive}", file=stream)
             continue
-        mark = "REJECTED" if r.ok else "FAILED  "
-        print(f"{mark} {r.name} [{r.kind}, {r.mode}]  ({r.file})", file=stream)
-        if r.reason:
-            print(f"    why it is wrong: {r.reason}", file=stream)
-        print(f"    decided: {r.decision.cls}: {r.decision.reason}", file=stream)
-        if r.kind == "evidence":
-            for _, _, what in r.decision.contradictions:
-                print(f"    - {what}", file=stream)
-        w = r.decision.witness
-        if w is not None:
-            print(f"    witness ({w.depth} steps: {', '.join(r.steps)}; {len(w.events)} events; "
-                  f"replay {'confirms' if w.confirmed else 'DISAGREES'} {w.rule}):", file=stream)
-            for line in witness_kvt(w.events).splitlines():
-                print(f"      {line}", file=stream)
+        for line in case_lines(r):
+            print(line, file=stream)
         if not r.ok:
             bad += 1
-            print(f"    FAILED: {r.why}", file=stream)
     print(f"{len(results) - bad - undecided}/{len(results)} bad lowerings rejected with their "
           f"reason" + (f", {undecided} inconclusive (the solver answered unknown)"
                        if undecided else ""), file=stream)

@@ -1,6 +1,6 @@
 """Load and validate runtime descriptors and the lowering tables (docs/model.md §9, P2.6).
 
-Reads spec/descriptor.schema.json, spec/lowering.toml and spec/descriptors/*.toml (via
+Reads spec/descriptor.schema.json, spec/lowering.toml, spec/kvhints.toml and spec/descriptors/*.toml (via
 `kvclaims.spec.spec_root()`); validates each descriptor against the schema (a small validator for
 the JSON Schema subset the schema uses, so no extra dependency) and against the spec (modes,
 obligation ids). Returns frozen data; errors name the file and the JSON path.
@@ -207,6 +207,108 @@ def load_tables(root: Path | None = None) -> LoweringTables:
                 raise DescriptorError(f"lowering.toml: no allowed depths for obligation {o}")
     return LoweringTables(depths, dict(t["depth_names"]), extra, sentences, allowed,
                           frozenset(t["bases"]["raising"]), trace_only)
+
+
+@dataclass(frozen=True, slots=True)
+class HintKind:
+    """One KV hint kind (spec/kvhints.toml [kinds]): the mode it lowers onto, whether an accepted
+    hint holds its blocks, and for a kind that ends a hold (Demote) the event accepting it is."""
+
+    name: str
+    mode: str | None
+    holds: bool = False
+    ends: bool = False
+    on_accept: str | None = None
+    sentence: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class HintOutcome:
+    """One KV hint outcome (spec/kvhints.toml [outcomes]): the events it becomes as the first
+    answer and when it arrives for a hint already accepted; `decided`: whether it settles the
+    claim's fate."""
+
+    name: str
+    answer: tuple[str, ...]
+    later: tuple[str, ...]
+    decided: bool
+    grants: bool = False  # after this answer the runtime holds the hint
+    final: bool = True  # no other answer follows (deferred: False)
+    cuts: bool = False  # may arrive for an accepted hint and ends its hold
+    sentence: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class HintTable:
+    """spec/kvhints.toml: how KV hints lower onto claim modes and lifecycle events."""
+
+    send: str
+    materialize: str
+    kinds: Mapping[str, HintKind]
+    outcomes: Mapping[str, HintOutcome]
+    spellings: Mapping[str, str]
+    answers: Mapping[str, tuple[str, ...]]
+    payload_blocks: str = ""  # the payload key listing the hinted blocks' hashes
+    unanswered: str = ""  # the outcome of a hint nothing answered
+
+
+def _hint_table(t: dict, spec: spec_mod.Spec, where: str = "kvhints.toml") -> HintTable:
+    """Build and check the hint table: every event is a claim transition of spec/lifecycle.toml,
+    every mode a mode of spec/modes.toml, every spelling a kind, every answer set outcomes."""
+    def event(name: Any, at: str) -> str:
+        if name not in spec.claim.transitions:
+            raise DescriptorError(f"{where}: {at}: {name!r} is not a claim transition of "
+                                  "spec/lifecycle.toml")
+        return str(name)
+
+    try:
+        send = event(t["send"], "send")
+        materialize = event(t["materialize"], "materialize")
+        kinds = {}
+        for k, v in t["kinds"].items():
+            mode = v.get("mode")
+            if mode is not None and mode not in spec.modes:
+                raise DescriptorError(f"{where}: kinds.{k}.mode: unknown mode {mode!r}")
+            on_accept = v.get("on_accept")
+            if bool(v.get("ends")) != (on_accept is not None) or (mode is None) != bool(
+                    v.get("ends")):
+                raise DescriptorError(f"{where}: kinds.{k}: a kind has a mode, or ends a hold "
+                                      "with an on_accept event, not both")
+            kinds[k] = HintKind(k, mode, bool(v.get("holds")), bool(v.get("ends")),
+                                event(on_accept, f"kinds.{k}.on_accept") if on_accept else None,
+                                v.get("sentence", ""))
+        outcomes = {o: HintOutcome(o, tuple(event(e, f"outcomes.{o}.answer") for e in v["answer"]),
+                                   tuple(event(e, f"outcomes.{o}.later")
+                                         for e in v.get("later", ())),
+                                   bool(v["decided"]), bool(v.get("grants")),
+                                   bool(v.get("final", True)), bool(v.get("cuts")),
+                                   v.get("sentence", ""))
+                    for o, v in t["outcomes"].items()}
+        spellings = dict(t.get("spellings", {}))
+        answers = {r: tuple(v) for r, v in t["answers"].items() if r != "unanswered"}
+        unanswered = str(t["answers"]["unanswered"])
+    except KeyError as err:
+        raise DescriptorError(f"{where}: missing {err}") from None
+    for s, k in spellings.items():
+        if k not in kinds:
+            raise DescriptorError(f"{where}: spellings.{s}: unknown kind {k!r}")
+    if unanswered not in outcomes or outcomes[unanswered].decided:
+        raise DescriptorError(f"{where}: answers.unanswered: {unanswered!r} is not an outcome "
+                              "that settles nothing")
+    for r, os_ in answers.items():
+        if not set(os_) <= set(outcomes):
+            raise DescriptorError(f"{where}: answers.{r}: unknown outcome in {list(os_)}")
+    return HintTable(send, materialize, kinds, outcomes, spellings, answers,
+                     str(t.get("payload", {}).get("blocks", "")), unanswered)
+
+
+@cache
+def load_hint_table(root: Path | None = None) -> HintTable:
+    """spec/kvhints.toml, checked against the lifecycle and the modes."""
+    root = root or spec_mod.spec_root()
+    with open(root / "kvhints.toml", "rb") as fh:
+        t = tomllib.load(fh)
+    return _hint_table(t, spec_mod.load())
 
 
 def _anchor(a: dict) -> Anchor:

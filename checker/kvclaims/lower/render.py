@@ -144,6 +144,7 @@ def render_md(t: LoweringTable) -> str:
             "|---|---|---|---|"]
     for p in PRIMITIVES.values():
         out.append(f"| `{p.name}` | {p.title} | {p.runtime_example} | {', '.join(p.rules)} |")
+    out += _kvhints_md(spec)
     out += ["", "## Deciding evidence, witnesses and proofs", ""]
     for r in t.rows:
         out.append(f"### {r.name} — {r.label}")
@@ -168,6 +169,98 @@ def render_md(t: LoweringTable) -> str:
     for a in t.anchors:
         out.append(f"| {a.runtime} | {a.evidence} | `{_md(a.anchor.text)}` |")
     return "\n".join(out) + "\n"
+
+
+_EXAMPLE = "traces/bad-lowering/hint-pin-clip-no-event.toml"  # the docs example's case
+
+
+def _kvhints_md(spec: Any) -> list[str]:
+    """The KV hints section: spec/kvhints.toml as tables, and how it is checked."""
+    from kvclaims.lower.descriptor import load_hint_table
+    from kvclaims.lower.kvhints import PREFIX
+
+    t = load_hint_table()
+
+    def evs(names: tuple[str, ...]) -> str:
+        return ", ".join(f"`{n}`" for n in names) if names else "nothing"
+
+    out = ["", "## KV hints", "",
+           ("vLLM's KvHints RFC (vllm-project/vllm#51428) names five hint kinds and five "
+            "outcomes. The vLLM wheels (0.33.0 and 0.34.0) carry only the envelope a request "
+            "brings (`KvHintsEnvelope`: protocol version, message id, and actions of id, type, "
+            "version and a free payload); no kind or outcome word is in them. "
+            "`spec/kvhints.toml` is our reading of the words as claims: each kind lowers onto a "
+            "mode, each outcome onto lifecycle events of `spec/lifecycle.toml` (docs/model.md "
+            "§4). A hint's claim is submitted when the hint is sent (`" + t.send + "`); an "
+            "event is emitted only from a state its transition allows, so a Demote of a claim "
+            "that holds nothing ends nothing."),
+           "", "| kind | lowers onto | an accepted hint | meaning |", "|---|---|---|---|"]
+    for k in t.kinds.values():
+        onto = f"`{k.mode}`" if k.mode else f"ends a hold: `{k.on_accept}`"
+        what = ("holds its blocks until clipped or demoted" if k.holds else
+                "ends the hold of the claim it names" if k.ends else
+                "holds nothing: its blocks stay ordinary victims")
+        out.append(f"| {k.name} | {onto} | {what} | {k.sentence} |")
+    out += ["", "| outcome | as the answer | cutting an accepted hint | settles the claim | "
+            "meaning |", "|---|---|---|---|---|"]
+    for o in t.outcomes.values():
+        later = evs(o.later) if o.cuts else "—"
+        out.append(f"| {o.name} | {evs(o.answer)} | {later} | "
+                   f"{'yes' if o.decided else 'no: unknown, never held'} | {o.sentence} |")
+    out += ["", ("Action types seen on the wire: " + ", ".join(
+        f"`{s}` → {k}" for s, k in t.spellings.items()) + "; any other action type is read, "
+        "named and lowered to nothing. Outcomes a runtime can answer with: " + "; ".join(
+        f"{r}: {', '.join(os_)}" for r, os_ in t.answers.items()) + ". vLLM hands the "
+        "envelope to the offloading connector's KVCR tier (`submit_hint`, which returns "
+        "nothing) and reports nothing back, so every hint it is given has the outcome missing: "
+        "a claim asked for by a hint is never accepted, and the `vllm-kvhints` rows stay "
+        "approximate whatever the model proves."),
+            "", ("The model (`kvclaims.lower.kvhints`, primitives `" + PREFIX + "<kind>`): a "
+                 "runtime that keeps these semantics sends one hint for one claimed block, "
+                 "answers it with any outcome (a deferred hint is answered again), may cut an "
+                 "accepted one or end it with an accepted Demote, stores the block and evicts it "
+                 "whenever nothing holds it. Z3 searches for the shortest run whose lowered trace "
+                 "breaks R-hard or R-no-silent-loss of the mode, and the replay checker must "
+                 "report the same rule; with none up to the bound, k-induction closes the proof. "
+                 "Pin onto hard_protected (and, with Demote, demotable) is proved; Retain onto "
+                 "soft_priority is rejected, since a bias loses blocks with no outcome. The "
+                 "bad-lowering suite holds the ways the mapping can be wrong (`hint-*.toml`: a "
+                 "Pin clipped with no event or only after the loss, Retain or Prefetch as hard, "
+                 "Retain as soft priority, a Demote with no demotion event, and a deferred, "
+                 "missing, clipped or rejected answer read as accepted), each a `kind = \"hint\"` "
+                 "case that changes one entry of the table:"),
+            "", "```console", f"$ kvclaims prove {_EXAMPLE}", *_prove_example(_EXAMPLE), "...",
+            "```", "",
+            ("Reading envelopes (`kvclaims.lower.hint_envelope`): JSON Lines, one request's "
+             "envelope a line as vLLM encodes it, or a record `{\"request_id\", \"kv_hints\", "
+             "\"outcomes\": {action id: outcome}}` when something outside the runtime answered. "
+             "Keys are closed; a malformed line is an input error at file:line:column. Each "
+             "action becomes a claim `hint:MESSAGE_ID:ACTION_ID` (a payload's `" +
+             t.payload_blocks + "` gives its footprint) submitted and answered as the tables "
+             "say, with a status: held, not held, accepted (a kind that holds nothing), or "
+             "unknown — for an action type the table does not spell, a Demote (no known payload "
+             "names the claim it ends), and every outcome that settles nothing, which is "
+             "every hint vLLM is given. What the envelope lacks for more: the kind words, any "
+             "outcome, the claim a Demote ends, and a footprint for payloads other than "
+             "kv.fetch. The claims it yields are joined to a runtime's block events through a "
+             "claim manifest like any other (docs/model.md §5). Exit 0 when every action is "
+             "decided, 3 when one is unknown, 2 on an input error:"),
+            "", "```sh",
+            "python -m kvclaims.lower.hint_envelope hints.jsonl --kvt hints.kvt",
+            "```"]
+    return out
+
+
+def _prove_example(case: str) -> list[str]:
+    """What `kvclaims prove CASE` prints for the case and its summary line (the KV-RM section
+    after it carries a timing, written `...` in the docs example)."""
+    from kvclaims.lower.anchors import evidence_root
+    from kvclaims.lower.prove import case_lines, run_case
+
+    root = evidence_root()
+    r = run_case(root / case)
+    lines = [line.replace(str(root) + "/", "") for line in case_lines(r)]
+    return lines + [f"{int(r.ok)}/1 bad lowerings rejected with their reason"]
 
 
 RENDERERS = {"text": render_text, "json": render_json, "md": render_md}

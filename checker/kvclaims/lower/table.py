@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kvclaims import spec as spec_mod
-from kvclaims.lower import kvrm_proof, primitives
+from kvclaims.lower import kvhints, kvrm_proof, primitives
 from kvclaims.lower.anchors import AnchorRow, check_anchors
 from kvclaims.lower.descriptor import Descriptor, load_descriptors, load_tables
 from kvclaims.lower.relation import (
@@ -25,7 +25,7 @@ from kvclaims.lower.relation import (
     classify,
 )
 
-PUBLIC = frozenset({"vllm", "tensorrt-llm", "sglang", "dynamo", "lmcache"})
+PUBLIC = frozenset({"vllm", "vllm-kvhints", "tensorrt-llm", "sglang", "dynamo", "lmcache"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +65,8 @@ def build(verify_sources: bool = False, source: str | Path | None = None,
     def semantic(p: str, m: str) -> primitives.SemanticResult:
         if p == kvrm_proof.NAME:  # the KV-RM arbiter: its own system and bound
             return kvrm_proof.check(m)
+        if p in kvhints.primitive_names():  # a KV hint lowering (spec/kvhints.toml)
+            return kvhints.check(p, m, bound)
         return primitives.check(p, m, bound)
 
     rows = tuple(classify(spec, tables, d, row, checks, semantic)
