@@ -32,13 +32,14 @@ from kvclaims.spec import Spec
 from kvclaims.trace.kv_records import (
     CROSS_SHARD,
     DEFAULT_WINDOW,
+    OUT_OF_SCOPE,
     UNDECODABLE,
     Anomaly,
     Frame,
     Sequencer,
     Step,
 )
-from kvclaims.trace.model import Event, PartialTrace
+from kvclaims.trace.model import Event, InputError, PartialTrace
 from kvclaims.trace.vllm_events import Manifest, StreamJoin, decode_batch
 
 DEFAULT_SOLVER_TIMEOUT_MS = 60_000
@@ -50,14 +51,21 @@ class StreamCheck:
     def __init__(self, spec: Spec, manifest: Manifest, file: str, *,
                  window: int = DEFAULT_WINDOW,
                  solver_timeout_ms: int = DEFAULT_SOLVER_TIMEOUT_MS,
-                 defer_bounds: tuple[DeferBound, ...] = ()) -> None:
+                 defer_bounds: tuple[DeferBound, ...] = (),
+                 fmt: str | None = None) -> None:
+        """`fmt`: the stream format (spec/streams.toml; default the manifest's `runtime`); an
+        undeclared one, or a claim's medium the format lacks, is an InputError."""
         self.spec = spec
         self.defer_bounds = defer_bounds
         self.file = file
         self.window = window
         self.solver_timeout_ms = solver_timeout_ms
         self.sequencer = Sequencer(window)
-        self.join = StreamJoin(manifest)
+        try:
+            self.join = StreamJoin(manifest, fmt=fmt)
+        except ValueError as err:
+            raise InputError(file, 1, 1, str(err)) from None
+        self._findings_seen = 0  # the join's stream findings already turned into anomalies
         self.replay = Replay(spec, file, defer_bounds=defer_bounds)
         self.events: list[Event] = []
         self.anomalies: list[Anomaly] = []
@@ -105,11 +113,12 @@ class StreamCheck:
     def _batch(self, frame: Frame) -> None:
         self.decided += 1
         try:
-            batch = decode_batch(frame.payload, frame.seq)
+            batch = decode_batch(frame.payload, frame.seq, self.join.F)
         except Exception as err:  # noqa: BLE001 - any malformed payload is a lost batch
             self._seq_of[frame.record] = frame.seq
             self._anomaly(Anomaly(UNDECODABLE, f"batch {frame.seq} at record {frame.record} is "
-                                  f"not a KVEventBatch ({err}): its events are lost",
+                                  f"not a KVEventBatch as the {self.join.F.name} format declares "
+                                  f"it ({err}): its events are lost",
                                   frame.record, frame.seq,
                                   None if frame.seq is None else (frame.seq, frame.seq + 1)))
             return
@@ -119,7 +128,26 @@ class StreamCheck:
         if events or frame.record in self._marked:
             self._seq_of[frame.record] = frame.seq
             self._marked.discard(frame.record)
+        self._join_findings(events)
         self._add(events)
+
+    def _join_findings(self, events: list[Event]) -> None:
+        """The join's stream findings (docs/formats.md "Stream consistency") as anomalies: one
+        that touches a claim's scope wrote a gap marker among `events` (in the same order);
+        one on an instance no claim is scoped to is said and decides nothing."""
+        new = self.join.findings[self._findings_seen:]
+        self._findings_seen = len(self.join.findings)
+        markers = [i for i, ev in enumerate(events) if ev.kind == self.join.E.stream_gap]
+        base = len(self.events)
+        for f in new:
+            where = f"record {f.record}, batch {f.seq}, event {f.column}"
+            if f.unknown:
+                a = Anomaly(f.kind, f"{where}: {f.message}", f.record, f.seq)
+                self._markers[base + markers.pop(0)] = a
+            else:
+                a = Anomaly(OUT_OF_SCOPE, f"{where}: {f.message} (instance {f.instance!r}, "
+                            "which no claim is scoped to)", f.record, f.seq)
+            self.anomalies.append(a)
 
     def _same_shard(self, rank: int | None, frame: Frame) -> bool:
         """Whether a batch is of the stream's shard: each data-parallel rank has its own KV
@@ -234,13 +262,15 @@ def check_records(data: bytes, file: str, spec: Spec, manifest: Manifest, *,
                   window: int = DEFAULT_WINDOW,
                   solver_timeout_ms: int = DEFAULT_SOLVER_TIMEOUT_MS,
                   require: tuple[str, ...] = (),
-                  defer_bounds: tuple[DeferBound, ...] = ()) -> Report:
+                  defer_bounds: tuple[DeferBound, ...] = (),
+                  fmt: str | None = None) -> Report:
     """A record file (bytes) decided as `kvclaims watch` decided it live; raises InputError on a
-    malformed file. `require`: the `--require` gates, read from the joined events."""
+    malformed file. `require`: the `--require` gates, read from the joined events. `fmt`: the
+    stream format (default the manifest's `runtime`)."""
     from kvclaims.trace.kv_records import read_frames
 
     check = StreamCheck(spec, manifest, file, window=window, solver_timeout_ms=solver_timeout_ms,
-                        defer_bounds=defer_bounds)
+                        defer_bounds=defer_bounds, fmt=fmt)
     for frame in read_frames(data, file):
         check.push(frame)
     report = check.finish()
