@@ -60,7 +60,13 @@ class StreamCheck:
         self.file = file
         self.window = window
         self.solver_timeout_ms = solver_timeout_ms
-        self.sequencer = Sequencer(window)
+        self.sequencer = Sequencer(window)  # the first publisher's (topic's) batches
+        # Each further publisher (a frame topic: a format with several publishers in one stream
+        # names each one's topic, e.g. worker and rank) is numbered on its own: its own Sequencer,
+        # and its anomalies are scoped to its instance once a batch of it showed which.
+        self._topic0: bytes | None = None
+        self._sequencers: dict[bytes, Sequencer] = {}
+        self._instance_of: dict[bytes, str | None] = {}
         try:
             self.join = StreamJoin(manifest, fmt=fmt)
         except ValueError as err:
@@ -78,8 +84,10 @@ class StreamCheck:
         self.decided = 0  # batches decided
         self._shown = 0
         self._finished: Report | None = None
-        self._rank: int | None = None  # the data-parallel rank (the shard) of the stream
-        self._foreign: set[int] = set()  # other ranks seen (reported once each)
+        # per instance: the data-parallel rank (the shard) of its batches, other ranks seen
+        self._rank: dict[str | None, int] = {}
+        self._foreign: set[tuple[str | None, int]] = set()
+        self._ranks_scoped = all(c.dp_rank is not None for c in manifest.claims)
         self._add(self.join.start())
 
     # ---- feeding ---------------------------------------------------------------------------
@@ -90,9 +98,21 @@ class StreamCheck:
 
     def push(self, frame: Frame) -> list[Step]:
         """One received frame; returns the steps it caused (batches decided, anomalies)."""
-        steps = self.sequencer.push(frame)
-        self._apply(steps)
+        steps = self._sequencer(frame.topic).push(frame)
+        self._apply(steps, frame.topic)
         return steps
+
+    def _sequencer(self, topic: bytes) -> Sequencer:
+        if self._topic0 is None:
+            self._topic0 = topic
+        if topic == self._topic0:
+            return self.sequencer
+        return self._sequencers.setdefault(topic, Sequencer(self.window))
+
+    @property
+    def received(self) -> int:
+        """Frames received, every publisher's."""
+        return self.sequencer.received + sum(q.received for q in self._sequencers.values())
 
     @property
     def expected(self) -> int:
@@ -103,12 +123,23 @@ class StreamCheck:
         """Whether batch `seq` is waiting in the reorder window."""
         return self.sequencer.holds(seq)
 
-    def _apply(self, steps: list[Step]) -> None:
+    def _apply(self, steps: list[Step], topic: bytes | None = None) -> None:
         for kind, x in steps:
             if kind == "batch":
                 self._batch(x)
             else:
-                self._anomaly(x)
+                self._anomaly(self._scoped(x, topic))
+
+    def _scoped(self, a: Anomaly, topic: bytes | None) -> Anomaly:
+        """A publisher's anomaly where its instance is known and no claim is scoped to it:
+        said, deciding nothing (docs/formats.md "Stream consistency"); otherwise as it is."""
+        if not a.unknown or topic is None or topic not in self._instance_of:
+            return a
+        instance = self._instance_of[topic]
+        if self.join.touches(instance):
+            return a
+        return Anomaly(OUT_OF_SCOPE, f"{a.kind}: {a.message} (instance {instance!r}, which no "
+                       "claim is scoped to)", a.record, a.seq, a.missing)
 
     def _batch(self, frame: Frame) -> None:
         self.decided += 1
@@ -122,7 +153,8 @@ class StreamCheck:
                                   frame.record, frame.seq,
                                   None if frame.seq is None else (frame.seq, frame.seq + 1)))
             return
-        if not self._same_shard(batch.data_parallel_rank, frame):
+        self._instance_of.setdefault(frame.topic, batch.instance)
+        if not self._same_shard(batch.data_parallel_rank, batch.instance, frame):
             return
         events = self.join.feed_batch(batch, frame.record)
         if events or frame.record in self._marked:
@@ -149,23 +181,25 @@ class StreamCheck:
                             "which no claim is scoped to)", f.record, f.seq)
             self.anomalies.append(a)
 
-    def _same_shard(self, rank: int | None, frame: Frame) -> bool:
-        """Whether a batch is of the stream's shard: each data-parallel rank has its own KV
+    def _same_shard(self, rank: int | None, instance: str | None, frame: Frame) -> bool:
+        """Whether a batch is of its instance's shard: each data-parallel rank has its own KV
         pool (docs/fleet.md), so a batch of another rank is not joined with this pool's events
-        (that would be a wrong split); the stream says it crosses shards (unknown from there)."""
-        if rank is None or rank == self._rank:
+        (that would be a wrong split); the stream says it crosses shards (unknown from there).
+        When every claim names its rank (manifest `dp_rank`), copies are counted per rank
+        (kvclaims.trace.kv_identity) and every rank is decided."""
+        if rank is None or self._ranks_scoped or rank == self._rank.get(instance):
             return True
-        if self._rank is None:
-            self._rank = rank
+        if instance not in self._rank:
+            self._rank[instance] = rank
             return True
-        if rank not in self._foreign:
-            self._foreign.add(rank)
-            self._anomaly(Anomaly(CROSS_SHARD, f"batch {frame.seq} at record {frame.record} is "
-                                  f"from data-parallel rank {rank}, the stream's earlier "
-                                  f"batches from rank {self._rank}: each rank has its own KV "
-                                  "pool, so the stream crosses shards and is not decided as "
-                                  "one (record each rank's stream on its own)",
-                                  frame.record, frame.seq))
+        if (instance, rank) not in self._foreign:
+            self._foreign.add((instance, rank))
+            self._anomaly(self._scoped(Anomaly(
+                CROSS_SHARD, f"batch {frame.seq} at record {frame.record} is from data-parallel "
+                f"rank {rank}, the stream's earlier batches from rank {self._rank[instance]}: "
+                "each rank has its own KV pool, so the stream crosses shards and is not decided "
+                "as one (record each rank's stream on its own, or name each claim's dp_rank)",
+                frame.record, frame.seq), frame.topic))
         return False
 
     def _anomaly(self, a: Anomaly) -> None:
@@ -188,7 +222,9 @@ class StreamCheck:
     def finish(self, extra: dict[str, Any] | None = None) -> Report:
         """Close the stream (batches still missing become gaps) and decide it."""
         if self._finished is None:
-            self._apply(self.sequencer.finish())
+            self._apply(self.sequencer.finish(), self._topic0)
+            for topic, q in self._sequencers.items():
+                self._apply(q.finish(), topic)
             self._finished = self._decide()
         report = self._finished
         if extra:
@@ -238,7 +274,7 @@ class StreamCheck:
         if self._markers:
             counts[R.stream] = max(counts.get(R.stream, 0), len(self._markers))
         stream = {
-            "records": self.sequencer.received,
+            "records": self.received,
             "batches": self.decided,
             "window": self.window,
             "anomalies": [{"kind": a.kind, "message": a.message, "record": a.record,

@@ -159,12 +159,13 @@ CROSS_SHARD = "cross_shard"
 INCONSISTENT = "inconsistent"
 UNSETTLED_COPIES = "unsettled_copies"
 UNSCOPED_INSTANCE = "unscoped_instance"
+DROPPED = "dropped"  # the publisher says it dropped events (a format's dropped-event counter)
 # The same findings on an instance no claim is scoped to: said, deciding nothing.
 OUT_OF_SCOPE = "out_of_scope"
 # Anomalies after which events may be missing: every verdict after them is unknown.
 UNKNOWN_KINDS = frozenset({GAP, MISSED_HISTORY, RESTART, CONFLICT, UNSEQUENCED, EMPTY,
                            UNDECODABLE, CROSS_SHARD, INCONSISTENT, UNSETTLED_COPIES,
-                           UNSCOPED_INSTANCE})
+                           UNSCOPED_INSTANCE, DROPPED})
 
 
 @dataclass(frozen=True, slots=True)

@@ -41,7 +41,7 @@ from kvclaims.trace.kv_identity import (
     BlockKey,
     CopyLedger,
 )
-from kvclaims.trace.kv_records import INCONSISTENT, UNSCOPED_INSTANCE, UNSETTLED_COPIES
+from kvclaims.trace.kv_records import DROPPED, INCONSISTENT, UNSCOPED_INSTANCE, UNSETTLED_COPIES
 from kvclaims.trace.model import Event, InputError
 
 GPU = "GPU"
@@ -75,6 +75,7 @@ class Batch:
     data_parallel_rank: int | None = None
     seq: int | None = None
     instance: str | None = None
+    dropped: int = 0  # events the publisher says it dropped before this batch (its counter)
 
 
 def _hash_key(h: Any) -> Any:
@@ -117,6 +118,10 @@ def _check_shape(kind: str, fields: dict[str, Any], fmt: StreamFormat) -> None:
                          f"the {fmt.name} format ({', '.join(sorted(fmt.media))})")
 
 
+# The keys of a map-encoded batch (the array layout is [ts, events, data_parallel_rank]).
+BATCH_KEYS = ("ts", "events", "data_parallel_rank", "instance", "dropped_events")
+
+
 def decode_event(raw: Any, fmt: StreamFormat | None = None) -> KVEvent:
     """One KV event, tagged map or (older vLLM) tagged array, checked against the format's
     declaration (spec/streams.toml): a ValueError naming the variant or field otherwise."""
@@ -147,8 +152,18 @@ def decode_batch(payload: bytes | Any, seq: int | None = None,
     against `fmt` (default vLLM's declaration)."""
     raw = msgspec.msgpack.decode(payload) if isinstance(payload, (bytes, bytearray,
                                                                   memoryview)) else payload
-    if isinstance(raw, dict):  # a map-encoded batch (not what vLLM sends, but unambiguous)
+    instance, dropped = None, 0
+    if isinstance(raw, dict):  # a map-encoded batch: the neutral record an importer may write
+        unknown = sorted(set(raw) - set(BATCH_KEYS))
+        if unknown:
+            raise ValueError(f"a KVEventBatch map carries {unknown[0]!r}, not one of "
+                             f"{', '.join(BATCH_KEYS)}")
         ts, events, rank = raw.get("ts"), raw.get("events"), raw.get("data_parallel_rank")
+        instance, dropped = raw.get("instance"), raw.get("dropped_events", 0)
+        if instance is not None and not isinstance(instance, (str, int)):
+            raise ValueError(f"a KVEventBatch's instance is str or int, got {instance!r}")
+        if isinstance(dropped, bool) or not isinstance(dropped, int) or dropped < 0:
+            raise ValueError(f"a KVEventBatch's dropped_events is a count, got {dropped!r}")
     elif isinstance(raw, (list, tuple)) and 2 <= len(raw) <= 3:
         ts, events = raw[0], raw[1]
         rank = raw[2] if len(raw) == 3 else None
@@ -158,7 +173,8 @@ def decode_batch(payload: bytes | Any, seq: int | None = None,
         raise ValueError("a KVEventBatch must be [ts: float, events: list, ...]")
     if rank is not None and (isinstance(rank, bool) or not isinstance(rank, int)):
         raise ValueError(f"a KVEventBatch's data-parallel rank is int or null, got {rank!r}")
-    return Batch(float(ts), [decode_event(e, fmt) for e in events], rank, seq)
+    return Batch(float(ts), [decode_event(e, fmt) for e in events], rank, seq,
+                 None if instance is None else str(instance), dropped)
 
 
 def read_batches(data: bytes, fmt: StreamFormat | None = None) -> list[Batch]:
@@ -523,7 +539,7 @@ class StreamJoin:
             return c.instance
         return self._instances[0] if self._instances else None
 
-    def _touches(self, instance: str | None) -> bool:
+    def touches(self, instance: str | None) -> bool:
         """Whether some claim is scoped to `instance` (its verdict can depend on it)."""
         return any(self._instance_of(c) == instance for c in self.manifest.claims)
 
@@ -588,7 +604,7 @@ class StreamJoin:
     def _finding(self, kind: str, message: str, batch: Batch) -> list[Event]:
         """A stream finding at the current event; a gap marker when it touches a claim's scope."""
         record, column, text = self._loc
-        unknown = self._touches(batch.instance)
+        unknown = self.touches(batch.instance)
         self.findings.append(StreamFinding(kind, message, record, column, batch.seq,
                                            batch.instance, unknown))
         if not unknown:
@@ -615,6 +631,10 @@ class StreamJoin:
                                       f"{self._instances[0]!r} and {batch.instance!r} and a "
                                       "claim names no instance (manifest key `instance`)",
                                       replace(batch, instance=self._instances[0]))
+        if batch.dropped:
+            self._loc = (record, 0, f"record {record}, batch {batch.seq}")
+            mine += self._finding(DROPPED, f"the publisher dropped {batch.dropped} event(s) "
+                                  "before this batch", batch)
         n = len(batch.events)
         for i, e in enumerate(batch.events, 1):
             self._loc = (record, i, f"record {record}, batch {batch.seq}, event {i} of {n}: "
