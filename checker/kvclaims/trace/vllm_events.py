@@ -513,6 +513,7 @@ class StreamJoin:
         self.E = JoinNames.of(spec_mod.load())
         self.fmt = stream_format(self.fmt or self.manifest.runtime).name
         self.ledger = CopyLedger(self.F.deduplicated)
+        self._ranks_scoped = all(c.dp_rank is not None for c in self.manifest.claims)
         self._maybe_report = (self.F.repeated_store == "copy_or_report"
                               and self.manifest.kv_cache_report_mode == REPORT_MODES[1])
         n = 0
@@ -547,8 +548,11 @@ class StreamJoin:
         tier_field, group_field = self.F.identity["tier"], self.F.identity["group"]
         medium = (f.get(tier_field) if tier_field else None) or self.F.default_medium
         group = (f.get(group_field) if group_field else None) or 0
-        return BlockKey(batch.instance, batch.data_parallel_rank, group, self.F.media[medium],
-                        _hash_key(h))
+        # Ranks are told apart only when every claim names its rank; otherwise the stream has
+        # one rank per instance (kvclaims.kvstream reports a second one: cross_shard) and a
+        # batch without a rank is of it. A named-rank claim reads a rankless batch as rank 0.
+        rank = (batch.data_parallel_rank or 0) if self._ranks_scoped else None
+        return BlockKey(batch.instance, rank, group, self.F.media[medium], _hash_key(h))
 
     def _claims_key(self, p: _Pos, key: BlockKey) -> bool:
         c = p.claim
