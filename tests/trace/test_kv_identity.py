@@ -17,7 +17,16 @@ from hypothesis import strategies as st
 from kvclaims.check.replay import check_events
 from kvclaims.kvstream import check_records
 from kvclaims.spec import stream_formats
-from kvclaims.trace.kv_identity import ABSENT, AGAIN, GONE, KEPT, NEW, UNSETTLED, BlockKey, CopyLedger
+from kvclaims.trace.kv_identity import (
+    ABSENT,
+    AGAIN,
+    GONE,
+    KEPT,
+    NEW,
+    UNSETTLED,
+    BlockKey,
+    CopyLedger,
+)
 from kvclaims.trace.kv_records import INCONSISTENT, UNSCOPED_INSTANCE, UNSETTLED_COPIES
 from kvclaims.trace.vllm_events import Batch, KVEvent, join_batches, manifest_from_dict, StreamJoin
 

@@ -25,7 +25,7 @@ from typing import Any
 
 # What a store or a remove did to an identity's copies.
 NEW = "new"  # not live before, live now
-AGAIN = "again"  # live before, a store again (a new copy, or for a deduplicating runtime: inconsistent)
+AGAIN = "again"  # live before, stored again (a copy; for a deduplicating runtime inconsistent)
 KEPT = "kept"  # a remove that leaves at least one copy
 GONE = "gone"  # a remove that leaves none
 UNSETTLED = "unsettled"  # a remove after which the stream cannot tell whether a copy is left

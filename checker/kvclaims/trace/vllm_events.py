@@ -1,27 +1,36 @@
-"""vLLM `KVEventBatch` (msgpack) import and the claim-manifest join (docs/model.md §5 runtime streams).
+"""Runtime KV event streams (the neutral `Batch` of `KVEvent` every importer produces, vLLM's
+`KVEventBatch` msgpack read here) and the claim-manifest join (docs/model.md §5 runtime streams;
+docs/formats.md "Block identity, copies and stream consistency").
 
-vLLM's KV events are block/hash scoped: no claim, no request, no block id. A claim manifest
-(TOML) names each claim's ordered chain of block hashes, given explicitly or as token ids hashed
-with vLLM's own block hasher. :class:`StreamJoin` turns the stream into events the checker
-decides:
+The events are block/hash scoped: no claim, no request, no block id. A claim manifest (TOML; its
+keys closed, each error located) names each claim's ordered chain of block hashes, given
+explicitly or as token ids hashed with the runtime's own hasher, and its scope (instance, rank,
+group, medium, salt, LoRA). Each stream format is declared in spec/streams.toml: its closed event
+variants and field shapes (an undeclared field, variant or shape is a ValueError naming it: the
+caller's undecodable batch, unknown) and what a copy is. :class:`StreamJoin` turns the stream
+into events the checker decides:
 
-- a claimed hash whose first live GPU copy is stored (`BlockStored`) becomes
-  `resident_block_materialized` at its logical position, on a synthetic block id per
-  (claim, position) (the stream has no block ids);
-- `BlockRemoved` is per cached copy, so copies are reference-counted per hash; when the last GPU
-  copy of a claimed hash goes, that position is lost: `allocation_victim_selected` with
-  `victim_reason = cached_prefix_reuse` (vLLM gives no reason; allocation eviction is the only
-  ordinary cause);
-- `AllBlocksCleared` loses every live claimed position at once;
-- a batch sequence gap that cannot be filled (or missed history, or a publisher restart) skips
-  one `event_sequence` number and writes a `kv_stream_gap` marker, which the checker reads as a
-  stream gap: every verdict after it is unknown, never conformant (R-stream). Which batches are
-  missing is decided by kvclaims.trace.kv_records.Sequencer, not here.
+- a claimed hash whose identity gets a live copy on the claim's tier from a store matching the
+  claim's salt and LoRA becomes `resident_block_materialized` at its logical position, on a
+  synthetic block id per (claim, position) (the stream has no block ids);
+- copies are counted per identity by the format's semantics (kvclaims.trace.kv_identity): when
+  none is left, that position is lost: `allocation_victim_selected` with
+  `victim_reason = cached_prefix_reuse` (no runtime gives a reason; allocation eviction is the
+  only ordinary cause); a removal the count cannot settle, and an inconsistency of a
+  deduplicating stream, are stream findings;
+- `AllBlocksCleared` loses every live claimed position on the format's cleared tiers of that
+  instance at once;
+- a batch sequence gap that cannot be filled (or missed history, or a publisher restart), and a
+  stream finding on an instance a claim is scoped to, skip one `event_sequence` number and write
+  a `kv_stream_gap` marker, which the checker reads as a stream gap: every verdict after it is
+  unknown, never conformant (R-stream). Which batches are missing is decided by
+  kvclaims.trace.kv_records.Sequencer, not here.
 
 Claims are declared by the manifest (`resident_claim_accepted`, `declared_by = "manifest"`), and
 `resident_claim_materialized` is written when the manifest's predicate first holds. Wire layouts:
-0.33 (`[ts, [ {"type": ...}, ...], dp_rank]`) and the older all-array layout
-(`[ts, [ ["BlockStored", ...], ...], dp_rank]`).
+0.33 (`[ts, [ {"type": ...}, ...], dp_rank]`), the older all-array layout
+(`[ts, [ ["BlockStored", ...], ...], dp_rank]`), and the neutral map batch an importer may write
+(`BATCH_KEYS`).
 """
 
 from __future__ import annotations
