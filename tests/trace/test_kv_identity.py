@@ -316,3 +316,31 @@ def test_join_batches_takes_the_format(spec) -> None:
                                                                                 [101]))], 0, 0)]
     assert check_events(spec, join_batches(b, m), "v").verdict == "conformant"
     assert check_events(spec, join_batches(b, m, "sglang"), "s").verdict != "conformant"
+
+
+# ---- every format: stores alone pass, a lost batch never does ---------------------------------
+@settings(max_examples=30, deadline=None)
+@given(st.sampled_from(FORMATS), st.lists(st.lists(st.integers(200, 400), min_size=1,
+                                                   max_size=4), max_size=5, unique_by=tuple),
+       st.sampled_from(["GPU", "host"]))
+def test_a_stream_of_stores_only_is_conformant(spec, fmt, chunks, medium) -> None:
+    seen: set[int] = set()
+    batches = [[stored(fmt, HASHES)]]
+    for chunk in chunks:  # each block stored once (a deduplicating runtime stores a block once)
+        fresh = [h for h in dict.fromkeys(chunk) if h not in seen]
+        seen.update(fresh)
+        if fresh:
+            batches.append([stored(fmt, fresh, DEVICE[fmt] if medium == "GPU" else HOST[fmt])])
+    rep = decide(spec, fmt, batches)
+    assert rep.verdict == "conformant" and kinds(rep) == []
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.sampled_from(FORMATS), st.integers(3, 6), st.data())
+def test_a_lost_batch_is_never_conformant(spec, fmt, n, data) -> None:
+    lost = data.draw(st.integers(1, n - 2))
+    records = [[s, [float(s), [stored(fmt, HASHES if s == 0 else [500 + s])], 0]]
+               for s in range(n) if s != lost]
+    rep = check_records(msgspec.msgpack.encode(records), "gap", spec,
+                        manifest_from_dict(manifest(fmt)))
+    assert rep.verdict != "conformant" and "gap" in kinds(rep)
