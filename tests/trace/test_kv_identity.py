@@ -168,7 +168,7 @@ def test_sglang_missing_field_is_named_and_never_conformant(spec, name) -> None:
     rep = decide(spec, "sglang", [[stored("sglang", HASHES)], [ev]])
     assert rep.verdict != "conformant"
     (a,) = [a for a in rep.extra["stream"]["anomalies"] if a["kind"] == "undecodable"]
-    assert repr(name) in a["message"] and a["record"] == 2
+    assert repr(name) in a["message"] and a["record"] == 2 and "event 1 of 1" in a["message"]
 
 
 # ---- per-copy runtimes (vLLM) -----------------------------------------------------------------

@@ -182,8 +182,14 @@ def decode_batch(payload: bytes | Any, seq: int | None = None,
         raise ValueError("a KVEventBatch must be [ts: float, events: list, ...]")
     if rank is not None and (isinstance(rank, bool) or not isinstance(rank, int)):
         raise ValueError(f"a KVEventBatch's data-parallel rank is int or null, got {rank!r}")
-    return Batch(float(ts), [decode_event(e, fmt) for e in events], rank, seq,
-                 None if instance is None else str(instance), dropped)
+    decoded = []
+    for i, e in enumerate(events, 1):
+        try:
+            decoded.append(decode_event(e, fmt))
+        except ValueError as err:  # located within the batch (the caller locates the batch)
+            raise ValueError(f"event {i} of {len(events)}: {err}") from None
+    return Batch(float(ts), decoded, rank, seq, None if instance is None else str(instance),
+                 dropped)
 
 
 def read_batches(data: bytes, fmt: StreamFormat | None = None) -> list[Batch]:
