@@ -184,3 +184,20 @@ def test_scoping_keys_read() -> None:
     (c,) = manifest_from_dict(doc).claims
     assert (c.instance, c.dp_rank, c.group, c.cache_salt, c.lora, c.medium) == (
         "7", 1, 2, "s", "l", "CPU")
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.sampled_from(sorted(FORMATS)), st.sampled_from(["BlockStored", "BlockRemoved"]),
+       st.one_of(st.text(max_size=4), st.lists(st.integers(0, 9), max_size=2), st.booleans(),
+                 st.floats(allow_nan=False), st.dictionaries(st.text(max_size=2),
+                                                              st.integers(0, 9), max_size=1)))
+def test_a_block_hash_of_another_shape_is_named(spec, fmt, kind, h) -> None:
+    """Never a traceback: a hash the join could not key is the stream finding naming it."""
+    if isinstance(h, str):
+        try:
+            int(h.strip(), 16 if h.strip().lower().startswith("0x") else 10)
+            return  # a numeral is a hash as text
+        except ValueError:
+            pass
+    ev = {**_valid(fmt, kind), "block_hashes": [1, h]}
+    assert "'block_hashes'" in _undecodable(_decide(spec, fmt, ev))["message"]

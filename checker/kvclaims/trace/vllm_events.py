@@ -121,6 +121,14 @@ def _check_shape(kind: str, fields: dict[str, Any], fmt: StreamFormat) -> None:
         if (isinstance(value, bool) and base == "int") or not isinstance(value, _PY_TYPES[base]):
             raise ValueError(f"{kind} field {name!r} is {type(value).__name__}, the {fmt.name} "
                              f"format declares {base}{'?' if nullable else ''} (changed shape)")
+    for h in fields.get(fmt.identity["hash"]) or ():
+        try:
+            if isinstance(h, bool) or not isinstance(h, (int, bytes, str)):
+                raise TypeError
+            _hash_key(h)
+        except (TypeError, ValueError):
+            raise ValueError(f"{kind} field {fmt.identity['hash']!r} holds {h!r}, not a block "
+                             "hash (an integer, bytes or a numeral)") from None
     medium = fields.get(fmt.identity["tier"]) if fmt.identity["tier"] else None
     if medium is not None and medium not in fmt.media:
         raise ValueError(f"{kind} field {fmt.identity['tier']!r} is {medium!r}, not a medium of "
