@@ -344,3 +344,18 @@ def test_a_lost_batch_is_never_conformant(spec, fmt, n, data) -> None:
     rep = check_records(msgspec.msgpack.encode(records), "gap", spec,
                         manifest_from_dict(manifest(fmt)))
     assert rep.verdict != "conformant" and "gap" in kinds(rep)
+
+
+@settings(max_examples=20, deadline=None)
+@given(st.integers(2, 4))
+def test_vllm_a_repeated_store_with_a_parent_is_a_copy_even_with_full_reports(spec,
+                                                                              stores) -> None:
+    """A report of reused blocks starts at block 0 (null parent); a store with a parent is a new
+    copy, so its removal settles."""
+    batches = [[stored("vllm", HASHES, parent_block_hash=None)],
+               *[[stored("vllm", [102], parent_block_hash=101)] for _ in range(stores - 1)],
+               *[[removed([102])] for _ in range(stores - 1)]]
+    rep = decide(spec, "vllm", batches, kv_cache_report_mode="full")
+    assert rep.verdict == "conformant" and kinds(rep) == []
+    rep = decide(spec, "vllm", [*batches, [removed([102])]], kv_cache_report_mode="full")
+    assert rep.verdict == "violation" and rep.claims[0].victims == 1

@@ -675,7 +675,10 @@ class StreamJoin:
 
     def _stored(self, h: Any, f: dict[str, Any], batch: Batch) -> list[Event]:
         key = self._key(h, f, batch)
-        outcome = self.ledger.store(key, maybe_report=self._maybe_report)
+        # vLLM's report of reused blocks always starts at block 0, so its parent is null
+        # (block_pool.py emit_cached_block_events); a store with a parent adds copies.
+        report = self._maybe_report and f.get("parent_block_hash") is None
+        outcome = self.ledger.store(key, maybe_report=report)
         out: list[Event] = []
         if outcome == AGAIN and self.F.deduplicated:
             out += self._finding(INCONSISTENT, f"block {_text(h)} ({key.tier}) is stored again "
