@@ -32,13 +32,14 @@ from kvclaims.spec import Spec
 from kvclaims.trace.kv_records import (
     CROSS_SHARD,
     DEFAULT_WINDOW,
+    OUT_OF_SCOPE,
     UNDECODABLE,
     Anomaly,
     Frame,
     Sequencer,
     Step,
 )
-from kvclaims.trace.model import Event, PartialTrace
+from kvclaims.trace.model import Event, InputError, PartialTrace
 from kvclaims.trace.vllm_events import Manifest, StreamJoin, decode_batch
 
 DEFAULT_SOLVER_TIMEOUT_MS = 60_000
@@ -50,14 +51,27 @@ class StreamCheck:
     def __init__(self, spec: Spec, manifest: Manifest, file: str, *,
                  window: int = DEFAULT_WINDOW,
                  solver_timeout_ms: int = DEFAULT_SOLVER_TIMEOUT_MS,
-                 defer_bounds: tuple[DeferBound, ...] = ()) -> None:
+                 defer_bounds: tuple[DeferBound, ...] = (),
+                 fmt: str | None = None) -> None:
+        """`fmt`: the stream format (spec/streams.toml; default the manifest's `runtime`); an
+        undeclared one, or a claim's medium the format lacks, is an InputError."""
         self.spec = spec
         self.defer_bounds = defer_bounds
         self.file = file
         self.window = window
         self.solver_timeout_ms = solver_timeout_ms
-        self.sequencer = Sequencer(window)
-        self.join = StreamJoin(manifest)
+        self.sequencer = Sequencer(window)  # the first publisher's (topic's) batches
+        # Each further publisher (a frame topic: a format with several publishers in one stream
+        # names each one's topic, e.g. worker and rank) is numbered on its own: its own Sequencer,
+        # and its anomalies are scoped to its instance once a batch of it showed which.
+        self._topic0: bytes | None = None
+        self._sequencers: dict[bytes, Sequencer] = {}
+        self._instance_of: dict[bytes, str | None] = {}
+        try:
+            self.join = StreamJoin(manifest, fmt=fmt)
+        except ValueError as err:
+            raise InputError(file, 1, 1, str(err)) from None
+        self._findings_seen = 0  # the join's stream findings already turned into anomalies
         self.replay = Replay(spec, file, defer_bounds=defer_bounds)
         self.events: list[Event] = []
         self.anomalies: list[Anomaly] = []
@@ -70,8 +84,10 @@ class StreamCheck:
         self.decided = 0  # batches decided
         self._shown = 0
         self._finished: Report | None = None
-        self._rank: int | None = None  # the data-parallel rank (the shard) of the stream
-        self._foreign: set[int] = set()  # other ranks seen (reported once each)
+        # per instance: the data-parallel rank (the shard) of its batches, other ranks seen
+        self._rank: dict[str | None, int] = {}
+        self._foreign: set[tuple[str | None, int]] = set()
+        self._ranks_scoped = all(c.dp_rank is not None for c in manifest.claims)
         self._add(self.join.start())
 
     # ---- feeding ---------------------------------------------------------------------------
@@ -82,9 +98,21 @@ class StreamCheck:
 
     def push(self, frame: Frame) -> list[Step]:
         """One received frame; returns the steps it caused (batches decided, anomalies)."""
-        steps = self.sequencer.push(frame)
-        self._apply(steps)
+        steps = self._sequencer(frame.topic).push(frame)
+        self._apply(steps, frame.topic)
         return steps
+
+    def _sequencer(self, topic: bytes) -> Sequencer:
+        if self._topic0 is None:
+            self._topic0 = topic
+        if topic == self._topic0:
+            return self.sequencer
+        return self._sequencers.setdefault(topic, Sequencer(self.window))
+
+    @property
+    def received(self) -> int:
+        """Frames received, every publisher's."""
+        return self.sequencer.received + sum(q.received for q in self._sequencers.values())
 
     @property
     def expected(self) -> int:
@@ -95,49 +123,83 @@ class StreamCheck:
         """Whether batch `seq` is waiting in the reorder window."""
         return self.sequencer.holds(seq)
 
-    def _apply(self, steps: list[Step]) -> None:
+    def _apply(self, steps: list[Step], topic: bytes | None = None) -> None:
         for kind, x in steps:
             if kind == "batch":
                 self._batch(x)
             else:
-                self._anomaly(x)
+                self._anomaly(self._scoped(x, topic))
+
+    def _scoped(self, a: Anomaly, topic: bytes | None) -> Anomaly:
+        """A publisher's anomaly where its instance is known and no claim is scoped to it:
+        said, deciding nothing (docs/formats.md "Stream consistency"); otherwise as it is."""
+        if not a.unknown or topic is None or topic not in self._instance_of:
+            return a
+        instance = self._instance_of[topic]
+        if self.join.touches(instance):
+            return a
+        return Anomaly(OUT_OF_SCOPE, f"{a.kind}: {a.message} (instance {instance!r}, which no "
+                       "claim is scoped to)", a.record, a.seq, a.missing)
 
     def _batch(self, frame: Frame) -> None:
         self.decided += 1
         try:
-            batch = decode_batch(frame.payload, frame.seq)
+            batch = decode_batch(frame.payload, frame.seq, self.join.F)
         except Exception as err:  # noqa: BLE001 - any malformed payload is a lost batch
             self._seq_of[frame.record] = frame.seq
             self._anomaly(Anomaly(UNDECODABLE, f"batch {frame.seq} at record {frame.record} is "
-                                  f"not a KVEventBatch ({err}): its events are lost",
+                                  f"not a KVEventBatch as the {self.join.F.name} format declares "
+                                  f"it ({err}): its events are lost",
                                   frame.record, frame.seq,
                                   None if frame.seq is None else (frame.seq, frame.seq + 1)))
             return
-        if not self._same_shard(batch.data_parallel_rank, frame):
+        self._instance_of.setdefault(frame.topic, batch.instance)
+        if not self._same_shard(batch.data_parallel_rank, batch.instance, frame):
             return
         events = self.join.feed_batch(batch, frame.record)
         if events or frame.record in self._marked:
             self._seq_of[frame.record] = frame.seq
             self._marked.discard(frame.record)
+        self._join_findings(events)
         self._add(events)
 
-    def _same_shard(self, rank: int | None, frame: Frame) -> bool:
-        """Whether a batch is of the stream's shard: each data-parallel rank has its own KV
+    def _join_findings(self, events: list[Event]) -> None:
+        """The join's stream findings (docs/formats.md "Stream consistency") as anomalies: one
+        that touches a claim's scope wrote a gap marker among `events` (in the same order);
+        one on an instance no claim is scoped to is said and decides nothing."""
+        new = self.join.findings[self._findings_seen:]
+        self._findings_seen = len(self.join.findings)
+        markers = [i for i, ev in enumerate(events) if ev.kind == self.join.E.stream_gap]
+        base = len(self.events)
+        for f in new:
+            where = f"record {f.record}, batch {f.seq}, event {f.column}"
+            if f.unknown:
+                a = Anomaly(f.kind, f"{where}: {f.message}", f.record, f.seq)
+                self._markers[base + markers.pop(0)] = a
+            else:
+                a = Anomaly(OUT_OF_SCOPE, f"{where}: {f.message} (instance {f.instance!r}, "
+                            "which no claim is scoped to)", f.record, f.seq)
+            self.anomalies.append(a)
+
+    def _same_shard(self, rank: int | None, instance: str | None, frame: Frame) -> bool:
+        """Whether a batch is of its instance's shard: each data-parallel rank has its own KV
         pool (docs/fleet.md), so a batch of another rank is not joined with this pool's events
-        (that would be a wrong split); the stream says it crosses shards (unknown from there)."""
-        if rank is None or rank == self._rank:
+        (that would be a wrong split); the stream says it crosses shards (unknown from there).
+        When every claim names its rank (manifest `dp_rank`), copies are counted per rank
+        (kvclaims.trace.kv_identity) and every rank is decided."""
+        if rank is None or self._ranks_scoped or rank == self._rank.get(instance):
             return True
-        if self._rank is None:
-            self._rank = rank
+        if instance not in self._rank:
+            self._rank[instance] = rank
             return True
-        if rank not in self._foreign:
-            self._foreign.add(rank)
-            self._anomaly(Anomaly(CROSS_SHARD, f"batch {frame.seq} at record {frame.record} is "
-                                  f"from data-parallel rank {rank}, the stream's earlier "
-                                  f"batches from rank {self._rank}: each rank has its own KV "
-                                  "pool, so the stream crosses shards and is not decided as "
-                                  "one (record each rank's stream on its own)",
-                                  frame.record, frame.seq))
+        if (instance, rank) not in self._foreign:
+            self._foreign.add((instance, rank))
+            self._anomaly(self._scoped(Anomaly(
+                CROSS_SHARD, f"batch {frame.seq} at record {frame.record} is from data-parallel "
+                f"rank {rank}, the stream's earlier batches from rank {self._rank[instance]}: "
+                "each rank has its own KV pool, so the stream crosses shards and is not decided "
+                "as one (record each rank's stream on its own, or name each claim's dp_rank)",
+                frame.record, frame.seq), frame.topic))
         return False
 
     def _anomaly(self, a: Anomaly) -> None:
@@ -160,7 +222,9 @@ class StreamCheck:
     def finish(self, extra: dict[str, Any] | None = None) -> Report:
         """Close the stream (batches still missing become gaps) and decide it."""
         if self._finished is None:
-            self._apply(self.sequencer.finish())
+            self._apply(self.sequencer.finish(), self._topic0)
+            for topic, q in self._sequencers.items():
+                self._apply(q.finish(), topic)
             self._finished = self._decide()
         report = self._finished
         if extra:
@@ -210,7 +274,7 @@ class StreamCheck:
         if self._markers:
             counts[R.stream] = max(counts.get(R.stream, 0), len(self._markers))
         stream = {
-            "records": self.sequencer.received,
+            "records": self.received,
             "batches": self.decided,
             "window": self.window,
             "anomalies": [{"kind": a.kind, "message": a.message, "record": a.record,
@@ -234,13 +298,15 @@ def check_records(data: bytes, file: str, spec: Spec, manifest: Manifest, *,
                   window: int = DEFAULT_WINDOW,
                   solver_timeout_ms: int = DEFAULT_SOLVER_TIMEOUT_MS,
                   require: tuple[str, ...] = (),
-                  defer_bounds: tuple[DeferBound, ...] = ()) -> Report:
+                  defer_bounds: tuple[DeferBound, ...] = (),
+                  fmt: str | None = None) -> Report:
     """A record file (bytes) decided as `kvclaims watch` decided it live; raises InputError on a
-    malformed file. `require`: the `--require` gates, read from the joined events."""
+    malformed file. `require`: the `--require` gates, read from the joined events. `fmt`: the
+    stream format (default the manifest's `runtime`)."""
     from kvclaims.trace.kv_records import read_frames
 
     check = StreamCheck(spec, manifest, file, window=window, solver_timeout_ms=solver_timeout_ms,
-                        defer_bounds=defer_bounds)
+                        defer_bounds=defer_bounds, fmt=fmt)
     for frame in read_frames(data, file):
         check.push(frame)
     report = check.finish()

@@ -352,3 +352,95 @@ def _range(name: str, f: dict) -> tuple[int | None, int | None]:
     if type(lo) is not int or type(hi) is not int or lo > hi:
         raise SpecError(f"field {name}: min and max must be integers with min <= max")
     return lo, hi
+
+
+# ---- the runtimes' KV event stream formats (spec/streams.toml; docs/formats.md) ---------------
+COPY_SEMANTICS = frozenset({"per_copy", "deduplicated"})
+REPEATED_STORE = frozenset({"copy", "copy_or_report"})
+ON_UNKNOWN_FIELD = frozenset({"unknown", "carry"})
+IDENTITY_ROLES = ("hash", "tier", "group", "salt", "lora")
+STREAM_FIELD_TYPES = frozenset({"int", "str", "list", "any"})
+
+
+@dataclass(frozen=True, slots=True)
+class StreamVariant:
+    """One event variant of a stream format: its fields in wire order, the required ones, and
+    what a field outside the list does."""
+
+    name: str
+    fields: tuple[str, ...]
+    required: frozenset[str]
+    on_unknown_field: str
+
+
+@dataclass(frozen=True, slots=True)
+class StreamFormat:
+    """A runtime's KV event stream, declared (spec/streams.toml): how copies count, its media
+    and tiers, which field carries each identity dimension, its closed event variants."""
+
+    name: str
+    runtime: str
+    copies: str
+    repeated_store: str
+    default_medium: str
+    media: Mapping[str, str]
+    cleared_tiers: frozenset[str]
+    identity: Mapping[str, str]
+    variants: Mapping[str, StreamVariant]
+    field_types: Mapping[str, tuple[str, bool]]  # field -> (type, nullable)
+    device_tier: str
+
+    @property
+    def deduplicated(self) -> bool:
+        return self.copies == "deduplicated"
+
+
+@lru_cache(maxsize=None)
+def stream_formats(root: Path | None = None) -> Mapping[str, StreamFormat]:
+    """Every declared KV event stream format, checked for consistency (SpecError otherwise)."""
+    t = _read(root or spec_root(), "streams.toml")
+    tiers = frozenset(t["tiers"])
+    if t["device_tier"] not in tiers:
+        raise SpecError(f"streams.toml: device_tier {t['device_tier']!r} is not a tier")
+    types: dict[str, tuple[str, bool]] = {}
+    for name, spelled in t["field_types"].items():
+        base = spelled.rstrip("?")
+        if base not in STREAM_FIELD_TYPES:
+            raise SpecError(f"streams.toml: field {name}: unknown type {spelled!r}")
+        types[name] = (base, spelled.endswith("?"))
+    out = {}
+    for name, f in t["formats"].items():
+        where = f"streams.toml: format {name}"
+        if f["copies"] not in COPY_SEMANTICS:
+            raise SpecError(f"{where}: copies must be one of {sorted(COPY_SEMANTICS)}")
+        if f["repeated_store"] not in REPEATED_STORE:
+            raise SpecError(f"{where}: repeated_store must be one of {sorted(REPEATED_STORE)}")
+        media = dict(f["media"])
+        if not set(media.values()) <= tiers or f["default_medium"] not in media:
+            raise SpecError(f"{where}: media name unknown tiers or lack the default medium")
+        cleared = frozenset(f["cleared_tiers"])
+        if not cleared <= tiers:
+            raise SpecError(f"{where}: cleared_tiers names an unknown tier")
+        identity = dict(f["identity"])
+        if set(identity) != set(IDENTITY_ROLES):
+            raise SpecError(f"{where}: identity must name exactly {list(IDENTITY_ROLES)}")
+        variants = {}
+        for vname, v in f["events"].items():
+            fields = tuple(v["fields"])
+            unknown = (set(fields) | set(v["required"])) - set(types)
+            if unknown or not set(v["required"]) <= set(fields):
+                raise SpecError(f"{where}: {vname} names fields without a type or requires "
+                                f"undeclared ones: {sorted(unknown)}")
+            if v["on_unknown_field"] not in ON_UNKNOWN_FIELD:
+                raise SpecError(f"{where}: {vname}: on_unknown_field must be one of "
+                                f"{sorted(ON_UNKNOWN_FIELD)}")
+            variants[vname] = StreamVariant(vname, fields, frozenset(v["required"]),
+                                            v["on_unknown_field"])
+        for role, fld in identity.items():
+            if fld and not any(fld in v.fields for v in variants.values()):
+                raise SpecError(f"{where}: identity {role} names {fld}, which no event carries")
+        out[name] = StreamFormat(name, f["runtime"], f["copies"], f["repeated_store"],
+                                 f["default_medium"], MappingProxyType(media), cleared,
+                                 MappingProxyType(identity), MappingProxyType(variants),
+                                 MappingProxyType(types), t["device_tier"])
+    return MappingProxyType(out)

@@ -152,9 +152,20 @@ LATE = "late"
 # A batch of another data-parallel rank (another KV pool, another shard: docs/fleet.md): its
 # events are not joined with this pool's, and the stream is not decidable as one.
 CROSS_SHARD = "cross_shard"
+# Found by the manifest join (kvclaims.trace.vllm_events.StreamJoin; docs/formats.md "Stream
+# consistency"), on an instance some claim is scoped to: a deduplicating runtime's store of a live
+# block or remove of a block not stored; a per-copy runtime's remove the copy count cannot settle;
+# claims that name no instance on a stream carrying several.
+INCONSISTENT = "inconsistent"
+UNSETTLED_COPIES = "unsettled_copies"
+UNSCOPED_INSTANCE = "unscoped_instance"
+DROPPED = "dropped"  # the publisher says it dropped events (a format's dropped-event counter)
+# The same findings on an instance no claim is scoped to: said, deciding nothing.
+OUT_OF_SCOPE = "out_of_scope"
 # Anomalies after which events may be missing: every verdict after them is unknown.
 UNKNOWN_KINDS = frozenset({GAP, MISSED_HISTORY, RESTART, CONFLICT, UNSEQUENCED, EMPTY,
-                           UNDECODABLE, CROSS_SHARD})
+                           UNDECODABLE, CROSS_SHARD, INCONSISTENT, UNSETTLED_COPIES,
+                           UNSCOPED_INSTANCE, DROPPED})
 
 
 @dataclass(frozen=True, slots=True)
