@@ -16,6 +16,7 @@ from typing import Any, NoReturn
 import click
 
 from kvclaims import spec as spec_mod
+from kvclaims.trace.detect import FORMATS, STREAM_FORMATS
 
 EXIT_OK, EXIT_VIOLATION, EXIT_INPUT, EXIT_INCONCLUSIVE = 0, 1, 2, 3
 EXIT_INTERRUPTED = 130  # SIGINT (Ctrl-C): stopped, no result presented (kvclaims.solver)
@@ -42,10 +43,11 @@ def decision_options(f: Any) -> Any:
     through the same function. A new decision option (e.g. a deferral bound) is one Options
     field and one flag here whose parameter has the field's name; nothing else changes."""
     flags = [
-        click.option("--input-format", type=click.Choice(["kvt", "jsonl", "vllm", "sglang"]),
+        click.option("--input-format", type=click.Choice([*FORMATS, *STREAM_FORMATS]),
                      default=None,
-                     help="Override format detection (vllm, sglang: a recorded KV event stream; "
-                          "sglang hashes a manifest's token_ids with SGLang's own function)."),
+                     help="Override format detection (vllm, sglang, dynamo, trtllm, lmcache: a "
+                          "runtime's recorded KV event stream, docs/formats.md; sglang hashes a "
+                          "manifest's token_ids with SGLang's own function)."),
         click.option("--claims", default=None, type=click.Path(dir_okay=False),
                      metavar="MANIFEST.toml",
                      help="The claim manifest a recorded KV event stream (.kvbatches) is joined "

@@ -21,6 +21,7 @@ the same frames give the same report.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -39,7 +40,7 @@ from kvclaims.trace.kv_records import (
     Step,
 )
 from kvclaims.trace.model import Event, PartialTrace
-from kvclaims.trace.vllm_events import Manifest, StreamJoin, decode_batch
+from kvclaims.trace.vllm_events import Batch, Manifest, StreamJoin, decode_batch
 
 DEFAULT_SOLVER_TIMEOUT_MS = 60_000
 
@@ -50,13 +51,19 @@ class StreamCheck:
     def __init__(self, spec: Spec, manifest: Manifest, file: str, *,
                  window: int = DEFAULT_WINDOW,
                  solver_timeout_ms: int = DEFAULT_SOLVER_TIMEOUT_MS,
-                 defer_bounds: tuple[DeferBound, ...] = ()) -> None:
+                 defer_bounds: tuple[DeferBound, ...] = (),
+                 decode: Callable[[Any, int | None], Batch] = decode_batch) -> None:
         self.spec = spec
+        # payload -> Batch: the stream format's decoder (kvclaims.trace.formats; vLLM's default)
+        self.decode = decode
         self.defer_bounds = defer_bounds
         self.file = file
         self.window = window
         self.solver_timeout_ms = solver_timeout_ms
         self.sequencer = Sequencer(window)
+        # One Sequencer per numbering (Frame.stream): a format whose file holds several
+        # publishers' numberings (LMCache: one per location) is sequenced per publisher.
+        self._sequencers: dict[Any, Sequencer] = {None: self.sequencer}
         self.join = StreamJoin(manifest)
         self.replay = Replay(spec, file, defer_bounds=defer_bounds)
         self.events: list[Event] = []
@@ -71,7 +78,8 @@ class StreamCheck:
         self._shown = 0
         self._finished: Report | None = None
         self._rank: int | None = None  # the data-parallel rank (the shard) of the stream
-        self._foreign: set[int] = set()  # other ranks seen (reported once each)
+        self._instance: str | None = None  # the publishing instance (Batch.instance), if named
+        self._foreign: set[Any] = set()  # other ranks and instances seen (reported once each)
         self._add(self.join.start())
 
     # ---- feeding ---------------------------------------------------------------------------
@@ -82,7 +90,13 @@ class StreamCheck:
 
     def push(self, frame: Frame) -> list[Step]:
         """One received frame; returns the steps it caused (batches decided, anomalies)."""
-        steps = self.sequencer.push(frame)
+        seq = self._sequencers.get(frame.stream)
+        if seq is None:
+            seq = self._sequencers[frame.stream] = Sequencer(self.window)
+        steps = seq.push(frame)
+        if frame.stream is not None:
+            steps = [(k, _named(x, frame.stream)) if k == "anomaly" else (k, x)
+                     for k, x in steps]
         self._apply(steps)
         return steps
 
@@ -105,15 +119,16 @@ class StreamCheck:
     def _batch(self, frame: Frame) -> None:
         self.decided += 1
         try:
-            batch = decode_batch(frame.payload, frame.seq)
+            batch = self.decode(frame.payload, frame.seq)
         except Exception as err:  # noqa: BLE001 - any malformed payload is a lost batch
             self._seq_of[frame.record] = frame.seq
             self._anomaly(Anomaly(UNDECODABLE, f"batch {frame.seq} at record {frame.record} is "
-                                  f"not a KVEventBatch ({err}): its events are lost",
+                                  f"not decodable ({err}): its events are lost",
                                   frame.record, frame.seq,
                                   None if frame.seq is None else (frame.seq, frame.seq + 1)))
             return
-        if not self._same_shard(batch.data_parallel_rank, frame):
+        if not self._same_instance(batch.instance, frame) or \
+                not self._same_shard(batch.data_parallel_rank, frame):
             return
         events = self.join.feed_batch(batch, frame.record)
         if events or frame.record in self._marked:
@@ -140,6 +155,25 @@ class StreamCheck:
                                   frame.record, frame.seq))
         return False
 
+    def _same_instance(self, instance: str | None, frame: Frame) -> bool:
+        """Whether a batch is of the stream's instance (the worker that published it, where the
+        format names one): a claim is resident on one instance, and joining another instance's
+        events with it would let one worker's copy stand for another's, so a second instance
+        makes the stream cross shards (unknown from there; record each instance on its own)."""
+        if instance is None or instance == self._instance:
+            return True
+        if self._instance is None:
+            self._instance = instance
+            return True
+        if ("instance", instance) not in self._foreign:
+            self._foreign.add(("instance", instance))
+            self._anomaly(Anomaly(CROSS_SHARD, f"batch {frame.seq} at record {frame.record} is "
+                                  f"from instance {instance}, the stream's earlier batches from "
+                                  f"instance {self._instance}: the stream crosses instances and "
+                                  "is not decided as one (record each instance on its own)",
+                                  frame.record, frame.seq))
+        return False
+
     def _anomaly(self, a: Anomaly) -> None:
         self.anomalies.append(a)
         if a.unknown:
@@ -160,7 +194,14 @@ class StreamCheck:
     def finish(self, extra: dict[str, Any] | None = None) -> Report:
         """Close the stream (batches still missing become gaps) and decide it."""
         if self._finished is None:
-            self._apply(self.sequencer.finish())
+            for stream, seq in list(self._sequencers.items()):
+                if seq is self.sequencer and seq.received == 0 and len(self._sequencers) > 1:
+                    continue  # the file's publishers all have numberings of their own
+                steps = seq.finish()
+                if stream is not None:
+                    steps = [(k, _named(x, stream)) if k == "anomaly" else (k, x)
+                             for k, x in steps]
+                self._apply(steps)
             self._finished = self._decide()
         report = self._finished
         if extra:
@@ -210,7 +251,7 @@ class StreamCheck:
         if self._markers:
             counts[R.stream] = max(counts.get(R.stream, 0), len(self._markers))
         stream = {
-            "records": self.sequencer.received,
+            "records": sum(s.received for s in self._sequencers.values()),
             "batches": self.decided,
             "window": self.window,
             "anomalies": [{"kind": a.kind, "message": a.message, "record": a.record,
@@ -230,18 +271,31 @@ class StreamCheck:
                 "batch_event": f.column or None}
 
 
+def _named(a: Anomaly, stream: Any) -> Anomaly:
+    """An anomaly of one publisher's numbering, saying whose."""
+    return replace(a, message=f"publisher {_stream_text(stream)}: {a.message}")
+
+
+def _stream_text(stream: Any) -> str:
+    return "/".join(str(x) for x in stream) if isinstance(stream, tuple) else str(stream)
+
+
 def check_records(data: bytes, file: str, spec: Spec, manifest: Manifest, *,
                   window: int = DEFAULT_WINDOW,
                   solver_timeout_ms: int = DEFAULT_SOLVER_TIMEOUT_MS,
                   require: tuple[str, ...] = (),
-                  defer_bounds: tuple[DeferBound, ...] = ()) -> Report:
-    """A record file (bytes) decided as `kvclaims watch` decided it live; raises InputError on a
-    malformed file. `require`: the `--require` gates, read from the joined events."""
-    from kvclaims.trace.kv_records import read_frames
+                  defer_bounds: tuple[DeferBound, ...] = (),
+                  input_format: str = "vllm") -> Report:
+    """A record file (bytes) of the stream format `input_format` (kvclaims.trace.formats)
+    decided as `kvclaims watch` decided it live; raises InputError on a malformed file.
+    `require`: the `--require` gates, read from the joined events."""
+    from kvclaims.trace.formats import importer
 
+    fmt = importer(input_format)
+    frames = fmt.frames(data, file)  # every record checked before any is decided
     check = StreamCheck(spec, manifest, file, window=window, solver_timeout_ms=solver_timeout_ms,
-                        defer_bounds=defer_bounds)
-    for frame in read_frames(data, file):
+                        defer_bounds=defer_bounds, decode=fmt.decoder())
+    for frame in frames:
         check.push(frame)
     report = check.finish()
     if require:
