@@ -79,11 +79,15 @@ def _validated(obj: Any, decl: base.Declaration, where: Where) -> tuple[dict[str
         if data not in decl.variants or data != "cleared":
             raise d.error(f"unknown Dynamo event variant {data!r} (known: "
                           f"{', '.join(decl.variants)})", "data")
-    elif isinstance(data, dict) and len(data) == 1:
+    elif isinstance(data, dict) and data:
+        for variant in data:
+            if variant not in decl.variants or variant == "cleared":
+                raise d.error(f"unknown Dynamo event variant {variant!r} (known: "
+                              f"{', '.join(decl.variants)})", variant)
+        if len(data) != 1:
+            raise d.error(f"field 'data' holds {len(data)} variants ({', '.join(data)}); a "
+                          "Dynamo event is one", "data")
         (variant, body), = data.items()
-        if variant not in decl.variants or variant == "cleared":
-            raise d.error(f"unknown Dynamo event variant {variant!r} (known: "
-                          f"{', '.join(decl.variants)})", variant)
         b = d.at(variant)
         base.checked(body, variant, decl, b)
         if variant == "stored":
@@ -97,8 +101,9 @@ def _validated(obj: Any, decl: base.Declaration, where: Where) -> tuple[dict[str
         else:
             base.integers(body, "block_hashes", b)
     else:
-        raise d.error("field 'data' must be {\"stored\": ...}, {\"removed\": ...} or "
-                      "\"cleared\"", "data")
+        raise d.error("field 'data' must name one variant: a map with one of "
+                      f"{', '.join(repr(v) for v in decl.variants if v != 'cleared')}, or the "
+                      "string 'cleared'", "data")
     assert worker is not None
     return re_, event_id - decl.first_event_id, (worker, rank)
 

@@ -72,6 +72,8 @@ class LmcacheImporter:
 def _frames(line: base.Line, decl: base.Declaration, where: Where) -> list[Frame]:
     msg = line.value
     kind = msg.get("type") if isinstance(msg, dict) else None
+    if isinstance(msg, dict) and "type" not in msg:
+        raise where.error("missing field 'type' (the message's tag)")
     if kind not in decl.variants:
         raise where.error(f"unknown LMCache message type {kind!r} (known: "
                           f"{', '.join(decl.variants)})", "type" if isinstance(msg, dict) else None)

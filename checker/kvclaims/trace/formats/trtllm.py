@@ -64,6 +64,8 @@ def _validated(obj: Any, decl: base.Declaration, where: Where) -> tuple[dict[str
     d = where.at("data")
     data = ev["data"]
     kind = data.get("type") if isinstance(data, dict) else None
+    if isinstance(data, dict) and "type" not in data:
+        raise d.error("missing field 'type' of a TensorRT-LLM event's data")
     if kind not in decl.variants:
         raise d.error(f"unknown TensorRT-LLM event type {kind!r} (known: "
                       f"{', '.join(decl.variants)})", "type" if isinstance(data, dict) else "data")
