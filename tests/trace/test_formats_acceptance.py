@@ -175,3 +175,11 @@ def test_every_format_is_declared_and_registered() -> None:
     assert set(IMPORTERS) == set(STREAM_FORMATS) == set(declarations())
     for name, decl in declarations().items():
         assert decl.version and decl.source, name
+
+
+def test_docs_give_every_format_its_version_note() -> None:
+    from kvclaims.trace.formats.base import declarations
+
+    doc = (ROOT / "docs" / "formats.md").read_text()
+    for name, decl in declarations().items():
+        assert f"| `{name}` | {decl.runtime} | {decl.version} |" in doc, name
