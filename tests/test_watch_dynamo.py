@@ -2,7 +2,7 @@
 (docs/formats.md). The messages are sent exactly as ai-dynamo-runtime 1.6.1's ZMQ event plane
 sent them when measured here ([topic, publisher_id, sequence, envelope]; the envelope a version
 byte, a 4-byte length and a msgpack map whose payload is a msgpack array of RouterEvents), built
-from the RouterEvents its real publisher relayed for the probe (traces/dynamo/stock-probe.jsonl).
+from the RouterEvents its real publisher relayed for the probe (traces/dynamo/stock-probe.ndjson).
 The live report is the report of the record the watch wrote."""
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from kvclaims.trace.vllm_events import load_manifest
 from kvclaims.watch import watch
 
 ROOT = Path(__file__).resolve().parent.parent
-SAMPLE = ROOT / "traces" / "dynamo" / "stock-probe.jsonl"
+SAMPLE = ROOT / "traces" / "dynamo" / "stock-probe.ndjson"
 CLAIMS = str(ROOT / "traces" / "dynamo" / "claims.toml")
 TOPIC = b"kv-events"
 
@@ -46,7 +46,7 @@ def run_live(tmp: Path, messages: list[list[bytes]], n_events: int) -> tuple[int
     pub.bind("tcp://127.0.0.1:0")
     endpoint = pub.getsockopt(zmq.LAST_ENDPOINT).decode()
     out = io.StringIO()
-    rec = str(tmp / "live.jsonl")
+    rec = str(tmp / "live.ndjson")
     rc: list[int] = []
     t = threading.Thread(target=lambda: rc.append(watch(
         endpoint, None, CLAIMS, "jsonl", record=rec, max_batches=n_events, idle_timeout=5,

@@ -23,9 +23,9 @@ ROOT = Path(__file__).resolve().parents[2]
 SPEC = spec_mod.load()
 CLAIM = [11, 12, 13]
 SAMPLES = {"vllm": ("traces/vllm/0.34.0/stock-probe.kvbatches", "traces/vllm/0.34.0/claims.toml"),
-           "dynamo": ("traces/dynamo/stock-probe.jsonl", "traces/dynamo/claims.toml"),
-           "trtllm": ("traces/trtllm/stock-probe.jsonl", "traces/trtllm/claims.toml"),
-           "lmcache": ("traces/lmcache/stock-probe.jsonl", "traces/lmcache/claims.toml")}
+           "dynamo": ("traces/dynamo/stock-probe.ndjson", "traces/dynamo/claims.toml"),
+           "trtllm": ("traces/trtllm/stock-probe.ndjson", "traces/trtllm/claims.toml"),
+           "lmcache": ("traces/lmcache/stock-probe.ndjson", "traces/lmcache/claims.toml")}
 # The file line (record) of the first loss of the claim in each sample: the first removal.
 FIRST_LOSS = {"vllm": 2, "dynamo": 6, "trtllm": 8, "lmcache": 67}
 
