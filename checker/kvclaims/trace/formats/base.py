@@ -108,6 +108,29 @@ class Importer(Protocol):
     def decoder(self) -> Decoder: ...
 
 
+class JsonLinesImporter:
+    """The part every JSON Lines importer shares: its declaration by name, and its frames read
+    line by line (each line's frames from :meth:`line_frames`)."""
+
+    name = ""
+
+    @property
+    def declaration(self) -> Declaration:
+        return declarations()[self.name]
+
+    def frames(self, data: bytes, file: str) -> list[Frame]:
+        decl = self.declaration
+        out: list[Frame] = []
+        for line in json_lines(data, file):
+            out += self.line_frames(line, decl, Where(file, line, self.top))
+        return out
+
+    top = ""  # the kind of a line's object, for messages
+
+    def line_frames(self, line: Line, decl: Declaration, where: Where) -> list[Frame]:
+        raise NotImplementedError
+
+
 # ---- JSON Lines, located ------------------------------------------------------------------------
 _BYTE_RE = re.compile(r"\(byte (\d+)\)")
 
@@ -215,6 +238,14 @@ def text(obj: dict[str, Any], key: str, where: Where, *, optional: bool = False)
     if not isinstance(v, str):
         raise where.error(f"field {key!r} must be a string, got {v!r}", key)
     return v
+
+
+def items(obj: dict[str, Any], key: str, where: Where) -> list[tuple[Any, Where]]:
+    """`obj[key]` as a list, each item with where it sits (`key[i]`)."""
+    v = obj.get(key)
+    if not isinstance(v, list):
+        raise where.error(f"field {key!r} must be a list", key)
+    return [(x, where.at(f"{key}[{i}]")) for i, x in enumerate(v)]
 
 
 def integers(obj: dict[str, Any], key: str, where: Where) -> list[int]:

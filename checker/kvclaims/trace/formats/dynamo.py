@@ -32,23 +32,16 @@ NAME = "dynamo"
 ENVELOPE_VERSION = 1  # the event plane's envelope: version byte, 4-byte length, msgpack map
 
 
-class DynamoImporter:
+class DynamoImporter(base.JsonLinesImporter):
     name = NAME
-
-    @property
-    def declaration(self) -> base.Declaration:
-        return base.declarations()[NAME]
+    top = "router_event"
 
     def detect(self, head: bytes) -> bool:
         return base.has_keys(base.first_json_line(head), "worker_id", "event", "event_id")
 
-    def frames(self, data: bytes, file: str) -> list[Frame]:
-        decl = self.declaration
-        out = []
-        for line in base.json_lines(data, file):
-            ev, seq, stream = _validated(line.value, decl, Where(file, line, "router_event"))
-            out.append(Frame(seq, ev, line.number, stream=stream))
-        return out
+    def line_frames(self, line: base.Line, decl: base.Declaration, where: Where) -> list[Frame]:
+        ev, seq, stream = _validated(line.value, decl, where)
+        return [Frame(seq, ev, line.number, stream=stream)]
 
     def decoder(self) -> base.Decoder:
         decl = self.declaration
@@ -92,10 +85,7 @@ def _validated(obj: Any, decl: base.Declaration, where: Where) -> tuple[dict[str
         base.checked(body, variant, decl, b)
         if variant == "stored":
             base.integer(body, "parent_hash", b, optional=True)
-            if not isinstance(body["blocks"], list):
-                raise b.error("field 'blocks' must be a list", "blocks")
-            for i, blk in enumerate(body["blocks"]):
-                bb = b.at(f"blocks[{i}]")
+            for blk, bb in base.items(body, "blocks", b):
                 base.checked(blk, "block", decl, bb)
                 base.integer(blk, "block_hash", bb)
         else:

@@ -36,24 +36,17 @@ _SINGLE = {"KVAdmitMsg": ADMIT, "KVEvictMsg": EVICT}
 _BATCHED = "BatchedKVOperationMsg"
 
 
-class LmcacheImporter:
+class LmcacheImporter(base.JsonLinesImporter):
     name = NAME
-
-    @property
-    def declaration(self) -> base.Declaration:
-        return base.declarations()[NAME]
+    top = "message"
 
     def detect(self, head: bytes) -> bool:
         line = base.first_json_line(head)
         m = re.search(rb'"type"\s*:\s*"(\w+)"', line or b"")
         return m is not None and m.group(1).decode() in self.declaration.variants
 
-    def frames(self, data: bytes, file: str) -> list[Frame]:
-        decl = self.declaration
-        out = []
-        for line in base.json_lines(data, file):
-            out += _frames(line, decl, Where(file, line, "message"))
-        return out
+    def line_frames(self, line: base.Line, decl: base.Declaration, where: Where) -> list[Frame]:
+        return _frames(line, decl, where)
 
     def decoder(self) -> base.Decoder:
         decl = self.declaration
@@ -88,10 +81,9 @@ def _frames(line: base.Line, decl: base.Declaration, where: Where) -> list[Frame
         ops = [{"op_type": _SINGLE[kind], "key": msg["key"], "seq_num": msg["seq_num"]}]
         wheres = [where]
     else:
-        if not isinstance(msg["operations"], list):
-            raise where.error("field 'operations' must be a list", "operations")
-        ops = msg["operations"]
-        wheres = [where.at(f"operations[{i}]") for i in range(len(ops))]
+        pairs = base.items(msg, "operations", where)
+        ops = [op for op, _ in pairs]
+        wheres = [w for _, w in pairs]
     out = []
     for op, w in zip(ops, wheres):
         if kind == _BATCHED:

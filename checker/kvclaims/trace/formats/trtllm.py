@@ -33,23 +33,16 @@ from kvclaims.trace.vllm_events import Batch, KVEvent
 NAME = "trtllm"
 
 
-class TrtllmImporter:
+class TrtllmImporter(base.JsonLinesImporter):
     name = NAME
-
-    @property
-    def declaration(self) -> base.Declaration:
-        return base.declarations()[NAME]
+    top = "event"
 
     def detect(self, head: bytes) -> bool:
         return base.has_keys(base.first_json_line(head), "event_id", "window_size", "data")
 
-    def frames(self, data: bytes, file: str) -> list[Frame]:
-        decl = self.declaration
-        out = []
-        for line in base.json_lines(data, file):
-            ev, seq, rank = _validated(line.value, decl, Where(file, line, "event"))
-            out.append(Frame(seq, ev, line.number, stream=rank))
-        return out
+    def line_frames(self, line: base.Line, decl: base.Declaration, where: Where) -> list[Frame]:
+        ev, seq, rank = _validated(line.value, decl, where)
+        return [Frame(seq, ev, line.number, stream=rank)]
 
     def decoder(self) -> base.Decoder:
         return _Decoder(self.declaration)
@@ -74,19 +67,13 @@ def _validated(obj: Any, decl: base.Declaration, where: Where) -> tuple[dict[str
         base.integers(data, "num_blocks_per_cache_level", d)
     elif kind == "stored":
         base.integer(data, "parent_hash", d, optional=True)
-        if not isinstance(data["blocks"], list):
-            raise d.error("field 'blocks' must be a list", "blocks")
-        for i, blk in enumerate(data["blocks"]):
-            b = d.at(f"blocks[{i}]")
+        for blk, b in base.items(data, "blocks", d):
             _typed(blk, "stored_block", decl, b)
             base.integer(blk, "block_hash", b)
             base.tier(decl, blk["cache_level"], "cache_level", b)
             base.text(blk, "lora_name", b, optional=True)
             base.text(blk, "cache_salt", b, optional=True)
-            if not isinstance(blk["tokens"], list):
-                raise b.error("field 'tokens' must be a list", "tokens")
-            for j, tok in enumerate(blk["tokens"]):
-                t = b.at(f"tokens[{j}]")
+            for tok, t in base.items(blk, "tokens", b):
                 _typed(tok, "unique_token", decl, t)
                 base.integer(tok, "token_id", t)
     elif kind == "removed":
