@@ -183,3 +183,17 @@ def test_docs_give_every_format_its_version_note() -> None:
     doc = (ROOT / "docs" / "formats.md").read_text()
     for name, decl in declarations().items():
         assert f"| `{name}` | {decl.runtime} | {decl.version} |" in doc, name
+
+
+@pytest.mark.parametrize("fmt", ["trtllm", "lmcache"])
+def test_a_repeated_store_in_a_deduplicating_runtime_is_never_a_second_copy(fmt: str) -> None:
+    """TensorRT-LLM's radix tree and LMCache's controller keep one copy per hash (per level,
+    per location): a store repeated with no remove between is an inconsistent stream, unknown
+    from there; counted as a second copy it would let the claim pass after the one remove."""
+    t = CLAIM_TIER[fmt]
+    data = encode(fmt, records(fmt, [[stored(CLAIM, t)], [stored(CLAIM, t)],
+                                     [removed(CLAIM[2:], t)]]))
+    report = decide(fmt, data)
+    assert report.verdict == INCONCLUSIVE
+    assert any("again" in a["message"] and a["unknown"]
+               for a in report.extra["stream"]["anomalies"])

@@ -17,7 +17,9 @@ chunk hash, not an engine block hash: a claim manifest for LMCache lists the cla
 hashes as `block_hashes` and the tier its claim is on (`medium = "CPU"`). A pin changes no
 residency (it is a retrieval-window lock LMCache force-releases after a timeout): carried and
 ignored. A line of a batched message is one record whose operations are its events in order;
-findings are located at the line.
+findings are located at the line. LMCache's controller keeps a set of keys per location, so a
+key admitted again with no evict between is an inconsistent stream (undecodable: unknown from
+there), never a second copy that would outlive an evict.
 """
 
 from __future__ import annotations
@@ -50,9 +52,16 @@ class LmcacheImporter(base.JsonLinesImporter):
 
     def decoder(self) -> base.Decoder:
         decl = self.declaration
+        held: set[tuple[str, str, int]] = set()  # (instance, location, key) admitted
 
         def decode(op: dict[str, Any], seq: int | None) -> Batch:
             kind = STORED if op["op_type"] == ADMIT else REMOVED
+            at = (op["instance_id"], op["location"], op["key"])
+            if kind == STORED and at in held:
+                raise ValueError(f"chunk {op['key']} admitted again at {op['location']} with no "
+                                 "evict between: LMCache keeps one copy per key and location, "
+                                 "so the stream is inconsistent")
+            (held.add if kind == STORED else held.discard)(at)
             fields: dict[str, Any] = {"block_hashes": [op["key"]],
                                       "medium": decl.tiers[op["location"]]}
             if kind == STORED:

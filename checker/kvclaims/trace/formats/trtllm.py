@@ -18,7 +18,9 @@ ignored). `removed` names no level: a block is on one level at a time in TensorR
 tree, so the decoder follows each hash's level in the decided order and removes it there; a hash
 it does not know is removed from the GPU (as vLLM's default medium), and a hash it sees on two
 levels at once is undecodable (which copy went is not said: the stream is unknown from there,
-never a guess). `window_size` is the KV pool (carried as `kv_cache_spec_sliding_window`).
+never a guess). The radix tree holds one block per hash, so a hash stored again on its level
+with no remove between is an inconsistent stream (undecodable: unknown from there), never a
+second copy that would outlive a remove. `window_size` is the KV pool (carried as `kv_cache_spec_sliding_window`).
 """
 
 from __future__ import annotations
@@ -156,7 +158,12 @@ class _Decoder:
                 common: dict[str, Any]) -> KVEvent:
         medium = self.decl.tiers[str(run[0]["cache_level"])]
         for blk in run:
-            self.levels.setdefault((window, blk["block_hash"]), []).append(medium)
+            held = self.levels.setdefault((window, blk["block_hash"]), [])
+            if medium in held:
+                raise ValueError(f"block {blk['block_hash']} stored again on {medium} with no "
+                                 "remove between: TensorRT-LLM keeps one block per hash, so the "
+                                 "stream is inconsistent")
+            held.append(medium)
         tokens = [t["token_id"] for blk in run for t in blk["tokens"]]
         fields: dict[str, Any] = {"block_hashes": [b["block_hash"] for b in run],
                                   "parent_block_hash": parent, "token_ids": tokens,
