@@ -27,7 +27,7 @@ SAMPLES = {"vllm": ("traces/vllm/0.34.0/stock-probe.kvbatches", "traces/vllm/0.3
            "trtllm": ("traces/trtllm/stock-probe.ndjson", "traces/trtllm/claims.toml"),
            "lmcache": ("traces/lmcache/stock-probe.ndjson", "traces/lmcache/claims.toml")}
 # The file line (record) of the first loss of the claim in each sample: the first removal.
-FIRST_LOSS = {"vllm": 2, "dynamo": 6, "trtllm": 8, "lmcache": 67}
+FIRST_LOSS = {"vllm": 2, "dynamo": 6, "trtllm": 8, "lmcache": 67, "sglang": 2}
 
 
 def manifest(fmt: str):
@@ -44,9 +44,17 @@ def sample(fmt: str):
     return (ROOT / path).read_bytes(), load_manifest(str(ROOT / claims))
 
 
-@pytest.mark.parametrize("fmt", FORMATS)
+SGLANG = ("traces/sglang/stock-probe.kvbatches", "traces/sglang/claims.toml")
+
+
+@pytest.mark.parametrize("fmt", [*FORMATS, "sglang"])
 def test_probe_sample_is_a_violation_at_the_first_loss(fmt: str) -> None:
-    data, m = sample(fmt)
+    """SGLang's own probe stream (its whole 60-page leaf evicted in one BlockRemoved, record
+    2), registered as its own format with vLLM's reader, is the violation it was before."""
+    if fmt == "sglang":
+        data, m = (ROOT / SGLANG[0]).read_bytes(), load_manifest(str(ROOT / SGLANG[1]))
+    else:
+        data, m = sample(fmt)
     report = decide(fmt, data, m)
     assert report.verdict == VIOLATION
     first = min((f for f in report.findings if f.status == VIOLATION), key=lambda f: f.event_index)
