@@ -303,3 +303,19 @@ def test_command_line_exit_2_located(fmt: str, tmp_path) -> None:
     assert "Traceback" not in r.stdout + r.stderr
     assert f"{bad}:2:" in r.stdout + r.stderr
     assert STORED  # the neutral names come from vllm_events (kvclaims.trace.formats.base)
+
+
+@settings(max_examples=60, deadline=None)
+@given(data=st.data())
+def test_vllm_importer_reads_both_event_layouts_alike(data) -> None:
+    """vLLM's events as tagged maps (since PR #42892) and as the older all-array layout
+    (fields in wire order, kvclaims.trace.vllm_events.WIRE_FIELDS) read to the same events."""
+    from kvclaims.trace.vllm_events import WIRE_FIELDS
+
+    batches = data.draw(_neutral("vllm"))
+    maps = records("vllm", batches)
+    arrays = [[seq, [ts, [[e["type"], *[e.get(k) for k in WIRE_FIELDS[e["type"]]]]
+                          for e in events], rank]] for seq, (ts, events, rank) in maps]
+    a, b = _read("vllm", encode("vllm", maps)), _read("vllm", encode("vllm", arrays))
+    assert [(x.seq, _flat(x.events)) for x in a] == [(x.seq, _flat(x.events)) for x in b]
+    assert _flat(e for x in a for e in x.events) == _flat(e for bt in batches for e in bt)
