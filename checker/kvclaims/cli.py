@@ -16,6 +16,7 @@ from typing import Any, NoReturn
 import click
 
 from kvclaims import spec as spec_mod
+from kvclaims.trace.detect import FORMATS, STREAM_FORMATS
 
 EXIT_OK, EXIT_VIOLATION, EXIT_INPUT, EXIT_INCONCLUSIVE = 0, 1, 2, 3
 EXIT_INTERRUPTED = 130  # SIGINT (Ctrl-C): stopped, no result presented (kvclaims.solver)
@@ -42,10 +43,11 @@ def decision_options(f: Any) -> Any:
     through the same function. A new decision option (e.g. a deferral bound) is one Options
     field and one flag here whose parameter has the field's name; nothing else changes."""
     flags = [
-        click.option("--input-format", type=click.Choice(["kvt", "jsonl", "vllm", "sglang"]),
+        click.option("--input-format", type=click.Choice([*FORMATS, *STREAM_FORMATS]),
                      default=None,
-                     help="Override format detection (vllm, sglang: a recorded KV event stream; "
-                          "sglang hashes a manifest's token_ids with SGLang's own function)."),
+                     help="Override format detection (vllm, sglang, dynamo, trtllm, lmcache: a "
+                          "runtime's recorded KV event stream, docs/formats.md; sglang hashes a "
+                          "manifest's token_ids with SGLang's own function)."),
         click.option("--claims", default=None, type=click.Path(dir_okay=False),
                      metavar="MANIFEST.toml",
                      help="The claim manifest a recorded KV event stream (.kvbatches) is joined "
@@ -667,6 +669,11 @@ def probe(runtime: str, plugin: bool, fmt: str) -> None:
                                 "redelivered (set when the durable is created).")
 @click.option("--fetch", type=click.IntRange(min=1), default=16, show_default=True,
               metavar="N", help="nats:// only: messages asked for at once.")
+@click.option("--input-format", "input_format", type=click.Choice(["vllm", "sglang", "dynamo"]),
+              default="vllm", show_default=True,
+              help="The publisher: vLLM's or SGLang's ZmqEventPublisher ([topic, seq, batch] "
+                   "frames), or a Dynamo KvEventPublisher's event-plane socket (RouterEvents; "
+                   "docs/formats.md).")
 @click.option("--checkpoint-interval", type=click.FloatRange(min=0), default=1.0,
               show_default=True, metavar="S",
               help="nats:// only: checkpoint (then acknowledge) at most every S seconds while "
@@ -676,7 +683,7 @@ def watch(endpoint: str, replay: str | None, claims: str, fmt: str, topic: str,
           reorder_window: int, select: tuple[str, ...], ignore: tuple[str, ...],
           stream: str | None, durable: str | None, subject: str | None,
           checkpoint_bucket: str, ack_wait: float, fetch: int,
-          checkpoint_interval: float) -> None:
+          checkpoint_interval: float, input_format: str) -> None:
     """Subscribe to a vLLM KV event stream (ZMQ; NATS JetStream for nats://HOST:PORT, with
     --stream and --durable) and decide the claims of MANIFEST.toml.
 
@@ -692,7 +699,8 @@ def watch(endpoint: str, replay: str | None, claims: str, fmt: str, topic: str,
 
         zmq_only = [n for n, v in (("--replay", replay), ("--topic", topic or None),
                                    ("--max-batches", max_batches), ("--record", record),
-                                   ("--select", select), ("--ignore", ignore)) if v]
+                                   ("--select", select), ("--ignore", ignore),
+                                   ("--input-format dynamo", input_format == "dynamo")) if v]
         if zmq_only or not stream or not durable:
             raise click.UsageError(
                 f"{', '.join(zmq_only)} appl{'ies' if len(zmq_only) == 1 else 'y'} to a ZMQ "
@@ -703,6 +711,10 @@ def watch(endpoint: str, replay: str | None, claims: str, fmt: str, topic: str,
                             checkpoint_interval=checkpoint_interval))
     if stream or durable or subject:
         raise click.UsageError("--stream, --durable and --subject apply to a nats:// endpoint")
+    if input_format == "dynamo" and replay:
+        raise click.UsageError("--replay is vLLM's and SGLang's replay socket: a Dynamo "
+                               "publisher has none (its router recovers gaps from the worker's "
+                               "local indexer, which kvclaims does not ask)")
     spec = spec_mod.load()
     chosen, by = {}, []
     for name, given in (("select", select), ("ignore", ignore)):
@@ -715,7 +727,7 @@ def watch(endpoint: str, replay: str | None, claims: str, fmt: str, topic: str,
     rules = selection.selection(spec, chosen["select"], chosen["ignore"], " and ".join(by))
     sys.exit(watch_command(endpoint, replay, claims, fmt, topic=topic, idle_timeout=idle_timeout,
                            max_batches=max_batches, record=record, window=reorder_window,
-                           rules=rules))
+                           rules=rules, input_format=input_format))
 
 
 @cli.command(epilog=epilog("relay"))

@@ -21,6 +21,7 @@ the same frames give the same report.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -40,7 +41,7 @@ from kvclaims.trace.kv_records import (
     Step,
 )
 from kvclaims.trace.model import Event, InputError, PartialTrace
-from kvclaims.trace.vllm_events import Manifest, StreamJoin, decode_batch
+from kvclaims.trace.vllm_events import Batch, Manifest, StreamJoin
 
 DEFAULT_SOLVER_TIMEOUT_MS = 60_000
 
@@ -52,10 +53,15 @@ class StreamCheck:
                  window: int = DEFAULT_WINDOW,
                  solver_timeout_ms: int = DEFAULT_SOLVER_TIMEOUT_MS,
                  defer_bounds: tuple[DeferBound, ...] = (),
-                 fmt: str | None = None) -> None:
+                 fmt: str | None = None,
+                 decode: Callable[[Any, int | None], Batch] | None = None) -> None:
         """`fmt`: the stream format (spec/streams.toml; default the manifest's `runtime`); an
-        undeclared one, or a claim's medium the format lacks, is an InputError."""
+        undeclared one, or a claim's medium the format lacks, is an InputError. `decode`: payload
+        -> Batch, the importer's decoder (kvclaims.trace.formats); default vLLM's msgpack batch
+        read as `fmt` declares it."""
         self.spec = spec
+        # payload -> Batch: the stream format's decoder (kvclaims.trace.formats; vLLM's default)
+        self.decode = decode
         self.defer_bounds = defer_bounds
         self.file = file
         self.window = window
@@ -64,13 +70,18 @@ class StreamCheck:
         # Each further publisher (a frame topic: a format with several publishers in one stream
         # names each one's topic, e.g. worker and rank) is numbered on its own: its own Sequencer,
         # and its anomalies are scoped to its instance once a batch of it showed which.
-        self._topic0: bytes | None = None
+        self._topic0: Any = None  # the first publisher's numbering (kvstream._numbering)
+        self._streams: set[Any] = set()  # numberings an importer named (Frame.stream)
         self._sequencers: dict[bytes, Sequencer] = {}
-        self._instance_of: dict[bytes, str | None] = {}
+        self._instance_of: dict[Any, str | None] = {}
         try:
             self.join = StreamJoin(manifest, fmt=fmt)
         except ValueError as err:
             raise InputError(file, 1, 1, str(err)) from None
+        if self.decode is None:
+            from kvclaims.trace.formats.msgpack import MsgpackDecoder
+
+            self.decode = MsgpackDecoder(self.join.fmt)
         self._findings_seen = 0  # the join's stream findings already turned into anomalies
         self.replay = Replay(spec, file, defer_bounds=defer_bounds)
         self.events: list[Event] = []
@@ -98,11 +109,20 @@ class StreamCheck:
 
     def push(self, frame: Frame) -> list[Step]:
         """One received frame; returns the steps it caused (batches decided, anomalies)."""
-        steps = self._sequencer(frame.topic).push(frame)
-        self._apply(steps, frame.topic)
+        numbering = _numbering(frame)
+        if frame.stream is not None:
+            self._streams.add(numbering)
+        steps = self._named(numbering, self._sequencer(numbering).push(frame))
+        self._apply(steps, numbering)
         return steps
 
-    def _sequencer(self, topic: bytes) -> Sequencer:
+    def _named(self, numbering: Any, steps: list[Step]) -> list[Step]:
+        """A numbering's anomalies naming its publisher, where the importer named one."""
+        if numbering not in self._streams:
+            return steps
+        return [(k, _named(x, numbering)) if k == "anomaly" else (k, x) for k, x in steps]
+
+    def _sequencer(self, topic: Any) -> Sequencer:
         if self._topic0 is None:
             self._topic0 = topic
         if topic == self._topic0:
@@ -144,16 +164,16 @@ class StreamCheck:
     def _batch(self, frame: Frame) -> None:
         self.decided += 1
         try:
-            batch = decode_batch(frame.payload, frame.seq, self.join.F)
+            batch = self.decode(frame.payload, frame.seq)
         except Exception as err:  # noqa: BLE001 - any malformed payload is a lost batch
             self._seq_of[frame.record] = frame.seq
             self._anomaly(Anomaly(UNDECODABLE, f"batch {frame.seq} at record {frame.record} is "
-                                  f"not a KVEventBatch as the {self.join.F.name} format declares "
+                                  f"not a batch as the {self.join.F.name} format declares "
                                   f"it ({err}): its events are lost",
                                   frame.record, frame.seq,
                                   None if frame.seq is None else (frame.seq, frame.seq + 1)))
             return
-        self._instance_of.setdefault(frame.topic, batch.instance)
+        self._instance_of.setdefault(_numbering(frame), batch.instance)
         if not self._same_shard(batch.data_parallel_rank, batch.instance, frame):
             return
         events = self.join.feed_batch(batch, frame.record)
@@ -222,9 +242,9 @@ class StreamCheck:
     def finish(self, extra: dict[str, Any] | None = None) -> Report:
         """Close the stream (batches still missing become gaps) and decide it."""
         if self._finished is None:
-            self._apply(self.sequencer.finish(), self._topic0)
-            for topic, q in self._sequencers.items():
-                self._apply(q.finish(), topic)
+            self._apply(self._named(self._topic0, self.sequencer.finish()), self._topic0)
+            for numbering, q in self._sequencers.items():
+                self._apply(self._named(numbering, q.finish()), numbering)
             self._finished = self._decide()
         report = self._finished
         if extra:
@@ -294,20 +314,40 @@ class StreamCheck:
                 "batch_event": f.column or None}
 
 
+def _numbering(frame: Frame) -> Any:
+    """Which publisher's numbering a frame's `seq` belongs to: the importer's `stream` where it
+    names one (a file holding several publishers), else the frame's topic (a live socket's)."""
+    return frame.stream if frame.stream is not None else frame.topic
+
+
+def _named(a: Anomaly, stream: Any) -> Anomaly:
+    """An anomaly of one publisher's numbering, saying whose."""
+    return replace(a, message=f"publisher {_stream_text(stream)}: {a.message}")
+
+
+def _stream_text(stream: Any) -> str:
+    return "/".join(str(x) for x in stream) if isinstance(stream, tuple) else str(stream)
+
+
 def check_records(data: bytes, file: str, spec: Spec, manifest: Manifest, *,
                   window: int = DEFAULT_WINDOW,
                   solver_timeout_ms: int = DEFAULT_SOLVER_TIMEOUT_MS,
                   require: tuple[str, ...] = (),
                   defer_bounds: tuple[DeferBound, ...] = (),
-                  fmt: str | None = None) -> Report:
-    """A record file (bytes) decided as `kvclaims watch` decided it live; raises InputError on a
-    malformed file. `require`: the `--require` gates, read from the joined events. `fmt`: the
-    stream format (default the manifest's `runtime`)."""
-    from kvclaims.trace.kv_records import read_frames
+                  fmt: str | None = None,
+                  input_format: str | None = None) -> Report:
+    """A record file (bytes) of the importer `input_format` (kvclaims.trace.formats) decided as
+    `kvclaims watch` decided it live; raises InputError on a malformed file. `require`: the
+    `--require` gates, read from the joined events. `fmt`: the stream format (spec/streams.toml;
+    default the manifest's `runtime`)."""
+    from kvclaims.trace.formats import importer
 
+    reader = importer(input_format or manifest.runtime)
+    frames = reader.frames(data, file)  # every record checked before any is decided
     check = StreamCheck(spec, manifest, file, window=window, solver_timeout_ms=solver_timeout_ms,
-                        defer_bounds=defer_bounds, fmt=fmt)
-    for frame in read_frames(data, file):
+                        defer_bounds=defer_bounds, fmt=fmt or reader.name,
+                        decode=reader.decoder())
+    for frame in frames:
         check.push(frame)
     report = check.finish()
     if require:

@@ -42,7 +42,7 @@ from kvclaims.check.verdict import (
 )
 from kvclaims.spec import Spec
 from kvclaims.trace.compressed import decompressed
-from kvclaims.trace.detect import format_of, skip_bom
+from kvclaims.trace.detect import STREAM_FORMATS, format_of, skip_bom
 from kvclaims.trace.jsonl import DEFAULT_MAX_LINE_BYTES, read_jsonl
 from kvclaims.trace.model import Event, InputError, PartialTrace, Skew
 
@@ -129,8 +129,8 @@ def open_events(fh: BinaryIO, file: str, spec: Spec, options: Options,
         text = io.TextIOWrapper(fh, encoding="utf-8", errors="strict", newline="")
         return _kvt_reader()(text, file, spec=spec, max_line_bytes=options.max_line_bytes,
                              skews=skews)
-    if fmt == "vllm":
-        raise InputError(file, 1, 1, "a recorded KV event stream (vllm) is read with its claim "
+    if fmt in STREAM_FORMATS:
+        raise InputError(file, 1, 1, f"a recorded KV event stream ({fmt}) is read with its claim "
                          "manifest: kvclaims check FILE --claims MANIFEST.toml")
     raise InputError(file, 1, 1, f"unknown input format {fmt!r}")
 
@@ -433,8 +433,11 @@ def _decide_input(fh: BinaryIO, label: str, spec: Spec, options: Options,
     from kvclaims.trace.detect import detect
 
     fh = decompressed(fh, label)
-    if options.input_format in ("vllm", "sglang") or (
-            options.input_format is None and detect(fh.peek(16)[:16]) == "vllm"):  # type: ignore[attr-defined]
+    if options.input_format is None:
+        found = detect(fh.peek(4096)[:4096])  # type: ignore[attr-defined]
+        if found in STREAM_FORMATS:
+            options = replace(options, input_format=found)
+    if options.input_format in STREAM_FORMATS:
         try:
             data = fh.read()
         except InputError as err:  # a truncated or corrupt compressed stream
@@ -452,20 +455,22 @@ def _decide_input(fh: BinaryIO, label: str, spec: Spec, options: Options,
 def _kv_stream(data: bytes, label: str, spec: Spec, options: Options) -> Report:
     """A recorded KV event stream decided with its claim manifest by kvclaims.kvstream."""
     from kvclaims.kvstream import check_records
+    from kvclaims.trace.formats import manifest_runtime
     from kvclaims.trace.vllm_events import load_manifest
 
     if options.claims is None:
         return _failed(label, InputProblem(1, 1, "a recorded KV event stream needs its claim "
                                                  "manifest: --claims MANIFEST.toml"))
     try:
-        manifest = load_manifest(options.claims, runtime=options.input_format or "vllm")
+        manifest = load_manifest(options.claims, runtime=manifest_runtime(options.input_format))
     except InputError as err:
         return _failed(label, InputProblem(1, 1, f"claim manifest {err.file}:{err.line}:"
                                                  f"{err.column}: {err.message}"))
     try:
         return check_records(data, label, spec, manifest, window=options.reorder_window,
                              solver_timeout_ms=options.solver_timeout_ms,
-                             require=options.require, defer_bounds=options.defer_bounds)
+                             require=options.require, defer_bounds=options.defer_bounds,
+                             input_format=options.input_format or "vllm")
     except InputError as err:
         return _failed(label, InputProblem(err.line, err.column, err.message))
 

@@ -181,6 +181,12 @@ def grammar_text(root: Path | None = None) -> str:
     return ((root or spec_root()) / "trace.lark").read_text(encoding="utf-8")
 
 
+def formats_table(root: Path | None = None) -> dict:
+    """spec/formats.toml, the runtime KV-event formats kvclaims imports, as written (checked
+    and turned into declarations by kvclaims.trace.formats.base; docs/formats.md)."""
+    return _read(root or spec_root(), "formats.toml")
+
+
 @lru_cache(maxsize=None)
 def digest(root: Path | None = None) -> str:
     """sha256 over the spec's top-level files (names and contents, by name): what a saved

@@ -30,6 +30,9 @@ from kvclaims.check.verdict import VIOLATION, Finding, Report
 from kvclaims.kvstream import StreamCheck
 from kvclaims.trace.kv_records import DEFAULT_WINDOW, SEQ_BYTES, Frame, RecordWriter
 from kvclaims.trace.model import InputError
+from kvclaims.trace.formats import importer, manifest_runtime
+from kvclaims.trace.formats.dynamo import NAME as DYNAMO
+from kvclaims.trace.formats.dynamo import event_plane_events, validated
 from kvclaims.trace.vllm_events import load_manifest
 
 END_SEQ = -1
@@ -89,10 +92,13 @@ def watch(endpoint: str, replay: str | None, claims: str, fmt: str = "text", *,
           topic: str = "", max_batches: int | None = None, idle_timeout: float | None = None,
           record: str | None = None, window: int = DEFAULT_WINDOW, out: IO[str] | None = None,
           ready: Any = None, stop: threading.Event | None = None,
-          replay_timeout_ms: int = 2000, rules: RuleSelection | None = None) -> int:
+          replay_timeout_ms: int = 2000, rules: RuleSelection | None = None,
+          input_format: str = "vllm") -> int:
     """Run the watcher; returns the exit code (see the module docstring). `stop` (tests) ends
     the watch as SIGINT does. `rules`: the rules --select/--ignore leave out (their violations
-    are neither shown nor counted, and the final report says so; kvclaims.check.selection)."""
+    are neither shown nor counted, and the final report says so; kvclaims.check.selection).
+    `input_format` `dynamo`: ENDPOINT is a Dynamo publisher's event-plane socket, its messages
+    RouterEvents (kvclaims.trace.formats.dynamo), recorded as JSON Lines."""
     try:
         import zmq
     except ImportError:
@@ -101,16 +107,18 @@ def watch(endpoint: str, replay: str | None, claims: str, fmt: str = "text", *,
 
     o = _Out(fmt, out or sys.stdout)
     spec = spec_mod.load()
+    dynamo = input_format == DYNAMO
     try:
-        manifest = load_manifest(claims)
+        manifest = load_manifest(claims, manifest_runtime(input_format))
+        check = StreamCheck(spec, manifest, endpoint, window=window, fmt=input_format,
+                            decode=importer(input_format).decoder())
     except InputError as err:
         o.emit("error", f"{err}", message=str(err))
         return EXIT_INPUT
-    check = StreamCheck(spec, manifest, endpoint, window=window)
-    writer: RecordWriter | None = None
+    writer: RecordWriter | _JsonLinesRecord | None = None
     if record is not None:
         try:
-            writer = RecordWriter(record)
+            writer = _JsonLinesRecord(record) if dynamo else RecordWriter(record)
         except OSError as err:
             o.emit("error", f"{record}: cannot write the record: {err.strerror}",
                    message=str(err))
@@ -180,6 +188,7 @@ def watch(endpoint: str, replay: str | None, claims: str, fmt: str = "text", *,
     if ready is not None:
         ready.set()
     received = 0
+    failed = False
     asked: int | None = None
     last = time.monotonic()
     try:
@@ -192,6 +201,20 @@ def watch(endpoint: str, replay: str | None, claims: str, fmt: str = "text", *,
                 continue
             last = time.monotonic()
             parts = sub.recv_multipart()
+            if dynamo:
+                if want and parts[:1] != [want]:
+                    continue
+                try:
+                    for ev, seq, publisher in _router_events(parts, endpoint, records):
+                        received += 1
+                        take(Frame(seq, ev, records + 1, stream=publisher))
+                except ValueError as err:
+                    o.emit("error", f"ignored a message: {err}", message=str(err))
+                except InputError as err:
+                    o.emit("error", f"{err}", message=str(err))
+                    failed = True
+                    break
+                continue
             if len(parts) != 3 or len(parts[1]) != SEQ_BYTES:
                 o.emit("error", f"ignored a message of {len(parts)} frame(s): not [topic, seq, "
                        "payload]", message="not a KV event frame")
@@ -225,6 +248,8 @@ def watch(endpoint: str, replay: str | None, claims: str, fmt: str = "text", *,
     if stop is not None and stop.is_set() and not interrupted:
         interrupted.append(signal.SIGINT)
     why = signal.Signals(interrupted[0]).name if interrupted else None
+    if failed:
+        return EXIT_INPUT
     report = apply_selection(check.finish({"interrupted": why}), rules)
     for f, where in zip(report.findings, report.extra["stream"]["locations"]):
         show(f, where)  # those decided only at the end (and the Z3 engine's)
@@ -234,6 +259,31 @@ def watch(endpoint: str, replay: str | None, claims: str, fmt: str = "text", *,
     if interrupted:
         return SIGNAL_EXIT.get(interrupted[0], 130)
     return EXIT.get(report.verdict, EXIT_INPUT)
+
+
+class _JsonLinesRecord:
+    """The record of a Dynamo watch: the RouterEvents received, one JSON object a line, flushed
+    after each (what `kvclaims check FILE --claims M` reads as format dynamo)."""
+
+    def __init__(self, path: str) -> None:
+        self.fh = open(path, "w", encoding="utf-8")  # noqa: SIM115 - closed by close()
+
+    def add(self, frame: Frame) -> None:
+        self.fh.write(json.dumps(frame.payload, separators=(",", ":")) + "\n")
+        self.fh.flush()
+
+    def close(self) -> None:
+        self.fh.close()
+
+
+def _router_events(parts: list[bytes], endpoint: str, records: int) -> list[tuple[Any, int,
+                                                                                   Any]]:
+    """The RouterEvents of one event-plane message, each checked as a file line is (ValueError:
+    not an event-plane message; InputError: a RouterEvent of unknown shape, located)."""
+    out = []
+    for i, obj in enumerate(event_plane_events(parts)):
+        out.append(validated(obj, endpoint, records + 1 + i))
+    return out
 
 
 def _final(o: _Out, report: Report, spec: Any) -> None:

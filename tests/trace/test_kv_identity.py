@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from kvclaims.check.replay import check_events
 from kvclaims.kvstream import check_records
 from kvclaims.spec import stream_formats
+from kvclaims.trace.formats.base import declarations
 from kvclaims.trace.kv_identity import (
     ABSENT,
     AGAIN,
@@ -31,7 +32,9 @@ from kvclaims.trace.kv_records import INCONSISTENT, UNSCOPED_INSTANCE, UNSETTLED
 from kvclaims.trace.vllm_events import Batch, KVEvent, join_batches, manifest_from_dict, StreamJoin
 
 HASHES = [101, 102, 103]
-FORMATS = sorted(stream_formats())
+# the formats whose wire is vLLM's msgpack batch (spec/formats.toml `wire`): these tests write
+# that batch; the JSON Lines formats' importers are tested in tests/trace/test_formats_*.py
+FORMATS = sorted(n for n in stream_formats() if declarations()[n].wire == "msgpack")
 DEVICE = {"vllm": "GPU", "sglang": "GPU"}
 HOST = {"vllm": "CPU", "sglang": "CPU_PINNED"}
 

@@ -120,7 +120,11 @@ def _commit(rp: ReplayContext, st: State, ev: Event) -> None:
             rp._find(VIOLATION, R.k_descriptor, ev,
                      f"slot {slot} maps {len(row)} blocks, more than the static width {width}")
         for pos, b in enumerate(row):
-            if isinstance(b, int) and b < 0:
+            if not isinstance(b, int) or isinstance(b, bool):
+                rp._find(VIOLATION, R.k_descriptor, ev,
+                         f"slot {slot} position {pos}: {b!r} is not a physical block id")
+                continue
+            if b < 0:
                 continue  # unmapped (e.g. summarized): no block, no transfer
             bound = st.binding.get(b)
             if bound is None:

@@ -43,14 +43,17 @@ def _stream_events(path: str, data: bytes, spec: object, claims: str | None,
     """A recorded KV event stream's events, joined with its manifest as `kvclaims check` joins
     them (kvclaims.kvstream), gap markers included."""
     from kvclaims.kvstream import StreamCheck
-    from kvclaims.trace.kv_records import read_frames
+    from kvclaims.trace.formats import importer, manifest_runtime
     from kvclaims.trace.vllm_events import load_manifest
 
     if claims is None:
         raise ExplainError(f"{path}:1:1: a recorded KV event stream needs its claim manifest: "
                            "--claims MANIFEST.toml")
-    check = StreamCheck(spec, load_manifest(claims, runtime), path)  # type: ignore[arg-type]
-    for frame in read_frames(data, path):
+    fmt = importer(runtime)  # the stream's format (kvclaims.trace.formats)
+    frames = fmt.frames(data, path)
+    check = StreamCheck(spec, load_manifest(claims, manifest_runtime(runtime)), path,  # type: ignore[arg-type]
+                        fmt=fmt.name, decode=fmt.decoder())
+    for frame in frames:
         check.push(frame)
     check.finish()
     return check.events
@@ -66,7 +69,7 @@ def read_timeline(path: str, spec: object = None, input_format: str | None = Non
     from kvclaims.check.replay import ClaimLimit
     from kvclaims.run import Options, open_events
     from kvclaims.trace.compressed import decompressed
-    from kvclaims.trace.detect import detect
+    from kvclaims.trace.detect import STREAM_FORMATS, detect
     from kvclaims.trace.model import InputError
 
     S = spec if spec is not None else spec_mod.load()
@@ -77,9 +80,12 @@ def read_timeline(path: str, spec: object = None, input_format: str | None = Non
     with fh:
         try:
             fh = decompressed(fh, path)  # type: ignore[assignment]
-            if input_format in ("vllm", "sglang") or (input_format is None
-                                                      and detect(fh.peek(16)[:16]) == "vllm"):
-                events = _stream_events(path, fh.read(), S, claims, input_format or "vllm")
+            stream = input_format if input_format in STREAM_FORMATS else None
+            if input_format is None:
+                found = detect(fh.peek(4096)[:4096])  # type: ignore[attr-defined]
+                stream = found if found in STREAM_FORMATS else None
+            if stream is not None:
+                events = _stream_events(path, fh.read(), S, claims, stream)
             else:
                 events = open_events(fh, label or path, S,  # type: ignore[arg-type]
                                      Options(input_format=input_format))
@@ -236,6 +242,7 @@ def _explain(trace: str, label: str, claim: str | None, out: str, input_format: 
              around: str | None) -> int:
     from kvclaims import spec as spec_mod
     from kvclaims.run import Options, decide_path, exit_code
+    from kvclaims.trace.detect import FORMATS, STREAM_FORMATS
 
     if options is None:
         options = Options(input_format=input_format)
@@ -243,9 +250,9 @@ def _explain(trace: str, label: str, claim: str | None, out: str, input_format: 
         print(f"kvclaims explain: {out}: the output must end in .png, .svg or .html",
               file=err)
         return 2
-    if input_format not in (None, "kvt", "jsonl", "vllm", "sglang"):
+    if input_format not in (None, *FORMATS, *STREAM_FORMATS):
         print(f"kvclaims explain: unknown input format {input_format!r} "
-              "(kvt, jsonl, vllm or sglang)",
+              f"({', '.join((*FORMATS, *STREAM_FORMATS))})",
               file=err)
         return 2
     spec = spec_mod.load()

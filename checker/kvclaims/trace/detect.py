@@ -1,5 +1,6 @@
 """Detect a trace's format from its first bytes (docs/model.md §5 inputs): .kvt, JSON Lines, or a
-recorded vLLM KV event stream (`vllm`: a msgpack array, decided by kvclaims.kvstream).
+runtime's recorded KV event stream (`vllm`: a msgpack array; `dynamo`, `trtllm`, `lmcache`: JSON
+Lines of their own shape, told apart by kvclaims.trace.formats; decided by kvclaims.kvstream).
 
 Decides only which importer to use; `--input-format` overrides it. A UTF-8 byte-order mark at
 the start of a file is skipped (`skip_bom`), with one note on stderr, in either format.
@@ -13,7 +14,8 @@ from typing import BinaryIO
 from kvclaims.trace.model import InputError
 
 FORMATS = ("kvt", "jsonl")
-STREAM_FORMATS = ("vllm", "sglang")  # KV event record files: need a claim manifest (--claims)
+# KV event streams of the runtimes (kvclaims.trace.formats): need a claim manifest (--claims)
+STREAM_FORMATS = ("vllm", "sglang", "dynamo", "trtllm", "lmcache")
 BOM = b"\xef\xbb\xbf"
 _NOTED: set[str] = set()  # files whose mark was already reported (a check may read twice)
 
@@ -33,10 +35,11 @@ def skip_bom(fh: BinaryIO, file: str) -> bool:
 
 def detect(head: bytes) -> str | None:
     """Return the format of a trace that starts with `head`, or None when unknown."""
-    from kvclaims.trace.kv_records import looks_like_records
+    from kvclaims.trace import formats
 
-    if looks_like_records(head):
-        return "vllm"
+    stream = formats.detect(head.removeprefix(BOM))
+    if stream is not None:
+        return stream
     for raw in head.removeprefix(BOM).splitlines():
         line = raw.strip()
         if not line:

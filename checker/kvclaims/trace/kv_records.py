@@ -46,12 +46,15 @@ def looks_like_records(head: bytes) -> bool:
 @dataclass(frozen=True, slots=True)
 class Frame:
     """One received batch: its sequence number (None when the record has none), its payload (a
-    decoded msgpack object, or bytes not yet decoded), its 1-based record number and topic."""
+    decoded msgpack object, or bytes not yet decoded), its 1-based record number and topic.
+    `stream` names the numbering `seq` belongs to where a file holds several publishers' (None:
+    the file's one numbering; kvclaims.trace.formats)."""
 
     seq: int | None
     payload: Any
     record: int
     topic: bytes = b""
+    stream: Any = None
 
     @property
     def digest(self) -> bytes:

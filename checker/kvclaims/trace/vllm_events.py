@@ -431,7 +431,7 @@ def manifest_from_dict(doc: dict[str, Any], path: str = "<manifest>",
                              f"claim {cid} needs block_hashes or token_ids")
         if not hashes:
             raise InputError(path, *_where(text, i, None), f"claim {cid} names no full block")
-        medium = c.get("medium", GPU)
+        medium = c.get("medium", formats[runtime].default_medium)
         if medium not in media:
             raise InputError(path, *_where(text, i, "medium"), f"claim {cid}: medium "
                              f"{medium!r} is none of {', '.join(sorted(media))}")
