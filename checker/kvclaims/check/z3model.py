@@ -36,20 +36,25 @@ from kvclaims.check.progress import NS, STEPS, DeferBound, bound_fields
 from kvclaims.check.rules import attribution as attribution_rule
 from kvclaims.check.rules import (
     acceptance,
-    expiry,
     explicit,
     hard,
-    harm,
     identity,
     loss,
     no_admit,
-    no_silent_loss,
     order,
     release_order,
+    steps,
 )
 from kvclaims.check.rules import offload as offload_rule
 from kvclaims.check.rules import progress as progress_rule
 from kvclaims.check.rules import yield_ as yield_rule
+from kvclaims.check.rules.ops import (
+    AT_EVENT,
+    AT_HARM,
+    AT_LOST_REPORT,
+    AT_MATERIALIZED,
+    Filed,
+)
 from kvclaims.check.state import IDENTITY_FIELDS, EventNames, RuleIds
 from kvclaims.check.symbolic import Ops, Store, Val, is_sym
 from kvclaims.check.verdict import UNKNOWN, VIOLATION
@@ -317,6 +322,25 @@ class Encoding:
                                         self.slot if slot is None else slot, claim_id, message,
                                         len(self.findings), before))
 
+    def _file(self, filed: tuple[Filed, ...], c: int, i: int, names: dict[str, Any],
+              pending: dict[str, Val] | None = None, slot: int | None = None) -> None:
+        """File, each under its guard, the findings of a rule step (check/rules/steps.py): the
+        wording is the rule module's; located at event `i`, or at each event the index variable
+        `pending[at]` may hold."""
+        S, o = self.S, self.ops
+        for f in filed:
+            if not S.may(f.cond):
+                continue
+            with S.when(f.cond):
+                msg = f.message.format(**names)
+                if f.at == AT_EVENT or pending is None or f.at not in pending:
+                    self.find(f.status, f.rule, i, msg, c)
+                    continue
+                var = pending[f.at]
+                for m in self._event_choices(var):
+                    with S.when(o.eq(var, m)):
+                        self.find(f.status, f.rule, m, msg, c, slot=slot)
+
     # ---- the unrolling ------------------------------------------------------------------------
     def run(self, slots: Sequence[Slot]) -> list[SymFinding]:
         o, S = self.ops, self.S
@@ -530,34 +554,16 @@ class Encoding:
         if kind in E.releasing:
             self._progress_release(c, o.member(before, self.responsible))
         allowed = order.allowed(o, before, [self.code[s] for s in t.sources])
-        late = release_order.violated(o, S[("sil", c)], kind in self.excusing)
-        if S.may(late):
-            with S.when(late):
-                verb = self.spec.events[kind].verb
-                self.find(VIOLATION, self.R.release_order, i, f"'{verb}' written after the "
-                          "predicate-breaking loss: a release excuses only later losses", c)
-                g = expiry.late_expiry(o, late, kind == E.expired)
-                if S.may(g):
-                    with S.when(g):
-                        self.find(VIOLATION, self.R.expiry, i, "expiry written after the loss "
-                                  "it would excuse: expiry must come before any loss it "
-                                  "excuses", c)
-                if S.may(allowed):
-                    with S.when(allowed):
-                        self._claim_body(c, i, t.target)
-        not_late = o.not_(late)
-        if not S.may(not_late):
-            return
-        with S.when(not_late):
-            self._checked_claim_body(c, i, t.target, allowed, before)
-
-    def _checked_claim_body(self, c: int, i: int, target: str, allowed: Val,
-                            before: Val) -> None:
-        for ok in self.S.branches(allowed):
-            if ok:
-                self._claim_body(c, i, target)
-            else:
-                self._bad_transition(c, i, before)
+        self._file(steps.at_claim_event(
+            o, self.R, S[("sil", c)], kind in self.excusing, kind == E.expired, allowed,
+            kind == E.harmed, o.eq(before, self.code[E.harmed_state]),
+            o.not_(o.eq(S[("ph", c)], -1)),
+            o.member(before, [S.initial, self.code[E.submitted_state]]), S[("acc", c)]), c, i,
+            {"verb": self.spec.events[kind].verb, "state": "this state", "in_state": "",
+             "at_line": ""})
+        if S.may(allowed):
+            with S.when(allowed):
+                self._claim_body(c, i, t.target)
 
     def _claim_body(self, c: int, i: int, target: str) -> None:
         E, R, S, o = self.E, self.R, self.S, self.ops
@@ -568,8 +574,7 @@ class Encoding:
             self._set_mode(c, i)
             if acceptance.post_hoc(f.get("claim_registration"),
                                    self.values["post_hoc_registration"]):
-                self.find(VIOLATION, R.acceptance, i,
-                          "acceptance is post hoc: the claim was named after the fact", c)
+                self.find(VIOLATION, R.acceptance, i, acceptance.POST_HOC, c)
             self._set_predicate(c, i)
             S[("acc", c)] = True
             pid = f.get("prefix_id")
@@ -582,8 +587,7 @@ class Encoding:
         elif kind == E.materialized:
             self._set_predicate(c, i)
             if order.says_not_materialized(f.get("predicate_materialized")):
-                self.find(VIOLATION, R.order, i,
-                          "materialized event says the predicate does not hold", c)
+                self.find(VIOLATION, R.order, i, order.SAYS_NOT_MATERIALIZED, c)
             for tracked in S.branches(S[("trk", c)]):
                 if tracked:
                     has, val = self.holds(c)
@@ -609,33 +613,6 @@ class Encoding:
         if target != "same":
             self.set_state(c, target)
 
-    def _bad_transition(self, c: int, i: int, before: Val) -> None:
-        E, R, S, o = self.E, self.R, self.S, self.ops
-        kind = self.events[i].kind
-        verb = self.spec.events[kind].verb
-        harmed = self.code[E.harmed_state]
-        filed = {
-            order.HARM_TWICE: (R.harm, "harm reported twice for the same claim"),
-            order.HARM_NOT_RESPONSIBLE: (R.harm, "harm reported for a claim that is not under "
-                                         "responsibility: no accepted claim, no harm"),
-            order.BEFORE_ACCEPTANCE: (R.acceptance, f"'{verb}' before the claim was accepted"),
-            order.NOT_ALLOWED: (R.order, f"'{verb}' is not allowed in this state"),
-        }
-        cases = [(cond, *filed[k]) for cond, k in order.bad_transition(
-            o, kind == E.harmed,
-            harm.twice(o, o.eq(before, harmed), o.not_(o.eq(S[("ph", c)], -1))),
-            acceptance.before_acceptance(
-                o, o.member(before, [S.initial, self.code[E.submitted_state]]), S[("acc", c)]))]
-        rest: Val = True
-        for cond, rule, msg in cases:
-            g = o.and_(rest, cond)
-            if S.may(g):
-                with S.when(g):
-                    self.find(VIOLATION, rule, i, msg, c)
-            rest = o.and_(rest, o.not_(cond))
-            if rest is False:
-                break
-
     def _on_release(self, c: int, i: int) -> None:
         S, o = self.S, self.ops
         self._discharge()
@@ -650,43 +627,27 @@ class Encoding:
                 S[("off", c)] = self.off_code[self.spec.offload.initial]
 
     def _on_harm(self, c: int, i: int) -> None:
-        R, S, o = self.R, self.S, self.ops
+        S, o = self.S, self.ops
         f = self.events[i].fields
-        if harm.fields_deny_break(o, f.get("predicate_before") is False,
-                                  f.get("predicate_after") is True):
-            self.find(VIOLATION, R.harm, i,
-                      "harm event states that the predicate did not go true to false", c)
-        twice = harm.twice(o, False, o.not_(o.eq(S[("ph", c)], -1)))
-        for t in S.branches(twice):
-            if t:
-                self.find(VIOLATION, R.harm, i, "harm reported twice for the same claim", c)
-                continue
-            for tracked in S.branches(S[("trk", c)]):
-                if tracked:
-                    has, val = self.holds(c)
-                    for h in S.branches(o.not_(harm.undecidable(o, has))):
-                        if not h:
-                            self.find(UNKNOWN, R.harm, i, "harm cannot be checked: the claim "
-                                      "has no materialization predicate", c)
-                            self.set_state(c, self.E.harmed_state)
-                            continue
-                        for v in S.branches(o.not_(harm.after_break(o, True, val))):
-                            if not v:
-                                self.find(VIOLATION, R.harm, i, "harm reported after the "
-                                          "predicate had already broken: it must come before "
-                                          "the loss", c)
-                                self.set_state(c, self.E.harmed_state)
-                            else:
-                                S[("ph", c)] = i
-                                S[("pend", c)] = True
-                else:
-                    self.set_state(c, self.E.harmed_state)
-                    codes = [k for k, name in enumerate(self.outcomes)
-                             if self.spec.offload_outcome_events[name] == self.E.harmed]
-                    g = o.member(S[("owed", c)], codes) if codes else False
-                    if S.may(g):
-                        with S.when(g):
-                            S[("owed", c)] = -1
+        has, val = self.holds(c)
+        st = steps.at_harm(o, self.R, f.get("predicate_before") is False,
+                           f.get("predicate_after") is True, o.not_(o.eq(S[("ph", c)], -1)),
+                           S[("trk", c)], has, val)
+        self._file(st.filed, c, i, {})
+        if S.may(st.harmed):
+            with S.when(st.harmed):
+                self.set_state(c, self.E.harmed_state)
+        if S.may(st.pending):
+            with S.when(st.pending):
+                S[("ph", c)] = i
+                S[("pend", c)] = True
+        if S.may(st.settled):
+            codes = [k for k, name in enumerate(self.outcomes)
+                     if self.spec.offload_outcome_events[name] == self.E.harmed]
+            g = o.and_(st.settled, o.member(S[("owed", c)], codes) if codes else False)
+            if S.may(g):
+                with S.when(g):
+                    S[("owed", c)] = -1
 
     # ---- offload sub-lifecycle -----------------------------------------------------------------
     def _on_offload(self, c: int, i: int) -> None:
@@ -885,63 +846,18 @@ class Encoding:
                 S[("pl", c)] = o.ite(o.cmp(">", pl, 0), pl - 1, 0)
         if not S.may(live):
             return
-        cid = self.claim_ids[c]
-        pending = o.not_(o.eq(S[("ph", c)], -1))
-        brk = loss.breaks(o, before, after)
-        prot = S[("prot", c)]
-        unbroken = harm.unbroken(o, live, pending, has, brk)
-        if S.may(unbroken):
-            with S.when(unbroken):
-                S[("ph", c)] = -1
-                # found before the state moves on (state_before: the state at the harm)
-                self.find(VIOLATION, R.harm, i, f"harm reported, but the loss it announced "
-                          f"(block {b}, position {pos}) kept the predicate true", c)
-                self.set_state(c, self.E.harmed_state)
-        hard_lost = hard.violated(o, live, unbroken, prot)
-        if S.may(hard_lost):
-            with S.when(hard_lost):
-                self.find(VIOLATION, R.hard, i, f"protected block {b} (position {pos}) "
-                          f"of hard claim {cid} was an allocation victim while the claim "
-                          "was under responsibility", c)
-        g = expiry.lost_before_expiry(o, hard_lost)
-        if S.may(g):
-            with S.when(g):
-                self.find(VIOLATION, R.expiry, i, f"block {b} (position {pos}) of "
-                          f"expiring claim {cid} was lost before the claim expired: it "
-                          "is protected until its expiry", c)
-        g = no_silent_loss.undecidable(o, live, unbroken, has)
-        if S.may(g):
-            with S.when(g):
-                self.find(UNKNOWN, R.silent, i, f"block {b} of claim {cid} was lost but "
-                          "the claim has no materialization predicate, so harm cannot "
-                          "be decided", c)
-        g = harm.reported(o, live, pending, has, brk)
-        if S.may(g):
-            with S.when(g):
+        st = steps.at_loss(o, R, live, o.not_(o.eq(S[("ph", c)], -1)), has,
+                           loss.breaks(o, before, after), o.not_(o.eq(S[("owedx",)], -1)),
+                           S[("denied",)], S[("prot", c)])
+        self._file(st.filed, c, i, {"block": b, "pos": pos, "claim": self.claim_ids[c],
+                                    "pred": "the predicate"})
+        if S.may(st.harm_settled):
+            with S.when(st.harm_settled):
                 S[("ph", c)] = -1
                 self.set_state(c, self.E.harmed_state)
-        silent = no_silent_loss.violated(o, live, unbroken, has, brk, pending)
-        if not S.may(silent):
-            return
-        owed = o.not_(o.eq(S[("owedx",)], -1))
-        denied = S[("denied",)]
-        g = no_admit.violated(o, silent, owed, denied)
-        if S.may(g):
-            with S.when(g):
-                self.find(VIOLATION, R.no_admit, i, "write no-admit was the "
-                          "only action before this loss: "
-                          "future_reuse_denied protects nobody", c)
-        g = explicit.violated(o, silent, owed, denied, prot)
-        if S.may(g):
-            with S.when(g):
-                self.find(VIOLATION, R.explicit, i, "protected + active "
-                          "live exceeded usable, and no explicit action was "
-                          "reported before this loss", c)
-        with S.when(silent):
-            self.find(VIOLATION, R.silent, i, f"unreported resident loss: block "
-                      f"{b} (position {pos}) broke the predicate of claim {cid} "
-                      "with no harm event and no prior release", c)
-            S[("sil", c)] = True
+        if S.may(st.silent):
+            with S.when(st.silent):
+                S[("sil", c)] = True
 
     def _close_group(self, i: int | None) -> None:
         E, R, S, o = self.E, self.R, self.S, self.ops
@@ -951,41 +867,19 @@ class Encoding:
             if not S.may(pend):
                 continue
             with S.when(pend):
-                ph = S[("ph", c)]
-                g = harm.no_loss(o, o.not_(o.eq(ph, -1)))
-                if S.may(g):
-                    with S.when(g):
-                        for h in self._event_choices(ph):
-                            with S.when(o.eq(ph, h)):
-                                self.find(VIOLATION, R.harm, h, "harm reported but no loss in "
-                                          "the same allocation broke the predicate", c, slot=at
-                                          if i is None else None)
-                        S[("ph", c)] = -1
+                ph, pm, pl = S[("ph", c)], S[("pm", c)], S[("pl", c)]
+                has, val = self.holds(c)
+                st = steps.at_group_end(o, R, o.not_(o.eq(ph, -1)), o.not_(o.eq(pm, -1)), has,
+                                        val, pl)
+                self._file(st.filed, c, at, {},
+                           {AT_HARM: ph, AT_MATERIALIZED: pm, AT_LOST_REPORT: S[("plev", c)]},
+                           slot=at if i is None else None)
+                if S.may(st.harmed):
+                    with S.when(st.harmed):
                         self.set_state(c, E.harmed_state)
-                pm = S[("pm", c)]
-                g = o.not_(o.eq(pm, -1))
-                if S.may(g):
-                    with S.when(g):
-                        S[("pm", c)] = -1
-                        has, val = self.holds(c)
-                        bad = order.materialized_unheld(o, has, val)
-                        if S.may(bad):
-                            with S.when(bad):
-                                for m in self._event_choices(pm):
-                                    with S.when(o.eq(pm, m)):
-                                        self.find(VIOLATION, R.order, m, "claim declared "
-                                                  "materialized but its predicate does not hold "
-                                                  "over the materialized positions", c)
-                pl = S[("pl", c)]
-                g = order.lost_report_unmatched(o, pl)
-                if S.may(g):
-                    with S.when(g):
-                        for m in self._event_choices(S[("plev", c)]):
-                            with S.when(o.eq(S[("plev", c)], m)):
-                                self.find(VIOLATION, R.order, m, "post-release loss reported "
-                                          "but no block of the claim was lost in the same "
-                                          "allocation", c)
-                        S[("pl", c)] = 0
+                S[("ph", c)] = -1
+                S[("pm", c)] = -1
+                S[("pl", c)] = 0
                 S[("pend", c)] = False
 
     def _event_choices(self, v: Val) -> list[int]:
