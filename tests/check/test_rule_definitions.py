@@ -224,7 +224,7 @@ def _flat(x: object) -> list[object]:
 
 def test_steps_are_found() -> None:
     assert {n for n, _ in STEPS} >= {"steps.at_claim_event", "steps.at_harm", "steps.at_loss",
-                                     "steps.at_group_end"}
+                                     "steps.at_group_end", "steps.at_offload"}
 
 
 @settings(max_examples=300, deadline=None)
@@ -235,11 +235,13 @@ def test_every_step_reads_the_same_under_both_evaluators(data: st.DataObject) ->
     so is which rule and which wording each finding has."""
     name, fn = data.draw(st.sampled_from(STEPS))
     params = list(inspect.signature(fn).parameters.values())[2:]  # o, R
-    args = [data.draw(_ints if p.name == "lost_reports" else st.booleans()) for p in params]
+    args = [data.draw(_ints if p.name in ("lost_reports", "gen", "open_gen", "state") else
+                      st.frozensets(_ints, max_size=3) if p.name == "sources" else st.booleans())
+            for p in params]
     want = _flat(fn(PY, R, *args))
     fast = _flat(_compiled(name)(PY, R, *args))
     _facts.clear()
-    sargs = [a if isinstance(p.annotation, str) and p.annotation == "bool" else _sym(a)
+    sargs = [a if p.annotation == "bool" or isinstance(a, frozenset) else _sym(a)
              for p, a in zip(params, args)]
     got = [_value(v) for v in _flat(fn(ZOPS, R, *sargs))]
     assert len(want) == len(fast) == len(got), name

@@ -444,7 +444,7 @@ class Replay:
         if ev.kind == E.expired:
             self._pass(c, R.expiry)
         owed = c.outcome_owed
-        if owed is not None and self.spec.offload_outcome_events.get(owed[0]) == ev.kind:
+        if owed is not None and offload_rule.settles(PY, owed[0], self._settling(ev.kind)):
             c.outcome_owed = None
             c.off_state = self.spec.offload.initial
             self._pass(c, R.offload)
@@ -464,7 +464,7 @@ class Replay:
         if st.settled:
             self._pass(c, self.R.harm)
             owed = c.outcome_owed
-            if owed is not None and self.spec.offload_outcome_events.get(owed[0]) == ev.kind:
+            if owed is not None and offload_rule.settles(PY, owed[0], self._settling(ev.kind)):
                 c.outcome_owed = None
                 self._pass(c, self.R.offload)
 
@@ -642,6 +642,10 @@ class Replay:
                 self.explicit_owed = ev
                 self.denied_since_owed = False
 
+    def _settling(self, kind: str) -> frozenset[str]:
+        """The claim-scoped outcomes an event of this kind gives (rules/offload.py `settles`)."""
+        return frozenset(name for name, k in self.spec.offload_outcome_events.items() if k == kind)
+
     def _discharge_explicit(self, ev: Event) -> None:
         self.explicit_owed = None
         self.denied_since_owed = False
@@ -721,8 +725,7 @@ class Replay:
             if offload_rule.outcome_never_followed(PY, c.outcome_owed is not None):
                 assert c.outcome_owed is not None
                 self._find(VIOLATION, R.offload, c.outcome_owed[1],
-                           f"restoration failure promised a {c.outcome_owed[0]} outcome that "
-                           "never followed", c)
+                           offload_rule.NEVER_FOLLOWED.format(outcome=c.outcome_owed[0]), c)
         if self.unjoined_stream is not None and self.claims:
             self._find(UNKNOWN, R.vocabulary, self.unjoined_stream,
                        "runtime KV stream events cannot be joined to claims without a claim "

@@ -617,10 +617,7 @@ class Encoding:
         S, o = self.S, self.ops
         self._discharge()
         kind = self.events[i].kind
-        owed = S[("owed", c)]
-        codes = [k for k, name in enumerate(self.outcomes)
-                 if self.spec.offload_outcome_events[name] == kind]
-        g = o.member(owed, codes) if codes else False
+        g = offload_rule.settles(o, S[("owed", c)], self._settling(kind))
         if S.may(g):
             with S.when(g):
                 S[("owed", c)] = -1
@@ -642,109 +639,72 @@ class Encoding:
                 S[("ph", c)] = i
                 S[("pend", c)] = True
         if S.may(st.settled):
-            codes = [k for k, name in enumerate(self.outcomes)
-                     if self.spec.offload_outcome_events[name] == self.E.harmed]
-            g = o.and_(st.settled, o.member(S[("owed", c)], codes) if codes else False)
+            g = o.and_(st.settled,
+                       offload_rule.settles(o, S[("owed", c)], self._settling(self.E.harmed)))
             if S.may(g):
                 with S.when(g):
                     S[("owed", c)] = -1
 
     # ---- offload sub-lifecycle -----------------------------------------------------------------
     def _on_offload(self, c: int, i: int) -> None:
-        E, R, S, o = self.E, self.R, self.S, self.ops
+        """The claim's offload event, decided by check/rules/steps.py `at_offload`."""
+        E, S, o = self.E, self.S, self.ops
         ev = self.events[i]
         f = ev.fields
+        kind = ev.kind
         consts = self.spec.offload_constants
         init = self.off_code[self.spec.offload.initial]
         off = S[("off", c)]
         S[("off", c)] = o.ite(o.eq(off, -1), init, off)
-        t = self.spec.offload.transitions[ev.kind]
-        verb = self.spec.events[ev.kind].verb
+        t = self.spec.offload.transitions[kind]
         gen = f.get("offload_generation")
-        if not isinstance(gen, int) or isinstance(gen, bool):
-            gen = None if gen is None else gen
+        has_gen = isinstance(gen, int) and not isinstance(gen, bool)
         ogen = S[("ogen", c)]
-        has_ogen = o.not_(o.eq(ogen, NONE))
-        if ev.kind == E.offloaded:
-            if isinstance(gen, int):
-                g = offload_rule.generation_repeated(o, has_ogen, gen, ogen)
-                if S.may(g):
-                    with S.when(g):
-                        self.find(VIOLATION, R.offload, i,
-                                  f"offload generation {gen} does not follow the open one", c)
-            if offload_rule.wrong_tiers(f.get("cache_tier_from"), f.get("cache_tier_to"), consts):
-                self.find(VIOLATION, R.offload, i,
-                          f"offload must move {consts['gpu_tier']} -> {consts['host_tier']}", c)
-            S[("ogen", c)] = gen if isinstance(gen, int) else NONE
-            self._discharge()
-        elif isinstance(gen, int):
-            g = offload_rule.other_generation(o, has_ogen, gen, ogen)
-            if S.may(g):
-                with S.when(g):
-                    self.find(VIOLATION, R.offload, i,
-                              f"'{verb}' names generation {gen} but another generation is open",
-                              c)
-        ogen = S[("ogen", c)]
-        if ev.kind == E.restored:
-            if gen is not None:
-                failed = S[("failed", c, gen)]
-            else:
-                failed = o.any(o.and_(o.eq(ogen, g if isinstance(g, int) else NONE),
-                                      S[("failed", c, g)]) for g in self.gens)
-            for t_failed in S.branches(offload_rule.restored_after_failure(o, failed)):
-                if t_failed:
-                    self.find(VIOLATION, R.offload, i,
-                              "restored after the restoration of this generation failed: "
-                              "recompute after a failure is not restoration", c)
-                else:
-                    self._offload_order(c, i, t, verb, gen)
-            return
-        self._offload_order(c, i, t, verb, gen)
-
-    def _offload_order(self, c: int, i: int, t: Any, verb: str, gen: Any) -> None:
-        E, R, S, o = self.E, self.R, self.S, self.ops
-        ev = self.events[i]
-        f = ev.fields
-        consts = self.spec.offload_constants
-        off = S[("off", c)]
-        ok = o.not_(offload_rule.out_of_order(o, off, [self.off_code[s] for s in t.sources]))
-        for good in S.branches(ok):
-            if not good:
-                self.find(VIOLATION, R.offload, i,
-                          f"'{verb}' out of the offload order: offloaded, restore_required, "
-                          "restored, reuse_after_restore", c)
-                continue
-            if ev.kind == E.restored:
-                src = f.get("restoration_source")
-                if offload_rule.not_from_offload_tier(src, f.get("restored_from_offload_tier"),
-                                                      f.get("cache_tier_from"), consts):
-                    self.find(VIOLATION, R.offload, i,
-                              f"restored from {src or f.get('cache_tier_from')!r}, not from the "
-                              "offload tier: fallback recompute is not restoration", c)
-                    continue
-            if ev.kind == E.restoration_failed:
-                outcome = f.get("claim_scoped_outcome_type")
-                target = f.get("outcome_claim_id")
-                if offload_rule.unknown_outcome(outcome, self.spec.offload_outcome_events):
-                    self.find(VIOLATION, R.offload, i,
-                              f"restoration failure outcome {outcome!r} is not one of "
-                              f"{sorted(self.spec.offload_outcome_events)}", c)
-                if offload_rule.outcome_for_other_claim(target, self.claim_ids[c]):
-                    self.find(VIOLATION, R.offload, i,
-                              f"restoration failure outcome names claim {target!r}", c)
+        is_restore = kind == E.restored
+        failed: Val = False
+        if is_restore:
+            failed = (S[("failed", c, gen)] if gen is not None else
+                      o.any(o.and_(o.eq(ogen, g if isinstance(g, int) else NONE),
+                                   S[("failed", c, g)]) for g in self.gens))
+        outcome = f.get("claim_scoped_outcome_type")
+        target = f.get("outcome_claim_id")
+        outcomes = self.spec.offload_outcome_events
+        st = steps.at_offload(
+            o, self.R, kind == E.offloaded, is_restore, kind == E.restoration_failed, has_gen,
+            gen if has_gen else NONE, o.not_(o.eq(ogen, NONE)), ogen, failed, S[("off", c)],
+            [self.off_code[s] for s in t.sources],
+            offload_rule.wrong_tiers(f.get("cache_tier_from"), f.get("cache_tier_to"), consts),
+            offload_rule.not_from_offload_tier(f.get("restoration_source"),
+                                               f.get("restored_from_offload_tier"),
+                                               f.get("cache_tier_from"), consts),
+            offload_rule.unknown_outcome(outcome, outcomes),
+            offload_rule.outcome_for_other_claim(target, self.claim_ids[c]))
+        self._file(st.filed, c, i, {
+            "gen": gen, "open_gen": "", "verb": self.spec.events[kind].verb,
+            "in_off_state": "", "gpu_tier": consts["gpu_tier"], "host_tier": consts["host_tier"],
+            "source": f.get("restoration_source") or f.get("cache_tier_from"),
+            "outcome": outcome, "outcomes": sorted(outcomes), "target": target,
+            "claim": self.claim_ids[c]})
+        if S.may(st.opens):
+            with S.when(st.opens):
+                S[("ogen", c)] = gen if has_gen else NONE
+                self._discharge()
+        if S.may(st.fails):
+            with S.when(st.fails):
                 if gen is not None:
                     S[("failed", c, gen)] = True
                 else:
-                    ogen = S[("ogen", c)]
                     for g in self.gens:
                         m = o.eq(ogen, g if isinstance(g, int) else NONE)
                         if S.may(m):
                             with S.when(m):
                                 S[("failed", c, g)] = True
-                if isinstance(outcome, str) and outcome in self.spec.offload_outcome_events:
-                    S[("owed", c)] = self.outcomes.index(outcome)
-                    S[("owedev", c)] = i
-            if t.target != "same":
+        if S.may(st.owes):
+            with S.when(st.owes):
+                S[("owed", c)] = self.outcomes.index(outcome)
+                S[("owedev", c)] = i
+        if t.target != "same" and S.may(st.moves):
+            with S.when(st.moves):
                 S[("off", c)] = self.off_code[t.target]
 
     # ---- blocks -----------------------------------------------------------------------------------
@@ -1147,8 +1107,13 @@ class Encoding:
                     S[("dopen", rid)] = False
 
     def _refusal_outcome_codes(self) -> list[int]:
+        return self._settling(self.E.refused)
+
+    def _settling(self, kind: str) -> list[int]:
+        """The codes of the claim-scoped outcomes an event of this kind gives (rules/offload.py
+        `settles`)."""
         return [k for k, name in enumerate(self.outcomes)
-                if self.spec.offload_outcome_events[name] == self.E.refused]
+                if self.spec.offload_outcome_events[name] == kind]
 
     def _attribution(self, i: int) -> None:
         R, V, S, o = self.R, self.values, self.S, self.ops
@@ -1286,8 +1251,8 @@ class Encoding:
                 with S.when(g):
                     for m in self._event_choices(S[("owedev", c)]):
                         with S.when(o.eq(S[("owedev", c)], m)):
-                            self.find(VIOLATION, R.offload, m, "restoration failure promised "
-                                      "an outcome that never followed", c, slot=last)
+                            self.find(VIOLATION, R.offload, m, offload_rule.NEVER_FOLLOWED.format(
+                                outcome="claim-scoped"), c, slot=last)
         for rid in self.deferred_requests:
             g = S[("dopen", rid)]
             if S.may(g):

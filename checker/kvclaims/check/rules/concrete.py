@@ -138,5 +138,5 @@ release_order = compile_module(release_order)  # type: ignore[assignment]
 yield_ = compile_module(yield_)  # type: ignore[assignment]
 steps = compile_module(steps, env={  # type: ignore[assignment]
     "acceptance": acceptance, "expiry": expiry, "explicit": explicit, "hard": hard, "harm": harm,
-    "no_admit": no_admit, "no_silent_loss": no_silent_loss, "order": order,
+    "no_admit": no_admit, "no_silent_loss": no_silent_loss, "offload": offload, "order": order,
     "release_order": release_order})

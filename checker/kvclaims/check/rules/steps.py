@@ -25,12 +25,15 @@ The steps:
 - `at_loss`: a block of a live claim (rules/loss.py `live`) is an allocation victim (R-harm,
   R-hard, R-expiry, R-no-silent-loss, R-no-admit, R-explicit);
 - `at_group_end`: a group of block events ends (docs/checking.md, "Timing rule": R-harm,
-  R-order).
+  R-order);
+- `at_offload`: a claim-scoped offload event the claim lifecycle allows (R-offload's sub-lifecycle,
+  and the offload as R-explicit's action).
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from collections.abc import Iterable
+from typing import Any, NamedTuple
 
 from kvclaims.check.rules import (
     acceptance,
@@ -40,6 +43,7 @@ from kvclaims.check.rules import (
     harm,
     no_admit,
     no_silent_loss,
+    offload,
     order,
     release_order,
 )
@@ -166,3 +170,47 @@ def at_group_end(o: Ops, R: RuleIds, harm_pending: Val, materialized_pending: Va
         Filed(order.lost_report_unmatched(o, lost_reports), R.order, VIOLATION,
               order.LOST_REPORT_UNMATCHED, AT_LOST_REPORT),
     ), no_loss)
+
+
+class OffloadStep(NamedTuple):
+    filed: tuple[Filed, ...]
+    opens: Val
+    """An offload: generation `gen` is the open one from now on, and the offload is an explicit
+    action (it discharges R-explicit's owed action)."""
+    moves: Val
+    """The event is in order: the offload state moves to its target (R-offload passes)."""
+    fails: Val
+    """A restoration failure: the open (or named) generation failed; restoring it is not
+    restoration from now on."""
+    owes: Val
+    """The failure's claim-scoped outcome is owed from now on (rules/offload.py `settles`)."""
+
+
+def at_offload(o: Ops, R: RuleIds, is_offload: bool, is_restore: bool, is_failure: bool,
+               has_gen: bool, gen: Any, has_open: Val, open_gen: Val, failed: Val, state: Val,
+               sources: Iterable[Any], wrong_tiers: bool, not_from_tier: bool,
+               unknown_outcome: bool, other_claim: bool) -> OffloadStep:
+    """An offload event of the claim (spec/lifecycle.toml offload machine). `failed`: the
+    generation it restores failed before; `state`: the claim's offload state; the plain bools are
+    rules/offload.py's conditions on the event's own fields."""
+    after_failure = o.and_(is_restore, offload.restored_after_failure(o, failed))
+    out = o.and_(o.not_(after_failure), offload.out_of_order(o, state, sources))
+    in_order = o.and_(o.not_(after_failure), o.not_(out))
+    from_tier = o.and_(in_order, is_restore, not_from_tier)
+    moves = o.and_(in_order, o.not_(from_tier))
+    filed = (
+        Filed(o.and_(is_offload, has_gen, offload.generation_repeated(o, has_open, gen, open_gen)),
+              R.offload, VIOLATION, offload.GEN_REPEATED),
+        Filed(o.and_(is_offload, wrong_tiers), R.offload, VIOLATION, offload.WRONG_TIERS),
+        Filed(o.and_(o.not_(is_offload), has_gen,
+                     offload.other_generation(o, has_open, gen, open_gen)),
+              R.offload, VIOLATION, offload.OTHER_GENERATION),
+        Filed(after_failure, R.offload, VIOLATION, offload.AFTER_FAILURE),
+        Filed(out, R.offload, VIOLATION, offload.OUT_OF_ORDER),
+        Filed(from_tier, R.offload, VIOLATION, offload.NOT_FROM_TIER),
+        Filed(o.and_(moves, is_failure, unknown_outcome), R.offload, VIOLATION,
+              offload.UNKNOWN_OUTCOME),
+        Filed(o.and_(moves, is_failure, other_claim), R.offload, VIOLATION, offload.OTHER_CLAIM),
+    )
+    fails = o.and_(moves, is_failure)
+    return OffloadStep(filed, is_offload, moves, fails, o.and_(fails, o.not_(unknown_outcome)))
