@@ -330,8 +330,8 @@ class Replay:
             if old is None:
                 ident[name] = v
             elif old != v and identity.ambiguous(PY, False, False):  # the call only on a conflict
-                self._find(VIOLATION, self.R.identity, ev,
-                           f"ambiguous identity: {name} is {v!r} here but {old!r} before", c)
+                self._find(VIOLATION, self.R.identity, ev, identity.AMBIGUOUS.format(
+                    field=name, value=v, old=repr(old)), c)
 
     def _set_mode(self, c: Claim, ev: Event) -> None:
         spelling = ev.fields.get("protection_mode")
@@ -358,8 +358,8 @@ class Replay:
         f = ev.fields
         pred, unparsed = declared_predicate(f)
         if unparsed:
-            self._find(UNKNOWN, self.R.identity, ev, "materialization predicate "
-                       f"{f['materialization_predicate']!r} is not understood", c)
+            self._find(UNKNOWN, self.R.identity, ev, identity.UNPARSED.format(
+                value=f["materialization_predicate"]), c)
         req = f.get("resident_blocks_required")
         if req is not None:
             c.declared_required = req
@@ -418,7 +418,9 @@ class Replay:
             if order.says_not_materialized(ev.fields.get("predicate_materialized")):
                 self._find(VIOLATION, R.order, ev, order.SAYS_NOT_MATERIALIZED, c)
             if c.tracked:
-                if not c.positions.holds():
+                holds = c.positions.holds()
+                if order.materialized_unheld(PY, holds is not None, holds):
+                    # pending until the group of block events ends (rules/steps.py at_group_end)
                     c.pending_materialized = ev
                     self.pending.add(c)
             else:
@@ -487,8 +489,8 @@ class Replay:
             claim = self.claims.get(cid)
             if identity.unsubmitted(PY, claim is not None):
                 claim = self._claim(cid, ev)
-                self._find(VIOLATION, self.R.identity, ev,
-                           f"block names claim {cid!r}, which was never submitted", claim)
+                self._find(VIOLATION, self.R.identity, ev, identity.UNSUBMITTED.format(claim=cid),
+                           claim)
         elif pid is not None:
             claim = self.claim_by_prefix.get(pid)
         if claim is not None:

@@ -483,9 +483,8 @@ class Encoding:
                     S[("id", c, name)] = code
                 elif S.may(amb):
                     with S.when(amb):
-                        self.find(VIOLATION, self.R.identity, i,
-                                  f"ambiguous identity: {name} is {v!r} here but differs before",
-                                  c)
+                        self.find(VIOLATION, self.R.identity, i, identity.AMBIGUOUS.format(
+                            field=name, value=v, old="different"), c)
 
     def _set_mode(self, c: int, i: int) -> None:
         S, o = self.S, self.ops
@@ -515,8 +514,8 @@ class Encoding:
         f = self.events[i].fields
         pred, unparsed = declared_predicate(f)
         if unparsed:
-            self.find(UNKNOWN, self.R.identity, i, "materialization predicate "
-                      f"{f['materialization_predicate']!r} is not understood", c)
+            self.find(UNKNOWN, self.R.identity, i, identity.UNPARSED.format(
+                value=f["materialization_predicate"]), c)
         req = f.get("resident_blocks_required")
         if req is not None:
             S[("decl", c)] = req
@@ -591,7 +590,7 @@ class Encoding:
             for tracked in S.branches(S[("trk", c)]):
                 if tracked:
                     has, val = self.holds(c)
-                    pending = o.not_(o.and_(has, val))
+                    pending = order.materialized_unheld(o, has, val)
                     if S.may(pending):
                         with S.when(pending):
                             S[("pm", c)] = i
@@ -744,7 +743,7 @@ class Encoding:
                 with S.when(g):
                     self._claim(c)
                     self.find(VIOLATION, self.R.identity, i,
-                              f"block names claim {cid!r}, which was never submitted", c)
+                              identity.UNSUBMITTED.format(claim=cid), c)
         claim = self._binding_claim(i)
         for c in self._claims_of(i):
             g = o.eq(claim, c)

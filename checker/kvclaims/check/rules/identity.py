@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from kvclaims.check.rules.ops import Ops, Val
 
-AMBIGUOUS = "ambiguous identity: {field} is {value!r} here but {old!r} before"
+AMBIGUOUS = "ambiguous identity: {field} is {value!r} here but {old} before"
 UNSUBMITTED = "block names claim {claim!r}, which was never submitted"
 UNPARSED = "materialization predicate {value!r} is not understood"
 
