@@ -67,9 +67,9 @@ def _over_protection(rp: ReplayContext, ev: Event, r: Request) -> set[str]:
         if yield_rule.named(PY, c is not None, c is not None and gives_way(rp, c)):
             assert c is not None
             named.add(bid)
-            rp._find(VIOLATION, R.yield_, ev,
-                     f"over-protection: request {r.id} is {verb} naming {bid}, a {c.mode} claim, "
-                     "which gives way and never blocks an active request", c, request_id=r.id)
+            rp._find(VIOLATION, R.yield_, ev, yield_rule.NAMED.format(
+                request=r.id, verb=verb, claim=bid, in_mode=f" in mode {c.mode}"), c,
+                request_id=r.id)
     settle_yield(rp, ev, named)
     required = f.get("active_live_blocks_required")
     usable = f.get("usable_blocks", rp.usable)
@@ -87,11 +87,10 @@ def _over_protection(rp: ReplayContext, ev: Event, r: Request) -> set[str]:
     if cause:
         for c in soft:
             if yield_rule.unnamed_cause(PY, cause, True, c.id in named):
-                rp._find(VIOLATION, R.yield_, ev,
-                         f"over-protection: request {r.id} is {verb} while only claims that give "
-                         f"way hold the blocks it needs (protected {held} + required {required} "
-                         f"<= usable {usable}); {c.id} ({c.mode}, {c.positions.surviving} "
-                         "blocks) must give way", c, request_id=r.id)
+                rp._find(VIOLATION, R.yield_, ev, yield_rule.UNNAMED_CAUSE.format(
+                    request=r.id, verb=verb, claim=c.id,
+                    numbers=f" (protected {held} + required {required} <= usable {usable})",
+                    held=f" ({c.mode}, {c.positions.surviving} blocks)"), c, request_id=r.id)
     return named
 
 
@@ -120,7 +119,7 @@ def _attribution(rp: ReplayContext, ev: Event, r: Request) -> None:
                 VIOLATION,
                 R.attribution,
                 ev,
-                f"refusal under claim pressure does not name blocking claim {c.id}",
+                rule.UNNAMED.format(claim=c.id),
                 c,
                 request_id=r.id,
             )
@@ -131,7 +130,7 @@ def _attribution(rp: ReplayContext, ev: Event, r: Request) -> None:
             VIOLATION,
             R.attribution,
             ev,
-            f"blocking_claim_ids {blocking} must be sorted and without duplicates",
+            rule.UNSORTED.format(blocking=blocking),
             first,
             request_id=r.id,
         )
@@ -151,7 +150,7 @@ def _attribution(rp: ReplayContext, ev: Event, r: Request) -> None:
                 VIOLATION,
                 R.attribution,
                 ev,
-                f"blocking-claim smear: {bid} {why}, so it cannot block this request",
+                rule.SMEAR.format(claim=bid, why=why),
                 None,
                 claim_id=bid,
                 request_id=r.id,

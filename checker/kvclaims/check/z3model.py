@@ -944,9 +944,8 @@ class Encoding:
             named[c] = o.or_(named.get(c, False), g)
             if S.may(g):
                 with S.when(g):
-                    self.find(VIOLATION, R.yield_, i, f"over-protection: request {rid} is {verb} "
-                              f"naming {bid}, a claim that gives way and never blocks an active "
-                              "request", c)
+                    self.find(VIOLATION, R.yield_, i, yield_rule.NAMED.format(
+                        request=rid, verb=verb, claim=bid, in_mode=""), c)
         required = f.get("active_live_blocks_required")
         usable = self._usable(f)
         if not required or (not is_sym(usable) and usable == NONE):
@@ -966,9 +965,8 @@ class Encoding:
             g = yield_rule.unnamed_cause(o, fits, soft[c], named.get(c, False))
             if S.may(g):
                 with S.when(g):
-                    self.find(VIOLATION, R.yield_, i, f"over-protection: request {rid} is {verb} "
-                              "while only claims that give way hold the blocks it needs; "
-                              f"{self.claim_ids[c]} must give way", c)
+                    self.find(VIOLATION, R.yield_, i, yield_rule.UNNAMED_CAUSE.format(
+                        request=rid, verb=verb, claim=self.claim_ids[c], numbers="", held=""), c)
 
     # ---- R-progress (docs/model.md §6): a deferral is decided within every declared bound -----------
     def _progress_advance(self, i: int) -> None:
@@ -1135,20 +1133,20 @@ class Encoding:
                 g = attribution_rule.unnamed(o, eligible[c])
                 if S.may(g):
                     with S.when(g):
-                        self.find(VIOLATION, R.attribution, i, "refusal under claim pressure "
-                                  f"does not name blocking claim {self.claim_ids[c]}", c)
+                        self.find(VIOLATION, R.attribution, i, attribution_rule.UNNAMED.format(
+                            claim=self.claim_ids[c]), c)
             return
         if attribution_rule.unsorted(blocking):
-            self._first_claim_find(eligible, range(n), i, f"blocking_claim_ids {blocking} must "
-                                   "be sorted and without duplicates")
+            self._first_claim_find(eligible, range(n), i,
+                                   attribution_rule.UNSORTED.format(blocking=blocking))
         for bid in blocking:
             el = eligible[self.ci[bid]] if bid in self.ci else False
             g = attribution_rule.smear(o, el)
             if S.may(g):
                 with S.when(g):
-                    self.find(VIOLATION, R.attribution, i, f"blocking-claim smear: {bid} is not "
-                              "a claim under responsibility holding protected blocks, so it "
-                              "cannot block this request", None, claim_id=bid)
+                    self.find(VIOLATION, R.attribution, i, attribution_rule.SMEAR.format(
+                        claim=bid, why="is not a claim under responsibility holding protected "
+                        "blocks"), None, claim_id=bid)
         if not restore_path:
             self._numbers(i, blocking, eligible)
         else:

@@ -16,6 +16,12 @@ from typing import Any
 
 from kvclaims.check.rules.ops import Ops, Val
 
+# The wording of R-attribution's findings outside the numbers (templates over the names of
+# rules/ops.py `Filed`).
+UNNAMED = "refusal under claim pressure does not name blocking claim {claim}"
+UNSORTED = "blocking_claim_ids {blocking} must be sorted and without duplicates"
+SMEAR = "blocking-claim smear: {claim} {why}, so it cannot block this request"
+
 
 def claim_caused(blocking: Sequence[Any] | None, infeasible: bool, shortfall: Any) -> bool:
     """The decision is about claims: it names some, says infeasible, or has a shortfall."""
