@@ -1017,9 +1017,8 @@ class Encoding:
         g = o.and_(S[("dopen", rid)], o.any(over))
         if S.may(g):
             with S.when(g):
-                self.find(VIOLATION, self.R.progress, i, f"unbounded deferral: request {rid} is "
-                          "still neither admitted, refused nor unblocked past a declared "
-                          "deferral bound")
+                self.find(VIOLATION, self.R.progress, i, progress_rule.PAST_BOUND.format(
+                    request=rid, since="", elapsed="", bound="a declared deferral bound"))
                 S[("dopen", rid)] = False
                 S[("dlate", rid)] = True
 
@@ -1256,10 +1255,9 @@ class Encoding:
                 with S.when(g):
                     for m in self._event_choices(S[("dev", rid)]):
                         with S.when(o.eq(S[("dev", rid)], m)):
-                            self.find(UNKNOWN, R.progress, m, f"request {rid} is still "
-                                      "deferred at the end of the trace and no declared bound "
-                                      "has passed: whether it was ever decided is unknown",
-                                      slot=last)
+                            self.find(UNKNOWN, R.progress, m, progress_rule.STILL_OPEN.format(
+                                request=rid, since="", why="no declared bound has passed"),
+                                slot=last)
         if hasattr(self, "unjoined"):
             any_claim = o.any(S[("ex", c)] for c in range(len(self.claim_ids)))
             if S.may(any_claim):
