@@ -195,14 +195,11 @@ def _numbers(
 
     p = f.get("protected_resident_blocks")
     if p is not None and rule.protected_mismatch(PY, p, protected):
-        bad(
-            f"protected_resident_blocks is {p} but the named claims hold {protected} "
-            "protected blocks in the replayed pool"
-        )
+        bad(rule.PROTECTED_MISMATCH.format(declared=p, protected=protected))
     req = f.get("active_live_blocks_required")
     total = f.get("resident_plus_active_blocks")
     if total is not None and req is not None and rule.total_mismatch(PY, total, protected, req):
-        bad(f"resident_plus_active_blocks is {total}, not protected {protected} + required {req}")
+        bad(rule.TOTAL_MISMATCH.format(total=total, protected_n=f" {protected}", required=req))
     usable = f.get("usable_blocks", rp.usable)
     free = f.get("free_blocks_before_allocate")
     if free is not None and usable is not None:
@@ -210,34 +207,27 @@ def _numbers(
         lower = usable - len(rp.allocated)
         over = rule.free_over(PY, free, usable, protected_all)
         if over:
-            bad(
-                f"free_blocks_before_allocate is {free}, but at most {upper} "
-                f"(usable {usable} - protected {protected_all}) can be free"
-            )
+            bad(rule.FREE_OVER.format(
+                free=free, upper=f"{upper} (usable {usable} - protected {protected_all})"))
         elif rule.free_under(PY, free, usable, len(rp.allocated), over):
-            bad(
-                f"free_blocks_before_allocate is {free}, but at least {lower} are free "
-                f"(usable {usable} - {len(rp.allocated)} blocks ever allocated)"
-            )
+            bad(rule.FREE_UNDER.format(
+                free=free,
+                lower=f"{lower} (usable {usable} - {len(rp.allocated)} blocks ever allocated)"))
     shortfall = f.get("capacity_shortfall_blocks")
     if shortfall is not None and req is not None:
         if rule.shortfall_not_free(shortfall, req, free):
-            bad(
-                f"capacity_shortfall_blocks is {shortfall}, not max(0, required {req} - "
-                f"free {free}) = {max(0, req - free)}"
-            )
+            bad(rule.SHORTFALL_NOT_FREE.format(shortfall=shortfall, required=req, free=free,
+                                               result=f" = {max(0, req - free)}"))
         elif usable is not None and rule.shortfall_low(PY, shortfall, protected, req, usable):
-            bad(
-                f"capacity_shortfall_blocks is {shortfall}, below protected {protected} + "
-                f"required {req} - usable {usable}"
-            )
+            bad(rule.SHORTFALL_LOW.format(shortfall=shortfall, protected_n=f" {protected}",
+                                          required=req, usable_n=f" {usable}"))
     feas = f.get("feasibility")
     if feas is not None and shortfall is not None:
         if rule.feasibility_mismatch(feas, shortfall, V["infeasible"], V["feasible_prefix"]):
-            bad(f"feasibility {feas!r} does not match shortfall {shortfall}")
+            bad(rule.FEASIBILITY_MISMATCH.format(feasibility=feas, shortfall=shortfall))
     claims_listed = f.get("protected_resident_claims")
     if claims_listed is not None:
         ids = sorted(str(x.get("claim_id")) for x in claims_listed if isinstance(x, dict))
         blocking = list(f.get("blocking_claim_ids") or ())
         if rule.listed_mismatch(PY, ids, blocking, named.__contains__):
-            bad(f"protected_resident_claims names {ids}, blocking_claim_ids {sorted(named)}")
+            bad(rule.LISTED_MISMATCH.format(listed=ids, named=sorted(named)))

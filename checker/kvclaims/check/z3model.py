@@ -1186,14 +1186,13 @@ class Encoding:
         rule = attribution_rule
         p = f.get("protected_resident_blocks")
         if p is not None:
-            bads.append((rule.protected_mismatch(o, p, protected), f"protected_resident_blocks "
-                         f"is {p} but the named claims hold a different number of protected "
-                         "blocks in the replayed pool"))
+            bads.append((rule.protected_mismatch(o, p, protected), rule.PROTECTED_MISMATCH.format(
+                declared=p, protected="a different number of")))
         req = f.get("active_live_blocks_required")
         total = f.get("resident_plus_active_blocks")
         if total is not None and req is not None:
             bads.append((rule.total_mismatch(o, total, protected, req),
-                         f"resident_plus_active_blocks is {total}, not protected + required"))
+                         rule.TOTAL_MISMATCH.format(total=total, protected_n="", required=req)))
         usable = self._usable(f)
         has_usable = o.not_(o.eq(usable, NONE))
         free = f.get("free_blocks_before_allocate")
@@ -1201,24 +1200,24 @@ class Encoding:
             allocated = o.count(S[("alloc", b)] for b in self.blocks)
             over = o.and_(has_usable, rule.free_over(o, free, usable, protected_all))
             under = o.and_(has_usable, rule.free_under(o, free, usable, allocated, over))
-            bads.append((over, f"free_blocks_before_allocate is {free}, more than usable - "
-                         "protected can be free"))
-            bads.append((under, f"free_blocks_before_allocate is {free}, fewer than usable - "
-                         "blocks ever allocated are free"))
+            bads.append((over, rule.FREE_OVER.format(free=free, upper="usable - protected")))
+            bads.append((under, rule.FREE_UNDER.format(
+                free=free, lower="usable - blocks ever allocated")))
         shortfall = f.get("capacity_shortfall_blocks")
         if shortfall is not None and req is not None:
             if rule.shortfall_not_free(shortfall, req, free):
-                bads.append((True, f"capacity_shortfall_blocks is {shortfall}, not "
-                             f"max(0, required {req} - free {free})"))
+                bads.append((True, rule.SHORTFALL_NOT_FREE.format(
+                    shortfall=shortfall, required=req, free=free, result="")))
             else:
                 bads.append((o.and_(has_usable, rule.shortfall_low(o, shortfall, protected, req,
                                                                     usable)),
-                             f"capacity_shortfall_blocks is {shortfall}, below protected + "
-                             f"required {req} - usable"))
+                             rule.SHORTFALL_LOW.format(shortfall=shortfall, protected_n="",
+                                                       required=req, usable_n="")))
         feas = f.get("feasibility")
         if feas is not None and shortfall is not None:
             if rule.feasibility_mismatch(feas, shortfall, V["infeasible"], V["feasible_prefix"]):
-                bads.append((True, f"feasibility {feas!r} does not match shortfall {shortfall}"))
+                bads.append((True, rule.FEASIBILITY_MISMATCH.format(feasibility=feas,
+                                                                     shortfall=shortfall)))
         listed = f.get("protected_resident_claims")
         if listed is not None:
             ids = sorted(str(x.get("claim_id")) for x in listed if isinstance(x, dict))
@@ -1228,7 +1227,7 @@ class Encoding:
                 return eligible[self.ci[cid]] if cid in named else False
 
             bads.append((rule.listed_mismatch(o, ids, named, eligible_of),
-                         f"protected_resident_claims names {ids}, not the blocking claims"))
+                         rule.LISTED_MISMATCH.format(listed=ids, named=sorted(named))))
         for cond, msg in bads:
             if S.may(cond):
                 with S.when(cond):

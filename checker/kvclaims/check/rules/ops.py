@@ -105,7 +105,8 @@ class Filed(NamedTuple):
 
     `message` is the rule module's wording, a `str.format` template over the names an engine
     supplies (`block`, `pos`, `claim`, `pred`, `verb`, `state`, `in_state`, `at_line`); `at` says
-    which event it is located at. The engines only evaluate `cond`, fill the template and locate the finding.
+    which event it is located at. The engines only evaluate `cond`, fill the template and locate
+    the finding.
     """
 
     cond: Val
