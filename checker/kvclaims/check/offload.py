@@ -1,9 +1,9 @@
 """The offloadable sub-lifecycle rules (docs/model.md §4 offloadable, §6 R-offload), per generation.
 
 Decides nothing itself: for each claim-scoped offload event, whether it follows
-spec/lifecycle.toml's offload machine (offloaded gpu -> host, restore_required, restored from the offload tier,
-reuse_after_restore; or restoration_failed with a claim-scoped outcome that must follow) is
-check/rules/steps.py `at_offload`, over rules/offload.py. This replay plug-in reads the replay's
+spec/lifecycle.toml's offload machine (offloaded gpu -> host, restore_required, restored from the
+offload tier, reuse_after_restore; or restoration_failed with a claim-scoped outcome that must
+follow) is check/rules/steps.py `at_offload`, over rules/offload.py. This replay plug-in reads the replay's
 state (passed as `rp`), applies the step's changes to it, and words and locates its findings.
 """
 
