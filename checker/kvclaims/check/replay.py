@@ -388,14 +388,17 @@ class Replay:
         if kind in E.releasing and self.progress.open:
             self.progress.on_release(c.id, before in self.responsible)
         allowed = order.allowed(PY, before, t.sources)
-        self._file(steps.at_claim_event(
-            PY, R, c.silent, kind in self._excusing, kind == E.expired, allowed,
-            kind == E.harmed, before == E.harmed_state, c.pending_harm is not None,
-            before in self._unaccepted_states, c.accepted), ev, c,
-            lambda: {"verb": self.spec.events[kind].verb, "state": f"state {before}",
-                     "in_state": f" (state {before})", "at_line": f" at line {c.silent_line}"})
-        if not allowed:
-            return
+        # The hot path (most claim events are allowed, of claims not silently lost): every finding
+        # of the step needs the claim silently lost or the transition disallowed, tested first.
+        if c.silent or not allowed:
+            self._file(steps.at_claim_event(
+                PY, R, c.silent, kind in self._excusing, kind == E.expired, allowed,
+                kind == E.harmed, before == E.harmed_state, c.pending_harm is not None,
+                before in self._unaccepted_states, c.accepted), ev, c,
+                lambda: {"verb": self.spec.events[kind].verb, "state": f"state {before}",
+                         "in_state": f" (state {before})", "at_line": f" at line {c.silent_line}"})
+            if not allowed:
+                return
         if kind == E.accepted:
             if acceptance.post_hoc(ev.fields.get("claim_registration"),
                                    self.values["post_hoc_registration"]):
