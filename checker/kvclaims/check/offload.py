@@ -9,7 +9,7 @@ state (passed as `rp`), applies the step's changes to it, and words and locates 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from kvclaims.check.rules.concrete import offload as rule
 from kvclaims.check.rules.concrete import steps
@@ -44,12 +44,7 @@ def on_offload(rp: ReplayContext, c: Claim, ev: Event) -> None:
         rule.not_from_offload_tier(f.get("restoration_source"), f.get("restored_from_offload_tier"),
                                    f.get("cache_tier_from"), consts),
         rule.unknown_outcome(outcome, outcomes), rule.outcome_for_other_claim(target, c.id))
-    rp._file(st.filed, ev, c, lambda: {
-        "gen": gen, "open_gen": f" ({c.off_gen})", "verb": rp.spec.events[kind].verb,
-        "in_off_state": f" (offload state {c.off_state})", "gpu_tier": consts["gpu_tier"],
-        "host_tier": consts["host_tier"],
-        "source": f.get("restoration_source") or f.get("cache_tier_from"), "outcome": outcome,
-        "outcomes": sorted(outcomes), "target": target, "claim": c.id})
+    rp._file(st.filed, ev, c, _names, rp, ev, c)
     if st.opens:
         c.off_gen = gen
         rp._discharge_explicit(ev)
@@ -62,3 +57,17 @@ def on_offload(rp: ReplayContext, c: Claim, ev: Event) -> None:
         if t.target != "same":
             c.off_state = t.target
         rp._pass(c, R.offload)
+
+
+def _names(rp: ReplayContext, ev: Event, c: Claim) -> dict[str, Any]:
+    """What rules/offload.py's wording names, as the replay knows it (before the step applies)."""
+    f = ev.fields
+    consts = rp.spec.offload_constants
+    return {"gen": f.get("offload_generation"), "open_gen": f" ({c.off_gen})",
+            "verb": rp.spec.events[ev.kind].verb,
+            "in_off_state": f" (offload state {c.off_state})", "gpu_tier": consts["gpu_tier"],
+            "host_tier": consts["host_tier"],
+            "source": f.get("restoration_source") or f.get("cache_tier_from"),
+            "outcome": f.get("claim_scoped_outcome_type"),
+            "outcomes": sorted(rp.spec.offload_outcome_events),
+            "target": f.get("outcome_claim_id"), "claim": c.id}

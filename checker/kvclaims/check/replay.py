@@ -185,16 +185,17 @@ class Replay:
                 claim.status[rule] = PASS
 
     def _file(self, filed: tuple[Filed, ...], ev: Event | None, c: Claim,
-              names: Callable[[], dict[str, Any]]) -> None:
+              names: Callable[..., dict[str, Any]] = dict, *args: Any) -> None:
         """File the findings of a rule step (check/rules/steps.py) whose condition holds: the
-        wording is the rule module's, filled with `names()`; located at `ev` or at the event the
-        claim left pending."""
+        wording is the rule module's, filled with `names(*args)` (called only when a finding is
+        filed; a function, not a closure, so that the caller's locals stay plain locals); located
+        at `ev` or at the event the claim left pending."""
         filled: dict[str, Any] | None = None
         for f in filed:
             if not f.cond:
                 continue
             if filled is None:
-                filled = names()
+                filled = names(*args)
             msg = f.message.format(**filled)
             if f.at == AT_EVENT:
                 at = ev
@@ -395,8 +396,7 @@ class Replay:
                 PY, R, c.silent, kind in self._excusing, kind == E.expired, allowed,
                 kind == E.harmed, before == E.harmed_state, c.pending_harm is not None,
                 before in self._unaccepted_states, c.accepted), ev, c,
-                lambda: {"verb": self.spec.events[kind].verb, "state": f"state {before}",
-                         "in_state": f" (state {before})", "at_line": f" at line {c.silent_line}"})
+                _claim_event_names, self.spec.events[kind].verb, before, c.silent_line)
             if not allowed:
                 return
         if kind == E.accepted:
@@ -540,9 +540,7 @@ class Replay:
             st = steps.at_loss(PY, R, live, c.pending_harm is not None, before is not None,
                                loss.breaks(PY, before, after), self.explicit_owed is not None,
                                self.denied_since_owed, c.protected)
-            self._file(st.filed, ev, c, lambda: {
-                "block": b, "pos": pos, "claim": c.id,
-                "pred": c.positions.pred.spelling() if c.positions.pred else "the predicate"})
+            self._file(st.filed, ev, c, _loss_names, b, pos, c)
             if st.harm_settled:
                 c.pending_harm = None
                 c.state = self.E.harmed_state
@@ -823,6 +821,16 @@ class Replay:
             request_id=r.id, outcome=outcome, blocking_claim_ids=r.blocking,
             capacity_shortfall_blocks=r.shortfall, free_blocks_before_allocate=r.free,
             feasibility=r.feasibility, future_reuse_admitted=reuse, allocated_blocks=r.allocated)
+
+
+def _claim_event_names(verb: str, before: str, silent_line: int | None) -> dict[str, Any]:
+    return {"verb": verb, "state": f"state {before}", "in_state": f" (state {before})",
+            "at_line": f" at line {silent_line}"}
+
+
+def _loss_names(b: int, pos: int, c: Claim) -> dict[str, Any]:
+    return {"block": b, "pos": pos, "claim": c.id,
+            "pred": c.positions.pred.spelling() if c.positions.pred else "the predicate"}
 
 
 class ClaimLimit(Exception):
