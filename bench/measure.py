@@ -1,8 +1,9 @@
 """Measure one run in this process: decode-only or full check of a trace; print JSON.
 
 `python bench/measure.py decode|check jsonl|kvt PATH|-` prints
-{"mode", "format", "events", "seconds", "events_per_s", "max_rss_mib"}. Used by bench/run.py, which
-starts it as a child so that peak RSS is this run's alone.
+{"mode", "format", "events", "seconds", "events_per_s", "cpu_events_per_s", "max_rss_mib"}
+(events per CPU second of this process: steadier than wall time on a shared machine). Used by
+bench/run.py, which starts it as a child so that peak RSS is this run's alone.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ def main() -> None:
     spec = spec_mod.load()
     fh = sys.stdin.buffer if path == "-" else open(path, "rb")
     t = time.perf_counter()
+    cpu = time.process_time()
     if mode == "decode":
         if fmt == "jsonl":
             events = read_jsonl(fh, path, spec)
@@ -40,9 +42,11 @@ def main() -> None:
         if report.error is not None:
             raise SystemExit(f"input error: {report.error}")
     secs = time.perf_counter() - t
+    cpu = time.process_time() - cpu
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps({"mode": mode, "format": fmt, "events": n, "seconds": round(secs, 3),
-                      "events_per_s": round(n / secs), "max_rss_mib": round(rss, 1),
+                      "events_per_s": round(n / secs), "cpu_events_per_s": round(n / cpu),
+                      "max_rss_mib": round(rss, 1),
                       "verdict": verdict}))
 
 

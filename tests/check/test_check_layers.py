@@ -21,6 +21,7 @@ PACKAGE = "kvclaims.check"
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("predicate", "verdict", "symbolic", "rules", "rules.ops"),  # data and operators: no rule
     ("state", "selection", "rules.*"),  # replay records; --select/--ignore over a verdict; the rule definitions (against rules.ops only)
+    ("rules.steps",),  # the definitions composed per step of a claim, for both engines
     # what the replay's plug-ins may see of the replay (a Protocol); the definitions compiled
     # for Python values (the replay's evaluator)
     ("context", "rules.concrete"),

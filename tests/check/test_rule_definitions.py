@@ -29,6 +29,7 @@ from kvclaims import spec as spec_mod
 from kvclaims.check import symbolic
 from kvclaims.check.rules import concrete
 from kvclaims.check.rules.ops import PY, Ops
+from kvclaims.check.state import RuleIds
 
 SPEC = spec_mod.load()
 CHECK = ROOT / "checker" / "kvclaims" / "check"
@@ -53,12 +54,21 @@ def test_every_rule_has_its_module_used_by_both_engines(rule_id: str) -> None:
     assert path.is_file(), f"{rule_id} has no definition at {path.relative_to(ROOT)}"
     assert rule_id in path.read_text(encoding="utf-8").split("\n", 1)[0], (
         f"{path.name}'s docstring must open with the rule id it defines")
-    users = {p.name for p in CHECK.glob("*.py")
-             if re.search(rf"from kvclaims\.check\.rules(\.concrete)? import[^\n]*\b{mod}\b|^\s+{mod},$",
-                          p.read_text(encoding="utf-8"), re.M)}
+    users = _users(mod)
+    if "steps.py" in users:
+        # composed per step by rules/steps.py, which both engines call
+        users |= _users("steps")
     assert "z3model.py" in users, f"the Z3 engine does not evaluate rules/{mod}.py"
     assert users & {"replay.py", "attribution.py", "offload.py", "progress.py"}, (
         f"the replay does not evaluate rules/{mod}.py")
+
+
+def _users(mod: str) -> set[str]:
+    """The files of check/ (and rules/steps.py) that import the rule module `mod`."""
+    files = [*CHECK.glob("*.py"), CHECK / "rules" / "steps.py"]
+    return {p.name for p in files
+            if re.search(rf"from kvclaims\.check\.rules(\.concrete)? import[^\n]*\b{mod}\b|^\s+{mod},$",
+                         p.read_text(encoding="utf-8"), re.M)}
 
 
 @pytest.mark.parametrize("rule_id", SECTION6)
@@ -116,9 +126,9 @@ def test_the_operators_agree(bs: list[bool], a: int, b: int, op: str, xs: list[i
     assert ZOPS.and_(*bs) == PY.and_(*bs) and ZOPS.total([a, b]) == PY.total([a, b])
 
 
-def _conditions() -> list[tuple[str, object]]:
+def _conditions(modules: list[str] | None = None) -> list[tuple[str, object]]:
     out = []
-    for mod in _rule_modules():
+    for mod in modules or [m for m in _rule_modules() if m != "steps"]:
         m = importlib.import_module(f"kvclaims.check.rules.{mod}")
         for name, fn in inspect.getmembers(m, inspect.isfunction):
             if fn.__module__ != m.__name__ or name.startswith("_"):
@@ -199,6 +209,47 @@ def test_every_condition_reads_the_same_under_both_evaluators(data: st.DataObjec
         assert bool(want) == bool(got_v), (name, args)
     else:
         assert want == got_v, (name, args)
+
+
+STEPS = _conditions(["steps"])
+R = RuleIds(SPEC)
+
+
+def _flat(x: object) -> list[object]:
+    """A step's result as a flat list: every condition, new value, rule id and wording in it."""
+    if isinstance(x, tuple):
+        return [y for item in x for y in _flat(item)]
+    return [x]
+
+
+def test_steps_are_found() -> None:
+    assert {n for n, _ in STEPS} >= {"steps.at_claim_event", "steps.at_harm", "steps.at_loss",
+                                     "steps.at_group_end", "steps.at_offload"}
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.data())
+def test_every_step_reads_the_same_under_both_evaluators(data: st.DataObject) -> None:
+    """rules/steps.py: every filed condition and every new state value of a step, from random
+    state, is the same under PY, compiled (the replay) and the symbolic operators (the Z3 engine);
+    so is which rule and which wording each finding has."""
+    name, fn = data.draw(st.sampled_from(STEPS))
+    params = list(inspect.signature(fn).parameters.values())[2:]  # o, R
+    args = [data.draw(_ints if p.name in ("lost_reports", "gen", "open_gen", "state") else
+                      st.frozensets(_ints, max_size=3) if p.name == "sources" else st.booleans())
+            for p in params]
+    want = _flat(fn(PY, R, *args))
+    fast = _flat(_compiled(name)(PY, R, *args))
+    _facts.clear()
+    sargs = [a if p.annotation == "bool" or isinstance(a, frozenset) else _sym(a)
+             for p, a in zip(params, args)]
+    got = [_value(v) for v in _flat(fn(ZOPS, R, *sargs))]
+    assert len(want) == len(fast) == len(got), name
+    for w, f, g in zip(want, fast, got):
+        if isinstance(w, str):
+            assert w == f == g, (name, args)
+        else:
+            assert bool(w) == bool(f) == bool(g), (name, args, w, f, g)
 
 
 def test_ops_protocol_is_met_by_both() -> None:

@@ -67,9 +67,9 @@ def _over_protection(rp: ReplayContext, ev: Event, r: Request) -> set[str]:
         if yield_rule.named(PY, c is not None, c is not None and gives_way(rp, c)):
             assert c is not None
             named.add(bid)
-            rp._find(VIOLATION, R.yield_, ev,
-                     f"over-protection: request {r.id} is {verb} naming {bid}, a {c.mode} claim, "
-                     "which gives way and never blocks an active request", c, request_id=r.id)
+            rp._find(VIOLATION, R.yield_, ev, yield_rule.NAMED.format(
+                request=r.id, verb=verb, claim=bid, in_mode=f" in mode {c.mode}"), c,
+                request_id=r.id)
     settle_yield(rp, ev, named)
     required = f.get("active_live_blocks_required")
     usable = f.get("usable_blocks", rp.usable)
@@ -87,11 +87,10 @@ def _over_protection(rp: ReplayContext, ev: Event, r: Request) -> set[str]:
     if cause:
         for c in soft:
             if yield_rule.unnamed_cause(PY, cause, True, c.id in named):
-                rp._find(VIOLATION, R.yield_, ev,
-                         f"over-protection: request {r.id} is {verb} while only claims that give "
-                         f"way hold the blocks it needs (protected {held} + required {required} "
-                         f"<= usable {usable}); {c.id} ({c.mode}, {c.positions.surviving} "
-                         "blocks) must give way", c, request_id=r.id)
+                rp._find(VIOLATION, R.yield_, ev, yield_rule.UNNAMED_CAUSE.format(
+                    request=r.id, verb=verb, claim=c.id,
+                    numbers=f" (protected {held} + required {required} <= usable {usable})",
+                    held=f" ({c.mode}, {c.positions.surviving} blocks)"), c, request_id=r.id)
     return named
 
 
@@ -120,7 +119,7 @@ def _attribution(rp: ReplayContext, ev: Event, r: Request) -> None:
                 VIOLATION,
                 R.attribution,
                 ev,
-                f"refusal under claim pressure does not name blocking claim {c.id}",
+                rule.UNNAMED.format(claim=c.id),
                 c,
                 request_id=r.id,
             )
@@ -131,7 +130,7 @@ def _attribution(rp: ReplayContext, ev: Event, r: Request) -> None:
             VIOLATION,
             R.attribution,
             ev,
-            f"blocking_claim_ids {blocking} must be sorted and without duplicates",
+            rule.UNSORTED.format(blocking=blocking),
             first,
             request_id=r.id,
         )
@@ -151,7 +150,7 @@ def _attribution(rp: ReplayContext, ev: Event, r: Request) -> None:
                 VIOLATION,
                 R.attribution,
                 ev,
-                f"blocking-claim smear: {bid} {why}, so it cannot block this request",
+                rule.SMEAR.format(claim=bid, why=why),
                 None,
                 claim_id=bid,
                 request_id=r.id,
@@ -196,14 +195,11 @@ def _numbers(
 
     p = f.get("protected_resident_blocks")
     if p is not None and rule.protected_mismatch(PY, p, protected):
-        bad(
-            f"protected_resident_blocks is {p} but the named claims hold {protected} "
-            "protected blocks in the replayed pool"
-        )
+        bad(rule.PROTECTED_MISMATCH.format(declared=p, protected=protected))
     req = f.get("active_live_blocks_required")
     total = f.get("resident_plus_active_blocks")
     if total is not None and req is not None and rule.total_mismatch(PY, total, protected, req):
-        bad(f"resident_plus_active_blocks is {total}, not protected {protected} + required {req}")
+        bad(rule.TOTAL_MISMATCH.format(total=total, protected_n=f" {protected}", required=req))
     usable = f.get("usable_blocks", rp.usable)
     free = f.get("free_blocks_before_allocate")
     if free is not None and usable is not None:
@@ -211,34 +207,27 @@ def _numbers(
         lower = usable - len(rp.allocated)
         over = rule.free_over(PY, free, usable, protected_all)
         if over:
-            bad(
-                f"free_blocks_before_allocate is {free}, but at most {upper} "
-                f"(usable {usable} - protected {protected_all}) can be free"
-            )
+            bad(rule.FREE_OVER.format(
+                free=free, upper=f"{upper} (usable {usable} - protected {protected_all})"))
         elif rule.free_under(PY, free, usable, len(rp.allocated), over):
-            bad(
-                f"free_blocks_before_allocate is {free}, but at least {lower} are free "
-                f"(usable {usable} - {len(rp.allocated)} blocks ever allocated)"
-            )
+            bad(rule.FREE_UNDER.format(
+                free=free,
+                lower=f"{lower} (usable {usable} - {len(rp.allocated)} blocks ever allocated)"))
     shortfall = f.get("capacity_shortfall_blocks")
     if shortfall is not None and req is not None:
         if rule.shortfall_not_free(shortfall, req, free):
-            bad(
-                f"capacity_shortfall_blocks is {shortfall}, not max(0, required {req} - "
-                f"free {free}) = {max(0, req - free)}"
-            )
+            bad(rule.SHORTFALL_NOT_FREE.format(shortfall=shortfall, required=req, free=free,
+                                               result=f" = {max(0, req - free)}"))
         elif usable is not None and rule.shortfall_low(PY, shortfall, protected, req, usable):
-            bad(
-                f"capacity_shortfall_blocks is {shortfall}, below protected {protected} + "
-                f"required {req} - usable {usable}"
-            )
+            bad(rule.SHORTFALL_LOW.format(shortfall=shortfall, protected_n=f" {protected}",
+                                          required=req, usable_n=f" {usable}"))
     feas = f.get("feasibility")
     if feas is not None and shortfall is not None:
         if rule.feasibility_mismatch(feas, shortfall, V["infeasible"], V["feasible_prefix"]):
-            bad(f"feasibility {feas!r} does not match shortfall {shortfall}")
+            bad(rule.FEASIBILITY_MISMATCH.format(feasibility=feas, shortfall=shortfall))
     claims_listed = f.get("protected_resident_claims")
     if claims_listed is not None:
         ids = sorted(str(x.get("claim_id")) for x in claims_listed if isinstance(x, dict))
         blocking = list(f.get("blocking_claim_ids") or ())
         if rule.listed_mismatch(PY, ids, blocking, named.__contains__):
-            bad(f"protected_resident_claims names {ids}, blocking_claim_ids {sorted(named)}")
+            bad(rule.LISTED_MISMATCH.format(listed=ids, named=sorted(named)))

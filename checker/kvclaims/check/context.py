@@ -8,8 +8,10 @@ them and check/ has no import cycle (tests/check/test_check_layers.py). check/re
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Protocol
 
+from kvclaims.check.rules.ops import Filed
 from kvclaims.check.state import Claim, EventNames, Request, RuleIds
 from kvclaims.spec import Spec
 from kvclaims.trace.model import Event
@@ -37,6 +39,9 @@ class ReplayContext(Protocol):
               index: int | None = None) -> None: ...
 
     def _pass(self, claim: Claim, rule: str) -> None: ...
+
+    def _file(self, filed: tuple[Filed, ...], ev: Event | None, c: Claim,
+              names: Callable[..., dict[str, Any]] = ..., *args: Any) -> None: ...
 
     def _mark(self, claim: Claim, rule: str, status: str) -> None: ...
 

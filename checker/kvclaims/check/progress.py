@@ -165,19 +165,17 @@ class Progress:
                     self.late.add(rid)
                     elapsed = (f"{d.steps} scheduler steps" if b.unit == STEPS
                                else f"{d.ns} ns")
-                    self._file(VIOLATION, ev, rid, d,
-                               f"unbounded deferral: request {rid}, {_since(d)}, is still "
-                               f"neither admitted, refused nor unblocked {elapsed} later, past "
-                               f"the bound of {b.spelling()}")
+                    self._file(VIOLATION, ev, rid, d, rule.PAST_BOUND.format(
+                        request=rid, since=f", {_since(d)},", elapsed=f" {elapsed} later,",
+                        bound=f"the bound of {b.spelling()}"))
                     break
 
     def finish(self) -> None:
         for rid, d in self.open.items():
             why = ("no deferral bound is declared" if not self.bounds else
                    "the trace ends before any declared bound passed")
-            self._file(UNKNOWN, d.event, rid, d,
-                       f"request {rid}, {_since(d)}, is still open at the end of the trace and "
-                       f"{why}: whether it was ever decided is unknown", index=d.index)
+            self._file(UNKNOWN, d.event, rid, d, rule.STILL_OPEN.format(
+                request=rid, since=f", {_since(d)},", why=why), index=d.index)
         self.open.clear()
 
     def _file(self, status: str, ev: Event, rid: str, d: Deferral, message: str,

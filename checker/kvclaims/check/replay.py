@@ -31,21 +31,19 @@ from kvclaims.check.progress import DeferBound, Progress
 from kvclaims.check.predicate import declared_predicate
 from kvclaims.check.rules.concrete import (
     acceptance,
-    expiry,
     explicit,
     hard,
-    harm,
     identity,
     loss,
     no_admit,
-    no_silent_loss,
     order,
     release_order,
+    steps,
 )
 from kvclaims.check.rules.concrete import offload as offload_rule
 from kvclaims.check.rules.concrete import progress as progress_rule
 from kvclaims.check.rules.concrete import yield_ as yield_rule
-from kvclaims.check.rules.ops import PY
+from kvclaims.check.rules.ops import AT_EVENT, AT_HARM, AT_MATERIALIZED, PY, Filed
 from kvclaims.check.state import (
     IDENTITY_FIELDS,
     Claim,
@@ -130,6 +128,7 @@ class Replay:
         self._bound_names = tuple(self.progress.fields.values())
         E = self.E
         self._excusing = release_order.excusing_kinds(E.releasing, E.offloaded, E.harmed)
+        self._unaccepted_states = (spec.claim.initial, E.submitted_state)
         self._handlers: dict[str, Callable[[Event], None]] = {
             E.block_materialized: self._on_block_materialized,
             E.admitted: self._on_admitted,
@@ -184,6 +183,32 @@ class Replay:
         if not claim.bundle or rule in claim.bundle:
             if claim.status.get(rule, NOT_EXERCISED) == NOT_EXERCISED:
                 claim.status[rule] = PASS
+
+    def _file(self, filed: tuple[Filed, ...], ev: Event | None, c: Claim,
+              names: Callable[..., dict[str, Any]] = dict, *args: Any) -> None:
+        """File the findings of a rule step (check/rules/steps.py) whose condition holds: the
+        wording is the rule module's, filled with `names(*args)` (called only when a finding is
+        filed; a function, not a closure, so that the caller's locals stay plain locals); located
+        at `ev` or at the event the claim left pending."""
+        filled: dict[str, Any] | None = None
+        for f in filed:
+            if not f.cond:
+                continue
+            if filled is None:
+                filled = names(*args)
+            msg = f.message.format(**filled)
+            if f.at == AT_EVENT:
+                at = ev
+            elif f.at == AT_HARM:
+                at = c.pending_harm
+            elif f.at == AT_MATERIALIZED:
+                at = c.pending_materialized
+            else:  # AT_LOST_REPORT: one finding per report left unmatched
+                for lost in c.pending_lost:
+                    self._find(f.status, f.rule, lost, msg, c)
+                continue
+            assert at is not None
+            self._find(f.status, f.rule, at, msg, c)
 
     # ---- main loop -------------------------------------------------------------------------
     def feed(self, ev: Event) -> None:
@@ -306,8 +331,8 @@ class Replay:
             if old is None:
                 ident[name] = v
             elif old != v and identity.ambiguous(PY, False, False):  # the call only on a conflict
-                self._find(VIOLATION, self.R.identity, ev,
-                           f"ambiguous identity: {name} is {v!r} here but {old!r} before", c)
+                self._find(VIOLATION, self.R.identity, ev, identity.AMBIGUOUS.format(
+                    field=name, value=v, old=repr(old)), c)
 
     def _set_mode(self, c: Claim, ev: Event) -> None:
         spelling = ev.fields.get("protection_mode")
@@ -334,8 +359,8 @@ class Replay:
         f = ev.fields
         pred, unparsed = declared_predicate(f)
         if unparsed:
-            self._find(UNKNOWN, self.R.identity, ev, "materialization predicate "
-                       f"{f['materialization_predicate']!r} is not understood", c)
+            self._find(UNKNOWN, self.R.identity, ev, identity.UNPARSED.format(
+                value=f["materialization_predicate"]), c)
         req = f.get("resident_blocks_required")
         if req is not None:
             c.declared_required = req
@@ -363,27 +388,22 @@ class Replay:
         before = c.state
         if kind in E.releasing and self.progress.open:
             self.progress.on_release(c.id, before in self.responsible)
-        late = c.silent and release_order.violated(PY, True, kind in self._excusing)
-        if late:
-            verb = self.spec.events[kind].verb
-            self._find(VIOLATION, R.release_order, ev,
-                       f"'{verb}' written after the predicate-breaking loss at line "
-                       f"{c.silent_line}: a release excuses only later losses", c)
-            if expiry.late_expiry(PY, late, kind == E.expired):
-                self._find(VIOLATION, R.expiry, ev,
-                           f"expiry written after the loss at line {c.silent_line} it would "
-                           "excuse: expiry must come before any loss it excuses", c)
-            if not order.allowed(PY, before, t.sources):
+        allowed = order.allowed(PY, before, t.sources)
+        # The hot path (most claim events are allowed, of claims not silently lost): every finding
+        # of the step needs the claim silently lost or the transition disallowed, tested first.
+        if c.silent or not allowed:
+            self._file(steps.at_claim_event(
+                PY, R, c.silent, kind in self._excusing, kind == E.expired, allowed,
+                kind == E.harmed, before == E.harmed_state, c.pending_harm is not None,
+                before in self._unaccepted_states, c.accepted), ev, c,
+                _claim_event_names, self.spec.events[kind].verb, before, c.silent_line)
+            if not allowed:
                 return
-        elif not order.allowed(PY, before, t.sources):
-            self._bad_transition(c, ev, before)
-            return
         if kind == E.accepted:
             if acceptance.post_hoc(ev.fields.get("claim_registration"),
                                    self.values["post_hoc_registration"]):
                 self._set_mode(c, ev)
-                self._find(VIOLATION, R.acceptance, ev,
-                           "acceptance is post hoc: the claim was named after the fact", c)
+                self._find(VIOLATION, R.acceptance, ev, acceptance.POST_HOC, c)
             else:
                 self._set_mode(c, ev)
             self._set_predicate(c, ev)
@@ -399,10 +419,11 @@ class Replay:
         elif kind == E.materialized:
             self._set_predicate(c, ev)
             if order.says_not_materialized(ev.fields.get("predicate_materialized")):
-                self._find(VIOLATION, R.order, ev,
-                           "materialized event says the predicate does not hold", c)
+                self._find(VIOLATION, R.order, ev, order.SAYS_NOT_MATERIALIZED, c)
             if c.tracked:
-                if not c.positions.holds():
+                holds = c.positions.holds()
+                if order.materialized_unheld(PY, holds is not None, holds):
+                    # pending until the group of block events ends (rules/steps.py at_group_end)
                     c.pending_materialized = ev
                     self.pending.add(c)
             else:
@@ -421,27 +442,6 @@ class Replay:
         if t.target != "same":
             c.state = t.target
 
-    def _bad_transition(self, c: Claim, ev: Event, before: str) -> None:
-        E, R = self.E, self.R
-        verb = self.spec.events[ev.kind].verb
-        case = next(k for cond, k in order.bad_transition(
-            PY, ev.kind == E.harmed,
-            harm.twice(PY, before == E.harmed_state, c.pending_harm is not None),
-            acceptance.before_acceptance(
-                PY, before in (self.spec.claim.initial, E.submitted_state), c.accepted)) if cond)
-        if case == order.HARM_TWICE:
-            self._find(VIOLATION, R.harm, ev, "harm reported twice for the same claim", c)
-        elif case == order.HARM_NOT_RESPONSIBLE:
-            self._find(VIOLATION, R.harm, ev,
-                       f"harm reported for a claim that is not under responsibility "
-                       f"(state {before}): no accepted claim, no harm", c)
-        elif case == order.BEFORE_ACCEPTANCE:
-            self._find(VIOLATION, R.acceptance, ev,
-                       f"'{verb}' before the claim was accepted (state {before})", c)
-        else:
-            self._find(VIOLATION, R.order, ev,
-                       f"'{verb}' is not allowed in state {before}", c)
-
     def _on_release(self, c: Claim, ev: Event) -> None:
         E, R = self.E, self.R
         self._discharge_explicit(ev)
@@ -449,43 +449,29 @@ class Replay:
         if ev.kind == E.expired:
             self._pass(c, R.expiry)
         owed = c.outcome_owed
-        if owed is not None and self.spec.offload_outcome_events.get(owed[0]) == ev.kind:
+        if owed is not None and offload_rule.settles(PY, owed[0], self._settling(ev.kind)):
             c.outcome_owed = None
             c.off_state = self.spec.offload.initial
             self._pass(c, R.offload)
 
     def _on_harm(self, c: Claim, ev: Event) -> None:
-        R = self.R
         f = ev.fields
-        if harm.fields_deny_break(PY, f.get("predicate_before") is False,
-                                  f.get("predicate_after") is True):
-            self._find(VIOLATION, R.harm, ev,
-                       "harm event states that the predicate did not go true to false", c)
-        if harm.twice(PY, False, c.pending_harm is not None):
-            self._find(VIOLATION, R.harm, ev, "harm reported twice for the same claim", c)
-            return
-        if c.tracked:
-            holds = c.positions.holds()
-            if harm.undecidable(PY, holds is not None):
-                self._find(UNKNOWN, R.harm, ev,
-                           "harm cannot be checked: the claim has no materialization predicate", c)
-                c.state = self.E.harmed_state
-                return
-            if harm.after_break(PY, True, holds):
-                self._find(VIOLATION, R.harm, ev,
-                           "harm reported after the predicate had already broken: it must come "
-                           "before the loss", c)
-                c.state = self.E.harmed_state
-                return
+        holds = c.positions.holds() if c.tracked else None
+        st = steps.at_harm(PY, self.R, f.get("predicate_before") is False,
+                           f.get("predicate_after") is True, c.pending_harm is not None,
+                           c.tracked, holds is not None, holds)
+        self._file(st.filed, ev, c, dict)
+        if st.harmed:
+            c.state = self.E.harmed_state
+        if st.pending:
             c.pending_harm = ev
             self.pending.add(c)
-        else:
-            c.state = self.E.harmed_state
-            self._pass(c, R.harm)
+        if st.settled:
+            self._pass(c, self.R.harm)
             owed = c.outcome_owed
-            if owed is not None and self.spec.offload_outcome_events.get(owed[0]) == ev.kind:
+            if owed is not None and offload_rule.settles(PY, owed[0], self._settling(ev.kind)):
                 c.outcome_owed = None
-                self._pass(c, R.offload)
+                self._pass(c, self.R.offload)
 
     # ---- offload sub-lifecycle (R-offload) -------------------------------------------------
     # ---- blocks ----------------------------------------------------------------------------
@@ -506,8 +492,8 @@ class Replay:
             claim = self.claims.get(cid)
             if identity.unsubmitted(PY, claim is not None):
                 claim = self._claim(cid, ev)
-                self._find(VIOLATION, self.R.identity, ev,
-                           f"block names claim {cid!r}, which was never submitted", claim)
+                self._find(VIOLATION, self.R.identity, ev, identity.UNSUBMITTED.format(claim=cid),
+                           claim)
         elif pid is not None:
             claim = self.claim_by_prefix.get(pid)
         if claim is not None:
@@ -551,58 +537,19 @@ class Replay:
         live = resp and loss.live(PY, True, False, c.silent)
         if live:
             c.had_loss_while_responsible = True
-            has = before is not None
-            brk = loss.breaks(PY, before, after)
-            pending = c.pending_harm is not None
-            if harm.unbroken(PY, live, pending, has, brk):
-                # The harm announced the next loss of this claim, and that loss kept the
-                # predicate true: harm without a predicate break.
-                h = c.pending_harm
-                assert h is not None
-                c.pending_harm = None
-                # found before the state moves on: the finding's state_before is the claim's
-                # state at the harm event (under responsibility), not the harmed it leads to
-                self._find(VIOLATION, R.harm, h,
-                           f"harm reported, but the loss it announced (block {b}, position {pos})"
-                           " kept the predicate true", c)
-                c.state = self.E.harmed_state
-                return
-            hard_lost = hard.violated(PY, live, False, c.protected)
-            if hard_lost:
-                self._find(VIOLATION, R.hard, ev,
-                           f"protected block {b} (position {pos}) of hard claim {c.id} was an "
-                           "allocation victim while the claim was under responsibility", c)
-                if expiry.lost_before_expiry(PY, hard_lost):
-                    self._find(VIOLATION, R.expiry, ev,
-                               f"block {b} (position {pos}) of expiring claim {c.id} was lost "
-                               "before the claim expired: it is protected until its expiry", c)
-            if no_silent_loss.undecidable(PY, live, False, has):
-                self._find(UNKNOWN, R.silent, ev,
-                           f"block {b} of claim {c.id} was lost but the claim has no "
-                           "materialization predicate, so harm cannot be decided", c)
-            elif harm.reported(PY, live, pending, has, brk):
+            st = steps.at_loss(PY, R, live, c.pending_harm is not None, before is not None,
+                               loss.breaks(PY, before, after), self.explicit_owed is not None,
+                               self.denied_since_owed, c.protected)
+            self._file(st.filed, ev, c, _loss_names, b, pos, c)
+            if st.harm_settled:
                 c.pending_harm = None
                 c.state = self.E.harmed_state
+            if st.harm_kept:
                 self._pass(c, R.harm)
                 self._pass(c, R.silent)
-            else:
-                silent = no_silent_loss.violated(PY, live, False, has, brk, pending)
-                if silent:
-                    owed = self.explicit_owed is not None
-                    if no_admit.violated(PY, silent, owed, self.denied_since_owed):
-                        self._find(VIOLATION, R.no_admit, ev,
-                                   "write no-admit was the only action before this loss: "
-                                   "future_reuse_denied protects nobody", c)
-                    if explicit.violated(PY, silent, owed, self.denied_since_owed, c.protected):
-                        self._find(VIOLATION, R.explicit, ev,
-                                   "protected + active live exceeded usable, and no explicit "
-                                   "action was reported before this loss", c)
-                    pred = c.positions.pred.spelling() if c.positions.pred else "the predicate"
-                    self._find(VIOLATION, R.silent, ev,
-                               f"unreported resident loss: block {b} (position {pos}) broke "
-                               f"{pred} of claim {c.id} with no harm event and no prior release", c)
-                    c.silent = True
-                    c.silent_line = ev.line
+            if st.silent:
+                c.silent = True
+                c.silent_line = ev.line
         elif loss.post_release(PY, False, live, c.state in self.released, c.silent):
             if c.silent and c.protected and resp:
                 # Another protected block lost: one more R-hard occurrence (finding_counts counts
@@ -614,28 +561,16 @@ class Replay:
 
     def _close_group(self, ev: Event | None) -> None:
         """Settle what the run of block events left pending (see the timing rule above)."""
-        R = self.R
         for c in self.pending:
-            if harm.no_loss(PY, c.pending_harm is not None):
-                h = c.pending_harm
-                assert h is not None
-                c.pending_harm = None
-                self._find(VIOLATION, R.harm, h,
-                           "harm reported but no loss in the same allocation broke the predicate",
-                           c)
+            holds = c.positions.holds() if c.pending_materialized is not None else None
+            st = steps.at_group_end(PY, self.R, c.pending_harm is not None,
+                                    c.pending_materialized is not None, holds is not None, holds,
+                                    len(c.pending_lost))
+            self._file(st.filed, ev, c, dict)
+            if st.harmed:
                 c.state = self.E.harmed_state
-            if c.pending_materialized is not None:
-                m = c.pending_materialized
-                c.pending_materialized = None
-                holds = c.positions.holds()
-                if order.materialized_unheld(PY, holds is not None, holds):
-                    self._find(VIOLATION, R.order, m,
-                               "claim declared materialized but its predicate does not hold "
-                               "over the materialized positions", c)
-            for lost in c.pending_lost:  # rules/order.py `lost_report_unmatched`, per report
-                self._find(VIOLATION, R.order, lost,
-                           "post-release loss reported but no block of the claim was lost in "
-                           "the same allocation", c)
+            c.pending_harm = None
+            c.pending_materialized = None
             c.pending_lost.clear()
         self.pending = set()
 
@@ -709,6 +644,10 @@ class Replay:
             if explicit.owed(PY, bool(protected), total, required, usable):
                 self.explicit_owed = ev
                 self.denied_since_owed = False
+
+    def _settling(self, kind: str) -> frozenset[str]:
+        """The claim-scoped outcomes an event of this kind gives (rules/offload.py `settles`)."""
+        return frozenset(name for name, k in self.spec.offload_outcome_events.items() if k == kind)
 
     def _discharge_explicit(self, ev: Event) -> None:
         self.explicit_owed = None
@@ -789,8 +728,7 @@ class Replay:
             if offload_rule.outcome_never_followed(PY, c.outcome_owed is not None):
                 assert c.outcome_owed is not None
                 self._find(VIOLATION, R.offload, c.outcome_owed[1],
-                           f"restoration failure promised a {c.outcome_owed[0]} outcome that "
-                           "never followed", c)
+                           offload_rule.NEVER_FOLLOWED.format(outcome=c.outcome_owed[0]), c)
         if self.unjoined_stream is not None and self.claims:
             self._find(UNKNOWN, R.vocabulary, self.unjoined_stream,
                        "runtime KV stream events cannot be joined to claims without a claim "
@@ -883,6 +821,16 @@ class Replay:
             request_id=r.id, outcome=outcome, blocking_claim_ids=r.blocking,
             capacity_shortfall_blocks=r.shortfall, free_blocks_before_allocate=r.free,
             feasibility=r.feasibility, future_reuse_admitted=reuse, allocated_blocks=r.allocated)
+
+
+def _claim_event_names(verb: str, before: str, silent_line: int | None) -> dict[str, Any]:
+    return {"verb": verb, "state": f"state {before}", "in_state": f" (state {before})",
+            "at_line": f" at line {silent_line}"}
+
+
+def _loss_names(b: int, pos: int, c: Claim) -> dict[str, Any]:
+    return {"block": b, "pos": pos, "claim": c.id,
+            "pred": c.positions.pred.spelling() if c.positions.pred else "the predicate"}
 
 
 class ClaimLimit(Exception):

@@ -36,20 +36,25 @@ from kvclaims.check.progress import NS, STEPS, DeferBound, bound_fields
 from kvclaims.check.rules import attribution as attribution_rule
 from kvclaims.check.rules import (
     acceptance,
-    expiry,
     explicit,
     hard,
-    harm,
     identity,
     loss,
     no_admit,
-    no_silent_loss,
     order,
     release_order,
+    steps,
 )
 from kvclaims.check.rules import offload as offload_rule
 from kvclaims.check.rules import progress as progress_rule
 from kvclaims.check.rules import yield_ as yield_rule
+from kvclaims.check.rules.ops import (
+    AT_EVENT,
+    AT_HARM,
+    AT_LOST_REPORT,
+    AT_MATERIALIZED,
+    Filed,
+)
 from kvclaims.check.state import IDENTITY_FIELDS, EventNames, RuleIds
 from kvclaims.check.symbolic import Ops, Store, Val, is_sym
 from kvclaims.check.verdict import UNKNOWN, VIOLATION
@@ -317,6 +322,25 @@ class Encoding:
                                         self.slot if slot is None else slot, claim_id, message,
                                         len(self.findings), before))
 
+    def _file(self, filed: tuple[Filed, ...], c: int, i: int, names: dict[str, Any],
+              pending: dict[str, Val] | None = None, slot: int | None = None) -> None:
+        """File, each under its guard, the findings of a rule step (check/rules/steps.py): the
+        wording is the rule module's; located at event `i`, or at each event the index variable
+        `pending[at]` may hold."""
+        S, o = self.S, self.ops
+        for f in filed:
+            if not S.may(f.cond):
+                continue
+            with S.when(f.cond):
+                msg = f.message.format(**names)
+                if f.at == AT_EVENT or pending is None or f.at not in pending:
+                    self.find(f.status, f.rule, i, msg, c)
+                    continue
+                var = pending[f.at]
+                for m in self._event_choices(var):
+                    with S.when(o.eq(var, m)):
+                        self.find(f.status, f.rule, m, msg, c, slot=slot)
+
     # ---- the unrolling ------------------------------------------------------------------------
     def run(self, slots: Sequence[Slot]) -> list[SymFinding]:
         o, S = self.ops, self.S
@@ -459,9 +483,8 @@ class Encoding:
                     S[("id", c, name)] = code
                 elif S.may(amb):
                     with S.when(amb):
-                        self.find(VIOLATION, self.R.identity, i,
-                                  f"ambiguous identity: {name} is {v!r} here but differs before",
-                                  c)
+                        self.find(VIOLATION, self.R.identity, i, identity.AMBIGUOUS.format(
+                            field=name, value=v, old="different"), c)
 
     def _set_mode(self, c: int, i: int) -> None:
         S, o = self.S, self.ops
@@ -491,8 +514,8 @@ class Encoding:
         f = self.events[i].fields
         pred, unparsed = declared_predicate(f)
         if unparsed:
-            self.find(UNKNOWN, self.R.identity, i, "materialization predicate "
-                      f"{f['materialization_predicate']!r} is not understood", c)
+            self.find(UNKNOWN, self.R.identity, i, identity.UNPARSED.format(
+                value=f["materialization_predicate"]), c)
         req = f.get("resident_blocks_required")
         if req is not None:
             S[("decl", c)] = req
@@ -530,34 +553,16 @@ class Encoding:
         if kind in E.releasing:
             self._progress_release(c, o.member(before, self.responsible))
         allowed = order.allowed(o, before, [self.code[s] for s in t.sources])
-        late = release_order.violated(o, S[("sil", c)], kind in self.excusing)
-        if S.may(late):
-            with S.when(late):
-                verb = self.spec.events[kind].verb
-                self.find(VIOLATION, self.R.release_order, i, f"'{verb}' written after the "
-                          "predicate-breaking loss: a release excuses only later losses", c)
-                g = expiry.late_expiry(o, late, kind == E.expired)
-                if S.may(g):
-                    with S.when(g):
-                        self.find(VIOLATION, self.R.expiry, i, "expiry written after the loss "
-                                  "it would excuse: expiry must come before any loss it "
-                                  "excuses", c)
-                if S.may(allowed):
-                    with S.when(allowed):
-                        self._claim_body(c, i, t.target)
-        not_late = o.not_(late)
-        if not S.may(not_late):
-            return
-        with S.when(not_late):
-            self._checked_claim_body(c, i, t.target, allowed, before)
-
-    def _checked_claim_body(self, c: int, i: int, target: str, allowed: Val,
-                            before: Val) -> None:
-        for ok in self.S.branches(allowed):
-            if ok:
-                self._claim_body(c, i, target)
-            else:
-                self._bad_transition(c, i, before)
+        self._file(steps.at_claim_event(
+            o, self.R, S[("sil", c)], kind in self.excusing, kind == E.expired, allowed,
+            kind == E.harmed, o.eq(before, self.code[E.harmed_state]),
+            o.not_(o.eq(S[("ph", c)], -1)),
+            o.member(before, [S.initial, self.code[E.submitted_state]]), S[("acc", c)]), c, i,
+            {"verb": self.spec.events[kind].verb, "state": "this state", "in_state": "",
+             "at_line": ""})
+        if S.may(allowed):
+            with S.when(allowed):
+                self._claim_body(c, i, t.target)
 
     def _claim_body(self, c: int, i: int, target: str) -> None:
         E, R, S, o = self.E, self.R, self.S, self.ops
@@ -568,8 +573,7 @@ class Encoding:
             self._set_mode(c, i)
             if acceptance.post_hoc(f.get("claim_registration"),
                                    self.values["post_hoc_registration"]):
-                self.find(VIOLATION, R.acceptance, i,
-                          "acceptance is post hoc: the claim was named after the fact", c)
+                self.find(VIOLATION, R.acceptance, i, acceptance.POST_HOC, c)
             self._set_predicate(c, i)
             S[("acc", c)] = True
             pid = f.get("prefix_id")
@@ -582,12 +586,11 @@ class Encoding:
         elif kind == E.materialized:
             self._set_predicate(c, i)
             if order.says_not_materialized(f.get("predicate_materialized")):
-                self.find(VIOLATION, R.order, i,
-                          "materialized event says the predicate does not hold", c)
+                self.find(VIOLATION, R.order, i, order.SAYS_NOT_MATERIALIZED, c)
             for tracked in S.branches(S[("trk", c)]):
                 if tracked:
                     has, val = self.holds(c)
-                    pending = o.not_(o.and_(has, val))
+                    pending = order.materialized_unheld(o, has, val)
                     if S.may(pending):
                         with S.when(pending):
                             S[("pm", c)] = i
@@ -609,181 +612,98 @@ class Encoding:
         if target != "same":
             self.set_state(c, target)
 
-    def _bad_transition(self, c: int, i: int, before: Val) -> None:
-        E, R, S, o = self.E, self.R, self.S, self.ops
-        kind = self.events[i].kind
-        verb = self.spec.events[kind].verb
-        harmed = self.code[E.harmed_state]
-        filed = {
-            order.HARM_TWICE: (R.harm, "harm reported twice for the same claim"),
-            order.HARM_NOT_RESPONSIBLE: (R.harm, "harm reported for a claim that is not under "
-                                         "responsibility: no accepted claim, no harm"),
-            order.BEFORE_ACCEPTANCE: (R.acceptance, f"'{verb}' before the claim was accepted"),
-            order.NOT_ALLOWED: (R.order, f"'{verb}' is not allowed in this state"),
-        }
-        cases = [(cond, *filed[k]) for cond, k in order.bad_transition(
-            o, kind == E.harmed,
-            harm.twice(o, o.eq(before, harmed), o.not_(o.eq(S[("ph", c)], -1))),
-            acceptance.before_acceptance(
-                o, o.member(before, [S.initial, self.code[E.submitted_state]]), S[("acc", c)]))]
-        rest: Val = True
-        for cond, rule, msg in cases:
-            g = o.and_(rest, cond)
-            if S.may(g):
-                with S.when(g):
-                    self.find(VIOLATION, rule, i, msg, c)
-            rest = o.and_(rest, o.not_(cond))
-            if rest is False:
-                break
-
     def _on_release(self, c: int, i: int) -> None:
         S, o = self.S, self.ops
         self._discharge()
         kind = self.events[i].kind
-        owed = S[("owed", c)]
-        codes = [k for k, name in enumerate(self.outcomes)
-                 if self.spec.offload_outcome_events[name] == kind]
-        g = o.member(owed, codes) if codes else False
+        g = offload_rule.settles(o, S[("owed", c)], self._settling(kind))
         if S.may(g):
             with S.when(g):
                 S[("owed", c)] = -1
                 S[("off", c)] = self.off_code[self.spec.offload.initial]
 
     def _on_harm(self, c: int, i: int) -> None:
-        R, S, o = self.R, self.S, self.ops
+        S, o = self.S, self.ops
         f = self.events[i].fields
-        if harm.fields_deny_break(o, f.get("predicate_before") is False,
-                                  f.get("predicate_after") is True):
-            self.find(VIOLATION, R.harm, i,
-                      "harm event states that the predicate did not go true to false", c)
-        twice = harm.twice(o, False, o.not_(o.eq(S[("ph", c)], -1)))
-        for t in S.branches(twice):
-            if t:
-                self.find(VIOLATION, R.harm, i, "harm reported twice for the same claim", c)
-                continue
-            for tracked in S.branches(S[("trk", c)]):
-                if tracked:
-                    has, val = self.holds(c)
-                    for h in S.branches(o.not_(harm.undecidable(o, has))):
-                        if not h:
-                            self.find(UNKNOWN, R.harm, i, "harm cannot be checked: the claim "
-                                      "has no materialization predicate", c)
-                            self.set_state(c, self.E.harmed_state)
-                            continue
-                        for v in S.branches(o.not_(harm.after_break(o, True, val))):
-                            if not v:
-                                self.find(VIOLATION, R.harm, i, "harm reported after the "
-                                          "predicate had already broken: it must come before "
-                                          "the loss", c)
-                                self.set_state(c, self.E.harmed_state)
-                            else:
-                                S[("ph", c)] = i
-                                S[("pend", c)] = True
-                else:
-                    self.set_state(c, self.E.harmed_state)
-                    codes = [k for k, name in enumerate(self.outcomes)
-                             if self.spec.offload_outcome_events[name] == self.E.harmed]
-                    g = o.member(S[("owed", c)], codes) if codes else False
-                    if S.may(g):
-                        with S.when(g):
-                            S[("owed", c)] = -1
+        has, val = self.holds(c)
+        st = steps.at_harm(o, self.R, f.get("predicate_before") is False,
+                           f.get("predicate_after") is True, o.not_(o.eq(S[("ph", c)], -1)),
+                           S[("trk", c)], has, val)
+        self._file(st.filed, c, i, {})
+        if S.may(st.harmed):
+            with S.when(st.harmed):
+                self.set_state(c, self.E.harmed_state)
+        if S.may(st.pending):
+            with S.when(st.pending):
+                S[("ph", c)] = i
+                S[("pend", c)] = True
+        if S.may(st.settled):
+            g = o.and_(st.settled,
+                       offload_rule.settles(o, S[("owed", c)], self._settling(self.E.harmed)))
+            if S.may(g):
+                with S.when(g):
+                    S[("owed", c)] = -1
 
     # ---- offload sub-lifecycle -----------------------------------------------------------------
     def _on_offload(self, c: int, i: int) -> None:
-        E, R, S, o = self.E, self.R, self.S, self.ops
+        """The claim's offload event, decided by check/rules/steps.py `at_offload`."""
+        E, S, o = self.E, self.S, self.ops
         ev = self.events[i]
         f = ev.fields
+        kind = ev.kind
         consts = self.spec.offload_constants
         init = self.off_code[self.spec.offload.initial]
         off = S[("off", c)]
         S[("off", c)] = o.ite(o.eq(off, -1), init, off)
-        t = self.spec.offload.transitions[ev.kind]
-        verb = self.spec.events[ev.kind].verb
+        t = self.spec.offload.transitions[kind]
         gen = f.get("offload_generation")
-        if not isinstance(gen, int) or isinstance(gen, bool):
-            gen = None if gen is None else gen
+        has_gen = isinstance(gen, int) and not isinstance(gen, bool)
         ogen = S[("ogen", c)]
-        has_ogen = o.not_(o.eq(ogen, NONE))
-        if ev.kind == E.offloaded:
-            if isinstance(gen, int):
-                g = offload_rule.generation_repeated(o, has_ogen, gen, ogen)
-                if S.may(g):
-                    with S.when(g):
-                        self.find(VIOLATION, R.offload, i,
-                                  f"offload generation {gen} does not follow the open one", c)
-            if offload_rule.wrong_tiers(f.get("cache_tier_from"), f.get("cache_tier_to"), consts):
-                self.find(VIOLATION, R.offload, i,
-                          f"offload must move {consts['gpu_tier']} -> {consts['host_tier']}", c)
-            S[("ogen", c)] = gen if isinstance(gen, int) else NONE
-            self._discharge()
-        elif isinstance(gen, int):
-            g = offload_rule.other_generation(o, has_ogen, gen, ogen)
-            if S.may(g):
-                with S.when(g):
-                    self.find(VIOLATION, R.offload, i,
-                              f"'{verb}' names generation {gen} but another generation is open",
-                              c)
-        ogen = S[("ogen", c)]
-        if ev.kind == E.restored:
-            if gen is not None:
-                failed = S[("failed", c, gen)]
-            else:
-                failed = o.any(o.and_(o.eq(ogen, g if isinstance(g, int) else NONE),
-                                      S[("failed", c, g)]) for g in self.gens)
-            for t_failed in S.branches(offload_rule.restored_after_failure(o, failed)):
-                if t_failed:
-                    self.find(VIOLATION, R.offload, i,
-                              "restored after the restoration of this generation failed: "
-                              "recompute after a failure is not restoration", c)
-                else:
-                    self._offload_order(c, i, t, verb, gen)
-            return
-        self._offload_order(c, i, t, verb, gen)
-
-    def _offload_order(self, c: int, i: int, t: Any, verb: str, gen: Any) -> None:
-        E, R, S, o = self.E, self.R, self.S, self.ops
-        ev = self.events[i]
-        f = ev.fields
-        consts = self.spec.offload_constants
-        off = S[("off", c)]
-        ok = o.not_(offload_rule.out_of_order(o, off, [self.off_code[s] for s in t.sources]))
-        for good in S.branches(ok):
-            if not good:
-                self.find(VIOLATION, R.offload, i,
-                          f"'{verb}' out of the offload order: offloaded, restore_required, "
-                          "restored, reuse_after_restore", c)
-                continue
-            if ev.kind == E.restored:
-                src = f.get("restoration_source")
-                if offload_rule.not_from_offload_tier(src, f.get("restored_from_offload_tier"),
-                                                      f.get("cache_tier_from"), consts):
-                    self.find(VIOLATION, R.offload, i,
-                              f"restored from {src or f.get('cache_tier_from')!r}, not from the "
-                              "offload tier: fallback recompute is not restoration", c)
-                    continue
-            if ev.kind == E.restoration_failed:
-                outcome = f.get("claim_scoped_outcome_type")
-                target = f.get("outcome_claim_id")
-                if offload_rule.unknown_outcome(outcome, self.spec.offload_outcome_events):
-                    self.find(VIOLATION, R.offload, i,
-                              f"restoration failure outcome {outcome!r} is not one of "
-                              f"{sorted(self.spec.offload_outcome_events)}", c)
-                if offload_rule.outcome_for_other_claim(target, self.claim_ids[c]):
-                    self.find(VIOLATION, R.offload, i,
-                              f"restoration failure outcome names claim {target!r}", c)
+        is_restore = kind == E.restored
+        failed: Val = False
+        if is_restore:
+            failed = (S[("failed", c, gen)] if gen is not None else
+                      o.any(o.and_(o.eq(ogen, g if isinstance(g, int) else NONE),
+                                   S[("failed", c, g)]) for g in self.gens))
+        outcome = f.get("claim_scoped_outcome_type")
+        target = f.get("outcome_claim_id")
+        outcomes = self.spec.offload_outcome_events
+        st = steps.at_offload(
+            o, self.R, kind == E.offloaded, is_restore, kind == E.restoration_failed, has_gen,
+            gen if has_gen else NONE, o.not_(o.eq(ogen, NONE)), ogen, failed, S[("off", c)],
+            [self.off_code[s] for s in t.sources],
+            offload_rule.wrong_tiers(f.get("cache_tier_from"), f.get("cache_tier_to"), consts),
+            offload_rule.not_from_offload_tier(f.get("restoration_source"),
+                                               f.get("restored_from_offload_tier"),
+                                               f.get("cache_tier_from"), consts),
+            offload_rule.unknown_outcome(outcome, outcomes),
+            offload_rule.outcome_for_other_claim(target, self.claim_ids[c]))
+        self._file(st.filed, c, i, {
+            "gen": gen, "open_gen": "", "verb": self.spec.events[kind].verb,
+            "in_off_state": "", "gpu_tier": consts["gpu_tier"], "host_tier": consts["host_tier"],
+            "source": f.get("restoration_source") or f.get("cache_tier_from"),
+            "outcome": outcome, "outcomes": sorted(outcomes), "target": target,
+            "claim": self.claim_ids[c]})
+        if S.may(st.opens):
+            with S.when(st.opens):
+                S[("ogen", c)] = gen if has_gen else NONE
+                self._discharge()
+        if S.may(st.fails):
+            with S.when(st.fails):
                 if gen is not None:
                     S[("failed", c, gen)] = True
                 else:
-                    ogen = S[("ogen", c)]
                     for g in self.gens:
                         m = o.eq(ogen, g if isinstance(g, int) else NONE)
                         if S.may(m):
                             with S.when(m):
                                 S[("failed", c, g)] = True
-                if isinstance(outcome, str) and outcome in self.spec.offload_outcome_events:
-                    S[("owed", c)] = self.outcomes.index(outcome)
-                    S[("owedev", c)] = i
-            if t.target != "same":
+        if S.may(st.owes):
+            with S.when(st.owes):
+                S[("owed", c)] = self.outcomes.index(outcome)
+                S[("owedev", c)] = i
+        if t.target != "same" and S.may(st.moves):
+            with S.when(st.moves):
                 S[("off", c)] = self.off_code[t.target]
 
     # ---- blocks -----------------------------------------------------------------------------------
@@ -823,7 +743,7 @@ class Encoding:
                 with S.when(g):
                     self._claim(c)
                     self.find(VIOLATION, self.R.identity, i,
-                              f"block names claim {cid!r}, which was never submitted", c)
+                              identity.UNSUBMITTED.format(claim=cid), c)
         claim = self._binding_claim(i)
         for c in self._claims_of(i):
             g = o.eq(claim, c)
@@ -885,63 +805,18 @@ class Encoding:
                 S[("pl", c)] = o.ite(o.cmp(">", pl, 0), pl - 1, 0)
         if not S.may(live):
             return
-        cid = self.claim_ids[c]
-        pending = o.not_(o.eq(S[("ph", c)], -1))
-        brk = loss.breaks(o, before, after)
-        prot = S[("prot", c)]
-        unbroken = harm.unbroken(o, live, pending, has, brk)
-        if S.may(unbroken):
-            with S.when(unbroken):
-                S[("ph", c)] = -1
-                # found before the state moves on (state_before: the state at the harm)
-                self.find(VIOLATION, R.harm, i, f"harm reported, but the loss it announced "
-                          f"(block {b}, position {pos}) kept the predicate true", c)
-                self.set_state(c, self.E.harmed_state)
-        hard_lost = hard.violated(o, live, unbroken, prot)
-        if S.may(hard_lost):
-            with S.when(hard_lost):
-                self.find(VIOLATION, R.hard, i, f"protected block {b} (position {pos}) "
-                          f"of hard claim {cid} was an allocation victim while the claim "
-                          "was under responsibility", c)
-        g = expiry.lost_before_expiry(o, hard_lost)
-        if S.may(g):
-            with S.when(g):
-                self.find(VIOLATION, R.expiry, i, f"block {b} (position {pos}) of "
-                          f"expiring claim {cid} was lost before the claim expired: it "
-                          "is protected until its expiry", c)
-        g = no_silent_loss.undecidable(o, live, unbroken, has)
-        if S.may(g):
-            with S.when(g):
-                self.find(UNKNOWN, R.silent, i, f"block {b} of claim {cid} was lost but "
-                          "the claim has no materialization predicate, so harm cannot "
-                          "be decided", c)
-        g = harm.reported(o, live, pending, has, brk)
-        if S.may(g):
-            with S.when(g):
+        st = steps.at_loss(o, R, live, o.not_(o.eq(S[("ph", c)], -1)), has,
+                           loss.breaks(o, before, after), o.not_(o.eq(S[("owedx",)], -1)),
+                           S[("denied",)], S[("prot", c)])
+        self._file(st.filed, c, i, {"block": b, "pos": pos, "claim": self.claim_ids[c],
+                                    "pred": "the predicate"})
+        if S.may(st.harm_settled):
+            with S.when(st.harm_settled):
                 S[("ph", c)] = -1
                 self.set_state(c, self.E.harmed_state)
-        silent = no_silent_loss.violated(o, live, unbroken, has, brk, pending)
-        if not S.may(silent):
-            return
-        owed = o.not_(o.eq(S[("owedx",)], -1))
-        denied = S[("denied",)]
-        g = no_admit.violated(o, silent, owed, denied)
-        if S.may(g):
-            with S.when(g):
-                self.find(VIOLATION, R.no_admit, i, "write no-admit was the "
-                          "only action before this loss: "
-                          "future_reuse_denied protects nobody", c)
-        g = explicit.violated(o, silent, owed, denied, prot)
-        if S.may(g):
-            with S.when(g):
-                self.find(VIOLATION, R.explicit, i, "protected + active "
-                          "live exceeded usable, and no explicit action was "
-                          "reported before this loss", c)
-        with S.when(silent):
-            self.find(VIOLATION, R.silent, i, f"unreported resident loss: block "
-                      f"{b} (position {pos}) broke the predicate of claim {cid} "
-                      "with no harm event and no prior release", c)
-            S[("sil", c)] = True
+        if S.may(st.silent):
+            with S.when(st.silent):
+                S[("sil", c)] = True
 
     def _close_group(self, i: int | None) -> None:
         E, R, S, o = self.E, self.R, self.S, self.ops
@@ -951,41 +826,19 @@ class Encoding:
             if not S.may(pend):
                 continue
             with S.when(pend):
-                ph = S[("ph", c)]
-                g = harm.no_loss(o, o.not_(o.eq(ph, -1)))
-                if S.may(g):
-                    with S.when(g):
-                        for h in self._event_choices(ph):
-                            with S.when(o.eq(ph, h)):
-                                self.find(VIOLATION, R.harm, h, "harm reported but no loss in "
-                                          "the same allocation broke the predicate", c, slot=at
-                                          if i is None else None)
-                        S[("ph", c)] = -1
+                ph, pm, pl = S[("ph", c)], S[("pm", c)], S[("pl", c)]
+                has, val = self.holds(c)
+                st = steps.at_group_end(o, R, o.not_(o.eq(ph, -1)), o.not_(o.eq(pm, -1)), has,
+                                        val, pl)
+                self._file(st.filed, c, at, {},
+                           {AT_HARM: ph, AT_MATERIALIZED: pm, AT_LOST_REPORT: S[("plev", c)]},
+                           slot=at if i is None else None)
+                if S.may(st.harmed):
+                    with S.when(st.harmed):
                         self.set_state(c, E.harmed_state)
-                pm = S[("pm", c)]
-                g = o.not_(o.eq(pm, -1))
-                if S.may(g):
-                    with S.when(g):
-                        S[("pm", c)] = -1
-                        has, val = self.holds(c)
-                        bad = order.materialized_unheld(o, has, val)
-                        if S.may(bad):
-                            with S.when(bad):
-                                for m in self._event_choices(pm):
-                                    with S.when(o.eq(pm, m)):
-                                        self.find(VIOLATION, R.order, m, "claim declared "
-                                                  "materialized but its predicate does not hold "
-                                                  "over the materialized positions", c)
-                pl = S[("pl", c)]
-                g = order.lost_report_unmatched(o, pl)
-                if S.may(g):
-                    with S.when(g):
-                        for m in self._event_choices(S[("plev", c)]):
-                            with S.when(o.eq(S[("plev", c)], m)):
-                                self.find(VIOLATION, R.order, m, "post-release loss reported "
-                                          "but no block of the claim was lost in the same "
-                                          "allocation", c)
-                        S[("pl", c)] = 0
+                S[("ph", c)] = -1
+                S[("pm", c)] = -1
+                S[("pl", c)] = 0
                 S[("pend", c)] = False
 
     def _event_choices(self, v: Val) -> list[int]:
@@ -1091,9 +944,8 @@ class Encoding:
             named[c] = o.or_(named.get(c, False), g)
             if S.may(g):
                 with S.when(g):
-                    self.find(VIOLATION, R.yield_, i, f"over-protection: request {rid} is {verb} "
-                              f"naming {bid}, a claim that gives way and never blocks an active "
-                              "request", c)
+                    self.find(VIOLATION, R.yield_, i, yield_rule.NAMED.format(
+                        request=rid, verb=verb, claim=bid, in_mode=""), c)
         required = f.get("active_live_blocks_required")
         usable = self._usable(f)
         if not required or (not is_sym(usable) and usable == NONE):
@@ -1113,9 +965,8 @@ class Encoding:
             g = yield_rule.unnamed_cause(o, fits, soft[c], named.get(c, False))
             if S.may(g):
                 with S.when(g):
-                    self.find(VIOLATION, R.yield_, i, f"over-protection: request {rid} is {verb} "
-                              "while only claims that give way hold the blocks it needs; "
-                              f"{self.claim_ids[c]} must give way", c)
+                    self.find(VIOLATION, R.yield_, i, yield_rule.UNNAMED_CAUSE.format(
+                        request=rid, verb=verb, claim=self.claim_ids[c], numbers="", held=""), c)
 
     # ---- R-progress (docs/model.md §6): a deferral is decided within every declared bound -----------
     def _progress_advance(self, i: int) -> None:
@@ -1166,9 +1017,8 @@ class Encoding:
         g = o.and_(S[("dopen", rid)], o.any(over))
         if S.may(g):
             with S.when(g):
-                self.find(VIOLATION, self.R.progress, i, f"unbounded deferral: request {rid} is "
-                          "still neither admitted, refused nor unblocked past a declared "
-                          "deferral bound")
+                self.find(VIOLATION, self.R.progress, i, progress_rule.PAST_BOUND.format(
+                    request=rid, since="", elapsed="", bound="a declared deferral bound"))
                 S[("dopen", rid)] = False
                 S[("dlate", rid)] = True
 
@@ -1253,8 +1103,13 @@ class Encoding:
                     S[("dopen", rid)] = False
 
     def _refusal_outcome_codes(self) -> list[int]:
+        return self._settling(self.E.refused)
+
+    def _settling(self, kind: str) -> list[int]:
+        """The codes of the claim-scoped outcomes an event of this kind gives (rules/offload.py
+        `settles`)."""
         return [k for k, name in enumerate(self.outcomes)
-                if self.spec.offload_outcome_events[name] == self.E.refused]
+                if self.spec.offload_outcome_events[name] == kind]
 
     def _attribution(self, i: int) -> None:
         R, V, S, o = self.R, self.values, self.S, self.ops
@@ -1277,20 +1132,20 @@ class Encoding:
                 g = attribution_rule.unnamed(o, eligible[c])
                 if S.may(g):
                     with S.when(g):
-                        self.find(VIOLATION, R.attribution, i, "refusal under claim pressure "
-                                  f"does not name blocking claim {self.claim_ids[c]}", c)
+                        self.find(VIOLATION, R.attribution, i, attribution_rule.UNNAMED.format(
+                            claim=self.claim_ids[c]), c)
             return
         if attribution_rule.unsorted(blocking):
-            self._first_claim_find(eligible, range(n), i, f"blocking_claim_ids {blocking} must "
-                                   "be sorted and without duplicates")
+            self._first_claim_find(eligible, range(n), i,
+                                   attribution_rule.UNSORTED.format(blocking=blocking))
         for bid in blocking:
             el = eligible[self.ci[bid]] if bid in self.ci else False
             g = attribution_rule.smear(o, el)
             if S.may(g):
                 with S.when(g):
-                    self.find(VIOLATION, R.attribution, i, f"blocking-claim smear: {bid} is not "
-                              "a claim under responsibility holding protected blocks, so it "
-                              "cannot block this request", None, claim_id=bid)
+                    self.find(VIOLATION, R.attribution, i, attribution_rule.SMEAR.format(
+                        claim=bid, why="is not a claim under responsibility holding protected "
+                        "blocks"), None, claim_id=bid)
         if not restore_path:
             self._numbers(i, blocking, eligible)
         else:
@@ -1331,14 +1186,13 @@ class Encoding:
         rule = attribution_rule
         p = f.get("protected_resident_blocks")
         if p is not None:
-            bads.append((rule.protected_mismatch(o, p, protected), f"protected_resident_blocks "
-                         f"is {p} but the named claims hold a different number of protected "
-                         "blocks in the replayed pool"))
+            bads.append((rule.protected_mismatch(o, p, protected), rule.PROTECTED_MISMATCH.format(
+                declared=p, protected="a different number of")))
         req = f.get("active_live_blocks_required")
         total = f.get("resident_plus_active_blocks")
         if total is not None and req is not None:
             bads.append((rule.total_mismatch(o, total, protected, req),
-                         f"resident_plus_active_blocks is {total}, not protected + required"))
+                         rule.TOTAL_MISMATCH.format(total=total, protected_n="", required=req)))
         usable = self._usable(f)
         has_usable = o.not_(o.eq(usable, NONE))
         free = f.get("free_blocks_before_allocate")
@@ -1346,24 +1200,24 @@ class Encoding:
             allocated = o.count(S[("alloc", b)] for b in self.blocks)
             over = o.and_(has_usable, rule.free_over(o, free, usable, protected_all))
             under = o.and_(has_usable, rule.free_under(o, free, usable, allocated, over))
-            bads.append((over, f"free_blocks_before_allocate is {free}, more than usable - "
-                         "protected can be free"))
-            bads.append((under, f"free_blocks_before_allocate is {free}, fewer than usable - "
-                         "blocks ever allocated are free"))
+            bads.append((over, rule.FREE_OVER.format(free=free, upper="usable - protected")))
+            bads.append((under, rule.FREE_UNDER.format(
+                free=free, lower="usable - blocks ever allocated")))
         shortfall = f.get("capacity_shortfall_blocks")
         if shortfall is not None and req is not None:
             if rule.shortfall_not_free(shortfall, req, free):
-                bads.append((True, f"capacity_shortfall_blocks is {shortfall}, not "
-                             f"max(0, required {req} - free {free})"))
+                bads.append((True, rule.SHORTFALL_NOT_FREE.format(
+                    shortfall=shortfall, required=req, free=free, result="")))
             else:
                 bads.append((o.and_(has_usable, rule.shortfall_low(o, shortfall, protected, req,
                                                                     usable)),
-                             f"capacity_shortfall_blocks is {shortfall}, below protected + "
-                             f"required {req} - usable"))
+                             rule.SHORTFALL_LOW.format(shortfall=shortfall, protected_n="",
+                                                       required=req, usable_n="")))
         feas = f.get("feasibility")
         if feas is not None and shortfall is not None:
             if rule.feasibility_mismatch(feas, shortfall, V["infeasible"], V["feasible_prefix"]):
-                bads.append((True, f"feasibility {feas!r} does not match shortfall {shortfall}"))
+                bads.append((True, rule.FEASIBILITY_MISMATCH.format(feasibility=feas,
+                                                                     shortfall=shortfall)))
         listed = f.get("protected_resident_claims")
         if listed is not None:
             ids = sorted(str(x.get("claim_id")) for x in listed if isinstance(x, dict))
@@ -1373,7 +1227,7 @@ class Encoding:
                 return eligible[self.ci[cid]] if cid in named else False
 
             bads.append((rule.listed_mismatch(o, ids, named, eligible_of),
-                         f"protected_resident_claims names {ids}, not the blocking claims"))
+                         rule.LISTED_MISMATCH.format(listed=ids, named=sorted(named))))
         for cond, msg in bads:
             if S.may(cond):
                 with S.when(cond):
@@ -1392,18 +1246,17 @@ class Encoding:
                 with S.when(g):
                     for m in self._event_choices(S[("owedev", c)]):
                         with S.when(o.eq(S[("owedev", c)], m)):
-                            self.find(VIOLATION, R.offload, m, "restoration failure promised "
-                                      "an outcome that never followed", c, slot=last)
+                            self.find(VIOLATION, R.offload, m, offload_rule.NEVER_FOLLOWED.format(
+                                outcome="claim-scoped"), c, slot=last)
         for rid in self.deferred_requests:
             g = S[("dopen", rid)]
             if S.may(g):
                 with S.when(g):
                     for m in self._event_choices(S[("dev", rid)]):
                         with S.when(o.eq(S[("dev", rid)], m)):
-                            self.find(UNKNOWN, R.progress, m, f"request {rid} is still "
-                                      "deferred at the end of the trace and no declared bound "
-                                      "has passed: whether it was ever decided is unknown",
-                                      slot=last)
+                            self.find(UNKNOWN, R.progress, m, progress_rule.STILL_OPEN.format(
+                                request=rid, since="", why="no declared bound has passed"),
+                                slot=last)
         if hasattr(self, "unjoined"):
             any_claim = o.any(S[("ex", c)] for c in range(len(self.claim_ids)))
             if S.may(any_claim):

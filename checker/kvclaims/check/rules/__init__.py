@@ -21,14 +21,19 @@ Two evaluators run the same definitions:
 - the replay (check/replay.py and its plug-ins) passes Python values and `PY` to the definitions
   as compiled by rules/concrete.py (operator calls inlined once, at import, from the definition's
   own source), and gets a truth value: it streams the trace, keeps the state, locates the
-  finding (line, column, quote) and words it;
+  finding (line, column, quote) and fills the rule's wording;
 - the Z3 engine (check/z3model.py) passes its encoded state (Python values where the order is
   known, Z3 terms inside unordered parts) and `symbolic.Ops`, and gets a guard under which the
   finding holds in some linearizations.
 
+A rule module also holds the wording of its findings (`str.format` templates), and
+rules/steps.py composes the definitions per step of a claim (a claim event, a harm, a loss, the end
+of a group of block events, an offload event): the order of the cases and what the step does to
+the state the rules read, returned as `Filed` findings (rules/ops.py) and new values.
+
 So the engines hold state and iterate events; what a rule *is* is written here once, and the
 engine differential (tests/check/test_engines.py) tests the two evaluators and the symbolic
 unrolling, while the mutation suite (tests/mutation) tests the definitions' reading of the model.
-docs/checking.md's rule table links every rule to its module and says which parts of a rule have
-not yet moved here.
+docs/checking.md's rule table links every rule to its module, and its "One definition per rule"
+lists what is still the engines' own code (wiring and bookkeeping around the definitions).
 """

@@ -8,6 +8,9 @@ from typing import Any
 
 from kvclaims.check.rules.ops import Ops, Val
 
+POST_HOC = "acceptance is post hoc: the claim was named after the fact"
+BEFORE = "'{verb}' before the claim was accepted{in_state}"
+
 
 def post_hoc(registration: Any, post_hoc_value: str) -> bool:
     """The acceptance says the claim was named after the fact."""

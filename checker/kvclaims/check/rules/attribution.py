@@ -16,6 +16,25 @@ from typing import Any
 
 from kvclaims.check.rules.ops import Ops, Val
 
+# The wording of R-attribution's findings outside the numbers (templates over the names of
+# rules/ops.py `Filed`).
+UNNAMED = "refusal under claim pressure does not name blocking claim {claim}"
+UNSORTED = "blocking_claim_ids {blocking} must be sorted and without duplicates"
+SMEAR = "blocking-claim smear: {claim} {why}, so it cannot block this request"
+# The numbers (`{protected}` and the like are the replayed values where an engine knows them).
+PROTECTED_MISMATCH = ("protected_resident_blocks is {declared} but the named claims hold "
+                      "{protected} protected blocks in the replayed pool")
+TOTAL_MISMATCH = ("resident_plus_active_blocks is {total}, not protected{protected_n} + required "
+                  "{required}")
+FREE_OVER = "free_blocks_before_allocate is {free}, but at most {upper} can be free"
+FREE_UNDER = "free_blocks_before_allocate is {free}, but at least {lower} are free"
+SHORTFALL_NOT_FREE = ("capacity_shortfall_blocks is {shortfall}, not max(0, required {required} - "
+                      "free {free}){result}")
+SHORTFALL_LOW = ("capacity_shortfall_blocks is {shortfall}, below protected{protected_n} + "
+                 "required {required} - usable{usable_n}")
+FEASIBILITY_MISMATCH = "feasibility {feasibility!r} does not match shortfall {shortfall}"
+LISTED_MISMATCH = "protected_resident_claims names {listed}, blocking_claim_ids {named}"
+
 
 def claim_caused(blocking: Sequence[Any] | None, infeasible: bool, shortfall: Any) -> bool:
     """The decision is about claims: it names some, says infeasible, or has a shortfall."""

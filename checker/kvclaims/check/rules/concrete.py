@@ -35,6 +35,7 @@ from kvclaims.check.rules import (
     order,
     progress,
     release_order,
+    steps,
     yield_,
 )
 
@@ -81,8 +82,10 @@ class _Inline(ast.NodeTransformer):
         return node
 
 
-def compile_definition(fn: Any) -> Any:
-    """`fn` with its operator calls inlined (same parameters; `o` is still accepted)."""
+def compile_definition(fn: Any, env: dict[str, Any] | None = None) -> Any:
+    """`fn` with its operator calls inlined (same parameters; `o` is still accepted). `env`
+    overrides names of the function's module (rules/steps.py's calls of the rule modules run their
+    compiled forms)."""
     params = list(inspect.signature(fn).parameters)
     if not params or params[0] != "o":
         return fn
@@ -96,22 +99,23 @@ def compile_definition(fn: Any) -> Any:
     _Inline("o").visit(func)
     ast.fix_missing_locations(tree)
     ns: dict[str, Any] = {}
+    scope = fn.__globals__ if env is None else {**fn.__globals__, **env}
     exec(compile(tree, inspect.getsourcefile(fn) or "<rule>", "exec"),  # noqa: S102
-         fn.__globals__, ns)
+         scope, ns)
     out = ns[fn.__name__]
     out.__doc__ = fn.__doc__
     out.__wrapped__ = fn
     return out
 
 
-def compile_module(module: ModuleType) -> SimpleNamespace:
+def compile_module(module: ModuleType, env: dict[str, Any] | None = None) -> SimpleNamespace:
     """Every public function of a rule module, compiled; other names as they are."""
     out = {}
     for name, value in vars(module).items():
         if name.startswith("_"):
             continue
         if inspect.isfunction(value) and value.__module__ == module.__name__:
-            out[name] = compile_definition(value)
+            out[name] = compile_definition(value, env)
         else:
             out[name] = value
     return SimpleNamespace(**out)
@@ -132,3 +136,7 @@ order = compile_module(order)  # type: ignore[assignment]
 progress = compile_module(progress)  # type: ignore[assignment]
 release_order = compile_module(release_order)  # type: ignore[assignment]
 yield_ = compile_module(yield_)  # type: ignore[assignment]
+steps = compile_module(steps, env={  # type: ignore[assignment]
+    "acceptance": acceptance, "expiry": expiry, "explicit": explicit, "hard": hard, "harm": harm,
+    "no_admit": no_admit, "no_silent_loss": no_silent_loss, "offload": offload, "order": order,
+    "release_order": release_order})

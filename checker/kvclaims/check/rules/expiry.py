@@ -10,6 +10,11 @@ from __future__ import annotations
 
 from kvclaims.check.rules.ops import Ops, Val
 
+LOST = ("block {block} (position {pos}) of expiring claim {claim} was lost before the claim "
+        "expired: it is protected until its expiry")
+LATE = ("expiry written after the loss{at_line} it would excuse: expiry must come before any loss "
+        "it excuses")
+
 
 def late_expiry(o: Ops, late_release: Val, is_expiry: bool) -> Val:
     """An expiry written after the predicate-breaking loss (R-release-order's late release)."""

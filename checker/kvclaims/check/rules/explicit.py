@@ -11,6 +11,9 @@ from __future__ import annotations
 
 from kvclaims.check.rules.ops import Ops, Val
 
+LOST = ("protected + active live exceeded usable, and no explicit action was reported before this "
+        "loss")
+
 
 def owed(o: Ops, any_protected: Val, protected_total: Val, required: Val, usable: Val) -> Val:
     return o.and_(any_protected, o.cmp(">", o.total([protected_total, required]), usable))

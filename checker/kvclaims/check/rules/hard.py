@@ -11,6 +11,9 @@ from __future__ import annotations
 
 from kvclaims.check.rules.ops import Ops, Val
 
+LOST = ("protected block {block} (position {pos}) of hard claim {claim} was an allocation victim "
+        "while the claim was under responsibility")
+
 
 def violated(o: Ops, live: Val, harm_unbroken: Val, protected: Val) -> Val:
     """A block of a live hard claim lost (rules/loss.py `live`); a loss already filed as an unbroken

@@ -12,6 +12,18 @@ from __future__ import annotations
 
 from kvclaims.check.rules.ops import Ops, Val
 
+# The wording of R-harm's findings (templates over the names of rules/ops.py `Filed`).
+UNBROKEN = ("harm reported, but the loss it announced (block {block}, position {pos}) kept the "
+            "predicate true")
+NO_LOSS = "harm reported but no loss in the same allocation broke the predicate"
+DENIES_BREAK = "harm event states that the predicate did not go true to false"
+TWICE = "harm reported twice for the same claim"
+NOT_RESPONSIBLE = ("harm reported for a claim that is not under responsibility{in_state}: no "
+                   "accepted claim, no harm")
+UNDECIDABLE = "harm cannot be checked: the claim has no materialization predicate"
+AFTER_BREAK = ("harm reported after the predicate had already broken: it must come before the "
+               "loss")
+
 
 def unbroken(o: Ops, live: Val, pending: Val, has_predicate: Val, breaks: Val) -> Val:
     """The violation at a loss: a pending harm, and the loss it announced kept the predicate."""

@@ -9,6 +9,10 @@ from __future__ import annotations
 
 from kvclaims.check.rules.ops import Ops, Val
 
+AMBIGUOUS = "ambiguous identity: {field} is {value!r} here but {old} before"
+UNSUBMITTED = "block names claim {claim!r}, which was never submitted"
+UNPARSED = "materialization predicate {value!r} is not understood"
+
 
 def ambiguous(o: Ops, unset: Val, same: Val) -> Val:
     """An identity field already set for the claim takes another value."""

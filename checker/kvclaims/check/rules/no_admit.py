@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from kvclaims.check.rules.ops import Ops, Val
 
+LOST = ("write no-admit was the only action before this loss: future_reuse_denied protects "
+        "nobody")
+
 
 def denied_since(o: Ops, denied: Val, action_owed: Val) -> Val:
     """A `future_reuse_denied` while an action is owed: remembered until the action comes."""

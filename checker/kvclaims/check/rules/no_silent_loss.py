@@ -9,6 +9,11 @@ from __future__ import annotations
 
 from kvclaims.check.rules.ops import Ops, Val
 
+LOST = ("unreported resident loss: block {block} (position {pos}) broke {pred} of claim {claim} "
+        "with no harm event and no prior release")
+UNDECIDABLE = ("block {block} of claim {claim} was lost but the claim has no materialization "
+               "predicate, so harm cannot be decided")
+
 
 def violated(o: Ops, live: Val, harm_unbroken: Val, has_predicate: Val, breaks: Val,
              harm_pending: Val) -> Val:

@@ -15,6 +15,20 @@ from typing import Any
 
 from kvclaims.check.rules.ops import Ops, Val
 
+# The wording of R-offload's findings (templates over the names of rules/ops.py `Filed`).
+GEN_REPEATED = "offload generation {gen} does not follow the open generation{open_gen}"
+WRONG_TIERS = "offload must move {gpu_tier} -> {host_tier}"
+OTHER_GENERATION = "'{verb}' names generation {gen}, not the open generation{open_gen}"
+AFTER_FAILURE = ("restored after the restoration of this generation failed: recompute after a "
+                 "failure is not restoration")
+OUT_OF_ORDER = ("'{verb}' out of the offload order{in_off_state}: offloaded, restore_required, "
+                "restored, reuse_after_restore")
+NOT_FROM_TIER = ("restored from {source!r}, not from the offload tier: fallback recompute is not "
+                 "restoration")
+UNKNOWN_OUTCOME = "restoration failure outcome {outcome!r} is not one of {outcomes}"
+OTHER_CLAIM = "restoration failure outcome names claim {target!r}, not {claim!r}"
+NEVER_FOLLOWED = "restoration failure promised a {outcome} outcome that never followed"
+
 
 def generation_repeated(o: Ops, has_open: Val, gen: int, open_gen: Val) -> Val:
     """An offload whose generation does not follow the open one."""
@@ -61,3 +75,9 @@ def outcome_for_other_claim(target: Any, claim_id: str) -> bool:
 def outcome_never_followed(o: Ops, owed: Val) -> Val:
     """At the end of the trace: a promised claim-scoped outcome is still owed."""
     return owed
+
+
+def settles(o: Ops, owed: Val, settling: Iterable[Any]) -> Val:
+    """An event settles the claim-scoped outcome owed when the outcome is one this event kind
+    gives (spec/lifecycle.toml `offload_outcome_events`; `settling` are those outcomes)."""
+    return o.member(owed, settling)

@@ -15,7 +15,7 @@ the state (they would not carry over to Z3 terms); arithmetic `+`/`-` on ints is
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 Val = Any  # bool | int for PY; also a z3.ExprRef for the symbolic implementation
 
@@ -92,3 +92,25 @@ class PyOps:
 
 
 PY = PyOps()
+
+
+# ---- what a rule files ------------------------------------------------------------------------
+# Where a filed finding is located: at the event being decided, or at the earlier event a claim
+# left pending (its harm, its materialized declaration, its post-release loss reports).
+AT_EVENT, AT_HARM, AT_MATERIALIZED, AT_LOST_REPORT = "event", "harm", "materialized", "lost_report"
+
+
+class Filed(NamedTuple):
+    """A finding a rule files when `cond` holds (a truth value, or a Z3 guard).
+
+    `message` is the rule module's wording, a `str.format` template over the names an engine
+    supplies (`block`, `pos`, `claim`, `pred`, `verb`, `state`, `in_state`, `at_line`); `at` says
+    which event it is located at. The engines only evaluate `cond`, fill the template and locate
+    the finding.
+    """
+
+    cond: Val
+    rule: str
+    status: str
+    message: str
+    at: str = AT_EVENT

@@ -18,6 +18,13 @@ from kvclaims.check.rules.ops import Ops, Val
 
 HARM_TWICE, HARM_NOT_RESPONSIBLE, BEFORE_ACCEPTANCE, NOT_ALLOWED = range(4)
 
+NOT_ALLOWED_MSG = "'{verb}' is not allowed in {state}"
+SAYS_NOT_MATERIALIZED = "materialized event says the predicate does not hold"
+MATERIALIZED_UNHELD = ("claim declared materialized but its predicate does not hold over the "
+                       "materialized positions")
+LOST_REPORT_UNMATCHED = ("post-release loss reported but no block of the claim was lost in the "
+                         "same allocation")
+
 
 def allowed(o: Ops, state: Val, sources: Iterable[Any]) -> Val:
     return o.member(state, sources)

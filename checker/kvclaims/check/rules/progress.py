@@ -12,6 +12,12 @@ from __future__ import annotations
 
 from kvclaims.check.rules.ops import Ops, Val
 
+# The wording of R-progress's findings (templates over the names of rules/ops.py `Filed`).
+PAST_BOUND = ("unbounded deferral: request {request}{since} is still neither admitted, refused nor "
+              "unblocked{elapsed} past {bound}")
+STILL_OPEN = ("request {request}{since} is still open at the end of the trace and {why}: whether "
+              "it was ever decided is unknown")
+
 
 def holds_blocks(o: Ops, responsible: Val, blocks: Val) -> Val:
     """A claim an arriving request waits on: under responsibility and holding blocks."""

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 from kvclaims.check.rules.ops import Ops, Val
 
+LATE = ("'{verb}' written after the predicate-breaking loss{at_line}: a release excuses only later "
+        "losses")
+
 
 def excusing_kinds(releasing: frozenset[str], offloaded: str, harmed: str) -> frozenset[str]:
     """The claim events that would excuse a later loss: every event whose transition leaves

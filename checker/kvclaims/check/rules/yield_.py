@@ -14,6 +14,12 @@ from typing import Any
 
 from kvclaims.check.rules.ops import Ops, Val
 
+# The wording of R-yield's findings (templates over the names of rules/ops.py `Filed`).
+NAMED = ("over-protection: request {request} is {verb} naming {claim}, a claim{in_mode} that gives "
+         "way and never blocks an active request")
+UNNAMED_CAUSE = ("over-protection: request {request} is {verb} while only claims that give way "
+                 "hold the blocks it needs{numbers}; {claim}{held} must give way")
+
 
 def modes(spec_modes: dict[str, Any], protects: bool) -> frozenset[str]:
     """The mode names that protect (`protects=True`) or give way."""
