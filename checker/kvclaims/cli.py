@@ -687,22 +687,8 @@ def watch(endpoint: str, replay: str | None, claims: str, fmt: str, topic: str,
     from kvclaims.check import selection
     from kvclaims.watch import watch_command
 
-    if endpoint.startswith(("nats://", "tls://")):
-        from kvclaims.watch_nats import watch_nats
-
-        zmq_only = [n for n, v in (("--replay", replay), ("--topic", topic or None),
-                                   ("--max-batches", max_batches), ("--record", record),
-                                   ("--select", select), ("--ignore", ignore)) if v]
-        if zmq_only or not stream or not durable:
-            raise click.UsageError(
-                f"{', '.join(zmq_only)} appl{'ies' if len(zmq_only) == 1 else 'y'} to a ZMQ "
-                "endpoint only" if zmq_only else "a nats:// watch needs --stream and --durable")
-        sys.exit(watch_nats(endpoint, claims, fmt, stream=stream, durable=durable,
-                            subject=subject, bucket=checkpoint_bucket, idle_timeout=idle_timeout,
-                            ack_wait=ack_wait, fetch=fetch, window=reorder_window,
-                            checkpoint_interval=checkpoint_interval))
-    if stream or durable or subject:
-        raise click.UsageError("--stream, --durable and --subject apply to a nats:// endpoint")
+    # --select/--ignore: the rules the verdict counts, applied to the decided report as `check`
+    # applies them (kvclaims.check.selection), on either kind of endpoint.
     spec = spec_mod.load()
     chosen, by = {}, []
     for name, given in (("select", select), ("ignore", ignore)):
@@ -713,6 +699,21 @@ def watch(endpoint: str, replay: str | None, claims: str, fmt: str, topic: str,
         if chosen[name]:
             by.append(f"--{name}")
     rules = selection.selection(spec, chosen["select"], chosen["ignore"], " and ".join(by))
+    if endpoint.startswith(("nats://", "tls://")):
+        from kvclaims.watch_nats import watch_nats
+
+        zmq_only = [n for n, v in (("--replay", replay), ("--topic", topic or None),
+                                   ("--max-batches", max_batches), ("--record", record)) if v]
+        if zmq_only or not stream or not durable:
+            raise click.UsageError(
+                f"{', '.join(zmq_only)} appl{'ies' if len(zmq_only) == 1 else 'y'} to a ZMQ "
+                "endpoint only" if zmq_only else "a nats:// watch needs --stream and --durable")
+        sys.exit(watch_nats(endpoint, claims, fmt, stream=stream, durable=durable,
+                            subject=subject, bucket=checkpoint_bucket, idle_timeout=idle_timeout,
+                            ack_wait=ack_wait, fetch=fetch, window=reorder_window,
+                            checkpoint_interval=checkpoint_interval, rules=rules))
+    if stream or durable or subject:
+        raise click.UsageError("--stream, --durable and --subject apply to a nats:// endpoint")
     sys.exit(watch_command(endpoint, replay, claims, fmt, topic=topic, idle_timeout=idle_timeout,
                            max_batches=max_batches, record=record, window=reorder_window,
                            rules=rules))

@@ -161,6 +161,41 @@ def test_stock_vllm_probe_is_a_violation_and_again_from_the_checkpoint(nats_serv
     assert rc3 == 3 and [a["kind"] for a in final(empty)["stream"]["anomalies"]] == ["empty"]
 
 
+def test_rules_left_out_as_check_leaves_them_out(nats_server: NatsServer, tmp_path: Path) -> None:
+    # `watch nats:// --ignore/--select` decides through the path `check --ignore/--select` takes
+    # (kvclaims.check.selection on the decided report); the checkpoint keeps the undecided state,
+    # so a later watch on the same durable counting every rule finds the violation again.
+    rec = VLLM / "stock-probe.kvbatches"
+    claims = str(VLLM / "claims.toml")
+    frames = [(f.seq, msgspec.msgpack.encode(f.payload))
+              for f in read_frames(rec.read_bytes(), str(rec))]
+    engine = Engine(frames)
+    try:
+        relay_all(engine, nats_server.url, frames)
+    finally:
+        engine.close()
+    watch_cmd = [*KV, "watch", nats_server.url, "--stream", STREAM, "--durable", "sel",
+                 "--claims", claims, "--idle-timeout", "1", "--format", "jsonl"]
+    check_cmd = [*KV, "check", str(rec), "--claims", claims, "--format", "json"]
+    whole = json.loads(subprocess.run(check_cmd, capture_output=True, text=True, cwd=ROOT,
+                                      timeout=300).stdout)
+    violated = sorted({f["rule"] for f in whole["findings"] if f["status"] == "violation"})
+    assert violated, "the probe violates some rule"
+    for flags, code in ((["--ignore", ",".join(violated)], 0), (["--select", violated[0]], 1)):
+        w = subprocess.run([*watch_cmd, *flags], capture_output=True, text=True, cwd=ROOT,
+                           timeout=300)
+        c = subprocess.run([*check_cmd, *flags], capture_output=True, text=True, cwd=ROOT,
+                           timeout=300)
+        assert w.returncode == c.returncode == code, (flags, w.stdout, w.stderr)
+        lines = [json.loads(x) for x in w.stdout.splitlines()]
+        assert comparable(final(lines)) == comparable(json.loads(c.stdout))
+        shown = {x["rule"] for x in lines if x["kind"] == "finding" and
+                 x["status"] == "violation"}
+        assert shown == (set() if flags[0] == "--ignore" else {violated[0]})
+    rc, lines = watch(nats_server.url, claims, "sel")  # every rule counted, from the checkpoint
+    assert rc == 1 and lines[0]["resumed"] and comparable(final(lines)) == comparable(whole)
+
+
 # ---- faults -----------------------------------------------------------------------------------
 def test_server_killed_and_restarted_mid_stream(nats_server: NatsServer, tmp_path: Path,
                                                 spec) -> None:
