@@ -306,9 +306,9 @@ def _write_witnesses(path: str, rep: Any, spec: Any, options: Any, prefix: str,
               help="Write the violating and conforming orders the Z3 engine found as "
                    "PREFIX.violating.kvt and PREFIX.conforming.kvt.")
 @click.option("-j", "--jobs", type=click.IntRange(min=1), default=None, metavar="N",
-              help="Decide files in N worker processes (default: the machine's cores when the "
-                   "files hold 8 MiB or more, else 1; 1: in this process). Reports are the same "
-                   "and in the same order for every N.")
+              help="Decide files in N worker processes (default: the machine's cores, at most "
+                   "one per file; 1, and one file, in this process). Reports are the same and "
+                   "in the same order for every N.")
 @click.option("--ray", "use_ray", is_flag=True,
               help="Decide files as Ray tasks (pip install 'kvclaims[ray]'): a local Ray unless "
                    "--ray-address is given.")
@@ -414,23 +414,21 @@ def check(files: tuple[str, ...], fmt: str, progress: bool | None, witness: str 
     sys.exit(_exit_code(reports))
 
 
-# Below this much input in total, starting worker processes costs more than it saves: the
-# default --jobs decides in this process (docs/fleet.md).
-PARALLEL_MIN_BYTES = 8 << 20
+def _cores() -> int:
+    """The cores this process may run on (its CPU affinity where the platform says)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
 
 
 def _default_jobs(paths: list[str]) -> int:
-    """The machine's cores for inputs of at least PARALLEL_MIN_BYTES, else 1 (and 1 when
-    standard input is one of them: it is read in this process)."""
+    """The default --jobs (docs/fleet.md): the machine's cores, at most one worker per file, so
+    one file is decided in this process; 1 (this process) when standard input is one of them.
+    The reports are the ones `--jobs 1` prints whatever the count (tests/fleet)."""
     if "-" in paths:
         return 1
-    total = 0
-    for path in paths:
-        try:
-            total += os.path.getsize(path) if path != "-" else 0
-        except OSError:
-            pass
-    return (os.cpu_count() or 1) if total >= PARALLEL_MIN_BYTES else 1
+    return max(1, min(_cores(), len(paths)))
 
 
 @cli.command(epilog=epilog("convert"))

@@ -49,7 +49,8 @@ def _stream_events(path: str, data: bytes, spec: object, claims: str | None,
     if claims is None:
         raise ExplainError(f"{path}:1:1: a recorded KV event stream needs its claim manifest: "
                            "--claims MANIFEST.toml")
-    check = StreamCheck(spec, load_manifest(claims, runtime), path)  # type: ignore[arg-type]
+    check = StreamCheck(spec, load_manifest(claims, runtime), path,  # type: ignore[arg-type]
+                        keep=None)  # the picture shows every event
     for frame in read_frames(data, path):
         check.push(frame)
     check.finish()
