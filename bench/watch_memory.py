@@ -102,7 +102,7 @@ def main() -> None:
     manifest = claims(a.claims, a.blocks, "best_effort" if churn else "hard_exclude")
     mbytes = manifest_toml(manifest).encode()
     check = StreamCheck(spec, manifest, "steady-state")
-    marks = {10**k for k in range(3, 10)} | {a.batches}
+    marks = {m for k in range(3, 10) for m in (10**k, 3 * 10**k) if m <= a.batches} | {a.batches}
     print(f"kvclaims {__version__}: --stream {a.stream}: {a.claims} claims x {a.blocks} blocks "
           f"({manifest.claims[0].mode}), {a.resident} unclaimed blocks resident")
     print("| batches | VmRSS, MiB | checkpoint, KiB | checkpoint write, ms | events joined | "
