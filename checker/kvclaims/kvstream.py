@@ -94,6 +94,8 @@ class StreamCheck:
         self._batch_fields = spec.order.batch_fields
         self._unordered: tuple[int, Event] | None = None  # the first event of a batch whose
         # order can matter (the join gives its events a batch field), and its index
+        self._last_key: tuple[str, Any] | None = None  # the batch key of the last event fed
+        self._last: tuple[int, Event] | None = None
         self.anomalies: list[Anomaly] = []
         # event index of a gap marker -> its anomaly and the marker
         self._markers: dict[int, tuple[Anomaly, Event]] = {}
@@ -117,9 +119,13 @@ class StreamCheck:
     # ---- feeding ---------------------------------------------------------------------------
     def _add(self, events: list[Event]) -> None:
         for ev in events:
-            if self._unordered is None and any(
-                    ev.fields.get(f) is not None for f in self._batch_fields):
-                self._unordered = (self.count, ev)
+            if self._unordered is None:  # two events in a row with one batch key (as
+                # PartialTrace.batches counts a batch of two or more)
+                key = next(((f, ev.fields[f]) for f in self._batch_fields
+                            if ev.fields.get(f) is not None), None)
+                if key is not None and key == self._last_key:
+                    self._unordered = self._last
+                self._last_key, self._last = key, (self.count, ev)
             if self.recorder is not None and ev.kind in self.recorder.kinds:
                 self.recorder(ev)
             self.count += 1
