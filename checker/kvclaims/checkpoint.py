@@ -34,7 +34,8 @@ from kvclaims.check.replay import Replay
 from kvclaims.spec import Spec
 from kvclaims.trace.kv_records import Sequencer
 
-FORMAT = 1
+# 2: the stream check keeps its joined events up to a bound and its batch numbers as runs
+FORMAT = 2
 MAGIC = b"KVCLAIMS-CHECKPOINT\n"
 _ATOMS = (str, int, float, bool, type(None), bytes)
 

@@ -308,9 +308,9 @@ def _write_witnesses(path: str, rep: Any, spec: Any, options: Any, prefix: str,
               help="Write the violating and conforming orders the Z3 engine found as "
                    "PREFIX.violating.kvt and PREFIX.conforming.kvt.")
 @click.option("-j", "--jobs", type=click.IntRange(min=1), default=None, metavar="N",
-              help="Decide files in N worker processes (default: the machine's cores when the "
-                   "files hold 8 MiB or more, else 1; 1: in this process). Reports are the same "
-                   "and in the same order for every N.")
+              help="Decide files in N worker processes (default: the machine's cores, at most "
+                   "one per file; 1, and one file, in this process). Reports are the same and "
+                   "in the same order for every N.")
 @click.option("--ray", "use_ray", is_flag=True,
               help="Decide files as Ray tasks (pip install 'kvclaims[ray]'): a local Ray unless "
                    "--ray-address is given.")
@@ -416,23 +416,21 @@ def check(files: tuple[str, ...], fmt: str, progress: bool | None, witness: str 
     sys.exit(_exit_code(reports))
 
 
-# Below this much input in total, starting worker processes costs more than it saves: the
-# default --jobs decides in this process (docs/fleet.md).
-PARALLEL_MIN_BYTES = 8 << 20
+def _cores() -> int:
+    """The cores this process may run on (its CPU affinity where the platform says)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
 
 
 def _default_jobs(paths: list[str]) -> int:
-    """The machine's cores for inputs of at least PARALLEL_MIN_BYTES, else 1 (and 1 when
-    standard input is one of them: it is read in this process)."""
+    """The default --jobs (docs/fleet.md): the machine's cores, at most one worker per file, so
+    one file is decided in this process; 1 (this process) when standard input is one of them.
+    The reports are the ones `--jobs 1` prints whatever the count (tests/fleet)."""
     if "-" in paths:
         return 1
-    total = 0
-    for path in paths:
-        try:
-            total += os.path.getsize(path) if path != "-" else 0
-        except OSError:
-            pass
-    return (os.cpu_count() or 1) if total >= PARALLEL_MIN_BYTES else 1
+    return max(1, min(_cores(), len(paths)))
 
 
 @cli.command(epilog=epilog("convert"))
@@ -694,27 +692,8 @@ def watch(endpoint: str, replay: str | None, claims: str, fmt: str, topic: str,
     from kvclaims.check import selection
     from kvclaims.watch import watch_command
 
-    if endpoint.startswith(("nats://", "tls://")):
-        from kvclaims.watch_nats import watch_nats
-
-        zmq_only = [n for n, v in (("--replay", replay), ("--topic", topic or None),
-                                   ("--max-batches", max_batches), ("--record", record),
-                                   ("--select", select), ("--ignore", ignore),
-                                   ("--input-format dynamo", input_format == "dynamo")) if v]
-        if zmq_only or not stream or not durable:
-            raise click.UsageError(
-                f"{', '.join(zmq_only)} appl{'ies' if len(zmq_only) == 1 else 'y'} to a ZMQ "
-                "endpoint only" if zmq_only else "a nats:// watch needs --stream and --durable")
-        sys.exit(watch_nats(endpoint, claims, fmt, stream=stream, durable=durable,
-                            subject=subject, bucket=checkpoint_bucket, idle_timeout=idle_timeout,
-                            ack_wait=ack_wait, fetch=fetch, window=reorder_window,
-                            checkpoint_interval=checkpoint_interval))
-    if stream or durable or subject:
-        raise click.UsageError("--stream, --durable and --subject apply to a nats:// endpoint")
-    if input_format == "dynamo" and replay:
-        raise click.UsageError("--replay is vLLM's and SGLang's replay socket: a Dynamo "
-                               "publisher has none (its router recovers gaps from the worker's "
-                               "local indexer, which kvclaims does not ask)")
+    # --select/--ignore: the rules the verdict counts, applied to the decided report as `check`
+    # applies them (kvclaims.check.selection), on either kind of endpoint.
     spec = spec_mod.load()
     chosen, by = {}, []
     for name, given in (("select", select), ("ignore", ignore)):
@@ -725,6 +704,26 @@ def watch(endpoint: str, replay: str | None, claims: str, fmt: str, topic: str,
         if chosen[name]:
             by.append(f"--{name}")
     rules = selection.selection(spec, chosen["select"], chosen["ignore"], " and ".join(by))
+    if endpoint.startswith(("nats://", "tls://")):
+        from kvclaims.watch_nats import watch_nats
+
+        zmq_only = [n for n, v in (("--replay", replay), ("--topic", topic or None),
+                                   ("--max-batches", max_batches), ("--record", record),
+                                   ("--input-format dynamo", input_format == "dynamo")) if v]
+        if zmq_only or not stream or not durable:
+            raise click.UsageError(
+                f"{', '.join(zmq_only)} appl{'ies' if len(zmq_only) == 1 else 'y'} to a ZMQ "
+                "endpoint only" if zmq_only else "a nats:// watch needs --stream and --durable")
+        sys.exit(watch_nats(endpoint, claims, fmt, stream=stream, durable=durable,
+                            subject=subject, bucket=checkpoint_bucket, idle_timeout=idle_timeout,
+                            ack_wait=ack_wait, fetch=fetch, window=reorder_window,
+                            checkpoint_interval=checkpoint_interval, rules=rules))
+    if stream or durable or subject:
+        raise click.UsageError("--stream, --durable and --subject apply to a nats:// endpoint")
+    if input_format == "dynamo" and replay:
+        raise click.UsageError("--replay is vLLM's and SGLang's replay socket: a Dynamo "
+                               "publisher has none (its router recovers gaps from the worker's "
+                               "local indexer, which kvclaims does not ask)")
     sys.exit(watch_command(endpoint, replay, claims, fmt, topic=topic, idle_timeout=idle_timeout,
                            max_batches=max_batches, record=record, window=reorder_window,
                            rules=rules, input_format=input_format))

@@ -37,6 +37,7 @@ OPTIONAL: dict[str, tuple[str, str]] = {
     "ray": ("ray", "ray"),
     "matplotlib": ("matplotlib", "plot"),
     "nats": ("nats-py", "nats"),
+    "fsspec": ("fsspec", "urls"),  # traces named by URL (kvclaims.trace.urls says it itself)
 }
 
 

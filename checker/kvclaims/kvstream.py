@@ -17,18 +17,36 @@ puts them through the same three steps:
 The report carries a `stream` section (records, batches decided, the reorder window, every
 anomaly, and with it each finding's record, batch and event), so a live and an offline check of
 the same frames give the same report.
+
+Memory (docs/watch-nats.md "Memory"): what a StreamCheck keeps grows with the manifest's claims
+and blocks, the anomalies and the findings, never with the batches. The joined events are kept
+for the Z3 engine up to `keep` of them (KEEP_JOINED); past that they are let go, as the offline
+check lets a long file's go (kvclaims.run.KEEP_EVENTS): a stream in which a batch's order can
+matter is then decided in its written order only, and said to be (inconclusive, never a pass).
+A record's batch number is kept as runs (a record whose batch number is its record number plus
+the run's offset adds nothing), not per record.
 """
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
+from kvclaims.check.gate import GateRecorder
 from kvclaims.check.progress import DeferBound
 from kvclaims.check.replay import Replay
 from kvclaims.check.state import EventNames, RuleIds
-from kvclaims.check.verdict import CONFORMANT, INCONCLUSIVE, UNKNOWN, Finding, Report
+from kvclaims.check.verdict import (
+    CONFORMANT,
+    INCONCLUSIVE,
+    UNKNOWN,
+    VIOLATION,
+    Finding,
+    Report,
+    levels_agree,
+)
 from kvclaims.spec import Spec
 from kvclaims.trace.kv_records import (
     CROSS_SHARD,
@@ -44,6 +62,11 @@ from kvclaims.trace.model import Event, InputError, PartialTrace
 from kvclaims.trace.vllm_events import Batch, Manifest, StreamJoin
 
 DEFAULT_SOLVER_TIMEOUT_MS = 60_000
+# The joined events a stream check keeps for the Z3 engine; past this many they are let go (see
+# the docstring), as a long file's are past kvclaims.run.KEEP_EVENTS. Smaller than that bound: a
+# watch checkpoints what it keeps every second (bench/watch-memory.md: about 1 KiB of memory and
+# 160 bytes of checkpoint per kept event, so at most ~32 MiB and ~5 MB).
+KEEP_JOINED = 1 << 15
 
 
 class StreamCheck:
@@ -54,11 +77,15 @@ class StreamCheck:
                  solver_timeout_ms: int = DEFAULT_SOLVER_TIMEOUT_MS,
                  defer_bounds: tuple[DeferBound, ...] = (),
                  fmt: str | None = None,
-                 decode: Callable[[Any, int | None], Batch] | None = None) -> None:
+                 decode: Callable[[Any, int | None], Batch] | None = None,
+                 keep: int | None = KEEP_JOINED,
+                 recorder: GateRecorder | None = None) -> None:
         """`fmt`: the stream format (spec/streams.toml; default the manifest's `runtime`); an
         undeclared one, or a claim's medium the format lacks, is an InputError. `decode`: payload
         -> Batch, the importer's decoder (kvclaims.trace.formats); default vLLM's msgpack batch
-        read as `fmt` declares it."""
+        read as `fmt` declares it. `keep`: the joined events kept for the Z3 engine (None: all,
+        e.g. for a picture of the stream); `recorder`: fed every joined event a `--require` gate
+        reads."""
         self.spec = spec
         # payload -> Batch: the stream format's decoder (kvclaims.trace.formats; vLLM's default)
         self.decode = decode
@@ -84,13 +111,28 @@ class StreamCheck:
             self.decode = MsgpackDecoder(self.join.fmt)
         self._findings_seen = 0  # the join's stream findings already turned into anomalies
         self.replay = Replay(spec, file, defer_bounds=defer_bounds)
-        self.events: list[Event] = []
+        self.keep = keep
+        self.recorder = recorder
+        self.events: list[Event] = []  # the joined events kept (all of them unless let_go)
+        self.count = 0  # joined events fed
+        self.let_go = False  # more than `keep` joined events: the kept ones were let go
+        self._batch_fields = spec.order.batch_fields
+        self._unordered: tuple[int, Event] | None = None  # the first event of a batch whose
+        # order can matter (the join gives its events a batch field), and its index
+        self._last_key: tuple[str, Any] | None = None  # the batch key of the last event fed
+        self._last: tuple[int, Event] | None = None
         self.anomalies: list[Anomaly] = []
-        self._markers: dict[int, Anomaly] = {}  # event index of a gap marker -> its anomaly
-        # record -> batch number, kept only for the records an event or a gap marker is located
-        # at (a record whose batch joined no claim event is counted, not remembered: memory
-        # stays per claim and per resident block, docs/watch-nats.md)
-        self._seq_of: dict[int, int | None] = {}
+        # event index of a gap marker -> its anomaly and the marker
+        self._markers: dict[int, tuple[Anomaly, Event]] = {}
+        # Where findings are located: a record's batch number. For the records an event is
+        # located at, as runs: (first record, batch number minus record) sorted by record, a
+        # new run only where the offset changes (a restart, a gap, a late batch), so a stream
+        # adds nothing per batch (docs/watch-nats.md "Memory"). The records a gap marker is
+        # located at are kept one by one (they are anomalies).
+        self._run_at: list[int] = []
+        self._run_offset: list[int | None] = []
+        self._last_located = 0
+        self._seq_of: dict[int, int | None] = {}  # marker records whose batch came in
         self._marked: set[int] = set()  # records a marker is located at, their batch not yet in
         self.decided = 0  # batches decided
         self._shown = 0
@@ -104,8 +146,54 @@ class StreamCheck:
     # ---- feeding ---------------------------------------------------------------------------
     def _add(self, events: list[Event]) -> None:
         for ev in events:
-            self.events.append(ev)
+            if self._unordered is None:  # two events in a row with one batch key (as
+                # PartialTrace.batches counts a batch of two or more)
+                key = next(((f, ev.fields[f]) for f in self._batch_fields
+                            if ev.fields.get(f) is not None), None)
+                if key is not None and key == self._last_key:
+                    self._unordered = self._last
+                self._last_key, self._last = key, (self.count, ev)
+            if self.recorder is not None and ev.kind in self.recorder.kinds:
+                self.recorder(ev)
+            self.count += 1
+            if not self.let_go:
+                if self.keep is not None and self.count > self.keep:
+                    self.events.clear()  # the Z3 engine will not have the whole stream
+                    self.let_go = True
+                else:
+                    self.events.append(ev)
             self.replay.feed(ev)
+
+    def _located_at(self, record: int, seq: int | None) -> None:
+        """Remember `record`'s batch number (see __init__): a new run where the offset changes;
+        a record before others already located (a late batch) cuts its run in two, and the
+        records after it keep their offset."""
+        offset = None if seq is None else seq - record
+        later = record < self._last_located
+        self._last_located = max(self._last_located, record)
+        at, offsets = self._run_at, self._run_offset
+        i = bisect.bisect_right(at, record)
+        before = offsets[i - 1] if i else None
+        if before == offset:
+            return
+        if i and at[i - 1] == record:
+            offsets[i - 1] = offset
+        else:
+            at.insert(i, record)
+            offsets.insert(i, offset)
+            i += 1
+        if later and not (i < len(at) and at[i] == record + 1):
+            at.insert(i, record + 1)
+            offsets.insert(i, before)
+
+    def _batch_of(self, record: int) -> int | None:
+        if record in self._seq_of:
+            return self._seq_of[record]
+        if record in self._marked:
+            return None  # a marker's record whose batch never came in
+        i = bisect.bisect_right(self._run_at, record)
+        offset = self._run_offset[i - 1] if i else None
+        return None if offset is None else record + offset
 
     def push(self, frame: Frame) -> list[Step]:
         """One received frame; returns the steps it caused (batches decided, anomalies)."""
@@ -177,9 +265,11 @@ class StreamCheck:
         if not self._same_shard(batch.data_parallel_rank, batch.instance, frame):
             return
         events = self.join.feed_batch(batch, frame.record)
-        if events or frame.record in self._marked:
+        if frame.record in self._marked:
             self._seq_of[frame.record] = frame.seq
             self._marked.discard(frame.record)
+        elif events:
+            self._located_at(frame.record, frame.seq)
         self._join_findings(events)
         self._add(events)
 
@@ -190,12 +280,13 @@ class StreamCheck:
         new = self.join.findings[self._findings_seen:]
         self._findings_seen = len(self.join.findings)
         markers = [i for i, ev in enumerate(events) if ev.kind == self.join.E.stream_gap]
-        base = len(self.events)
+        base = self.count  # `events` are fed next: the index the first of them will have
         for f in new:
             where = f"record {f.record}, batch {f.seq}, event {f.column}"
             if f.unknown:
                 a = Anomaly(f.kind, f"{where}: {f.message}", f.record, f.seq)
-                self._markers[base + markers.pop(0)] = a
+                i = markers.pop(0)
+                self._markers[base + i] = (a, events[i])
             else:
                 a = Anomaly(OUT_OF_SCOPE, f"{where}: {f.message} (instance {f.instance!r}, "
                             "which no claim is scoped to)", f.record, f.seq)
@@ -226,10 +317,11 @@ class StreamCheck:
         self.anomalies.append(a)
         if a.unknown:
             lo, hi = a.missing or (a.seq or 0, a.seq or 0)
-            self._markers[len(self.events)] = a
-            if a.record:
+            if a.record and a.record not in self._seq_of:
                 self._marked.add(a.record)
-            self._add(self.join.gap(lo, hi, record=a.record or 0, why=a.message))
+            marker = self.join.gap(lo, hi, record=a.record or 0, why=a.message)
+            self._markers[self.count] = (a, marker[0])
+            self._add(marker)
 
     def new_findings(self) -> list[Finding]:
         """Findings the streaming replay made since the last call (live display only: the
@@ -254,17 +346,40 @@ class StreamCheck:
 
     def _decide(self) -> Report:
         spec = self.spec
-        trace = PartialTrace(tuple(self.events))
-        batches = [(s, e) for s, e, _ in trace.batches(spec) if e - s >= 2]
+        batches: list[tuple[int, int]] = []
+        if self._unordered is not None and not self.let_go:
+            trace = PartialTrace(tuple(self.events))
+            batches = [(s, e) for s, e, _ in trace.batches(spec) if e - s >= 2]
         if batches:
             from kvclaims.check import partial  # Z3: only when a batch's order can matter
 
             report = partial.decide(spec, self.events, file=self.file, batches=batches,
                                     timeout_ms=self.solver_timeout_ms,
                                     defer_bounds=self.defer_bounds)
+        elif self._unordered is not None and self.let_go:
+            report = self._written_order_only(self.replay.finish(), *self._unordered)
         else:
             report = self.replay.finish()
         return self._located(report)
+
+    def _written_order_only(self, report: Report, index: int, at: Event) -> Report:
+        """The replay's report of a stream whose orders the Z3 engine cannot decide (its events
+        were let go): the written order is one admissible order, so none of its violations is a
+        fact of the stream and the verdict is inconclusive, never a pass."""
+        R = RuleIds(self.spec)
+        note = Finding(status=UNKNOWN, rule=R.stream, line=at.line, column=at.column,
+                       event_index=index, event=at.kind,
+                       message=f"record {at.line} holds a batch whose order can matter, and the "
+                               f"stream joined more than the {self.keep} events kept for the Z3 "
+                               "engine: only the written order was decided, other admissible "
+                               "orders are unchecked")
+        one_order = tuple(replace(f, status=UNKNOWN, message=f.message + " (in the written order; "
+                                  "other admissible orders are unchecked)")
+                          if f.status == VIOLATION else f for f in report.findings)
+        findings = tuple(sorted(one_order + (note,), key=lambda f: (f.event_index, f.rule)))
+        return replace(report, verdict=INCONCLUSIVE, findings=findings,
+                       claims=levels_agree(report.claims, findings, INCONCLUSIVE, None),
+                       extra={**report.extra, "engine": "replay", "order": "partial"})
 
     def _located(self, report: Report) -> Report:
         R = RuleIds(self.spec)
@@ -272,15 +387,14 @@ class StreamCheck:
         findings = []
         covered = set()
         for f in report.findings:
-            a = self._markers.get(f.event_index)
+            a, _ = self._markers.get(f.event_index, (None, None))
             if a is not None and f.rule == R.stream:
                 covered.add(f.event_index)
                 f = replace(f, message=f"{a.message}; verdicts after this point are unknown")
             findings.append(f)
         # The engines report the first stream break; every other one is listed too.
-        for index, a in self._markers.items():
+        for index, (a, ev) in self._markers.items():
             if index not in covered:
-                ev = self.events[index]
                 findings.append(Finding(status=UNKNOWN, rule=R.stream, line=ev.line,
                                         column=ev.column, event_index=index, event=E.stream_gap,
                                         message=f"{a.message}; verdicts after this point are "
@@ -310,7 +424,7 @@ class StreamCheck:
         batch (1-based); None where it has none (the manifest, a marker)."""
         record = f.line or None
         return {"record": record,
-                "batch": self._seq_of.get(record) if record is not None else None,
+                "batch": self._batch_of(record) if record is not None else None,
                 "batch_event": f.column or None}
 
 
@@ -344,19 +458,16 @@ def check_records(data: bytes, file: str, spec: Spec, manifest: Manifest, *,
 
     reader = importer(input_format or manifest.runtime)
     frames = reader.frames(data, file)  # every record checked before any is decided
+    recorder = GateRecorder(spec) if require else None
     check = StreamCheck(spec, manifest, file, window=window, solver_timeout_ms=solver_timeout_ms,
                         defer_bounds=defer_bounds, fmt=fmt or reader.name,
-                        decode=reader.decoder())
+                        decode=reader.decoder(), recorder=recorder)
     for frame in frames:
         check.push(frame)
     report = check.finish()
-    if require:
+    if recorder is not None:
         from kvclaims.check import gate as gates
 
-        recorder = gates.GateRecorder(spec)
-        for ev in check.events:
-            if ev.kind in recorder.kinds:
-                recorder(ev)
         report = replace(report, gates=tuple(gates.evaluate(spec, name, report, recorder)
                                              for name in require))
     return report

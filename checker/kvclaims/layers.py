@@ -71,7 +71,7 @@ PARTS = (
           "`kvclaims relay`: an engine's KV event batches published once each to JetStream"),
     _part("watch_nats", "commands", "spec trace check kvstream watch jetstream checkpoint",
           "`kvclaims watch nats://`: a durable, checkpointed audit of a JetStream stream"),
-    _part("fleet", "commands", "spec check run report",
+    _part("fleet", "commands", "spec trace check run report",
           "many files or shards decided through run, in worker processes or Ray tasks, and the "
           "closing summary"),
     _part("runtime", "producers", "spec solver trace check run lower",

@@ -419,8 +419,12 @@ def decide_path(path: str, spec: Spec, options: Options = Options(),
     label = "<stdin>" if path == "-" else path
     if path == "-":
         return _decide_input(sys.stdin.buffer, label, spec, options, progress)
+    from kvclaims.trace import urls
+
     try:
-        fh = open(path, "rb")
+        fh = urls.open_url(path) if urls.is_url(path) else open(path, "rb")
+    except urls.UrlError as err:  # read through fsspec (docs/fleet.md "Inputs")
+        return _failed(path, InputProblem(None, None, f"cannot open: {err}"))
     except OSError as err:
         return _unopened(path, err)
     with fh:

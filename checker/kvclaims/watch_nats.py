@@ -40,7 +40,9 @@ from kvclaims import __version__
 from kvclaims import checkpoint as ckpt
 from kvclaims import jetstream as jsw
 from kvclaims import spec as spec_mod
-from kvclaims.check.verdict import Finding
+from kvclaims.check.selection import RuleSelection
+from kvclaims.check.selection import apply as apply_selection
+from kvclaims.check.verdict import VIOLATION, Finding
 from kvclaims.kvstream import StreamCheck
 from kvclaims.trace.kv_records import DEFAULT_WINDOW, Frame
 from kvclaims.trace.model import InputError
@@ -66,9 +68,11 @@ class UsageError(Exception):
 class _Watch:
     """One durable's audit: the checker, the marks, and the emitted lines."""
 
-    def __init__(self, o: _Out, check: StreamCheck, header: ckpt.Header | None) -> None:
+    def __init__(self, o: _Out, check: StreamCheck, header: ckpt.Header | None,
+                 rules: RuleSelection | None = None) -> None:
         self.o = o
         self.check = check
+        self.left_out = frozenset(rules.left_out) if rules is not None else frozenset()
         self.marks: dict[str, ckpt.Mark] = dict(header.marks) if header else {}
         self.stream_seq = header.stream_seq if header else 0
         self.instance = next(iter(self.marks), None)
@@ -77,6 +81,8 @@ class _Watch:
 
     def show(self, f: Finding, where: dict[str, Any]) -> None:
         key = (f.status, f.rule, f.claim_id, f.event_index)
+        if f.rule in self.left_out and f.status == VIOLATION:
+            return  # not counted: the final report names the rule and how many there were
         if key not in self.shown:  # display only: at most one line per finding
             self.shown.add(key)
             self.o.emit("finding", _finding_line(f, where), status=f.status, rule=f.rule,
@@ -86,7 +92,7 @@ class _Watch:
         """Decide one message (a duplicate or a redelivery is dropped and said)."""
         meta = msg.metadata
         ident = jsw.identity(msg.headers)
-        record = self.check.sequencer.received + 1
+        record = self.check.received + 1
         if ident is None:
             frame = Frame(None, msg.data, record)  # unsequenced: the Sequencer says so
         else:
@@ -123,7 +129,7 @@ class _Watch:
     def header(self, stream: str, durable: str, manifest_bytes: bytes) -> ckpt.Header:
         return ckpt.Header(ckpt.FORMAT, __version__, ckpt.spec_digest(),
                            ckpt.manifest_digest(manifest_bytes), stream, durable,
-                           self.stream_seq, self.check.sequencer.received, dict(self.marks))
+                           self.stream_seq, self.check.received, dict(self.marks))
 
 
 async def _bucket(js: Any, name: str) -> Any:
@@ -212,13 +218,15 @@ class _Audit:
                  idle_timeout: float | None, ack_wait: float, fetch: int, window: int,
                  checkpoint_interval: float, stop: threading.Event, interrupted: list[int],
                  ready: threading.Event | None,
-                 fault: Callable[[str, int], None] | None) -> None:
+                 fault: Callable[[str, int], None] | None,
+                 rules: RuleSelection | None) -> None:
         self.nc, self.url, self.stream, self.durable, self.o = nc, url, stream, durable, o
         self.spec, self.manifest, self.manifest_bytes = spec, manifest, manifest_bytes
         self.subject, self.bucket, self.idle_timeout = subject, bucket, idle_timeout
         self.ack_wait, self.fetch, self.window = ack_wait, fetch, window
         self.checkpoint_interval = checkpoint_interval
         self.stop, self.interrupted, self.ready, self.fault = stop, interrupted, ready, fault
+        self.rules = rules
         self.key = f"{stream}.{durable}"
         self.pending: list[Any] = []  # decided, not yet checkpointed: not acknowledged
 
@@ -243,7 +251,7 @@ class _Audit:
             self.o.emit("error", f"kvclaims watch: {err}", message=str(err))
             return EXIT_INPUT
         self.check = check
-        self.w = _Watch(self.o, check, header)
+        self.w = _Watch(self.o, check, header, self.rules)
         try:
             self.psub = await jsw.retry(lambda: _consumer(
                 js, self.stream, self.durable, self.subject, self.ack_wait, self.fetch,
@@ -318,7 +326,9 @@ class _Audit:
         if self.stop.is_set() and not self.interrupted:
             self.interrupted.append(signal.SIGINT)
         why = signal.Signals(self.interrupted[0]).name if self.interrupted else None
-        report = self.check.finish({"interrupted": why})
+        # --select/--ignore: applied to the decided report, as `check` applies them (the
+        # checkpoint holds the undecided state, so a resumed watch may count other rules)
+        report = apply_selection(self.check.finish({"interrupted": why}), self.rules)
         for f, where in zip(report.findings, report.extra["stream"]["locations"]):
             self.w.show(f, where)
         if self.w.dropped:
@@ -337,9 +347,11 @@ def watch_nats(url: str, claims: str, fmt: str = "text", *, stream: str, durable
                checkpoint_interval: float = DEFAULT_CHECKPOINT_INTERVAL,
                out: IO[str] | None = None, stop: threading.Event | None = None,
                ready: threading.Event | None = None,
-               fault: Callable[[str, int], None] | None = None) -> int:
-    """Run the JetStream watch (see the module docstring); returns the exit code. `stop` ends it
-    as SIGINT does; `fault(point, stream_seq)` is called at "decided" (each message) and
+               fault: Callable[[str, int], None] | None = None,
+               rules: RuleSelection | None = None) -> int:
+    """Run the JetStream watch (see the module docstring); returns the exit code. `rules`: the
+    rules --select/--ignore leave out (kvclaims.check.selection), as the ZMQ watch and `check`
+    leave them out. `stop` ends it as SIGINT does; `fault(point, stream_seq)` is called at "decided" (each message) and
     "checkpointed" (before the acks): tests inject a slow consumer or a death there."""
     o = _Out(fmt, out or sys.stdout)
     try:
@@ -365,7 +377,7 @@ def watch_nats(url: str, claims: str, fmt: str = "text", *, stream: str, durable
                               idle_timeout=idle_timeout, ack_wait=ack_wait, fetch=fetch,
                               window=window, checkpoint_interval=checkpoint_interval,
                               stop=stop, interrupted=interrupted, ready=ready,
-                              fault=fault))
+                              fault=fault, rules=rules))
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

@@ -41,10 +41,11 @@ def without_time(out: str) -> list[str]:
 
 @pytest.mark.parametrize("fmt", ["text", "json"])
 def test_every_jobs_count_prints_the_same_reports(fmt: str) -> None:
+    # with no --jobs, the machine's cores (2 here: worker processes) decide the files
     args = ("check", str(TRACES), "--claims", str(CLAIMS), "--format", fmt)
-    one, two = kv(*args, "--jobs", "1"), kv(*args, "--jobs", "2")
-    assert one.returncode == two.returncode == 1
-    assert without_time(one.stdout) == without_time(two.stdout)
+    one, two, default = kv(*args, "--jobs", "1"), kv(*args, "--jobs", "2"), kv(*args)
+    assert one.returncode == two.returncode == default.returncode == 1
+    assert without_time(one.stdout) == without_time(two.stdout) == without_time(default.stdout)
 
 
 def test_the_json_summary_counts_the_per_file_lines() -> None:
@@ -129,15 +130,15 @@ def test_ctrl_c_exits_130_and_leaves_no_worker(tmp_path: Path) -> None:
         os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
 
 
-def test_the_default_jobs_uses_workers_only_for_large_inputs(tmp_path: Path) -> None:
-    import os as _os
+def test_the_default_jobs_is_the_cores_at_most_one_per_file(monkeypatch) -> None:
+    from kvclaims import cli
 
-    from kvclaims.cli import PARALLEL_MIN_BYTES, _default_jobs
-
-    small, big = tmp_path / "a.kvt", tmp_path / "b.kvt"
-    small.write_text("x")
-    with open(big, "wb") as fh:
-        fh.truncate(PARALLEL_MIN_BYTES)  # sparse: the size counts, not the content
-    assert _default_jobs([str(small), str(tmp_path / "missing.kvt"), "-"]) == 1
-    assert _default_jobs([str(small), str(big)]) == (_os.cpu_count() or 1)
-    assert _default_jobs([str(big), "-"]) == 1
+    monkeypatch.setattr(cli, "_cores", lambda: 4)
+    assert cli._default_jobs(["a.kvt"]) == 1  # one file: decided in this process
+    assert cli._default_jobs(["a.kvt", "b.kvt"]) == 2
+    assert cli._default_jobs([f"{i}.kvt" for i in range(10)]) == 4
+    assert cli._default_jobs(["a.kvt", "b.kvt", "-"]) == 1  # standard input: this process
+    monkeypatch.setattr(cli, "_cores", lambda: 1)
+    assert cli._default_jobs([f"{i}.kvt" for i in range(10)]) == 1
+    monkeypatch.undo()
+    assert 1 <= cli._cores() <= (os.cpu_count() or 1)

@@ -10,6 +10,7 @@ import json
 import shutil
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import fleet_faults
@@ -55,6 +56,19 @@ def test_the_whole_corpus_decides_alike_on_ray(spec) -> None:
     files, _ = expand([str(ARTIFACTS)])
     assert_same(files, ray_tasks.decide_all(files, Options()),
                 in_process(files, spec, Options()), spec)
+
+
+def test_urls_are_read_where_the_task_runs(spec) -> None:
+    # file:// URLs (a file system every node of this local cluster shares) decide as the files
+    # they name; an unreadable one is its own input error (kvclaims.trace.urls)
+    files = [f for f in trace_files() if "/rules/" in f][:4]
+    bad = "file:///nonexistent/kvclaims/trace.kvt"
+    named = [f"file://{Path(f).resolve()}" for f in files] + [bad]
+    got = ray_tasks.decide_all(named, OPTIONS)
+    assert [r.file for r in got] == named
+    for r, f in zip(got, files):
+        assert replace(r, file=f) == decide_path(f, spec, OPTIONS)
+    assert got[-1].verdict == INPUT_ERROR and got[-1].error.message == "cannot open: no such file"
 
 
 def test_a_killed_worker_and_a_defect_cost_their_shards_only(tmp_path: Path, spec) -> None:

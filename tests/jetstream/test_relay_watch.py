@@ -131,17 +131,23 @@ def relay_all(engine: Engine, url: str, frames: list[tuple[int, bytes]]) -> str:
 
 
 # ---- the acceptance path: the stock-vLLM probe ------------------------------------------------
-def test_stock_vllm_probe_is_a_violation_and_again_from_the_checkpoint(nats_server: NatsServer,
-                                                                       tmp_path: Path) -> None:
+def relay_probe(url: str) -> tuple[Path, str, str]:
+    """The recorded stock-vLLM stream published by an engine stand-in and relayed to `url`:
+    (the record, its claim manifest, what the relay said)."""
     rec = VLLM / "stock-probe.kvbatches"
-    claims = str(VLLM / "claims.toml")
     frames = [(f.seq, msgspec.msgpack.encode(f.payload))
               for f in read_frames(rec.read_bytes(), str(rec))]
     engine = Engine(frames)
     try:
-        said = relay_all(engine, nats_server.url, frames)
+        said = relay_all(engine, url, frames)
     finally:
         engine.close()
+    return rec, str(VLLM / "claims.toml"), said
+
+
+def test_stock_vllm_probe_is_a_violation_and_again_from_the_checkpoint(nats_server: NatsServer,
+                                                                       tmp_path: Path) -> None:
+    rec, claims, said = relay_probe(nats_server.url)
     assert "3 stored, 0 dropped" in said and "(stream created)" in said
     p = subprocess.run([*KV, "check", str(rec), "--claims", claims, "--format", "json"],
                        capture_output=True, text=True, cwd=ROOT, timeout=300)
@@ -159,6 +165,33 @@ def test_stock_vllm_probe_is_a_violation_and_again_from_the_checkpoint(nats_serv
     # a watch with no history on an empty subject says it received nothing (inconclusive)
     rc3, empty = watch(nats_server.url, claims, "other", subject="kv.nobody")
     assert rc3 == 3 and [a["kind"] for a in final(empty)["stream"]["anomalies"]] == ["empty"]
+
+
+def test_rules_left_out_as_check_leaves_them_out(nats_server: NatsServer, tmp_path: Path) -> None:
+    # `watch nats:// --ignore/--select` decides through the path `check --ignore/--select` takes
+    # (kvclaims.check.selection on the decided report); the checkpoint keeps the undecided state,
+    # so a later watch on the same durable counting every rule finds the violation again.
+    rec, claims, _ = relay_probe(nats_server.url)
+    watch_cmd = [*KV, "watch", nats_server.url, "--stream", STREAM, "--durable", "sel",
+                 "--claims", claims, "--idle-timeout", "1", "--format", "jsonl"]
+    check_cmd = [*KV, "check", str(rec), "--claims", claims, "--format", "json"]
+    whole = json.loads(subprocess.run(check_cmd, capture_output=True, text=True, cwd=ROOT,
+                                      timeout=300).stdout)
+    violated = sorted({f["rule"] for f in whole["findings"] if f["status"] == "violation"})
+    assert violated, "the probe violates some rule"
+    for flags, code in ((["--ignore", ",".join(violated)], 0), (["--select", violated[0]], 1)):
+        w = subprocess.run([*watch_cmd, *flags], capture_output=True, text=True, cwd=ROOT,
+                           timeout=300)
+        c = subprocess.run([*check_cmd, *flags], capture_output=True, text=True, cwd=ROOT,
+                           timeout=300)
+        assert w.returncode == c.returncode == code, (flags, w.stdout, w.stderr)
+        lines = [json.loads(x) for x in w.stdout.splitlines()]
+        assert comparable(final(lines)) == comparable(json.loads(c.stdout))
+        shown = {x["rule"] for x in lines if x["kind"] == "finding" and
+                 x["status"] == "violation"}
+        assert shown == (set() if flags[0] == "--ignore" else {violated[0]})
+    rc, lines = watch(nats_server.url, claims, "sel")  # every rule counted, from the checkpoint
+    assert rc == 1 and lines[0]["resumed"] and comparable(final(lines)) == comparable(whole)
 
 
 # ---- faults -----------------------------------------------------------------------------------

@@ -516,14 +516,14 @@ class Replay:
         prefix, pos, c = entry
         prefix.positions.remove(pos)
         prefix.victims += 1
-        prefix.lost.append(pos)
+        prefix.lost[pos] += 1
         if cached:
             prefix.cached_victims += 1
             self.cached_resident_victims += 1
         if c is None:
             return
         c.victims += 1
-        c.lost_positions.append(pos)
+        c.lost_positions[pos] += 1
         before = c.positions.holds()
         c.positions.remove(pos)
         after = c.positions.holds()
@@ -739,8 +739,8 @@ class Replay:
         claims = tuple(self._claim_result(c) for c in self.claims.values())
         requests = tuple(self._request_result(r) for r in self.requests.values())
         prefixes = tuple(PrefixResult(
-            prefix_id=p.id, blocks=p.positions.surviving + len(p.lost), victims=p.victims,
-            cached_victims=p.cached_victims, lost_positions=tuple(sorted(p.lost)),
+            prefix_id=p.id, blocks=p.positions.surviving + p.lost.total(), victims=p.victims,
+            cached_victims=p.cached_victims, lost_positions=tuple(sorted(p.lost.elements())),
             leading_blocks_survived=p.positions.leading, remaining_blocks=p.positions.surviving)
             for p in self.prefixes.values())
         statuses = {f.status for f in self.findings}
@@ -799,7 +799,7 @@ class Replay:
             claim_id=c.id, mode=c.mode, mode_spelling=c.mode_spelling,
             final_state=c.state,
             verdict=verdict, rules=rules, victims=c.victims,
-            harmed_positions=tuple(sorted(c.lost_positions)),
+            harmed_positions=tuple(sorted(c.lost_positions.elements())),
             leading_blocks_survived=pos.leading if c.tracked else None,
             surviving_blocks=pos.surviving if c.tracked else None,
             required_blocks=pos.pred.n if pos.pred is not None else c.declared_required,

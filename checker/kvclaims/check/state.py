@@ -7,6 +7,7 @@ fails when the checker starts, not in the middle of a trace.
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 from kvclaims.check.predicate import LEADING, Positions, Predicate
@@ -139,7 +140,9 @@ class Claim:
         self.pending_lost: list[Event] = []
         self.status: dict[str, str] = {}
         self.victims = 0
-        self.lost_positions: list[int] = []
+        # position -> times lost: bounded by the claim's blocks however often they come and go
+        # (a long stream's memory, docs/watch-nats.md "Memory"); reported as a sorted list
+        self.lost_positions: Counter[int] = Counter()
         self.lost_after_release = 0
         self.silent = False
         self.asserted = False
@@ -162,7 +165,7 @@ class Prefix:
         self.positions = Positions(Predicate(LEADING, 0, 0))
         self.victims = 0
         self.cached_victims = 0
-        self.lost: list[int] = []
+        self.lost: Counter[int] = Counter()  # position -> times lost (see Claim.lost_positions)
 
 
 class Request:

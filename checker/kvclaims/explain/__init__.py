@@ -52,7 +52,8 @@ def _stream_events(path: str, data: bytes, spec: object, claims: str | None,
     fmt = importer(runtime)  # the stream's format (kvclaims.trace.formats)
     frames = fmt.frames(data, path)
     check = StreamCheck(spec, load_manifest(claims, manifest_runtime(runtime)), path,  # type: ignore[arg-type]
-                        fmt=fmt.name, decode=fmt.decoder())
+                        fmt=fmt.name, decode=fmt.decoder(),
+                        keep=None)  # the picture shows every event
     for frame in frames:
         check.push(frame)
     check.finish()

@@ -5,12 +5,16 @@ walked recursively, its entries in sorted order, and contributes the files whose
 known trace suffix (`.kvt`, `.jsonl`, `.kvbatches`, each also gzip-compressed as `.gz`); other
 files (summaries, Markdown, manifests) are left out. The order is deterministic: the arguments
 in the order given, each directory's files sorted by path. A file named twice is checked twice.
+A URL (fsspec, kvclaims.trace.urls) naming a directory is walked the same way; any other URL is
+one file, and one that cannot be read is that file's input error.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterable
+
+from kvclaims.trace import urls
 
 # Trace suffixes a directory walk picks up; the `.gz` form of each is read by the reading layer.
 TRACE_SUFFIXES = (".kvt", ".jsonl", ".kvbatches")
@@ -45,6 +49,18 @@ def expand(arguments: Iterable[str]) -> tuple[list[str], bool]:
     out: list[str] = []
     directories = False
     for arg in arguments:
+        if urls.is_url(arg):
+            try:
+                files = urls.walk_url(arg, is_trace_name)
+            except urls.UrlError:
+                files = None  # not listable here: decided as one file, whose report says why
+            if files is not None:
+                directories = True
+                if not files:
+                    raise NoTraces(f"{arg}: no trace files (suffixes "
+                                   f"{', '.join(KNOWN_SUFFIXES)}) in this directory or below")
+                out.extend(files)
+                continue
         if arg != "-" and os.path.isdir(arg):
             directories = True
             files = walk(arg)

@@ -5,8 +5,9 @@ its file with THE decision path (:func:`kvclaims.run.decide_path`) on a worker t
 spec once; the reports come back in the input order, so the output is the one `--jobs` gives.
 With no address a local Ray is started in this process (and shut down at the end); with one,
 the tasks run where the cluster puts them, so every path must be readable there: a local path
-on a shared file system, or a URL an installed fsspec can open (e.g. `s3://...`), which the task
-copies to a temporary file beside it and decides under its URL.
+on a shared file system, or a URL fsspec can open there (e.g. `s3://...`, `file://` on a shared
+file system), which the decision path reads as it reads a file (kvclaims.trace.urls) and reports
+under its URL.
 
 Failures are pinned to their shard, as in the process pool: a task whose worker died is
 inconclusive, one that ran past `timeout` seconds is cancelled and inconclusive, a Python
@@ -15,11 +16,7 @@ exception is a defect (kvclaims.fleet.shards.undecided).
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 import time
-from dataclasses import replace
 from typing import Any
 
 from kvclaims.check.verdict import Report
@@ -30,29 +27,15 @@ from kvclaims.run import Options, decide_path
 _SPEC: Any = None  # the spec, loaded once per Ray worker process
 
 
-def is_url(path: str) -> bool:
-    return "://" in path
-
-
 def decide_one(path: str, options: Options, decide: Decide) -> Report:
-    """One shard on a Ray worker: a local path as is, a URL through fsspec."""
+    """One shard on a Ray worker: a local path, or a URL the decision path reads through fsspec
+    where the worker runs (kvclaims.trace.urls)."""
     global _SPEC
     if _SPEC is None:
         from kvclaims import spec as spec_mod
 
         _SPEC = spec_mod.load()
-    if not is_url(path):
-        return decide(path, _SPEC, options)
-    try:
-        import fsspec
-    except ModuleNotFoundError:
-        return undecided(path, DIED, "cannot read a URL: fsspec is not installed on the cluster")
-    name = os.path.basename(path.split("://", 1)[1]) or "trace"
-    with tempfile.TemporaryDirectory(prefix="kvclaims-") as tmp:
-        local = os.path.join(tmp, name)
-        with fsspec.open(path, "rb") as src, open(local, "wb") as dst:
-            shutil.copyfileobj(src, dst)
-        return replace(decide(local, _SPEC, options), file=path)
+    return decide(path, _SPEC, options)
 
 
 def decide_all(files: list[str], options: Options, *, address: str | None = None,
