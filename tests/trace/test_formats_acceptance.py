@@ -205,3 +205,34 @@ def test_a_repeated_store_in_a_deduplicating_runtime_is_never_a_second_copy(fmt:
     assert report.verdict == INCONCLUSIVE
     assert any("again" in a["message"] and a["unknown"]
                for a in report.extra["stream"]["anomalies"])
+
+
+DEDUPLICATED = [f for f in FORMATS if spec_mod.stream_formats()[f].deduplicated]
+
+
+@settings(max_examples=80, deadline=None)
+@given(fmt=st.sampled_from(DEDUPLICATED),
+       ops=st.lists(st.tuples(st.booleans(), st.sampled_from([*CLAIM, 31, 32])), min_size=1,
+                    max_size=12))
+def test_every_inconsistency_of_a_deduplicating_stream_is_located_and_never_conformant(
+        fmt: str, ops: list[tuple[bool, int]]) -> None:
+    """Issue 24: where the runtime keeps one block per hash (spec/streams.toml `copies`), a store
+    of a live block and a remove of a block not stored (the stream seen from its first event)
+    are located stream findings and the verdict is never conformant, wherever they fall and
+    whichever block (claimed or not) they touch."""
+    t = CLAIM_TIER[fmt]
+    live: set[int] = set()
+    bad = None  # the 1-based batch of the first inconsistency
+    batches = []
+    for k, (store, h) in enumerate(ops, 1):
+        if bad is None and (h in live) == store:
+            bad = k
+        (live.add if store else live.discard)(h)
+        batches.append([stored([h], t) if store else removed([h], t)])
+    report = decide(fmt, encode(fmt, records(fmt, batches)))
+    if bad is None:
+        assert not any(a["unknown"] for a in report.extra["stream"]["anomalies"])
+        return
+    assert report.verdict != CONFORMANT
+    located = [a for a in report.extra["stream"]["anomalies"] if a["unknown"]]
+    assert located and located[0]["record"] is not None and located[0]["record"] >= 1
