@@ -2,7 +2,8 @@
 
 kvclaims.trace.jsonl.read_jsonl decides a line with the typed schema generated from spec/
 (kvclaims.trace.jsonl_schema) when it accepts it, else with the reference path (the shape-cached
-Validator); `typed=False` reads every line with the reference path. Generated lines of every known
+Validator); `typed=True` uses the schema from the first line (by default, from the second chunk
+on), `typed=False` reads every line with the reference path. Generated lines of every known
 event (and unknown ones), with valid values, values of the wrong type, outside their ranges or
 vocabularies, nulls, missing required fields, undeclared keys, repeated keys (at any depth, spaced
 or escaped), strings with colons, quotes and backslashes, blank, truncated and non-object lines,
@@ -173,3 +174,27 @@ def test_a_repeated_key_is_found_on_the_typed_path() -> None:
     assert events == [] and err is not None
     assert err[:2] == (1, line.index(b'"physical_block_id":4') + 1)
     assert "given twice" in err[2]
+
+
+def test_the_default_reads_small_files_without_building_the_schema(monkeypatch: Any) -> None:
+    """By default the schema is built at the second chunk (it costs more than a small file
+    gains), and a file read across chunks still reads as the reference."""
+    from kvclaims.trace import jsonl
+
+    built: list[int] = []
+    real = jsonl.typed_decoder
+
+    def counting(spec: Any) -> Any:
+        built.append(1)
+        return real(spec)
+
+    monkeypatch.setattr(jsonl, "typed_decoder", counting)
+    lines = [json.dumps({EVENT_KEY: "allocation_victim_selected", "physical_block_id": i,
+                         "request_id": f"r:{i}"}).encode() for i in range(40)]
+    data = b"\n".join(lines[:20] + [lines[20][:-1] + b', "physical_block_id": 7}'] + lines[21:])
+    small = b"\n".join(lines[:3]) + b"\n"
+    assert _read(small, typed=None) == _read(small, typed=False) and built == []
+    monkeypatch.setattr(jsonl, "CHUNK_BYTES", 128)
+    reference = _read(data, typed=False)
+    assert _read(data, typed=None) == reference and built == [1]
+    assert reference[1] is not None and reference[1][0] == 21 and "given twice" in reference[1][2]

@@ -54,22 +54,23 @@ def read_jsonl(
     spec: Spec,
     *,
     max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
-    typed: bool = True,
+    typed: bool | None = None,
 ) -> Iterator[Event]:
     """Yield events line by line; raise InputError at the first malformed line.
 
     Reads chunks of up to CHUNK_BYTES and splits them into lines; at most one chunk plus one
     unfinished line of at most `max_line_bytes` is held, so a longer line is refused unread.
 
-    With `typed` (the default) a line is first decoded against the spec's typed schema
-    (kvclaims.trace.jsonl_schema): a line it accepts passes the field checks, so only the
-    duplicate-key and schema-version tests remain for it; a line it refuses, and every line when
-    `typed` is False, takes the reference path below (the shape-cached Validator), which decides
-    and locates the error. Both give the same events and the same errors (tests/trace/
-    test_jsonl_typed.py compares them).
+    A line may first be decoded against the spec's typed schema (kvclaims.trace.jsonl_schema):
+    a line it accepts passes the field checks, so only the duplicate-key and schema-version tests
+    remain for it; a line it refuses takes the reference path below (the shape-cached
+    Validator), which decides and locates the error. Both give the same events and the same
+    errors (tests/trace/test_jsonl_typed.py compares them). `typed` None (the default) uses the
+    schema from the second chunk on (building it costs ~30 ms once, more than a small file
+    gains), True from the first line, False never.
     """
-    checked = typed_decoder(spec) if typed else None
-    typed_decode = checked.decode if checked is not None else None
+    typed_decode = None
+    want_typed = typed is not False
     spaced_colon = _SPACED_COLON_RE.search
     validator = Validator(spec)
     shapes_get = validator.shapes.get
@@ -85,6 +86,10 @@ def read_jsonl(
     tail = b""
     while True:
         chunk = read(CHUNK_BYTES)
+        if want_typed and chunk and (typed or lineno > 0):
+            want_typed = False
+            checked = typed_decoder(spec)
+            typed_decode = checked.decode if checked is not None else None
         if chunk:
             data = tail + chunk if tail else chunk
             cut = data.rfind(b"\n") + 1
