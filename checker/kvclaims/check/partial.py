@@ -27,6 +27,7 @@ from typing import Any
 
 import z3
 
+from kvclaims.check.commute import conflicting
 from kvclaims.check.progress import DeferBound
 from kvclaims.check.replay import Replay
 from kvclaims.check.state import RuleIds
@@ -388,11 +389,15 @@ def decide(spec: Spec, events: Sequence[Event], *, file: str = "-",
            batches: Iterable[tuple[int, int]] = (), skews: Iterable[Any] = (),
            error: InputProblem | None = None, timeout_ms: int = DEFAULT_TIMEOUT_MS,
            batch_fields: Sequence[str] | None = None, source_field: str | None = None,
-           fold: bool = True, defer_bounds: Sequence[DeferBound] = ()) -> Report:
+           fold: bool = True, defer_bounds: Sequence[DeferBound] = (),
+           reduce: bool = True) -> Report:
     """The Z3 engine: decide `events` over every admissible order (see the module docstring).
 
     `fold=False` gives every event a solver position even when its order is known (a test mode
     that sends a totally ordered trace through the solver instead of folding it).
+    `reduce` (with `fold`): a batch whose events all commute keeps its written order, which
+    decides every order of it (check/commute.py, docs/partial.md); `reduce=False` encodes every
+    batch (the full encoding the reduction is tested against).
     """
     R = RuleIds(spec)
     ctx = z3.Context()
@@ -400,6 +405,8 @@ def decide(spec: Spec, events: Sequence[Event], *, file: str = "-",
     order = spec.order
     batch_fields = order.batch_fields if batch_fields is None else batch_fields
     source_field = order.source_field if source_field is None else source_field
+    if fold and reduce:
+        batches = conflicting(spec, events, batches, defer_bounds)
     free = free_pairs(events, batches, skews, source_field, order.time_fields)
     # fold=False: one solver stretch over the whole trace with every pair fixed, so the solver
     # must find the written order itself
