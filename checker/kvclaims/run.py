@@ -164,6 +164,8 @@ class Decision:
         # Batches whose events all commute are decided by their written order (check/commute.py,
         # docs/partial.md): only a conflicting batch (or a skew) needs every order decided.
         self.independence = Independence(spec, options.defer_bounds)
+        self._claim_field = self.independence.claim_field
+        self._prefix_field = self.independence.prefix_field
         self._batch: list[Event] = []
         self._batch_at = -1
         self.conflict: Event | None = None
@@ -196,9 +198,12 @@ class Decision:
                 self.unordered_index = self._n
             self._batch.append(ev)
         else:
-            self._close_batch()
+            if self._batch:
+                self._close_batch()
             if key is None:
-                self.independence.read(ev)
+                # only an event naming a claim or a prefix binds names (commute.Independence)
+                if f.get(self._claim_field) is not None or f.get(self._prefix_field) is not None:
+                    self.independence.read(ev)
             else:
                 self._batch = [ev]
                 self._batch_at = self._n
@@ -210,6 +215,8 @@ class Decision:
         if not batch:
             return
         self._batch = []
+        if self.replay.progress.bounds:  # a deferral bound declared so far (commute.py)
+            self.independence.progress = True
         if len(batch) == 1:
             self.independence.read(batch[0])
         elif self.independence.batch(batch):
