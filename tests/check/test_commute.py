@@ -189,3 +189,27 @@ def test_a_declared_deferral_bound_stops_the_reduction():
                                   "block 6 victim request=r1 reason=free_uncached", "}"]))
     bound = DeferBound("steps", 2, "--defer-steps")
     assert commute.conflicting(SPEC, trace.events, batches, (bound,)) == batches
+
+
+def test_only_the_conflicting_part_of_a_batch_is_ordered_by_the_solver():
+    """A batch whose victims of the hard claim's blocks conflict (one claim), beside allocations
+    of other blocks: those lead, in the written order, pinned (no solver variable), and the
+    decision is that of the full encoding."""
+    body = ["batch {", "block 5 victim request=r0 reason=free_uncached",
+            "block 1 victim reason=cached_prefix_reuse",
+            "block 6 victim request=r1 reason=free_uncached",
+            "block 2 victim reason=cached_prefix_reuse", "block 7 victim reason=free_uncached",
+            "}"]
+    trace, batches = _trace(_kvt(body))
+    (s, e), = batches
+    assert commute.conflicting(SPEC, trace.events, batches) == batches
+    leaders = commute.batch_leaders(SPEC, trace.events, batches)
+    assert sorted(leaders) == [s, s + 2, s + 4]
+    full = partial.decide(SPEC, trace.events, batches=batches, reduce=False)
+    reduced = partial.decide(SPEC, trace.events, batches=batches)
+    assert (reduced.verdict, reduced.extra["linearizations"]) == (
+        full.verdict, full.extra["linearizations"]) == (VIOLATION, "all_violate")
+    assert _per_rule(reduced) == _per_rule(full)
+    assert reduced.verdict == _every_order(trace, batches)
+    # the leaders come first in the witness, in the written order
+    assert reduced.extra["violating"][s:s + 3] == [s, s + 2, s + 4]

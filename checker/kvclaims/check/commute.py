@@ -57,6 +57,7 @@ class Independence:
         E = EventNames(spec)
         block_scope = spec.events_of_scope(spec.events[E.victim].scope)
         self.block_kinds = frozenset(block_scope & E.block_group)
+        self.group_kinds = E.block_group
         self.block_field = subjects[spec.events[E.victim].subject]
         self.claim_field = subjects[spec.events[E.accepted].subject]
         self.request_field = subjects[spec.events[E.admitted].subject]
@@ -136,6 +137,46 @@ class Independence:
                 return False
             seen |= mine
         return True
+
+
+    def leaders(self, events: Sequence[Event]) -> list[int]:
+        """Of a batch that conflicts, the events (indices into `events`) independent of every
+        other event of it: they may come first, in the written order, and only the rest is
+        ordered by the solver. None unless every event of the batch is in the group of block
+        events (then no order changes where a group ends: the timing rule) and no deferral
+        bound is in force. Call after :meth:`batch` (which read the batch's bindings)."""
+        if self.progress or any(ev.kind not in self.group_kinds for ev in events):
+            return []
+        names: list[set[Any]] = []
+        for ev in events:
+            mine = {self._root(n) for n in self._names(ev)}
+            r = ev.fields.get(self.request_field)
+            if r is not None:
+                mine.add((3, r))
+            names.append(mine)
+        out = []
+        for i, ev in enumerate(events):
+            if ev.kind not in self.block_kinds or not names[i]:
+                continue
+            if any(ev.fields.get(g) is not None for g in self.global_fields):
+                continue
+            if all(not (names[i] & names[j]) for j in range(len(events)) if j != i):
+                out.append(i)
+        return out
+
+
+def batch_leaders(spec: Spec, events: Sequence[Event], batches: Iterable[tuple[int, int]],
+                  defer_bounds: Sequence[Any] = ()) -> frozenset[int]:
+    """The leaders (Independence.leaders) of the given conflicting batches, as event indices."""
+    ind = Independence(spec, defer_bounds)
+    out: set[int] = set()
+    at = 0
+    for start, end in sorted(batches):
+        ind.read_all(events[at:start])
+        ind.batch(events[start:end])
+        out.update(start + i for i in ind.leaders(events[start:end]))
+        at = end
+    return frozenset(out)
 
 
 def conflicting(spec: Spec, events: Sequence[Event], batches: Iterable[tuple[int, int]],
