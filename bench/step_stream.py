@@ -12,6 +12,9 @@
 2. Conflicting batches: the claim `leading_prefix_at_least(60)` of bench/z3_bench.py's
    `batch_kvt(k)` (a harm and k - 1 victims of the claim's blocks in one batch: every pair
    conflicts, the Z3 engine decides the whole batch; expected inconclusive, some_violate).
+3. Mixed batches: the same claim, one batch of a harm, 2 victims of its blocks and N other
+   allocations (`--mixed`): only the 3 conflicting events are ordered by the solver; the full
+   encoding (every event placed by the solver) is timed beside it up to `--full-up-to` events.
 
 Writes the traces to a temporary directory; prints one table row per run.
 """
@@ -127,6 +130,46 @@ def conflicting(tmp: Path, ks: list[int], timeout: float) -> None:
         print(f"{k:>5} {t:>8.2f} {rss:>6.0f}  {v}", flush=True)
 
 
+def mixed_kvt(others: int, victims: int = 2) -> str:
+    """A harm and `victims` victims of the claim's blocks in one batch with `others` allocations
+    of other blocks (one request each): a vLLM-sized step batch whose conflicting part is small."""
+    from z3_bench import batch_kvt
+
+    head = batch_kvt(1).split("batch {")[0]
+    body = ["claim claim:r harmed"]
+    body += [f"block {b} victim request=a reason=cached_prefix_reuse" for b in range(1, victims + 1)]
+    body += [f"block {1000 + j} victim request=o{j} reason=free_uncached" for j in range(others)]
+    return head + "batch {\n" + "\n".join(body) + "\n}\n"
+
+
+def mixed(ks: list[int], full_up_to: int) -> None:
+    """Deciding only (events read first), in this process: the reduced decision against the
+    full encoding (`partial.decide(..., reduce=False)`), when it is small enough to wait for."""
+    import io
+
+    from kvclaims import spec as spec_mod
+    from kvclaims.check import partial
+    from kvclaims.trace.dsl import read_partial_kvt
+
+    spec = spec_mod.load()
+    print("\n3. a step batch of a harm, 2 victims of the claim and N other allocations")
+    print(f"{'batch events':>12} {'reduced s':>10} {'full s':>8}  verdicts (reduced | full)")
+    for n in ks:
+        trace = read_partial_kvt(io.StringIO(mixed_kvt(n)), "mixed.kvt", spec=spec)
+        batches = [(s, e) for s, e, _ in trace.batches(spec) if e - s >= 2]
+        t = time.perf_counter()
+        r = partial.decide(spec, trace.events, batches=batches)
+        rt = time.perf_counter() - t
+        ft, fv = float("nan"), "-"
+        if n + 3 <= full_up_to:
+            t = time.perf_counter()
+            f = partial.decide(spec, trace.events, batches=batches, reduce=False)
+            ft = time.perf_counter() - t
+            fv = f"{f.verdict} ({f.extra.get('linearizations')})"
+        print(f"{n + 3:>12} {rt:>10.2f} {ft:>8.2f}  {r.verdict} "
+              f"({r.extra.get('linearizations')}) | {fv}", flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--batches", type=int, nargs="*", default=[100, 1000, 10000, 100000])
@@ -134,6 +177,10 @@ def main() -> None:
     ap.add_argument("--conflicting", type=int, nargs="*", default=[10, 20, 50, 100])
     ap.add_argument("--engine", default="auto")
     ap.add_argument("--timeout", type=float, default=600)
+    ap.add_argument("--mixed", type=int, nargs="*", default=[10, 30, 100, 1000],
+                    help="other allocations beside the conflicting part of one batch")
+    ap.add_argument("--full-up-to", type=int, default=40,
+                    help="also time the full encoding of mixed batches up to this size")
     a = ap.parse_args()
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
@@ -141,6 +188,8 @@ def main() -> None:
             curve(tmp, a.batches, a.per_batch, a.engine, a.timeout)
         if a.conflicting:
             conflicting(tmp, a.conflicting, a.timeout)
+    if a.mixed:
+        mixed(a.mixed, a.full_up_to)
 
 
 if __name__ == "__main__":

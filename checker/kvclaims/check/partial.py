@@ -112,9 +112,13 @@ def free_pairs(events: Sequence[Event], batches: Iterable[tuple[int, int]],
 
 
 def _segments(n: int, free: set[tuple[int, int]]) -> list[tuple[int, int]]:
-    spans = sorted(free)
+    reach: dict[int, int] = {}  # the farthest partner of each first event: no sort of pairs
+    for x, y in free:
+        if reach.get(x, -1) < y:
+            reach[x] = y
     out: list[tuple[int, int]] = []
-    for x, y in spans:
+    for x in sorted(reach):
+        y = reach[x]
         if out and x <= out[-1][1]:
             out[-1] = (out[-1][0], max(out[-1][1], y))
         else:
@@ -240,6 +244,8 @@ def layout(events: Sequence[Event], free: set[tuple[int, int]], ctx: z3.Context,
                 if pinned[x] > pinned[y]:
                     constraints.append(z3.BoolVal(False, ctx))
                 continue
+            if x in pinned and pinned[x] < a + before[y]:
+                continue  # x is placed before every position y can take
             for s in range(a, b + 1):
                 if (y, s) in at or pinned.get(y) == s:
                     earlier = ([z3.BoolVal(pinned[x] < s, ctx)] if x in pinned else
