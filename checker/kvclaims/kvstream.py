@@ -350,6 +350,11 @@ class StreamCheck:
         if self._unordered is not None and not self.let_go:
             trace = PartialTrace(tuple(self.events))
             batches = [(s, e) for s, e, _ in trace.batches(spec) if e - s >= 2]
+            # a batch whose events commute is decided by its written order (docs/partial.md)
+            from kvclaims.check.commute import conflicting
+
+            if not conflicting(spec, self.events, batches, self.defer_bounds):
+                batches = []
         if batches:
             from kvclaims.check import partial  # Z3: only when a batch's order can matter
 

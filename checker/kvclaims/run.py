@@ -24,6 +24,7 @@ from dataclasses import dataclass, replace
 from typing import BinaryIO
 
 from kvclaims.check import gate as gates
+from kvclaims.check.commute import Independence
 from kvclaims.check.progress import NS, STEPS, DeferBound
 from kvclaims.check.replay import DEFAULT_MAX_CLAIMS, ClaimLimit, Replay
 from kvclaims.check.state import RuleIds
@@ -160,6 +161,16 @@ class Decision:
         self._watch_sources = bool(options.skews)
         self._last_key: tuple[str, object] | None = None
         self._n = 0
+        # Batches whose events all commute are decided by their written order (check/commute.py,
+        # docs/partial.md): only a conflicting batch (or a skew) needs every order decided.
+        self.independence = Independence(spec, options.defer_bounds)
+        self._claim_field = self.independence.claim_field
+        self._prefix_field = self.independence.prefix_field
+        self._batch: list[Event] = []
+        self._batch_at = -1
+        self.conflict: Event | None = None
+        self.conflict_index = -1
+        self.folded = 0
 
     @property
     def findings(self) -> list[Finding]:
@@ -173,20 +184,46 @@ class Decision:
             src = f.get(self.spec.order.source_field)
             if type(src) is str:
                 self.sources.add(src)
-        if self.unordered is None:
-            # Watch for a batch (two consecutive events with one batch key): the replay
-            # decides the written order only, so such a trace is not its to pass.
-            key = None
-            for name in self.spec.order.batch_fields:
-                v = f.get(name)
-                if v is not None:
-                    key = (name, v)
-                    break
-            if key is not None and key == self._last_key:
+        # Watch for batches (consecutive events with one batch key): the replay decides the
+        # written order only, which is every order's answer when the batch's events commute.
+        key = None
+        for name in self.spec.order.batch_fields:
+            v = f.get(name)
+            if v is not None:
+                key = (name, v)
+                break
+        if key is not None and key == self._last_key:
+            if self.unordered is None:
                 self.unordered = ev
                 self.unordered_index = self._n
-            self._last_key = key
+            self._batch.append(ev)
+        else:
+            if self._batch:
+                self._close_batch()
+            if key is None:
+                # only an event naming a claim or a prefix binds names (commute.Independence)
+                if f.get(self._claim_field) is not None or f.get(self._prefix_field) is not None:
+                    self.independence.read(ev)
+            else:
+                self._batch = [ev]
+                self._batch_at = self._n
+        self._last_key = key
         self._n += 1
+
+    def _close_batch(self) -> None:
+        batch = self._batch
+        if not batch:
+            return
+        self._batch = []
+        if self.replay.progress.bounds:  # a deferral bound declared so far (commute.py)
+            self.independence.progress = True
+        if len(batch) == 1:
+            self.independence.read(batch[0])
+        elif self.independence.batch(batch):
+            self.folded += 1
+        elif self.conflict is None:
+            self.conflict = batch[1]
+            self.conflict_index = self._batch_at + 1
 
     @property
     def skews(self) -> tuple[Skew, ...]:
@@ -196,6 +233,13 @@ class Decision:
     def partial(self) -> bool:
         """Whether some order other than the written one may be admissible."""
         return self.unordered is not None or bool(self.skews)
+
+    @property
+    def needs_every_order(self) -> bool:
+        """Whether an order other than the written one may give another answer: a batch whose
+        events do not all commute, or a skew (call after the last event)."""
+        self._close_batch()
+        return self.conflict is not None or bool(self.skews)
 
     def finish(self, problem: InputProblem | None = None, let_go: bool = False) -> Report:
         """The written-order report, final when the trace is totally ordered or the engine is
@@ -218,9 +262,11 @@ class Decision:
         report = replay.finish()
         if problem is not None and problem.unknown:
             report = replace(report, verdict=INCONCLUSIVE)
-        if problem is None and self.partial:
-            report = _written_order_only(self.spec, report, self.unordered, self.unordered_index,
+        if problem is None and self.needs_every_order:
+            report = _written_order_only(self.spec, report, self.conflict, self.conflict_index,
                                          self.skews, let_go)
+        elif problem is None and self.partial:
+            report = replace(report, extra={**report.extra, "folded_batches": self.folded})
         return report
 
     def conclude(self, report: Report) -> Report:
@@ -383,7 +429,7 @@ def _decide_every_order(spec: Spec, trace: PartialTrace, file: str, options: Opt
 def _needs_every_order(first: Report, decision: Decision, options: Options) -> bool:
     if first.error is not None or options.engine == "replay":
         return False
-    return options.engine == "z3" or decision.partial
+    return options.engine == "z3" or decision.needs_every_order
 
 
 def decide_trace(spec: Spec, trace: PartialTrace | Sequence[Event], options: Options = Options(),

@@ -26,6 +26,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     # for Python values (the replay's evaluator)
     ("context", "rules.concrete"),
     ("progress", "offload", "attribution", "kvrm", "gate"),  # the replay's plug-ins
+    ("commute",),  # which batches' events commute (their written order decides them)
     ("replay",),  # the streaming engine
     ("z3model",),  # the symbolic engine
     ("partial",),  # partly ordered traces: the Z3 engine and, for ordered parts, the replay

@@ -27,6 +27,7 @@ from typing import Any
 
 import z3
 
+from kvclaims.check.commute import batch_leaders, conflicting
 from kvclaims.check.progress import DeferBound
 from kvclaims.check.replay import Replay
 from kvclaims.check.state import RuleIds
@@ -111,9 +112,13 @@ def free_pairs(events: Sequence[Event], batches: Iterable[tuple[int, int]],
 
 
 def _segments(n: int, free: set[tuple[int, int]]) -> list[tuple[int, int]]:
-    spans = sorted(free)
+    reach: dict[int, int] = {}  # the farthest partner of each first event: no sort of pairs
+    for x, y in free:
+        if reach.get(x, -1) < y:
+            reach[x] = y
     out: list[tuple[int, int]] = []
-    for x, y in spans:
+    for x in sorted(reach):
+        y = reach[x]
         if out and x <= out[-1][1]:
             out[-1] = (out[-1][0], max(out[-1][1], y))
         else:
@@ -165,14 +170,27 @@ def _stream_breaks(events: Sequence[Event], segs: list[tuple[int, int]],
 
 def layout(events: Sequence[Event], free: set[tuple[int, int]], ctx: z3.Context,
            time_fields: Sequence[str],
-           solver_spans: Iterable[tuple[int, int]] = ()) -> Layout:
+           solver_spans: Iterable[tuple[int, int]] = (),
+           leaders: frozenset[int] = frozenset()) -> Layout:
     """`solver_spans`: stretches whose events get solver positions although their order is
-    known (decide(fold=False)); they add no free pair and leave R-stream on the written stream."""
+    known (decide(fold=False)); they add no free pair and leave R-stream on the written stream.
+
+    `leaders` (check/commute.py, Independence.leaders): events of a conflicting batch that are
+    independent of every other event of it. Each comes before every other event of its batch
+    (among themselves in the written order), so only the rest is placed by the solver; the batch
+    stays one unordered part (R-stream reads its sorted order fields). An event that can take one
+    position only is placed there with no solver variable (its slot folds)."""
     n = len(events)
+    lead_spans = set()
+    for a, b in _segments(n, free):
+        if any(a <= i <= b for i in leaders):
+            lead_spans.add((a, b))
+    reduced = {p for p in free if p[0] not in leaders and p[1] not in leaders}
     segs = _segments(n, free)
+    free = reduced
     breaks, _ = _stream_breaks(events, segs, time_fields)
     seg_of: dict[int, tuple[int, int]] = {}
-    for a, b in _segments(n, free | set(solver_spans)):
+    for a, b in _segments(n, free | set(solver_spans) | lead_spans):
         for i in range(a, b + 1):
             seg_of[i] = (a, b)
     positions: dict[int, Any] = {}
@@ -194,31 +212,53 @@ def layout(events: Sequence[Event], free: set[tuple[int, int]], ctx: z3.Context,
         for x in members:
             for y in range(x + 1, b + 1):
                 if (x, y) not in seg_free:
-                    fixed.append((x, y))
-                    after[x] += 1
-                    before[y] += 1
+                    # a leader comes before every other event of its batch
+                    e, l_ = (y, x) if y in leaders and x not in leaders else (x, y)
+                    fixed.append((e, l_))
+                    after[e] += 1
+                    before[l_] += 1
         # One-hot placement: at[i, s] <=> event i is at position s. Each event has one position,
         # each position one event, and a fixed pair keeps its order. Positions an event cannot
         # take (too many events must precede or follow it) get no variable.
+        # A leader takes one position only (its rank among the leaders): placed, no variable.
+        pinned = {i: a + before[i] for i in members
+                  if i in leaders and a + before[i] == b - after[i]}
+        taken = set(pinned.values())
         at: dict[tuple[int, int], Any] = {}
         for i in members:
+            if i in pinned:
+                positions[i] = z3.IntVal(pinned[i], ctx)
+                continue
             for s in range(a + before[i], b - after[i] + 1):
-                at[i, s] = z3.Bool(f"at_{i}_{s}", ctx)
-        for i in members:
+                if s not in taken:
+                    at[i, s] = z3.Bool(f"at_{i}_{s}", ctx)
             constraints.append(z3.PbEq([(at[i, s], 1) for s in range(a, b + 1) if (i, s) in at],
                                        1))
             positions[i] = z3.Sum(*[z3.If(at[i, s], z3.IntVal(s, ctx), z3.IntVal(0, ctx))
                                     for s in range(a, b + 1) if (i, s) in at])
         for s in members:
-            constraints.append(z3.PbEq([(at[i, s], 1) for i in members if (i, s) in at], 1))
+            if s not in taken:
+                constraints.append(z3.PbEq([(at[i, s], 1) for i in members if (i, s) in at], 1))
         for x, y in fixed:
+            if x in pinned and y in pinned:
+                if pinned[x] > pinned[y]:
+                    constraints.append(z3.BoolVal(False, ctx))
+                continue
+            if x in pinned and pinned[x] < a + before[y]:
+                continue  # x is placed before every position y can take
             for s in range(a, b + 1):
-                if (y, s) in at:
-                    earlier = [at[x, j] for j in range(a, s) if (x, j) in at]
-                    constraints.append(z3.Implies(at[y, s], z3.Or(*earlier) if earlier
+                if (y, s) in at or pinned.get(y) == s:
+                    earlier = ([z3.BoolVal(pinned[x] < s, ctx)] if x in pinned else
+                               [at[x, j] for j in range(a, s) if (x, j) in at])
+                    guard = at[y, s] if (y, s) in at else z3.BoolVal(True, ctx)
+                    constraints.append(z3.Implies(guard, z3.Or(*earlier) if earlier
                                                   else z3.BoolVal(False, ctx)))
         segments.append(Segment(a, b, seg_free))
+        by_slot = {s: i for i, s in pinned.items()}
         for s in members:
+            if s in by_slot:
+                slots.append(Slot(s, ((by_slot[s], True),), breaks.get(s)))
+                continue
             cands = tuple((i, at[i, s]) for i in members if (i, s) in at)
             slots.append(Slot(s, cands, breaks.get(s)))
         k = b + 1
@@ -388,11 +428,15 @@ def decide(spec: Spec, events: Sequence[Event], *, file: str = "-",
            batches: Iterable[tuple[int, int]] = (), skews: Iterable[Any] = (),
            error: InputProblem | None = None, timeout_ms: int = DEFAULT_TIMEOUT_MS,
            batch_fields: Sequence[str] | None = None, source_field: str | None = None,
-           fold: bool = True, defer_bounds: Sequence[DeferBound] = ()) -> Report:
+           fold: bool = True, defer_bounds: Sequence[DeferBound] = (),
+           reduce: bool = True) -> Report:
     """The Z3 engine: decide `events` over every admissible order (see the module docstring).
 
     `fold=False` gives every event a solver position even when its order is known (a test mode
     that sends a totally ordered trace through the solver instead of folding it).
+    `reduce` (with `fold`): a batch whose events all commute keeps its written order, which
+    decides every order of it (check/commute.py, docs/partial.md); `reduce=False` encodes every
+    batch (the full encoding the reduction is tested against).
     """
     R = RuleIds(spec)
     ctx = z3.Context()
@@ -400,11 +444,16 @@ def decide(spec: Spec, events: Sequence[Event], *, file: str = "-",
     order = spec.order
     batch_fields = order.batch_fields if batch_fields is None else batch_fields
     source_field = order.source_field if source_field is None else source_field
+    leaders: frozenset[int] = frozenset()
+    if fold and reduce:
+        batches = conflicting(spec, events, batches, defer_bounds)
+        if not skews:  # each unordered part is one batch: its leaders come first
+            leaders = batch_leaders(spec, events, batches, defer_bounds)
     free = free_pairs(events, batches, skews, source_field, order.time_fields)
     # fold=False: one solver stretch over the whole trace with every pair fixed, so the solver
     # must find the written order itself
     spans = [(0, len(events) - 1)] if not fold and len(events) > 1 else []
-    lay = layout(events, free, ctx, order.time_fields, spans)
+    lay = layout(events, free, ctx, order.time_fields, spans, leaders)
     segs = _segments(len(events), free)
     _, renumber = _stream_breaks(events, segs, order.time_fields)
     kvrm = spec.events_of_scope("kvrm")
