@@ -5,7 +5,7 @@ Adapts the loaded Spec to a document; a test regenerates it and fails when docs/
 
 from __future__ import annotations
 
-from kvclaims.spec import Spec
+from kvclaims.spec import Spec, formats_table, stream_formats
 
 
 def _md_escape(s: str) -> str:
@@ -103,4 +103,34 @@ def render_spec(spec: Spec) -> str:
     w("\n## Value vocabularies\n")
     for k, v in spec.values.items():
         w(f"- {k}: `{v}`")
+    _streams(w)
     return "\n".join(out) + "\n"
+
+
+def _streams(w) -> None:
+    """spec/streams.toml and the version notes of spec/formats.toml (docs/formats.md)."""
+    wire = formats_table()
+    w("\n## KV event stream formats (`spec/streams.toml`, docs/formats.md)\n")
+    w("What the join decides for each `--input-format` (the wire keys each importer reads are "
+      "declared in `spec/formats.toml`). `copies`: `per_copy` (a remove that leaves a copy is "
+      "no loss) or `deduplicated` (a repeated store or a remove of a block not stored is a "
+      "stream inconsistency). Identity: the neutral field carrying each dimension (- : one "
+      "value for the whole stream).\n")
+    w("| format | hasher | copies | media → tiers | cleared | hash | tier | group | salt | "
+      "LoRA | version note |")
+    w("|---|---|---|---|---|---|---|---|---|---|---|")
+    for f in stream_formats().values():
+        ident = [f"`{f.identity[r]}`" if f.identity[r] else "-"
+                 for r in ("hash", "tier", "group", "salt", "lora")]
+        media = ", ".join(f"`{m}` {t}" for m, t in f.media.items())
+        note = _md_escape(str(wire.get(f.name, {}).get("version", "-")))
+        w(f"| `{f.name}` | {f.runtime} | {f.copies} | {media} | "
+          f"{', '.join(sorted(f.cleared_tiers))} | " + " | ".join(ident) + f" | {note} |")
+    w("\nThe event variants each format's neutral stream may carry (closed: a field outside "
+      "the list is a stream finding naming it, where `on_unknown_field` is `unknown`):\n")
+    w("| format | variant | fields (required in bold) | unknown field |")
+    w("|---|---|---|---|")
+    for f in stream_formats().values():
+        for v in f.variants.values():
+            fields = ", ".join(f"**`{x}`**" if x in v.required else f"`{x}`" for x in v.fields)
+            w(f"| `{f.name}` | `{v.name}` | {fields or '-'} | {v.on_unknown_field} |")

@@ -59,7 +59,8 @@ from kvclaims.trace.kv_records import (
     Step,
 )
 from kvclaims.trace.model import Event, InputError, PartialTrace
-from kvclaims.trace.vllm_events import Batch, Manifest, StreamJoin
+from kvclaims.trace.formats.msgpack import MsgpackDecoder
+from kvclaims.trace.vllm_events import Batch, Manifest, StreamJoin, check_event
 
 DEFAULT_SOLVER_TIMEOUT_MS = 60_000
 # The joined events a stream check keeps for the Z3 engine; past this many they are let go (see
@@ -106,8 +107,6 @@ class StreamCheck:
         except ValueError as err:
             raise InputError(file, 1, 1, str(err)) from None
         if self.decode is None:
-            from kvclaims.trace.formats.msgpack import MsgpackDecoder
-
             self.decode = MsgpackDecoder(self.join.fmt)
         self._findings_seen = 0  # the join's stream findings already turned into anomalies
         self.replay = Replay(spec, file, defer_bounds=defer_bounds)
@@ -253,6 +252,9 @@ class StreamCheck:
         self.decided += 1
         try:
             batch = self.decode(frame.payload, frame.seq)
+            if not isinstance(self.decode, MsgpackDecoder):  # (a msgpack batch was checked)
+                for e in batch.events:
+                    check_event(e, self.join.F)
         except Exception as err:  # noqa: BLE001 - any malformed payload is a lost batch
             self._seq_of[frame.record] = frame.seq
             self._anomaly(Anomaly(UNDECODABLE, f"batch {frame.seq} at record {frame.record} is "

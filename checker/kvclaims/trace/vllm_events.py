@@ -135,6 +135,16 @@ def _check_shape(kind: str, fields: dict[str, Any], fmt: StreamFormat) -> None:
                          f"the {fmt.name} format ({', '.join(sorted(fmt.media))})")
 
 
+def check_event(e: KVEvent, fmt: StreamFormat) -> None:
+    """An event an importer produced, against its format's declaration (spec/streams.toml): a
+    variant or field the format does not declare is a ValueError naming it, as for a decoded
+    msgpack batch (:func:`decode_event`), so a declaration is never only documentation."""
+    if e.type not in fmt.variants:
+        raise ValueError(f"event type {e.type!r} is not a variant of the {fmt.name} format "
+                         "(spec/streams.toml)")
+    _check_shape(e.type, e.fields, fmt)
+
+
 # The keys of a map-encoded batch (the array layout is [ts, events, data_parallel_rank]).
 BATCH_KEYS = ("ts", "events", "data_parallel_rank", "instance", "dropped_events")
 
