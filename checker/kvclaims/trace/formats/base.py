@@ -22,6 +22,7 @@ an undeclared key is schema drift and never passes silently.
 from __future__ import annotations
 
 import re
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
@@ -107,9 +108,9 @@ class Importer(Protocol):
     def decoder(self) -> Decoder: ...
 
 
-class JsonLinesImporter:
+class JsonLinesImporter(ABC):
     """The part every JSON Lines importer shares: its declaration by name, and its frames read
-    line by line (each line's frames from :meth:`line_frames`)."""
+    line by line (each line's frames from :meth:`line_frames`, which each format defines)."""
 
     name = ""
 
@@ -126,8 +127,10 @@ class JsonLinesImporter:
 
     top = ""  # the kind of a line's object, for messages
 
+    @abstractmethod
     def line_frames(self, line: Line, decl: Declaration, where: Where) -> list[Frame]:
-        raise NotImplementedError
+        """The frames one line of the format holds (checked against `decl`, located at
+        `where`)."""
 
 
 # ---- JSON Lines, located ------------------------------------------------------------------------
